@@ -1,0 +1,154 @@
+// CPU kernels of the elementwise primitives, fills and random draws.
+#include <cmath>
+
+#include "wick/backend/cpu/strided.h"
+#include "wick/core/primitives.h"
+#include "wick/core/random_bits.h"
+
+namespace wick {
+
+using cpu::cdata;
+using cpu::for_each_strided;
+using cpu::mdata;
+
+namespace {
+
+template <typename D, typename S>
+D convert(S s) {
+  if constexpr (std::is_same_v<D, bool>) {
+    return static_cast<compute_t<S>>(s) != compute_t<S>(0);
+  } else if constexpr (std::is_same_v<S, bool>) {
+    return D(compute_t<D>(s ? 1 : 0));
+  } else {
+    return D(static_cast<compute_t<D>>(static_cast<compute_t<S>>(s)));
+  }
+}
+
+}  // namespace
+
+template <class Fn>
+void Unary<Fn>::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  const Tensor& x = in[0];
+  out.allocate();
+  dispatch_all(x.dtype(), [&]<typename T>() {
+    if constexpr (std::is_same_v<T, bool>) {
+      fail(Fn::name, ": not defined for bool tensors");
+    } else {
+      const T* src = cdata<T>(x);
+      T* dst = mdata<T>(out);
+      for_each_strided<2>(out.shape(), {out.strides(), x.strides()}, [&](int64_t o, int64_t i) {
+        dst[o] = T(static_cast<compute_t<T>>(Fn{}(static_cast<compute_t<T>>(src[i]))));
+      });
+    }
+  });
+}
+
+template <class Fn>
+void Binary<Fn>::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  const Tensor &a = in[0], &b = in[1];
+  out.allocate();
+  dispatch_all(a.dtype(), [&]<typename T>() {
+    using C = compute_t<T>;
+    using R = decltype(Fn{}(C(), C()));
+    const T* pa = cdata<T>(a);
+    const T* pb = cdata<T>(b);
+    if constexpr (std::is_same_v<R, bool>) {
+      bool* dst = mdata<bool>(out);
+      for_each_strided<3>(out.shape(), {out.strides(), a.strides(), b.strides()},
+                          [&](int64_t o, int64_t i, int64_t j) { dst[o] = Fn{}(C(pa[i]), C(pb[j])); });
+    } else if constexpr (std::is_same_v<T, bool>) {
+      fail(Fn::name, ": not defined for bool tensors");
+    } else {
+      T* dst = mdata<T>(out);
+      for_each_strided<3>(out.shape(), {out.strides(), a.strides(), b.strides()},
+                          [&](int64_t o, int64_t i, int64_t j) { dst[o] = T(C(Fn{}(C(pa[i]), C(pb[j])))); });
+    }
+  });
+}
+
+#define WICK_INSTANTIATE(F) template void Unary<fn::F>::eval_cpu(const std::vector<Tensor>&, const Tensor&);
+WICK_UNARY_FNS(WICK_INSTANTIATE)
+#undef WICK_INSTANTIATE
+#define WICK_INSTANTIATE(F) template void Binary<fn::F>::eval_cpu(const std::vector<Tensor>&, const Tensor&);
+WICK_ARITH_FNS(WICK_INSTANTIATE)
+WICK_COMPARE_FNS(WICK_INSTANTIATE)
+#undef WICK_INSTANTIATE
+
+void Where::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  const Tensor &c = in[0], &a = in[1], &b = in[2];
+  out.allocate();
+  dispatch_all(a.dtype(), [&]<typename T>() {
+    const bool* pc = cdata<bool>(c);
+    const T* pa = cdata<T>(a);
+    const T* pb = cdata<T>(b);
+    T* dst = mdata<T>(out);
+    for_each_strided<4>(out.shape(), {out.strides(), c.strides(), a.strides(), b.strides()},
+                        [&](int64_t o, int64_t k, int64_t i, int64_t j) { dst[o] = pc[k] ? pa[i] : pb[j]; });
+  });
+}
+
+void AsType::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  const Tensor& x = in[0];
+  out.allocate();
+  dispatch_all(x.dtype(), [&]<typename S>() {
+    dispatch_all(out.dtype(), [&]<typename D>() {
+      const S* src = cdata<S>(x);
+      D* dst = mdata<D>(out);
+      for_each_strided<2>(out.shape(), {out.strides(), x.strides()},
+                          [&](int64_t o, int64_t i) { dst[o] = convert<D, S>(src[i]); });
+    });
+  });
+}
+
+void Full::eval_cpu(const std::vector<Tensor>&, const Tensor& out) {
+  out.allocate();
+  dispatch_all(out.dtype(), [&]<typename T>() {
+    T v = convert<T, double>(value_);
+    T* dst = mdata<T>(out);
+    for (int64_t i = 0, n = out.numel(); i < n; ++i) dst[i] = v;
+  });
+}
+
+void Arange::eval_cpu(const std::vector<Tensor>&, const Tensor& out) {
+  out.allocate();
+  dispatch_all(out.dtype(), [&]<typename T>() {
+    T* dst = mdata<T>(out);
+    for (int64_t i = 0, n = out.numel(); i < n; ++i) dst[i] = convert<T, double>(start_ + double(i) * step_);
+  });
+}
+
+void Random::eval_cpu(const std::vector<Tensor>&, const Tensor& out) {
+  out.allocate();
+  float* dst = mdata<float>(out);
+  int64_t n = out.numel();
+  if (kind_ == RandomKind::Uniform) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = rng::uniform(seed_, counter_ + uint64_t(i));
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = rng::normal(seed_, counter_, uint64_t(i));
+  }
+}
+
+void SwiGLU::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  const Tensor &a = in[0], &b = in[1];
+  out.allocate();
+  dispatch_float(a.dtype(), "swiglu", [&]<typename T>() {
+    using C = compute_t<T>;
+    const T* pa = cdata<T>(a);
+    const T* pb = cdata<T>(b);
+    T* dst = mdata<T>(out);
+    for_each_strided<3>(out.shape(), {out.strides(), a.strides(), b.strides()}, [&](int64_t o, int64_t i, int64_t j) {
+      dst[o] = T(C(fn::Silu{}(C(pa[i])) * C(pb[j])));
+    });
+  });
+}
+
+namespace cpu {
+Tensor contiguous_copy(const Tensor& x) {
+  if (x.is_contiguous()) return x;
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  AsType().eval_cpu({x}, out);
+  return out;
+}
+}  // namespace cpu
+
+}  // namespace wick

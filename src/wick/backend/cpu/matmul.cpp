@@ -1,0 +1,85 @@
+// CPU matrix products through OpenBLAS; 16-bit floats are widened to f32 around the GEMM.
+#include <cblas.h>
+
+#include <cstring>
+
+#include "wick/backend/cpu/strided.h"
+#include "wick/core/primitives.h"
+
+namespace wick {
+
+using cpu::cdata;
+using cpu::mdata;
+
+namespace {
+
+// How a 2-D slice with strides (rs, cs) can be handed to BLAS: row-major as is, or transposed.
+struct BlasView {
+  bool transposed;
+  int64_t ld;
+};
+
+std::optional<BlasView> blas_view(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+  if ((cs == 1 || cols == 1) && rs >= std::max<int64_t>(cols, 1)) return BlasView{false, std::max<int64_t>(rs, 1)};
+  if ((rs == 1 || rows == 1) && cs >= std::max<int64_t>(rows, 1)) return BlasView{true, std::max<int64_t>(cs, 1)};
+  return std::nullopt;
+}
+
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+          float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n), int(k),
+              1.0f, a, int(lda), b, int(ldb), 0.0f, c, int(ldc));
+}
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const double* b,
+          int64_t ldb, double* c, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n), int(k),
+              1.0, a, int(lda), b, int(ldb), 0.0, c, int(ldc));
+}
+
+}  // namespace
+
+void Matmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  Tensor a = in[0], b = in[1];
+  out.allocate();
+  int nd = out.ndim();
+  int64_t m = out.shape(-2), n = out.shape(-1), k = a.shape(-1);
+  auto view_of = [&](Tensor& t, int64_t rows, int64_t cols) {
+    auto v = blas_view(rows, cols, t.strides()[nd - 2], t.strides()[nd - 1]);
+    if (!v) {
+      t = cpu::contiguous_copy(t);
+      v = blas_view(rows, cols, t.strides()[nd - 2], t.strides()[nd - 1]);
+    }
+    return *v;
+  };
+  BlasView va = view_of(a, m, k), vb = view_of(b, k, n);
+  Shape batch(out.shape().begin(), out.shape().end() - 2);
+  Strides sa(a.strides().begin(), a.strides().end() - 2), sb(b.strides().begin(), b.strides().end() - 2);
+  Strides so(out.strides().begin(), out.strides().end() - 2);
+  dispatch_float(out.dtype(), "matmul", [&]<typename T>() {
+    const T* pa = cdata<T>(a);
+    const T* pb = cdata<T>(b);
+    T* po = mdata<T>(out);
+    cpu::for_each_strided<3>(batch, {sa, sb, so}, [&](int64_t oa, int64_t ob, int64_t oo) {
+      if (k == 0) {
+        for (int64_t i = 0; i < m * n; ++i) po[oo + i] = T(0.0f);
+        return;
+      }
+      if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+        gemm(va.transposed, vb.transposed, m, n, k, pa + oa, va.ld, pb + ob, vb.ld, po + oo, n);
+      } else {
+        // Widen the operands (dense, row-major) to f32, multiply, round once.
+        std::vector<float> fa(m * k), fb(k * n), fc(m * n);
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < k; ++j)
+            fa[i * k + j] = float(pa[oa + (va.transposed ? j * va.ld + i : i * va.ld + j)]);
+        for (int64_t i = 0; i < k; ++i)
+          for (int64_t j = 0; j < n; ++j)
+            fb[i * n + j] = float(pb[ob + (vb.transposed ? j * vb.ld + i : i * vb.ld + j)]);
+        gemm(false, false, m, n, k, fa.data(), k, fb.data(), n, fc.data(), n);
+        for (int64_t i = 0; i < m * n; ++i) po[oo + i] = T(fc[i]);
+      }
+    });
+  });
+}
+
+}  // namespace wick

@@ -1,0 +1,10 @@
+// The list of subcommands.
+#include "wick/cli/commands.h"
+
+namespace wick::cli {
+
+void register_commands(CLI::App& app) {
+  register_demo(app);
+}
+
+}  // namespace wick::cli

@@ -1,0 +1,149 @@
+// Reverse-mode differentiation over the recorded graph.
+#include "wick/core/autograd.h"
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "wick/core/graph.h"
+#include "wick/core/ops.h"
+#include "wick/core/primitive.h"
+
+namespace wick {
+
+namespace {
+thread_local bool t_grad_enabled = true;
+
+// Nodes reachable from `outputs` through traced tensors, inputs before consumers.
+std::vector<Tensor> traced_topological_order(const std::vector<Tensor>& outputs) {
+  std::vector<Tensor> order;
+  std::unordered_set<const TensorImpl*> seen;
+  std::vector<std::pair<Tensor, size_t>> stack;
+  for (const Tensor& out : outputs) {
+    if (!out.tracks_grad() || !seen.insert(out.impl_ptr().get()).second) continue;
+    stack.emplace_back(out, 0);
+    while (!stack.empty()) {
+      auto& [node, next] = stack.back();
+      const auto& inputs = node.impl().inputs;
+      if (next < inputs.size()) {
+        const Tensor& in = inputs[next++];
+        if (in.tracks_grad() && seen.insert(in.impl_ptr().get()).second) stack.emplace_back(in, 0);
+        continue;
+      }
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  return order;
+}
+
+void accumulate(std::unordered_map<const TensorImpl*, Tensor>& cotangents, const Tensor& target, Tensor g,
+                const char* op) {
+  WICK_CHECK(g.shape() == target.shape(), "vjp of ", op, " returned a gradient of shape ", shape_str(g.shape()),
+             " for an input of shape ", shape_str(target.shape()));
+  if (g.dtype() != target.dtype()) g = astype(g, target.dtype());
+  auto [it, inserted] = cotangents.try_emplace(target.impl_ptr().get(), g);
+  if (!inserted) it->second = add(it->second, g);
+}
+}  // namespace
+
+bool grad_enabled() { return t_grad_enabled; }
+NoGradGuard::NoGradGuard() : saved_(t_grad_enabled) { t_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { t_grad_enabled = saved_; }
+
+namespace {
+
+std::vector<Tensor> trace(const std::vector<Tensor>& inputs) {
+  std::vector<Tensor> traced;
+  traced.reserve(inputs.size());
+  for (const Tensor& x : inputs) {
+    Tensor t = x.shallow_copy();
+    t.impl().tracks_grad = true;
+    traced.push_back(t);
+  }
+  return traced;
+}
+
+template <typename F>
+auto with_grad_enabled(F&& f) {
+  bool saved = t_grad_enabled;
+  t_grad_enabled = true;
+  try {
+    auto result = f();
+    t_grad_enabled = saved;
+    return result;
+  } catch (...) {
+    t_grad_enabled = saved;
+    throw;
+  }
+}
+
+// Walks the graph from `outputs` back to `traced`, returning one gradient per traced input.
+std::vector<Tensor> backpropagate(const std::vector<Tensor>& traced, const std::vector<Tensor>& inputs,
+                                  const std::vector<Tensor>& outputs, const std::vector<Tensor>& cotangents) {
+  NoGradGuard no_grad;
+  std::unordered_map<const TensorImpl*, Tensor> ct;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    WICK_CHECK(cotangents[i].shape() == outputs[i].shape(), "vjp: cotangent ", i, " has shape ",
+               shape_str(cotangents[i].shape()), " but the output has shape ", shape_str(outputs[i].shape()));
+    if (outputs[i].tracks_grad()) accumulate(ct, outputs[i], cotangents[i], "output");
+  }
+  std::vector<Tensor> order = traced_topological_order(outputs);
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    const Tensor& node = *it;
+    auto found = ct.find(node.impl_ptr().get());
+    if (found == ct.end()) continue;
+    TensorImpl& impl = node.impl();
+    if (!impl.primitive) continue;  // a traced input
+    Tensor g = found->second;
+    std::vector<int> argnums;
+    for (size_t j = 0; j < impl.inputs.size(); ++j)
+      if (impl.inputs[j].tracks_grad()) argnums.push_back(int(j));
+    std::vector<Tensor> grads = impl.primitive->vjp(impl.inputs, g, argnums, node);
+    WICK_CHECK(grads.size() == argnums.size(), "vjp of ", impl.primitive->name(), " returned ", grads.size(),
+               " gradients for ", argnums.size(), " inputs");
+    for (size_t j = 0; j < argnums.size(); ++j)
+      if (grads[j].defined()) accumulate(ct, impl.inputs[argnums[j]], grads[j], impl.primitive->name());
+    ct.erase(node.impl_ptr().get());
+  }
+  std::vector<Tensor> result;
+  for (size_t i = 0; i < traced.size(); ++i) {
+    auto found = ct.find(traced[i].impl_ptr().get());
+    result.push_back(found != ct.end() ? found->second : zeros_like(inputs[i]));
+  }
+  // The forward graph is no longer needed: release it and hand back untraced outputs.
+  for (const Tensor& node : order) {
+    node.impl().tracks_grad = false;
+    if (node.is_evaluated()) {
+      node.impl().primitive.reset();
+      node.impl().inputs.clear();
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+std::pair<std::vector<Tensor>, std::vector<Tensor>> vjp(
+    const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& fn, const std::vector<Tensor>& inputs,
+    const std::vector<Tensor>& cotangents) {
+  std::vector<Tensor> traced = trace(inputs);
+  std::vector<Tensor> outputs = with_grad_enabled([&] { return fn(traced); });
+  WICK_CHECK(outputs.size() == cotangents.size(), "vjp: the function returned ", outputs.size(), " outputs but ",
+             cotangents.size(), " cotangents were given");
+  std::vector<Tensor> grads = backpropagate(traced, inputs, outputs, cotangents);
+  return {outputs, grads};
+}
+
+std::pair<Tensor, std::vector<Tensor>> value_and_grad(const ScalarFn& fn, const std::vector<Tensor>& inputs) {
+  std::vector<Tensor> traced = trace(inputs);
+  Tensor y = with_grad_enabled([&] { return fn(traced); });
+  WICK_CHECK(y.numel() == 1, "value_and_grad: the function must return one element, got shape ", shape_str(y.shape()));
+  std::vector<Tensor> grads = backpropagate(traced, inputs, {y}, {ones_like(y)});
+  return {y, grads};
+}
+
+std::vector<Tensor> grad(const ScalarFn& fn, const std::vector<Tensor>& inputs) {
+  return value_and_grad(fn, inputs).second;
+}
+
+}  // namespace wick

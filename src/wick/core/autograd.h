@@ -1,0 +1,39 @@
+// Reverse-mode automatic differentiation as a function transform (like jax.grad / mlx.grad):
+// the function is run on traced copies of the chosen inputs, then the recorded graph is walked
+// backwards calling each primitive's vjp. Only tensors that depend on a traced input keep their
+// graph; gradients of other inputs are never computed.
+#pragma once
+
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "wick/core/tensor.h"
+
+namespace wick {
+
+using ScalarFn = std::function<Tensor(const std::vector<Tensor>&)>;
+
+// Returns fn(inputs) (a tensor of one element) and its gradient with respect to each input.
+std::pair<Tensor, std::vector<Tensor>> value_and_grad(const ScalarFn& fn, const std::vector<Tensor>& inputs);
+std::vector<Tensor> grad(const ScalarFn& fn, const std::vector<Tensor>& inputs);
+
+// The general form: cotangents of `inputs` for outputs = fn(inputs) given output cotangents.
+std::pair<std::vector<Tensor>, std::vector<Tensor>> vjp(
+    const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& fn, const std::vector<Tensor>& inputs,
+    const std::vector<Tensor>& cotangents);
+
+// While alive, no graph is kept for gradients on this thread (inference).
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool saved_;
+};
+bool grad_enabled();
+
+}  // namespace wick

@@ -1,0 +1,30 @@
+// Device names and the default device.
+#include "wick/core/device.h"
+
+#include "wick/core/backend_hooks.h"
+#include "wick/core/error.h"
+
+namespace wick {
+
+namespace {
+Device g_default_device = Device::cpu();
+}
+
+Device Device::parse(const std::string& name) {
+  if (name == "cpu") return cpu();
+  if (name == "cuda") return cuda(0);
+  if (name.rfind("cuda:", 0) == 0) {
+    std::string idx = name.substr(5);
+    if (!idx.empty() && idx.find_first_not_of("0123456789") == std::string::npos && idx.size() < 4)
+      return cuda(std::stoi(idx));
+  }
+  fail("unknown device '", name, "' (expected cpu, cuda or cuda:N)");
+}
+
+std::string Device::str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
+
+Device default_device() { return g_default_device; }
+void set_default_device(Device device) { g_default_device = device; }
+Device best_device() { return cuda::available() ? Device::cuda(0) : Device::cpu(); }
+
+}  // namespace wick

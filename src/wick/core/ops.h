@@ -1,0 +1,191 @@
+// The public operations of the engine. Each validates its arguments (naming the op, shapes,
+// dtypes and devices on error) and builds a node; primitives do the computing.
+// Semantics and argument names follow PyTorch where users expect them.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "wick/core/tensor.h"
+
+namespace wick {
+
+// ---------------------------------------------------------------- creation
+Tensor full(const Shape& shape, double value, Dtype dtype = Dtype::F32, Device device = default_device());
+Tensor zeros(const Shape& shape, Dtype dtype = Dtype::F32, Device device = default_device());
+Tensor ones(const Shape& shape, Dtype dtype = Dtype::F32, Device device = default_device());
+Tensor zeros_like(const Tensor& x);
+Tensor ones_like(const Tensor& x);
+Tensor full_like(const Tensor& x, double value);
+// A 0-dim tensor.
+Tensor scalar(double value, Dtype dtype = Dtype::F32, Device device = default_device());
+// [start, stop) in steps of step.
+Tensor arange(double start, double stop, double step = 1, Dtype dtype = Dtype::I64, Device device = default_device());
+
+// ---------------------------------------------------------------- dtype and device
+Tensor astype(const Tensor& x, Dtype dtype);
+Tensor to_device(const Tensor& x, Device device);
+// x itself when it is already contiguous, else a contiguous copy.
+Tensor contiguous(const Tensor& x);
+// A gradient barrier: the same values, no gradient flows through.
+Tensor stop_gradient(const Tensor& x);
+
+// ---------------------------------------------------------------- elementwise
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor silu(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor gelu(const Tensor& x);       // exact (erf)
+Tensor gelu_tanh(const Tensor& x);  // tanh approximation
+Tensor erf(const Tensor& x);
+Tensor square(const Tensor& x);
+
+// Binary ops broadcast (NumPy rules) and promote dtypes (promote_types); a double operand takes
+// the tensor's dtype.
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, double exponent);
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b);
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& x);
+Tensor operator+(const Tensor& a, double b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(double a, const Tensor& b);
+
+// ---------------------------------------------------------------- views and shape
+// One dim of `shape` may be -1. A view when the strides allow, else a copy.
+Tensor reshape(const Tensor& x, Shape shape);
+Tensor flatten(const Tensor& x, int start_dim = 0, int end_dim = -1);
+Tensor permute(const Tensor& x, std::vector<int> dims);
+Tensor transpose(const Tensor& x, int dim0, int dim1);
+// Elements start, start+step, ... below stop along dim (Python slice semantics for negatives,
+// clamped to the size).
+Tensor slice(const Tensor& x, int dim, int64_t start, int64_t stop, int64_t step = 1);
+Tensor narrow(const Tensor& x, int dim, int64_t start, int64_t length);
+Tensor broadcast_to(const Tensor& x, const Shape& shape);
+// Like broadcast_to; -1 keeps the size of that dim (torch.expand).
+Tensor expand(const Tensor& x, const Shape& shape);
+Tensor squeeze(const Tensor& x, int dim);
+Tensor unsqueeze(const Tensor& x, int dim);
+Tensor concat(const std::vector<Tensor>& xs, int dim);
+Tensor stack(const std::vector<Tensor>& xs, int dim);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int dim);
+
+// ---------------------------------------------------------------- reductions
+Tensor sum(const Tensor& x, std::vector<int> dims, bool keepdim = false);
+Tensor sum(const Tensor& x);
+Tensor mean(const Tensor& x, std::vector<int> dims, bool keepdim = false);
+Tensor mean(const Tensor& x);
+Tensor max(const Tensor& x, std::vector<int> dims, bool keepdim = false);
+Tensor max(const Tensor& x);
+Tensor min(const Tensor& x, std::vector<int> dims, bool keepdim = false);
+Tensor min(const Tensor& x);
+Tensor argmax(const Tensor& x, int dim, bool keepdim = false);
+Tensor argmin(const Tensor& x, int dim, bool keepdim = false);
+Tensor logsumexp(const Tensor& x, std::vector<int> dims, bool keepdim = false);
+
+// ---------------------------------------------------------------- linear algebra
+// torch.matmul semantics: 1-D operands are promoted and the added dim removed; batch dims broadcast.
+Tensor matmul(const Tensor& a, const Tensor& b);
+// x @ weight^T + bias, weight [out, in] as in torch.nn.Linear.
+Tensor linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias = std::nullopt);
+
+// ---------------------------------------------------------------- indexing
+// numpy take: x.shape[:dim] + index.shape + x.shape[dim+1:].
+Tensor take(const Tensor& x, const Tensor& index, int dim);
+// torch.index_select (index 1-D).
+Tensor index_select(const Tensor& x, int dim, const Tensor& index);
+// Rows of weight[V, H] for ids of any shape: ids.shape + [H].
+Tensor embedding(const Tensor& weight, const Tensor& ids);
+// x with src added at index along dim (torch.index_add with a 1-D index).
+Tensor index_add(const Tensor& x, int dim, const Tensor& index, const Tensor& src);
+// dst with the block of src's shape at `start` (one offset per dim) replaced by src. Pass dst
+// with std::move to let it reuse dst's memory (KV-cache writes without a copy).
+Tensor slice_update(Tensor dst, const Tensor& src, const Shape& start);
+
+// ---------------------------------------------------------------- neural-network ops
+Tensor softmax(const Tensor& x, int dim = -1);
+Tensor log_softmax(const Tensor& x, int dim = -1);
+// Normalises over the last dim.
+Tensor layer_norm(const Tensor& x, const std::optional<Tensor>& weight, const std::optional<Tensor>& bias, double eps = 1e-5);
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps = 1e-6);
+
+struct RopeOptions {
+  double theta = 10000.0;
+  bool interleaved = false;  // false: rotate-half (NeoX/HF Llama); true: adjacent pairs (GPT-J)
+  int rotary_dim = -1;       // -1: the whole head dim
+  // Overrides theta when given (e.g. Llama 3 scaled frequencies), [rotary_dim / 2] f32.
+  std::optional<Tensor> inv_freq;
+};
+// x[B, H, T, D]; positions[B, T] or [T] (integer), or `offset` + arange(T).
+Tensor rope(const Tensor& x, const Tensor& positions, const RopeOptions& options = {});
+Tensor rope(const Tensor& x, int64_t offset, const RopeOptions& options = {});
+// The default inverse frequencies theta^(-2i/rotary_dim).
+Tensor rope_inv_freq(int rotary_dim, double theta, Device device = default_device());
+
+Tensor swiglu(const Tensor& gate, const Tensor& up);
+
+// q[B, Hq, Tq, D], k/v[B, Hkv, Tk, D]; mask bool (true = attend) or additive float, broadcastable
+// to [B, Hq, Tq, Tk]; causal is aligned to the end (see primitives.h). scale defaults to 1/sqrt(D).
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const std::optional<Tensor>& mask = std::nullopt, bool causal = false,
+                                    std::optional<double> scale = std::nullopt);
+
+enum class Reduction { None, Mean, Sum };
+// logits[..., V], targets[...] integer; targets equal to ignore_index are skipped; Mean divides by
+// the number of non-ignored targets.
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100,
+                     Reduction reduction = Reduction::Mean);
+// Inverted dropout: zeroes elements with probability p and scales the rest by 1/(1-p).
+Tensor dropout(const Tensor& x, double p, bool training = true);
+
+// ---------------------------------------------------------------- random (seeded, device-independent)
+// Seeds the default generator; each draw advances its counter.
+void manual_seed(uint64_t seed);
+Tensor uniform(const Shape& shape, double low = 0, double high = 1, Dtype dtype = Dtype::F32, Device device = default_device());
+Tensor normal(const Shape& shape, double mean = 0, double std = 1, Dtype dtype = Dtype::F32, Device device = default_device());
+Tensor bernoulli(const Shape& shape, double p, Device device = default_device());
+
+// ---------------------------------------------------------------- compositions (test oracles)
+// The fused primitives' definitions in basic ops. Tests compare the fused ops with these.
+namespace reference {
+Tensor softmax(const Tensor& x, int dim = -1);
+Tensor log_softmax(const Tensor& x, int dim = -1);
+Tensor layer_norm(const Tensor& x, const std::optional<Tensor>& weight, const std::optional<Tensor>& bias, double eps);
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);
+Tensor rope(const Tensor& x, const Tensor& positions, const RopeOptions& options);
+Tensor swiglu(const Tensor& gate, const Tensor& up);
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const std::optional<Tensor>& mask, bool causal, std::optional<double> scale);
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, Reduction reduction);
+}  // namespace reference
+
+}  // namespace wick

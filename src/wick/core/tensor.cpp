@@ -1,0 +1,126 @@
+// Tensor handles: leaves, nodes, and access to their data.
+#include "wick/core/tensor.h"
+
+#include <cstring>
+
+#include "wick/core/autograd.h"
+#include "wick/core/graph.h"
+#include "wick/core/ops.h"
+#include "wick/core/primitive.h"
+
+namespace wick {
+
+Tensor Tensor::from_data(const void* data, const Shape& shape, Dtype dtype, Device device) {
+  for (int64_t d : shape) WICK_CHECK(d >= 0, "from_data: negative size in shape ", shape_str(shape));
+  Tensor t = empty(shape, dtype, device);
+  copy_bytes(t.data_ptr(), device, data, Device::cpu(), size_t(t.numel()) * dtype_size(dtype));
+  return t;
+}
+
+Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, const Shape& shape, const Strides& strides,
+                            int64_t offset, Dtype dtype) {
+  WICK_CHECK(storage != nullptr, "from_storage: null storage");
+  WICK_CHECK(shape.size() == strides.size(), "from_storage: shape ", shape_str(shape), " and strides ",
+             shape_str(strides), " differ in rank");
+  int64_t last = offset;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    WICK_CHECK(shape[i] >= 0 && strides[i] >= 0, "from_storage: bad shape/strides ", shape_str(shape), " ", shape_str(strides));
+    if (shape[i] > 0) last += (shape[i] - 1) * strides[i];
+  }
+  WICK_CHECK(wick::numel(shape) == 0 || size_t(last + 1) * dtype_size(dtype) <= storage->nbytes(),
+             "from_storage: a ", dtype_name(dtype), " view of shape ", shape_str(shape), " at offset ", offset,
+             " reaches past the end of its ", storage->nbytes(), "-byte storage");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = dtype;
+  impl->device = storage->device();
+  impl->storage = std::move(storage);
+  impl->strides = strides;
+  impl->offset = offset;
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::empty(const Shape& shape, Dtype dtype, Device device) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = dtype;
+  impl->device = device;
+  Tensor t(std::move(impl));
+  t.allocate();
+  return t;
+}
+
+Tensor Tensor::make(const Shape& shape, Dtype dtype, Device device, std::shared_ptr<Primitive> primitive,
+                    std::vector<Tensor> inputs) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = dtype;
+  impl->device = device;
+  bool tracks = false;
+  if (grad_enabled())
+    for (const Tensor& in : inputs) tracks = tracks || in.tracks_grad();
+  impl->tracks_grad = tracks;
+  impl->primitive = std::move(primitive);
+  impl->inputs = std::move(inputs);
+  Tensor t(std::move(impl));
+  if (exec_mode() == ExecMode::Eager) t.eval();
+  return t;
+}
+
+int64_t Tensor::shape(int64_t dim) const { return impl().shape[normalize_dim(dim, ndim(), "shape")]; }
+
+const Tensor& Tensor::eval() const {
+  if (!is_evaluated()) wick::eval({*this});
+  return *this;
+}
+
+const Strides& Tensor::strides() const { return eval().impl().strides; }
+int64_t Tensor::offset() const { return eval().impl().offset; }
+const std::shared_ptr<Storage>& Tensor::storage() const { return eval().impl().storage; }
+
+bool Tensor::is_contiguous() const {
+  eval();
+  return is_row_contiguous(impl().shape, impl().strides);
+}
+
+void* Tensor::data_ptr() const {
+  eval();
+  return static_cast<char*>(impl().storage->data()) + impl().offset * int64_t(itemsize());
+}
+
+std::string Tensor::str() const {
+  if (!defined()) return "Tensor(undefined)";
+  return str_cat("Tensor(shape=", shape_str(shape()), ", dtype=", dtype_name(dtype()), ", device=", device().str(), ")");
+}
+
+void Tensor::set_data(std::shared_ptr<Storage> storage, const Strides& strides, int64_t offset) const {
+  impl().storage = std::move(storage);
+  impl().strides = strides;
+  impl().offset = offset;
+}
+
+void Tensor::allocate() const {
+  size_t nbytes = size_t(numel()) * itemsize();
+  set_data(wick::allocate(nbytes, device()), contiguous_strides(shape()), 0);
+}
+
+Tensor Tensor::shallow_copy() const {
+  eval();
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = impl_->shape;
+  impl->dtype = impl_->dtype;
+  impl->device = impl_->device;
+  impl->storage = impl_->storage;
+  impl->strides = impl_->strides;
+  impl->offset = impl_->offset;
+  return Tensor(std::move(impl));
+}
+
+void copy_to_host(const Tensor& t, void* dst) {
+  // Strided data is gathered into contiguous memory on its own device first.
+  NoGradGuard no_grad;
+  Tensor src = contiguous(t);
+  copy_bytes(dst, Device::cpu(), src.data_ptr(), src.device(), size_t(src.numel()) * src.itemsize());
+}
+
+}  // namespace wick

@@ -1,0 +1,278 @@
+// Vector-Jacobian products of every primitive, written with ordinary ops so they run on any
+// device (and are themselves differentiable where the ops are).
+#include <cmath>
+
+#include "wick/core/ops.h"
+#include "wick/core/primitives.h"
+
+namespace wick {
+
+std::vector<Tensor> Primitive::vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) {
+  fail(name(), ": no gradient is defined for this op");
+}
+
+namespace {
+
+Tensor zero_like_scalar(const Tensor& like) { return zeros({}, like.dtype(), like.device()); }
+
+// d out / d x for out = Fn(x), times g.
+Tensor unary_vjp(fn::Neg, const Tensor&, const Tensor&, const Tensor& g) { return -g; }
+Tensor unary_vjp(fn::Exp, const Tensor&, const Tensor& y, const Tensor& g) { return g * y; }
+Tensor unary_vjp(fn::Log, const Tensor& x, const Tensor&, const Tensor& g) { return g / x; }
+Tensor unary_vjp(fn::Sqrt, const Tensor&, const Tensor& y, const Tensor& g) { return g * 0.5 / y; }
+Tensor unary_vjp(fn::Rsqrt, const Tensor&, const Tensor& y, const Tensor& g) { return g * -0.5 * y * y * y; }
+Tensor unary_vjp(fn::Abs, const Tensor& x, const Tensor&, const Tensor& g) {
+  Tensor z = zero_like_scalar(x);
+  return where(gt(x, z), g, where(lt(x, z), -g, zeros({}, g.dtype(), g.device())));
+}
+Tensor unary_vjp(fn::Tanh, const Tensor&, const Tensor& y, const Tensor& g) { return g * (1.0 - y * y); }
+Tensor unary_vjp(fn::Sin, const Tensor& x, const Tensor&, const Tensor& g) { return g * cos(x); }
+Tensor unary_vjp(fn::Cos, const Tensor& x, const Tensor&, const Tensor& g) { return -g * sin(x); }
+Tensor unary_vjp(fn::Erf, const Tensor& x, const Tensor&, const Tensor& g) {
+  return g * (2.0 / std::sqrt(M_PI)) * exp(-(x * x));
+}
+Tensor unary_vjp(fn::Sigmoid, const Tensor&, const Tensor& y, const Tensor& g) { return g * y * (1.0 - y); }
+Tensor unary_vjp(fn::Silu, const Tensor& x, const Tensor&, const Tensor& g) {
+  Tensor s = sigmoid(x);
+  return g * s * (1.0 + x * (1.0 - s));
+}
+Tensor unary_vjp(fn::Relu, const Tensor& x, const Tensor&, const Tensor& g) {
+  return where(gt(x, zero_like_scalar(x)), g, zeros({}, g.dtype(), g.device()));
+}
+Tensor unary_vjp(fn::GeluErf, const Tensor& x, const Tensor&, const Tensor& g) {
+  Tensor cdf = 0.5 * (1.0 + erf(x * M_SQRT1_2));
+  Tensor pdf = exp(-0.5 * x * x) * (1.0 / std::sqrt(2 * M_PI));
+  return g * (cdf + x * pdf);
+}
+Tensor unary_vjp(fn::GeluTanh, const Tensor& x, const Tensor&, const Tensor& g) {
+  const double c = std::sqrt(2.0 / M_PI);
+  Tensor t = tanh(c * (x + 0.044715 * x * x * x));
+  return g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * x * x));
+}
+
+// Share of the gradient for maximum/minimum: 1 where a wins, 1/2 on ties (as torch does).
+Tensor winner_share(const Tensor& a, const Tensor& b, bool is_max) {
+  Tensor one = ones({}, a.dtype(), a.device()), half = full({}, 0.5, a.dtype(), a.device());
+  Tensor wins = is_max ? gt(a, b) : lt(a, b);
+  return where(wins, one, where(eq(a, b), half, zero_like_scalar(a)));
+}
+
+template <class Fn>
+std::pair<Tensor, Tensor> binary_vjp(const Tensor& a, const Tensor& b, const Tensor& y, const Tensor& g) {
+  if constexpr (std::is_same_v<Fn, fn::Add>) return {g, g};
+  if constexpr (std::is_same_v<Fn, fn::Sub>) return {g, -g};
+  if constexpr (std::is_same_v<Fn, fn::Mul>) return {g * b, g * a};
+  if constexpr (std::is_same_v<Fn, fn::Div>) return {g / b, -g * y / b};
+  if constexpr (std::is_same_v<Fn, fn::Pow>) return {g * b * pow(a, b - 1.0), g * y * log(a)};
+  if constexpr (std::is_same_v<Fn, fn::Maximum> || std::is_same_v<Fn, fn::Minimum>) {
+    constexpr bool is_max = std::is_same_v<Fn, fn::Maximum>;
+    return {g * winner_share(a, b, is_max), g * winner_share(b, a, is_max)};
+  }
+  // Comparisons are piecewise constant.
+  return {Tensor(), Tensor()};
+}
+
+std::vector<Tensor> pick(const std::vector<int>& argnums, const std::vector<Tensor>& all) {
+  std::vector<Tensor> out;
+  for (int i : argnums) out.push_back(all[i]);
+  return out;
+}
+
+}  // namespace
+
+template <class Fn>
+std::vector<Tensor> Unary<Fn>::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                                   const Tensor& out) {
+  return {unary_vjp(Fn{}, in[0], out, g)};
+}
+
+template <class Fn>
+std::vector<Tensor> Binary<Fn>::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                                    const Tensor& out) {
+  auto [da, db] = binary_vjp<Fn>(in[0], in[1], out, g);
+  return pick(argnums, {da, db});
+}
+
+#define WICK_INSTANTIATE(F) template class Unary<fn::F>;
+WICK_UNARY_FNS(WICK_INSTANTIATE)
+#undef WICK_INSTANTIATE
+#define WICK_INSTANTIATE(F) template class Binary<fn::F>;
+WICK_ARITH_FNS(WICK_INSTANTIATE)
+WICK_COMPARE_FNS(WICK_INSTANTIATE)
+#undef WICK_INSTANTIATE
+
+std::vector<Tensor> Where::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                               const Tensor&) {
+  Tensor z = zeros({}, g.dtype(), g.device());
+  return pick(argnums, {Tensor(), where(in[0], g, z), where(in[0], z, g)});
+}
+
+std::vector<Tensor> AsType::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>&, const Tensor&) {
+  return {astype(g, in[0].dtype())};
+}
+
+std::vector<Tensor> ToDevice::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>&, const Tensor&) {
+  return {to_device(g, in[0].device())};
+}
+
+std::vector<Tensor> Reshape::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>&, const Tensor&) {
+  return {reshape(g, in[0].shape())};
+}
+
+std::vector<Tensor> Permute::vjp(const std::vector<Tensor>&, const Tensor& g, const std::vector<int>&, const Tensor&) {
+  std::vector<int> inverse(perm_.size());
+  for (size_t i = 0; i < perm_.size(); ++i) inverse[perm_[i]] = int(i);
+  return {permute(g, inverse)};
+}
+
+std::vector<Tensor> Slice::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>&, const Tensor&) {
+  Tensor base = zeros(in[0].shape(), g.dtype(), g.device());
+  return {Tensor::make(base.shape(), g.dtype(), g.device(), std::make_shared<SliceUpdate>(start_, step_), {base, g})};
+}
+
+std::vector<Tensor> BroadcastTo::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>&,
+                                     const Tensor&) {
+  const Shape& from = in[0].shape();
+  const Shape& to = g.shape();
+  size_t lead = to.size() - from.size();
+  std::vector<int> dims;
+  for (size_t i = 0; i < to.size(); ++i)
+    if (i < lead || (from[i - lead] == 1 && to[i] != 1)) dims.push_back(int(i));
+  return {reshape(sum(g, dims, true), from)};
+}
+
+const char* Reduce::name() const {
+  switch (kind_) {
+    case ReduceKind::Sum: return "sum";
+    case ReduceKind::Max: return "max";
+    case ReduceKind::Min: return "min";
+  }
+  return "reduce";
+}
+
+std::vector<Tensor> Reduce::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>&,
+                                const Tensor& out) {
+  const Tensor& x = in[0];
+  if (kind_ == ReduceKind::Sum) return {broadcast_to(g, x.shape())};
+  // The gradient is shared evenly between tied extremes (torch.amax semantics).
+  Tensor hit = astype(eq(x, out), g.dtype());
+  Tensor count = sum(hit, axes_, true);
+  return {broadcast_to(g, x.shape()) * hit / count};
+}
+
+std::vector<Tensor> Matmul::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                                const Tensor&) {
+  std::vector<Tensor> out;
+  for (int i : argnums) {
+    if (i == 0) out.push_back(matmul(g, transpose(in[1], -1, -2)));
+    else out.push_back(matmul(transpose(in[0], -1, -2), g));
+  }
+  return out;
+}
+
+std::vector<Tensor> Gather::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                                const Tensor&) {
+  Tensor base = zeros(in[0].shape(), g.dtype(), g.device());
+  Tensor dx = Tensor::make(base.shape(), g.dtype(), g.device(), std::make_shared<ScatterAdd>(axis_), {base, in[1], g});
+  return pick(argnums, {dx, Tensor()});
+}
+
+std::vector<Tensor> ScatterAdd::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                                    const Tensor&) {
+  Tensor dsrc = Tensor::make(in[2].shape(), g.dtype(), g.device(), std::make_shared<Gather>(axis_), {g, in[1]});
+  return pick(argnums, {g, Tensor(), dsrc});
+}
+
+std::vector<Tensor> SliceUpdate::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                                     const Tensor&) {
+  const Tensor& src = in[1];
+  Tensor hole = zeros(src.shape(), g.dtype(), g.device());
+  Tensor ddst = Tensor::make(g.shape(), g.dtype(), g.device(), std::make_shared<SliceUpdate>(start_, step_), {g, hole});
+  Tensor dsrc = Tensor::make(src.shape(), g.dtype(), g.device(), std::make_shared<Slice>(start_, step_), {g});
+  return pick(argnums, {ddst, dsrc});
+}
+
+std::vector<Tensor> Concat::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                                const Tensor&) {
+  std::vector<Tensor> all;
+  int64_t start = 0;
+  for (const Tensor& x : in) {
+    all.push_back(narrow(g, axis_, start, x.shape(axis_)));
+    start += x.shape(axis_);
+  }
+  return pick(argnums, all);
+}
+
+std::vector<Tensor> Softmax::vjp(const std::vector<Tensor>&, const Tensor& g, const std::vector<int>&, const Tensor& y) {
+  if (log_) return {g - exp(y) * sum(g, {-1}, true)};
+  return {y * (g - sum(g * y, {-1}, true))};
+}
+
+namespace {
+// Sums a per-row quantity [..., H] down to [H].
+Tensor sum_rows(const Tensor& x) { return sum(reshape(x, {-1, x.shape(-1)}), {0}); }
+}  // namespace
+
+std::vector<Tensor> LayerNorm::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                                   const Tensor&) {
+  const Tensor& x = in[0];
+  Tensor mu = mean(x, {-1}, true);
+  Tensor centered = x - mu;
+  Tensor rstd = rsqrt(mean(centered * centered, {-1}, true) + eps_);
+  Tensor xhat = centered * rstd;
+  Tensor dxhat = has_weight_ ? g * in[1] : g;
+  Tensor dx = rstd * (dxhat - mean(dxhat, {-1}, true) - xhat * mean(dxhat * xhat, {-1}, true));
+  std::vector<Tensor> all{dx};
+  if (has_weight_) all.push_back(sum_rows(g * xhat));
+  if (has_bias_) all.push_back(sum_rows(g));
+  return pick(argnums, all);
+}
+
+std::vector<Tensor> RMSNorm::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                                 const Tensor&) {
+  const Tensor& x = in[0];
+  Tensor r = rsqrt(mean(x * x, {-1}, true) + eps_);
+  Tensor xhat = x * r;
+  Tensor dxhat = g * in[1];
+  Tensor dx = r * (dxhat - xhat * mean(dxhat * xhat, {-1}, true));
+  return pick(argnums, {dx, sum_rows(g * xhat)});
+}
+
+std::vector<Tensor> RoPE::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                              const Tensor&) {
+  // A rotation's transpose is the rotation by the opposite angle.
+  Tensor dx = Tensor::make(g.shape(), g.dtype(), g.device(),
+                           std::make_shared<RoPE>(interleaved_, rotary_dim_, !inverse_), {g, in[1], in[2]});
+  return pick(argnums, {dx, Tensor(), Tensor()});
+}
+
+std::vector<Tensor> SwiGLU::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                                const Tensor&) {
+  const Tensor &a = in[0], &b = in[1];
+  Tensor s = sigmoid(a);
+  return pick(argnums, {g * b * s * (1.0 + a * (1.0 - s)), g * a * s});
+}
+
+std::vector<Tensor> Attention::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                                   const Tensor& out) {
+  const Tensor &q = in[0], &k = in[1], &v = in[2];
+  std::vector<Tensor> inputs = in;
+  inputs.push_back(out);
+  inputs.push_back(g);
+  int64_t nq = q.numel(), nk = k.numel(), nv = v.numel();
+  Tensor packed = Tensor::make({nq + nk + nv}, q.dtype(), q.device(),
+                               std::make_shared<AttentionBackward>(scale_, causal_, has_mask_), inputs);
+  std::vector<Tensor> all{reshape(narrow(packed, 0, 0, nq), q.shape()), reshape(narrow(packed, 0, nq, nk), k.shape()),
+                          reshape(narrow(packed, 0, nq + nk, nv), v.shape())};
+  if (has_mask_) all.push_back(Tensor());  // masks are constants
+  return pick(argnums, all);
+}
+
+std::vector<Tensor> CrossEntropy::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                                      const Tensor&) {
+  Tensor dlogits = Tensor::make(in[0].shape(), in[0].dtype(), in[0].device(),
+                                std::make_shared<CrossEntropyBackward>(ignore_index_), {in[0], in[1], astype(g, Dtype::F32)});
+  return pick(argnums, {dlogits, Tensor()});
+}
+
+}  // namespace wick
