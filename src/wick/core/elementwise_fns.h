@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 #if defined(__CUDACC__)
 #define WICK_HD __host__ __device__ __forceinline__
@@ -84,3 +85,42 @@ struct GreaterEqual { static constexpr const char* name = "ge"; template <class 
 #define WICK_UNARY_FNS(X) X(Neg) X(Exp) X(Log) X(Sqrt) X(Rsqrt) X(Abs) X(Tanh) X(Sin) X(Cos) X(Erf) X(Sigmoid) X(Silu) X(Relu) X(GeluErf) X(GeluTanh)
 #define WICK_ARITH_FNS(X) X(Add) X(Sub) X(Mul) X(Div) X(Pow) X(Maximum) X(Minimum)
 #define WICK_COMPARE_FNS(X) X(Equal) X(NotEqual) X(Less) X(LessEqual) X(Greater) X(GreaterEqual)
+
+namespace wick::fn {
+
+// Stable small ids of the elementwise functors, used by fused kernels (fusion.h) to name them.
+#define WICK_ID_ENUM(F) F,
+enum class UnaryId : uint8_t { WICK_UNARY_FNS(WICK_ID_ENUM) Count };
+enum class ArithId : uint8_t { WICK_ARITH_FNS(WICK_ID_ENUM) Count };
+#undef WICK_ID_ENUM
+
+template <class Fn> struct unary_id;
+template <class Fn> struct arith_id;
+#define WICK_ID_OF(F) template <> struct unary_id<F> { static constexpr UnaryId value = UnaryId::F; };
+WICK_UNARY_FNS(WICK_ID_OF)
+#undef WICK_ID_OF
+#define WICK_ID_OF(F) template <> struct arith_id<F> { static constexpr ArithId value = ArithId::F; };
+WICK_ARITH_FNS(WICK_ID_OF)
+#undef WICK_ID_OF
+
+// Applies the functor named by `id` (the dispatch of fused kernels).
+template <class C>
+WICK_HD C apply_unary(UnaryId id, C x) {
+  switch (id) {
+#define WICK_CASE(F) case UnaryId::F: return F{}(x);
+    WICK_UNARY_FNS(WICK_CASE)
+#undef WICK_CASE
+    default: return x;
+  }
+}
+template <class C>
+WICK_HD C apply_arith(ArithId id, C a, C b) {
+  switch (id) {
+#define WICK_CASE(F) case ArithId::F: return F{}(a, b);
+    WICK_ARITH_FNS(WICK_CASE)
+#undef WICK_CASE
+    default: return a;
+  }
+}
+
+}  // namespace wick::fn

@@ -59,7 +59,7 @@ void eval(const std::vector<Tensor>& outputs) {
   if (order.size() > 1 && fusion_enabled()) fuse_elementwise(order, outputs);
   for (size_t i = 0; i < order.size(); ++i) {
     Tensor node = std::move(order[i]);  // the order list must not keep intermediates alive
-    if (node.is_evaluated()) continue;
+    if (!node.defined() || node.is_evaluated()) continue;  // fused away, or done
     run_node(node);
     detach(node);
   }

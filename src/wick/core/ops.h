@@ -153,6 +153,10 @@ Tensor rope_inv_freq(int rotary_dim, double theta, Device device = default_devic
 
 Tensor swiglu(const Tensor& gate, const Tensor& up);
 
+// The LoRA update scale * (x @ A^T) @ B^T for x[..., in], A[r, in], B[out, r] (PEFT layout), fused
+// into one kernel on the GPU.
+Tensor lora_delta(const Tensor& x, const Tensor& a, const Tensor& b, double scale);
+
 // q[B, Hq, Tq, D], k/v[B, Hkv, Tk, D]; mask bool (true = attend) or additive float, broadcastable
 // to [B, Hq, Tq, Tk]; causal is aligned to the end (see primitives.h). scale defaults to 1/sqrt(D).
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -183,6 +187,10 @@ Tensor layer_norm(const Tensor& x, const std::optional<Tensor>& weight, const st
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);
 Tensor rope(const Tensor& x, const Tensor& positions, const RopeOptions& options);
 Tensor swiglu(const Tensor& gate, const Tensor& up);
+
+// The LoRA update scale * (x @ A^T) @ B^T for x[..., in], A[r, in], B[out, r] (PEFT layout), fused
+// into one kernel on the GPU.
+Tensor lora_delta(const Tensor& x, const Tensor& a, const Tensor& b, double scale);
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const std::optional<Tensor>& mask, bool causal, std::optional<double> scale);
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, Reduction reduction);

@@ -171,6 +171,30 @@ Tensor swiglu(const Tensor& gate, const Tensor& up) {
   return Tensor::make(gate.shape(), gate.dtype(), gate.device(), std::make_shared<SwiGLU>(), {gate, up});
 }
 
+Tensor lora_delta(const Tensor& x, const Tensor& a, const Tensor& b, double scale) {
+  check_floating("lora_delta", x);
+  check_device("lora_delta", x, a);
+  check_device("lora_delta", x, b);
+  WICK_CHECK(a.ndim() == 2 && b.ndim() == 2 && x.ndim() >= 1 && a.shape(1) == x.shape(-1) && b.shape(1) == a.shape(0),
+             "lora_delta: expected x[..., in], A[r, in], B[out, r], got ", shape_str(x.shape()), ", ",
+             shape_str(a.shape()), ", ", shape_str(b.shape()));
+  WICK_CHECK(a.shape(0) <= LoraDelta::kMaxRank, "lora_delta: rank ", a.shape(0), " is above the fused limit of ",
+             LoraDelta::kMaxRank);
+  Dtype dtype = x.dtype();
+  Shape out_shape = x.shape();
+  out_shape.back() = b.shape(0);
+  Tensor x2 = reshape(x, {-1, x.shape(-1)});
+  Tensor y = Tensor::make({x2.shape(0), b.shape(0)}, dtype, x.device(), std::make_shared<LoraDelta>(scale),
+                          {x2, astype(a, dtype), astype(b, dtype)});
+  return reshape(y, out_shape);
+}
+
+namespace reference {
+Tensor lora_delta(const Tensor& x, const Tensor& a, const Tensor& b, double scale) {
+  return matmul(matmul(x, transpose(a, 0, 1)), transpose(b, 0, 1)) * scale;
+}
+}  // namespace reference
+
 // ---------------------------------------------------------------- rotary embeddings
 Tensor rope_inv_freq(int rotary_dim, double theta, Device device) {
   WICK_CHECK(rotary_dim > 0 && rotary_dim % 2 == 0, "rope: rotary_dim must be positive and even, got ", rotary_dim);

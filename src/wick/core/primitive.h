@@ -25,8 +25,14 @@ class Primitive {
   virtual std::vector<Tensor> vjp(const std::vector<Tensor>& inputs, const Tensor& cotangent,
                                   const std::vector<int>& argnums, const Tensor& out);
 
-  // An elementwise primitive can be fused with its neighbours by the lazy graph (graph.cpp).
+  // An elementwise primitive can be fused with its neighbours by the lazy graph (fusion.h).
   virtual bool is_elementwise() const { return false; }
+  // How the primitive appears as one instruction of a fused kernel; kind None if it cannot.
+  struct FusedOp {
+    enum Kind : uint8_t { None, Unary, Arith, SwiGLU } kind = None;
+    uint8_t id = 0;
+  };
+  virtual FusedOp fused_op() const { return {}; }
 };
 
 // Declares eval_cpu and eval_cuda in a primitive class; the definitions live in the backends.

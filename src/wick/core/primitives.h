@@ -16,6 +16,7 @@ class Unary : public Primitive {
  public:
   const char* name() const override { return Fn::name; }
   bool is_elementwise() const override { return true; }
+  FusedOp fused_op() const override { return {FusedOp::Unary, uint8_t(fn::unary_id<Fn>::value)}; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>& inputs, const Tensor& cotangent,
                           const std::vector<int>& argnums, const Tensor& out) override;
@@ -27,6 +28,10 @@ class Binary : public Primitive {
  public:
   const char* name() const override { return Fn::name; }
   bool is_elementwise() const override { return true; }
+  FusedOp fused_op() const override {
+    if constexpr (requires { fn::arith_id<Fn>::value; }) return {FusedOp::Arith, uint8_t(fn::arith_id<Fn>::value)};
+    return {};  // comparisons produce bool and end a fused chain
+  }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>& inputs, const Tensor& cotangent,
                           const std::vector<int>& argnums, const Tensor& out) override;
@@ -292,6 +297,7 @@ class SwiGLU : public Primitive {
  public:
   const char* name() const override { return "swiglu"; }
   bool is_elementwise() const override { return true; }
+  FusedOp fused_op() const override { return {FusedOp::SwiGLU, 0}; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
 };
@@ -329,6 +335,20 @@ class AttentionBackward : public Primitive {
   bool causal_, has_mask_;
 };
 
+// The LoRA update scale * (x @ A^T) @ B^T in one pass (PEFT layout: A [r, in], B [out, r]);
+// inputs x[M, in], A, B, with the rank small enough to keep x @ A^T of a row on chip.
+class LoraDelta : public Primitive {
+ public:
+  explicit LoraDelta(double scale) : scale_(scale) {}
+  const char* name() const override { return "lora_delta"; }
+  double scale() const { return scale_; }
+  static constexpr int kMaxRank = 128;
+  WICK_DECLARE_EVAL
+  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+ private:
+  double scale_;
+};
+
 // Per-row cross-entropy of logits[N, V] against targets[N] (i32/i64), f32 output [N];
 // rows whose target equals ignore_index give 0.
 class CrossEntropy : public Primitive {
@@ -354,10 +374,32 @@ class CrossEntropyBackward : public Primitive {
   int64_t ignore_index_;
 };
 
+// A chain of elementwise primitives compiled into one pass by the lazy graph (fusion.cpp).
+// Instruction i computes register i; inputs are loaded by Load instructions. All registers share
+// the output's floating dtype; inputs have the output's shape (any strides).
+struct FusedInstr {
+  enum Kind : uint8_t { Load, Unary, Arith, SwiGLU } kind;
+  uint8_t id;  // UnaryId / ArithId, or the input index of a Load
+  uint8_t a, b;  // operand registers
+};
+class Fused : public Primitive {
+ public:
+  static constexpr int kMaxInstructions = 32;
+  static constexpr int kMaxInputs = 8;
+  static constexpr int kMaxDims = 8;
+  explicit Fused(std::vector<FusedInstr> program) : program_(std::move(program)) {}
+  const char* name() const override { return "fused"; }
+  bool is_elementwise() const override { return true; }
+  const std::vector<FusedInstr>& program() const { return program_; }
+  WICK_DECLARE_EVAL
+ private:
+  std::vector<FusedInstr> program_;
+};
+
 }  // namespace wick
 
 // Every non-template primitive, for backends that define all evals (and the CUDA-less stub).
 #define WICK_PRIMITIVES(X)                                                                       \
   X(Where) X(AsType) X(Full) X(Arange) X(Random) X(Reduce) X(ArgReduce) X(Matmul) X(Gather) \
   X(ScatterAdd) X(SliceUpdate) X(Concat) X(Softmax) X(LayerNorm) X(RMSNorm) X(RoPE) X(SwiGLU)    \
-  X(Attention) X(AttentionBackward) X(CrossEntropy) X(CrossEntropyBackward)
+  X(Attention) X(AttentionBackward) X(CrossEntropy) X(CrossEntropyBackward) X(Fused) X(LoraDelta)

@@ -268,6 +268,19 @@ std::vector<Tensor> Attention::vjp(const std::vector<Tensor>& in, const Tensor& 
   return pick(argnums, all);
 }
 
+std::vector<Tensor> LoraDelta::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                                   const Tensor&) {
+  const Tensor &x = in[0], &a = in[1], &b = in[2];
+  Tensor gb = matmul(g, b) * scale_;  // [M, r]
+  std::vector<Tensor> all;
+  for (int i : argnums) {
+    if (i == 0) all.push_back(matmul(gb, a));
+    else if (i == 1) all.push_back(matmul(transpose(gb, 0, 1), x));
+    else all.push_back(matmul(transpose(g, 0, 1), matmul(x, transpose(a, 0, 1))) * scale_);
+  }
+  return all;
+}
+
 std::vector<Tensor> CrossEntropy::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
                                       const Tensor&) {
   Tensor dlogits = Tensor::make(in[0].shape(), in[0].dtype(), in[0].device(),

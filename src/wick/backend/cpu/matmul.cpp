@@ -83,3 +83,25 @@ void Matmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
 }
 
 }  // namespace wick
+
+namespace wick {
+
+void LoraDelta::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  // Two small GEMMs through the Matmul kernel: (x @ A^T) then (. @ B^T) * scale.
+  const Tensor &x = in[0], &a = in[1], &b = in[2];
+  int64_t m = x.shape(0), r = a.shape(0), n = b.shape(0);
+  auto transposed = [](const Tensor& t) {
+    Tensor v = Tensor::from_storage(t.storage(), {t.shape(1), t.shape(0)}, {t.strides()[1], t.strides()[0]},
+                                    t.offset(), t.dtype());
+    return v;
+  };
+  Tensor xa = Tensor::empty({m, r}, x.dtype(), x.device());
+  Matmul().eval_cpu({x, transposed(a)}, xa);
+  Matmul().eval_cpu({xa, transposed(b)}, out);
+  dispatch_float(out.dtype(), name(), [&]<typename T>() {
+    T* po = cpu::mdata<T>(out);
+    for (int64_t i = 0, total = m * n; i < total; ++i) po[i] = T(compute_t<T>(double(po[i]) * scale_));
+  });
+}
+
+}  // namespace wick
