@@ -1,0 +1,166 @@
+// Llama-family and Qwen2 decoders on the engine's ops.
+#include "wick/models/decoder.h"
+
+#include <cmath>
+
+#include "wick/core/ops.h"
+#include "wick/io/safetensors.h"
+#include "wick/models/weights.h"
+
+namespace wick::models {
+
+DecoderConfig DecoderConfig::from_model_config(const io::ModelConfig& c) {
+  DecoderConfig d;
+  d.model_type = c.model_type;
+  WICK_CHECK(c.model_type == "llama" || c.model_type == "qwen2" || c.model_type == "mistral",
+             "config.json: model_type '", c.model_type, "' is not a decoder wick knows (llama, mistral, qwen2)");
+  auto positive = [](int64_t v, const char* field) {
+    WICK_CHECK(v > 0, "config.json: ", field, " must be positive, got ", v);
+    return v;
+  };
+  d.vocab_size = positive(c.vocab_size, "vocab_size");
+  d.hidden_size = positive(c.hidden_size, "hidden_size");
+  d.intermediate_size = positive(c.intermediate_size, "intermediate_size");
+  d.num_layers = positive(c.num_hidden_layers, "num_hidden_layers");
+  d.num_heads = positive(c.num_attention_heads, "num_attention_heads");
+  d.num_kv_heads = positive(c.num_key_value_heads ? c.num_key_value_heads : c.num_attention_heads, "num_key_value_heads");
+  d.head_dim = positive(c.head_dim ? c.head_dim : c.hidden_size / c.num_attention_heads, "head_dim");
+  WICK_CHECK(d.num_heads % d.num_kv_heads == 0, "config.json: num_attention_heads ", d.num_heads,
+             " is not a multiple of num_key_value_heads ", d.num_kv_heads);
+  d.max_position_embeddings = c.max_position_embeddings;
+  d.rms_norm_eps = c.rms_norm_eps;
+  d.rope_theta = c.rope_theta;
+  d.rope_scaling = c.rope_scaling;
+  d.tie_word_embeddings = c.tie_word_embeddings;
+  d.qkv_bias = c.model_type == "qwen2" || c.attention_bias;
+  d.o_bias = c.model_type != "qwen2" && c.attention_bias;
+  return d;
+}
+
+Tensor rope_frequencies(const DecoderConfig& config, Device device) {
+  int64_t half = config.head_dim / 2;
+  std::vector<float> inv(half);
+  for (int64_t i = 0; i < half; ++i)
+    inv[i] = float(1.0 / std::pow(config.rope_theta, double(2 * i) / double(config.head_dim)));
+  if (config.rope_scaling) {
+    const io::RopeScaling& s = *config.rope_scaling;
+    if (s.rope_type == "linear") {
+      for (float& f : inv) f = float(f / s.factor);
+    } else if (s.rope_type == "llama3") {
+      // Llama 3.1: long wavelengths are slowed by `factor`, short ones kept, the band between
+      // interpolated smoothly.
+      WICK_CHECK(s.low_freq_factor && s.high_freq_factor && s.original_max_position_embeddings,
+                 "config.json: llama3 rope_scaling needs low_freq_factor, high_freq_factor and "
+                 "original_max_position_embeddings");
+      double old_len = double(*s.original_max_position_embeddings);
+      double low_wavelen = old_len / *s.low_freq_factor, high_wavelen = old_len / *s.high_freq_factor;
+      for (float& f : inv) {
+        double wavelen = 2 * M_PI / f;
+        if (wavelen > low_wavelen) {
+          f = float(f / s.factor);
+        } else if (wavelen >= high_wavelen) {
+          double smooth = (old_len / wavelen - *s.low_freq_factor) / (*s.high_freq_factor - *s.low_freq_factor);
+          f = float((1 - smooth) * f / s.factor + smooth * f);
+        }
+      }
+    } else if (s.rope_type != "dynamic" && s.rope_type != "default") {
+      fail("config.json: rope_scaling type '", s.rope_type, "' is not supported (llama3, linear, dynamic)");
+    }
+  }
+  return Tensor::from_vector(inv, {half}, device);
+}
+
+DecoderModel DecoderModel::load(const std::string& dir, Device device, Dtype dtype) {
+  DecoderConfig c = DecoderConfig::from_model_config(io::load_model_config(dir + "/config.json"));
+  io::SafeTensors file = io::SafeTensors::open_dir(dir);
+  DecoderModel m(c, device, dtype);
+  int64_t h = c.hidden_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
+  auto w = [&](const std::string& name, const Shape& shape) { return load_weight(file, name, shape, dtype, device); };
+  m.embed_tokens = w("model.embed_tokens.weight", {c.vocab_size, h});
+  m.final_norm = w("model.norm.weight", {h});
+  if (c.tie_word_embeddings && !file.contains("lm_head.weight"))
+    m.lm_head = m.embed_tokens;
+  else
+    m.lm_head = w("lm_head.weight", {c.vocab_size, h});
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    std::string p = "model.layers." + std::to_string(i) + ".";
+    DecoderLayer l;
+    l.input_norm = w(p + "input_layernorm.weight", {h});
+    l.post_norm = w(p + "post_attention_layernorm.weight", {h});
+    l.q = w(p + "self_attn.q_proj.weight", {qd, h});
+    l.k = w(p + "self_attn.k_proj.weight", {kvd, h});
+    l.v = w(p + "self_attn.v_proj.weight", {kvd, h});
+    l.o = w(p + "self_attn.o_proj.weight", {h, qd});
+    if (c.qkv_bias) {
+      l.q_bias = w(p + "self_attn.q_proj.bias", {qd});
+      l.k_bias = w(p + "self_attn.k_proj.bias", {kvd});
+      l.v_bias = w(p + "self_attn.v_proj.bias", {kvd});
+    }
+    if (c.o_bias) l.o_bias = w(p + "self_attn.o_proj.bias", {h});
+    l.gate = w(p + "mlp.gate_proj.weight", {c.intermediate_size, h});
+    l.up = w(p + "mlp.up_proj.weight", {c.intermediate_size, h});
+    l.down = w(p + "mlp.down_proj.weight", {h, c.intermediate_size});
+    m.layers.push_back(std::move(l));
+  }
+  m.inv_freq = rope_frequencies(c, device);
+  return m;
+}
+
+KVCache DecoderModel::make_cache(int64_t batch, int64_t capacity) const {
+  KVCache cache;
+  for (int64_t i = 0; i < config_.num_layers; ++i) {
+    cache.keys.push_back(zeros({batch, config_.num_kv_heads, capacity, config_.head_dim}, dtype_, device_));
+    cache.values.push_back(zeros({batch, config_.num_kv_heads, capacity, config_.head_dim}, dtype_, device_));
+  }
+  return cache;
+}
+
+Tensor DecoderModel::forward(const Tensor& ids, KVCache* cache, const std::optional<Tensor>& attention_mask,
+                             const std::optional<Tensor>& positions) const {
+  const DecoderConfig& c = config_;
+  WICK_CHECK(ids.ndim() == 2, "forward: ids must be [batch, seq], got ", shape_str(ids.shape()));
+  int64_t b = ids.shape(0), t = ids.shape(1), past = cache ? cache->length : 0;
+  WICK_CHECK(t > 0 && b > 0, "forward: empty batch ", shape_str(ids.shape()));
+  if (cache) {
+    WICK_CHECK(cache->keys.size() == size_t(c.num_layers) && cache->keys[0].shape(0) == b,
+               "forward: the KV cache was made for another model or batch size");
+    WICK_CHECK(past + t <= cache->capacity(), "forward: ", past + t, " positions exceed the KV cache capacity of ",
+               cache->capacity());
+  }
+  Tensor pos = positions ? *positions : arange(double(past), double(past + t), 1, Dtype::I64, device_);
+  std::optional<Tensor> mask;
+  if (attention_mask) {
+    WICK_CHECK(attention_mask->shape() == Shape({b, past + t}), "forward: attention_mask must be [", b, ", ",
+               past + t, "], got ", shape_str(attention_mask->shape()));
+    mask = reshape(ne(*attention_mask, zeros({}, attention_mask->dtype(), device_)), {b, 1, 1, past + t});
+  }
+  RopeOptions rope_opts;
+  rope_opts.inv_freq = inv_freq;
+  Tensor x = embedding(embed_tokens, ids);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const DecoderLayer& l = layers[i];
+    Tensor h = rms_norm(x, l.input_norm, c.rms_norm_eps);
+    auto heads = [&](const Tensor& w, const std::optional<Tensor>& bias, int64_t n) {
+      return transpose(reshape(linear(h, w, bias), {b, t, n, c.head_dim}), 1, 2);
+    };
+    Tensor q = rope(heads(l.q, l.q_bias, c.num_heads), pos, rope_opts);
+    Tensor k = rope(heads(l.k, l.k_bias, c.num_kv_heads), pos, rope_opts);
+    Tensor v = heads(l.v, l.v_bias, c.num_kv_heads);
+    if (cache) {
+      cache->keys[i] = slice_update(std::move(cache->keys[i]), k, {0, 0, past, 0});
+      cache->values[i] = slice_update(std::move(cache->values[i]), v, {0, 0, past, 0});
+      k = narrow(cache->keys[i], 2, 0, past + t);
+      v = narrow(cache->values[i], 2, 0, past + t);
+    }
+    Tensor a = scaled_dot_product_attention(q, k, v, mask, /*causal=*/true);
+    a = reshape(transpose(a, 1, 2), {b, t, c.num_heads * c.head_dim});
+    x = x + linear(a, l.o, l.o_bias);
+    h = rms_norm(x, l.post_norm, c.rms_norm_eps);
+    x = x + linear(swiglu(linear(h, l.gate), linear(h, l.up)), l.down);
+  }
+  if (cache) cache->length = past + t;
+  x = rms_norm(x, final_norm, c.rms_norm_eps);
+  return astype(linear(x, lm_head), Dtype::F32);
+}
+
+}  // namespace wick::models

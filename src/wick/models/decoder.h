@@ -1,0 +1,74 @@
+// Decoder-only transformers of the Llama family (Llama 2/3.x, SmolLM2, TinyLlama, Mistral) and
+// Qwen2/Qwen2.5: configuration, weights, and a forward pass over a preallocated KV cache.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "wick/core/tensor.h"
+#include "wick/io/hf_config.h"
+
+namespace wick::models {
+
+struct DecoderConfig {
+  std::string model_type;  // "llama" or "qwen2"
+  int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_layers = 0;
+  int64_t num_heads = 0, num_kv_heads = 0, head_dim = 0, max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6, rope_theta = 10000.0;
+  std::optional<io::RopeScaling> rope_scaling;
+  bool tie_word_embeddings = false;
+  bool qkv_bias = false;  // Qwen2 always; Llama when attention_bias
+  bool o_bias = false;    // Llama attention_bias
+
+  // Validates what a decoder needs; errors name the field.
+  static DecoderConfig from_model_config(const io::ModelConfig& config);
+};
+
+// RoPE inverse frequencies [head_dim / 2] with the config's scaling (llama3, linear; dynamic
+// scaling leaves them unchanged within max_position_embeddings).
+Tensor rope_frequencies(const DecoderConfig& config, Device device);
+
+// Keys and values of every layer, [batch, kv_heads, capacity, head_dim], written in place.
+struct KVCache {
+  std::vector<Tensor> keys, values;
+  int64_t length = 0;  // positions filled
+  int64_t capacity() const { return keys.empty() ? 0 : keys[0].shape(2); }
+};
+
+struct DecoderLayer {
+  Tensor input_norm, post_norm;
+  Tensor q, k, v, o;
+  std::optional<Tensor> q_bias, k_bias, v_bias, o_bias;
+  Tensor gate, up, down;
+};
+
+class DecoderModel {
+ public:
+  // A Hugging Face folder with config.json and model.safetensors (or a sharded index).
+  static DecoderModel load(const std::string& dir, Device device, Dtype dtype);
+  DecoderModel(DecoderConfig config, Device device, Dtype dtype) : config_(std::move(config)), device_(device), dtype_(dtype) {}
+
+  const DecoderConfig& config() const { return config_; }
+  Device device() const { return device_; }
+  Dtype dtype() const { return dtype_; }
+
+  KVCache make_cache(int64_t batch, int64_t capacity) const;
+
+  // Logits [B, T, vocab] (f32) of ids [B, T]. With a cache, the ids continue the cached positions
+  // and their keys/values are appended. `attention_mask` [B, past + T] (1 = token, 0 = padding)
+  // masks padded keys; `positions` [B, T] overrides the default past .. past+T-1 (left padding).
+  Tensor forward(const Tensor& ids, KVCache* cache = nullptr, const std::optional<Tensor>& attention_mask = std::nullopt,
+                 const std::optional<Tensor>& positions = std::nullopt) const;
+
+  Tensor embed_tokens, final_norm, lm_head;
+  std::vector<DecoderLayer> layers;
+  Tensor inv_freq;
+
+ private:
+  DecoderConfig config_;
+  Device device_;
+  Dtype dtype_;
+};
+
+}  // namespace wick::models

@@ -1,0 +1,116 @@
+// Logits processors and warpers in transformers' order and semantics.
+#include "wick/models/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <unordered_set>
+
+#include "wick/core/error.h"
+
+namespace wick::models {
+
+namespace {
+
+void check(const SamplingOptions& o, size_t vocab) {
+  WICK_CHECK(vocab > 0, "sampling: empty logits");
+  WICK_CHECK(o.temperature >= 0 && std::isfinite(o.temperature), "sampling: temperature must be >= 0, got ", o.temperature);
+  WICK_CHECK(o.top_k >= 0, "sampling: top_k must be >= 0, got ", o.top_k);
+  WICK_CHECK(o.top_p > 0 && o.top_p <= 1, "sampling: top_p must be in (0, 1], got ", o.top_p);
+  WICK_CHECK(o.min_p >= 0 && o.min_p <= 1, "sampling: min_p must be in [0, 1], got ", o.min_p);
+  WICK_CHECK(o.repetition_penalty > 0, "sampling: repetition_penalty must be > 0, got ", o.repetition_penalty);
+}
+
+// Divides positive logits and multiplies negative ones, once per distinct id seen.
+void apply_repetition_penalty(std::vector<double>& s, const std::vector<int32_t>& history, double penalty) {
+  if (penalty == 1.0) return;
+  std::unordered_set<int32_t> seen(history.begin(), history.end());
+  for (int32_t id : seen) {
+    if (id < 0 || size_t(id) >= s.size()) continue;
+    s[id] = s[id] < 0 ? s[id] * penalty : s[id] / penalty;
+  }
+}
+
+std::vector<double> softmax(const std::vector<double>& s) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (double v : s) m = std::max(m, v);
+  std::vector<double> p(s.size());
+  double total = 0;
+  for (size_t i = 0; i < s.size(); ++i) total += p[i] = std::isinf(s[i]) && s[i] < 0 ? 0.0 : std::exp(s[i] - m);
+  for (double& v : p) v /= total;
+  return p;
+}
+
+const double kMasked = -std::numeric_limits<double>::infinity();
+
+}  // namespace
+
+std::vector<double> next_token_probabilities(std::vector<float> logits, const std::vector<int32_t>& history,
+                                             const SamplingOptions& o) {
+  check(o, logits.size());
+  std::vector<double> s(logits.begin(), logits.end());
+  apply_repetition_penalty(s, history, o.repetition_penalty);
+  if (o.temperature > 0 && o.temperature != 1.0)
+    for (double& v : s) v /= o.temperature;
+  if (o.top_k > 0 && size_t(o.top_k) < s.size()) {
+    // Everything below the k-th largest score goes (ties with it stay), as TopKLogitsWarper.
+    std::vector<double> sorted = s;
+    std::nth_element(sorted.begin(), sorted.begin() + (o.top_k - 1), sorted.end(), std::greater<>());
+    double kth = sorted[o.top_k - 1];
+    for (double& v : s)
+      if (v < kth) v = kMasked;
+  }
+  if (o.top_p < 1.0) {
+    // Ascending order; drop the low tail whose cumulative probability is <= 1 - top_p, keeping at
+    // least the most likely token (TopPLogitsWarper).
+    std::vector<double> p = softmax(s);
+    std::vector<size_t> order(s.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return s[a] < s[b]; });
+    double cum = 0;
+    for (size_t i = 0; i + 1 < order.size(); ++i) {
+      cum += p[order[i]];
+      if (cum <= 1.0 - o.top_p) s[order[i]] = kMasked;
+    }
+  }
+  if (o.min_p > 0) {
+    std::vector<double> p = softmax(s);
+    double top = *std::max_element(p.begin(), p.end());
+    for (size_t i = 0; i < s.size(); ++i)
+      if (p[i] < o.min_p * top) s[i] = kMasked;
+  }
+  return softmax(s);
+}
+
+int32_t Sampler::sample(const std::vector<float>& logits, const std::vector<int32_t>& history, double* probability,
+                        double* logprob) {
+  std::vector<double> p;
+  int32_t id = 0;
+  if (options_.temperature == 0) {
+    SamplingOptions plain = options_;
+    plain.temperature = 1.0;
+    plain.top_k = 0;
+    plain.top_p = 1.0;
+    plain.min_p = 0.0;
+    p = next_token_probabilities(logits, history, plain);
+    id = int32_t(std::max_element(p.begin(), p.end()) - p.begin());
+  } else {
+    p = next_token_probabilities(logits, history, options_);
+    double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+    double cum = 0;
+    id = -1;
+    for (size_t i = 0; i < p.size(); ++i) {
+      if (p[i] == 0) continue;
+      cum += p[i];
+      id = int32_t(i);
+      if (u < cum) break;
+    }
+    WICK_CHECK(id >= 0, "sampling: every token was filtered out");
+  }
+  if (probability) *probability = p[id];
+  if (logprob) *logprob = std::log(p[id]);
+  return id;
+}
+
+}  // namespace wick::models
