@@ -1,0 +1,70 @@
+// GGML tensor element types (as stored in GGUF files) and their dequantization to f32 / bf16.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace wick::io {
+
+// Values are the on-disk type ids (ggml.h `enum ggml_type`).
+enum class GgmlType : uint32_t {
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q8_1 = 9,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  Q8_K = 15,
+  IQ2_XXS = 16,
+  IQ2_XS = 17,
+  IQ3_XXS = 18,
+  IQ1_S = 19,
+  IQ4_NL = 20,
+  IQ3_S = 21,
+  IQ2_S = 22,
+  IQ4_XS = 23,
+  I8 = 24,
+  I16 = 25,
+  I32 = 26,
+  I64 = 27,
+  F64 = 28,
+  IQ1_M = 29,
+  BF16 = 30,
+  TQ1_0 = 34,
+  TQ2_0 = 35,
+  MXFP4 = 39,
+};
+
+struct GgmlTypeInfo {
+  std::string_view name;
+  int64_t block_size;   // elements per block (1 for plain types)
+  size_t type_size;     // bytes per block
+  bool dequantizable;   // whether dequantize_to_f32 handles it
+};
+
+// Layout of a known type; nullptr for an id this build does not know.
+const GgmlTypeInfo* find_ggml_type(uint32_t id);
+// Layout of a known type; throws wick::Error for an unknown id.
+const GgmlTypeInfo& ggml_type_info(GgmlType type);
+std::string_view ggml_type_name(GgmlType type);
+
+// Bytes taken by `n_elements` elements (a multiple of the block size; throws otherwise).
+size_t ggml_nbytes(GgmlType type, int64_t n_elements);
+
+// Dequantizes `n_elements` elements (a multiple of the block size) from `src` into `dst`.
+// Each block is expanded with the same float32 operations, in the same order, as the reference
+// (gguf-py's numpy dequantizers), so results are bit-identical to it. Throws wick::Error for
+// types without a dequantizer (named).
+void dequantize_to_f32(GgmlType type, const uint8_t* src, int64_t n_elements, float* dst);
+// Same, rounded to bfloat16 (round to nearest even) and returned as raw bf16 bits.
+void dequantize_to_bf16(GgmlType type, const uint8_t* src, int64_t n_elements, uint16_t* dst);
+
+}  // namespace wick::io
