@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+# Paths relative to the checkout, so clones in other folders share the compiler cache.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd)}"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
 cmake --build build -j"$jobs"

@@ -5,6 +5,8 @@ namespace wick::cli {
 
 void register_commands(CLI::App& app) {
   register_demo(app);
+  register_text_commands(app);
+  register_info(app);
 }
 
 }  // namespace wick::cli

@@ -8,5 +8,7 @@ namespace wick::cli {
 void register_commands(CLI::App& app);
 
 void register_demo(CLI::App& app);
+void register_text_commands(CLI::App& app);
+void register_info(CLI::App& app);
 
 }  // namespace wick::cli

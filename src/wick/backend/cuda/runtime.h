@@ -1,0 +1,50 @@
+// Internals of the CUDA backend shared by its kernels: error checks, the per-device stream, the
+// device error flag that kernels raise (reported at the next synchronisation) and dtype mapping.
+#pragma once
+
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "wick/core/tensor.h"
+
+namespace wick::cuda {
+
+[[noreturn]] void fail_cuda(const char* call, const char* what, const char* file, int line);
+inline void check_cuda(cudaError_t e, const char* call, const char* file, int line) {
+  if (e != cudaSuccess) fail_cuda(call, cudaGetErrorString(e), file, line);
+}
+void check_cublas(cublasStatus_t s, const char* call, const char* file, int line);
+
+// The stream every kernel and copy of `device` is queued on; also makes `device` current.
+cudaStream_t stream(int device);
+inline cudaStream_t stream_of(const Tensor& t) { return stream(t.device().index); }
+int sm_count(int device);
+
+// Raised by kernels for bad data (an index out of range); the host reads it at the next
+// synchronisation and throws a wick::Error naming the op, the value and the limit.
+struct DeviceError {
+  int code;  // 0: none; see error_name() in device.cpp
+  long long value, limit;
+};
+enum DeviceErrorCode : int { kErrNone = 0, kErrGatherIndex = 1, kErrScatterIndex = 2, kErrCrossEntropyTarget = 3 };
+DeviceError* device_error(int device);  // device pointer of mapped pinned memory
+// Throws if a kernel raised an error since the last check (call after a stream synchronisation).
+void check_device_error(int device);
+
+cublasLtHandle_t cublaslt_handle(int device);
+cublasHandle_t cublas_handle(int device);
+// A workspace for cuBLASLt, allocated once per device.
+void* cublaslt_workspace(int device, size_t* nbytes);
+
+// A contiguous copy of x on its device (x itself when already contiguous).
+Tensor contiguous_on_device(const Tensor& x);
+
+}  // namespace wick::cuda
+
+#define WICK_CUDA_CHECK(call) ::wick::cuda::check_cuda((call), #call, __FILE__, __LINE__)
+#define WICK_CUBLAS_CHECK(call) ::wick::cuda::check_cublas((call), #call, __FILE__, __LINE__)
+// After every kernel launch: a bad configuration is reported naming the kernel.
+#define WICK_CUDA_LAUNCH_CHECK(kernel) ::wick::cuda::check_cuda(cudaGetLastError(), "launch of " kernel, __FILE__, __LINE__)
