@@ -7,7 +7,6 @@ Regenerate (any machine with torch, transformers, peft; CPU is enough):
     python3 scripts/golden/models_golden.py tests/data/models
 Everything is seeded; float32 on the CPU.
 """
-import json
 import os
 import sys
 
@@ -15,9 +14,9 @@ import torch
 from safetensors.torch import save_file
 
 
-def save_json(path, obj):
-    with open(path, "w") as f:
-        json.dump(obj, f)
+def save_tensors(tensors, path):
+    # Independent contiguous copies: safetensors refuses tensors that share memory.
+    save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, path)
 
 
 def causal_lm_fixture(root, name, config, seed):
@@ -26,7 +25,7 @@ def causal_lm_fixture(root, name, config, seed):
     out = os.path.join(root, name)
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_config(config).float().eval()
     # Random init of transformers is small; spread the weights so logits are not all alike.
     with torch.no_grad():
         for p in model.parameters():
@@ -39,7 +38,7 @@ def causal_lm_fixture(root, name, config, seed):
         prompt = ids[:1, :7]
         gen = model.generate(prompt, max_new_tokens=24, do_sample=False, min_new_tokens=24,
                              pad_token_id=0, eos_token_id=None)
-    save_file({"input_ids": ids.to(torch.int64).contiguous(), "logits": logits.contiguous(),
+    save_tensors({"input_ids": ids.to(torch.int64).contiguous(), "logits": logits.contiguous(),
                "prompt_ids": prompt.to(torch.int64).contiguous(),
                "greedy_ids": gen[:, prompt.shape[1]:].to(torch.int64).contiguous()},
               os.path.join(out, "expected.safetensors"))
@@ -62,7 +61,7 @@ def encoder_fixture(root, name, model_cls, config, seed):
     m = mask.unsqueeze(-1).float()
     pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
     normed = torch.nn.functional.normalize(pooled, p=2, dim=1)
-    save_file({"input_ids": ids.to(torch.int64).contiguous(), "attention_mask": mask.to(torch.int64).contiguous(),
+    save_tensors({"input_ids": ids.to(torch.int64).contiguous(), "attention_mask": mask.to(torch.int64).contiguous(),
                "last_hidden_state": hidden.contiguous(), "embeddings": normed.contiguous()},
               os.path.join(out, "expected.safetensors"))
 
@@ -74,7 +73,7 @@ def peft_fixture(root, base_dir, seed):
     out = os.path.join(root, "qwen2_lora")
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(seed)
-    base = AutoModelForCausalLM.from_pretrained(base_dir, torch_dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(base_dir).float()
     cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
                      "gate_proj", "up_proj", "down_proj"], task_type="CAUSAL_LM")
     model = get_peft_model(base, cfg)
@@ -109,7 +108,7 @@ def peft_fixture(root, base_dir, seed):
                "logits": logits.contiguous(), "loss": loss.detach().reshape(1),
                "adamw_losses": torch.tensor(losses, dtype=torch.float64)}
     tensors.update({"grad." + k: v for k, v in grads.items()})
-    save_file(tensors, os.path.join(out, "expected.safetensors"))
+    save_tensors(tensors, os.path.join(out, "expected.safetensors"))
 
 
 def main():
