@@ -115,8 +115,14 @@ KVCache DecoderModel::make_cache(int64_t batch, int64_t capacity) const {
   return cache;
 }
 
+std::string DecoderModel::module_name(int64_t layer, const char* projection) {
+  std::string p = std::string(projection);
+  bool attention = p == "q_proj" || p == "k_proj" || p == "v_proj" || p == "o_proj";
+  return "model.layers." + std::to_string(layer) + (attention ? ".self_attn." : ".mlp.") + p;
+}
+
 Tensor DecoderModel::forward(const Tensor& ids, KVCache* cache, const std::optional<Tensor>& attention_mask,
-                             const std::optional<Tensor>& positions) const {
+                             const std::optional<Tensor>& positions, const LoraDeltas* lora) const {
   const DecoderConfig& c = config_;
   WICK_CHECK(ids.ndim() == 2, "forward: ids must be [batch, seq], got ", shape_str(ids.shape()));
   int64_t b = ids.shape(0), t = ids.shape(1), past = cache ? cache->length : 0;
@@ -139,13 +145,22 @@ Tensor DecoderModel::forward(const Tensor& ids, KVCache* cache, const std::optio
   Tensor x = embedding(embed_tokens, ids);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const DecoderLayer& l = layers[i];
-    Tensor h = rms_norm(x, l.input_norm, c.rms_norm_eps);
-    auto heads = [&](const Tensor& w, const std::optional<Tensor>& bias, int64_t n) {
-      return transpose(reshape(linear(h, w, bias), {b, t, n, c.head_dim}), 1, 2);
+    // A linear module, plus its low-rank update when the adapter has one.
+    auto proj = [&](const char* name, const Tensor& in, const Tensor& w, const std::optional<Tensor>& bias) {
+      Tensor y = linear(in, w, bias);
+      if (lora) {
+        auto it = lora->find(module_name(i, name));
+        if (it != lora->end()) y = y + lora_delta(in, it->second.a, it->second.b, it->second.scale);
+      }
+      return y;
     };
-    Tensor q = rope(heads(l.q, l.q_bias, c.num_heads), pos, rope_opts);
-    Tensor k = rope(heads(l.k, l.k_bias, c.num_kv_heads), pos, rope_opts);
-    Tensor v = heads(l.v, l.v_bias, c.num_kv_heads);
+    Tensor h = rms_norm(x, l.input_norm, c.rms_norm_eps);
+    auto heads = [&](const char* name, const Tensor& w, const std::optional<Tensor>& bias, int64_t n) {
+      return transpose(reshape(proj(name, h, w, bias), {b, t, n, c.head_dim}), 1, 2);
+    };
+    Tensor q = rope(heads("q_proj", l.q, l.q_bias, c.num_heads), pos, rope_opts);
+    Tensor k = rope(heads("k_proj", l.k, l.k_bias, c.num_kv_heads), pos, rope_opts);
+    Tensor v = heads("v_proj", l.v, l.v_bias, c.num_kv_heads);
     if (cache) {
       cache->keys[i] = slice_update(std::move(cache->keys[i]), k, {0, 0, past, 0});
       cache->values[i] = slice_update(std::move(cache->values[i]), v, {0, 0, past, 0});
@@ -154,9 +169,10 @@ Tensor DecoderModel::forward(const Tensor& ids, KVCache* cache, const std::optio
     }
     Tensor a = scaled_dot_product_attention(q, k, v, mask, /*causal=*/true);
     a = reshape(transpose(a, 1, 2), {b, t, c.num_heads * c.head_dim});
-    x = x + linear(a, l.o, l.o_bias);
+    x = x + proj("o_proj", a, l.o, l.o_bias);
     h = rms_norm(x, l.post_norm, c.rms_norm_eps);
-    x = x + linear(swiglu(linear(h, l.gate), linear(h, l.up)), l.down);
+    x = x + proj("down_proj", swiglu(proj("gate_proj", h, l.gate, std::nullopt), proj("up_proj", h, l.up, std::nullopt)),
+                 l.down, std::nullopt);
   }
   if (cache) cache->length = past + t;
   x = rms_norm(x, final_norm, c.rms_norm_eps);

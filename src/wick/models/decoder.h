@@ -8,6 +8,7 @@
 
 #include "wick/core/tensor.h"
 #include "wick/io/hf_config.h"
+#include "wick/models/lora_deltas.h"
 
 namespace wick::models {
 
@@ -58,8 +59,12 @@ class DecoderModel {
   // Logits [B, T, vocab] (f32) of ids [B, T]. With a cache, the ids continue the cached positions
   // and their keys/values are appended. `attention_mask` [B, past + T] (1 = token, 0 = padding)
   // masks padded keys; `positions` [B, T] overrides the default past .. past+T-1 (left padding).
+  // `lora`, when given, adds its low-rank updates to the linear modules it names.
   Tensor forward(const Tensor& ids, KVCache* cache = nullptr, const std::optional<Tensor>& attention_mask = std::nullopt,
-                 const std::optional<Tensor>& positions = std::nullopt) const;
+                 const std::optional<Tensor>& positions = std::nullopt, const LoraDeltas* lora = nullptr) const;
+
+  // The names of the linear modules of layer i, in Hugging Face form ("model.layers.i.self_attn.q_proj").
+  static std::string module_name(int64_t layer, const char* projection);
 
   Tensor embed_tokens, final_norm, lm_head;
   std::vector<DecoderLayer> layers;
