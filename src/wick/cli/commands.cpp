@@ -7,6 +7,8 @@ void register_commands(CLI::App& app) {
   register_demo(app);
   register_text_commands(app);
   register_info(app);
+  register_generate(app);
+  register_embed(app);
 }
 
 }  // namespace wick::cli

@@ -10,5 +10,11 @@ void register_commands(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_text_commands(CLI::App& app);
 void register_info(CLI::App& app);
+void register_generate(CLI::App& app);
+void register_embed(CLI::App& app);
+
+struct RuntimeOptions;
+// --device and --dtype, shared by every command that runs a model.
+void add_runtime_options(CLI::App* cmd, RuntimeOptions& runtime);
 
 }  // namespace wick::cli

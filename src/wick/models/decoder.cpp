@@ -2,8 +2,11 @@
 #include "wick/models/decoder.h"
 
 #include <cmath>
+#include <functional>
 
 #include "wick/core/ops.h"
+#include "wick/io/gguf.h"
+#include "wick/io/gguf_model.h"
 #include "wick/io/safetensors.h"
 #include "wick/models/weights.h"
 
@@ -70,15 +73,18 @@ Tensor rope_frequencies(const DecoderConfig& config, Device device) {
   return Tensor::from_vector(inv, {half}, device);
 }
 
-DecoderModel DecoderModel::load(const std::string& dir, Device device, Dtype dtype) {
-  DecoderConfig c = DecoderConfig::from_model_config(io::load_model_config(dir + "/config.json"));
-  io::SafeTensors file = io::SafeTensors::open_dir(dir);
+namespace {
+
+// Reads the weights named in Hugging Face form from whichever file holds them.
+using WeightSource = std::function<Tensor(const std::string& name, const Shape& shape)>;
+
+DecoderModel build_decoder(const DecoderConfig& c, Device device, Dtype dtype, const WeightSource& w,
+                           const std::function<bool(const std::string&)>& has) {
   DecoderModel m(c, device, dtype);
   int64_t h = c.hidden_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
-  auto w = [&](const std::string& name, const Shape& shape) { return load_weight(file, name, shape, dtype, device); };
   m.embed_tokens = w("model.embed_tokens.weight", {c.vocab_size, h});
   m.final_norm = w("model.norm.weight", {h});
-  if (c.tie_word_embeddings && !file.contains("lm_head.weight"))
+  if (c.tie_word_embeddings && !has("lm_head.weight"))
     m.lm_head = m.embed_tokens;
   else
     m.lm_head = w("lm_head.weight", {c.vocab_size, h});
@@ -103,6 +109,50 @@ DecoderModel DecoderModel::load(const std::string& dir, Device device, Dtype dty
     m.layers.push_back(std::move(l));
   }
   m.inv_freq = rope_frequencies(c, device);
+  return m;
+}
+
+}  // namespace
+
+DecoderModel DecoderModel::load(const std::string& dir, Device device, Dtype dtype) {
+  DecoderConfig c = DecoderConfig::from_model_config(io::load_model_config(dir + "/config.json"));
+  io::SafeTensors file = io::SafeTensors::open_dir(dir);
+  return build_decoder(
+      c, device, dtype, [&](const std::string& name, const Shape& shape) { return load_weight(file, name, shape, dtype, device); },
+      [&](const std::string& name) { return file.contains(name); });
+}
+
+DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dtype dtype) {
+  io::GgufFile file = io::GgufFile::open(path);
+  DecoderConfig c = DecoderConfig::from_model_config(io::model_config_from_gguf(file));
+  auto gguf_name = [&](const std::string& name) {
+    std::optional<std::string> g = io::hf_to_gguf_name(name);
+    WICK_CHECK(g.has_value(), path, ": no GGUF name for weight '", name, "'");
+    return *g;
+  };
+  DecoderModel m = build_decoder(
+      c, device, dtype,
+      [&](const std::string& name, const Shape& shape) {
+        std::string g = gguf_name(name);
+        const io::GgufTensor* t = file.find_tensor(g);
+        WICK_CHECK(t != nullptr, "missing weight '", g, "' (", name, ") in ", path);
+        WICK_CHECK(t->shape == shape, "weight '", g, "' in ", path, " has shape ", shape_str(t->shape),
+                   " but the metadata implies ", shape_str(shape));
+        // Quantized blocks are expanded once, at load.
+        std::vector<float> values = io::gguf_tensor_f32_hf_order(file, g);
+        return to_device(astype(Tensor::from_vector(values, shape), dtype), device);
+      },
+      [&](const std::string& name) {
+        std::optional<std::string> g = io::hf_to_gguf_name(name);
+        return g && file.find_tensor(*g) != nullptr;
+      });
+  // llama.cpp stores scaled RoPE (llama3) as per-frequency divisors.
+  if (const io::GgufTensor* f = file.find_tensor("rope_freqs.weight")) {
+    WICK_CHECK(f->numel() == c.head_dim / 2, path, ": rope_freqs.weight has ", f->numel(), " entries, expected ",
+               c.head_dim / 2);
+    Tensor factors = Tensor::from_vector(file.dequantize("rope_freqs.weight"), {c.head_dim / 2}, device);
+    m.inv_freq = m.inv_freq / factors;
+  }
   return m;
 }
 

@@ -48,6 +48,9 @@ class DecoderModel {
  public:
   // A Hugging Face folder with config.json and model.safetensors (or a sharded index).
   static DecoderModel load(const std::string& dir, Device device, Dtype dtype);
+  // A .gguf file (llama, qwen2): quantized weights are dequantized at load, llama.cpp's q/k row
+  // permutation is undone, and rope_freqs (llama3 scaling) is honoured.
+  static DecoderModel load_gguf(const std::string& path, Device device, Dtype dtype);
   DecoderModel(DecoderConfig config, Device device, Dtype dtype) : config_(std::move(config)), device_(device), dtype_(dtype) {}
 
   const DecoderConfig& config() const { return config_; }

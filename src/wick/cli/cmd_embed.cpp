@@ -1,0 +1,173 @@
+// `wick embed`: sentence embeddings of stdin lines (JSON strings) or of pre-tokenised ids, with the
+// model's sentence-transformers pooling and normalisation unless overridden.
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "wick/cli/commands.h"
+#include "wick/cli/model_files.h"
+#include "wick/cli/model_loading.h"
+#include "wick/core/autograd.h"
+#include "wick/core/ops.h"
+#include "wick/io/model_source.h"
+#include "wick/io/sentence_transformers.h"
+#include "wick/models/encoder.h"
+
+namespace wick::cli {
+
+namespace {
+
+using json = nlohmann::json;
+
+struct EmbedOptions {
+  std::string model, pooling, ids_json, prefix, rank;
+  bool no_normalize = false;
+  int64_t max_length = 0, batch_size = 32;
+  RuntimeOptions runtime;
+};
+
+// Truncates one encoded sequence to `max` tokens, keeping a closing special token ([SEP]).
+std::vector<int32_t> truncate(std::vector<int32_t> ids, size_t max, const tok::Tokenizer& t) {
+  if (ids.size() <= max) return ids;
+  int32_t last = ids.back();
+  ids.resize(max);
+  if (t.is_special(last) && max > 0) ids.back() = last;
+  return ids;
+}
+
+void print_rows(const Tensor& emb, std::vector<std::vector<float>>* keep) {
+  int64_t n = emb.shape(0), d = emb.shape(1);
+  std::vector<float> v = emb.to_vector<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    if (keep) {
+      keep->emplace_back(v.begin() + i * d, v.begin() + (i + 1) * d);
+      continue;
+    }
+    json row = json::array();
+    for (int64_t j = 0; j < d; ++j) row.push_back(v[i * d + j]);
+    std::cout << row.dump() << "\n";
+  }
+}
+
+void run_embed(const EmbedOptions& o) {
+  io::ModelSource src = io::resolve_model_source(o.model);
+  WICK_CHECK(src.format == io::ModelFormat::kHfFolder, o.model, ": embeddings need a model folder");
+  Device device = o.runtime.resolved_device();
+  RuntimeOptions rt = o.runtime;
+  if (rt.dtype == "auto") rt.dtype = "f32";  // embedding models are small; f32 matches the reference
+  auto model = models::EncoderModel::load(src.path, device, rt.resolved_dtype());
+  auto st = io::load_sentence_transformers_config(src.path);
+  std::string pooling = o.pooling;
+  if (pooling.empty()) {
+    pooling = "mean";
+    if (st && !st->pooling_modes.empty()) {
+      const std::string& m = st->pooling_modes.front();
+      WICK_CHECK(st->pooling_modes.size() == 1 && (m == "mean" || m == "cls" || m == "lasttoken"), src.path,
+                 ": pooling mode '", m, "' is not supported (mean, cls, lasttoken)");
+      pooling = m;
+    }
+  }
+  models::Pooling pool = models::parse_pooling(pooling);
+  // Normalised unless told otherwise or unless the sentence-transformers pipeline has no Normalize.
+  bool normalize = !o.no_normalize && (st ? st->normalize : true);
+  int64_t max_len = o.max_length > 0 ? o.max_length : (st && st->max_seq_length ? *st->max_seq_length : 512);
+  max_len = std::min<int64_t>(max_len, model.config().max_position_embeddings);
+
+  NoGradGuard no_grad;
+  bool ranking = !o.rank.empty();
+  std::vector<std::vector<float>> collected;
+  std::vector<std::string> texts;
+  auto embed_batch = [&](const std::vector<std::vector<int32_t>>& rows, const std::vector<std::vector<int32_t>>& masks) {
+    size_t width = 0;
+    for (const auto& r : rows) width = std::max(width, r.size());
+    std::vector<int64_t> ids(rows.size() * width, 0), mask(rows.size() * width, 0);
+    for (size_t i = 0; i < rows.size(); ++i)
+      for (size_t j = 0; j < rows[i].size(); ++j) {
+        ids[i * width + j] = rows[i][j];
+        mask[i * width + j] = masks.empty() ? 1 : masks[i][j];
+      }
+    Shape shape{int64_t(rows.size()), int64_t(width)};
+    Tensor tid = Tensor::from_vector(ids, shape, device), tmask = Tensor::from_vector(mask, shape, device);
+    Tensor emb = models::pool(model.forward(tid, tmask), tmask, pool);
+    print_rows(normalize ? models::l2_normalize(emb) : emb, ranking ? &collected : nullptr);
+  };
+
+  if (!o.ids_json.empty()) {
+    std::ifstream in(o.ids_json);
+    WICK_CHECK(in.good(), "--ids-json: cannot open ", o.ids_json);
+    json j = json::parse(in, nullptr, false);
+    WICK_CHECK(j.is_object() && j.contains("input_ids") && j["input_ids"].is_array(), o.ids_json,
+               ": expected {\"input_ids\": [[...], ...], \"attention_mask\": ...}");
+    auto rows = j["input_ids"].get<std::vector<std::vector<int32_t>>>();
+    std::vector<std::vector<int32_t>> masks;
+    if (j.contains("attention_mask")) masks = j["attention_mask"].get<std::vector<std::vector<int32_t>>>();
+    WICK_CHECK(!rows.empty(), o.ids_json, ": empty batch");
+    for (size_t i = 0; i < rows.size(); ++i) {
+      WICK_CHECK(int64_t(rows[i].size()) <= max_len, o.ids_json, ": row ", i, " has ", rows[i].size(),
+                 " tokens, more than the maximum of ", max_len);
+      WICK_CHECK(masks.empty() || masks[i].size() == rows[i].size(), o.ids_json, ": attention_mask row ", i,
+                 " does not match input_ids");
+      for (int32_t id : rows[i])
+        WICK_CHECK(id >= 0 && id < model.config().vocab_size, o.ids_json, ": token id ", id, " is outside the vocabulary");
+    }
+    embed_batch(rows, masks);
+    return;
+  }
+  tok::Tokenizer tokenizer = load_tokenizer(src.path);
+  std::vector<std::vector<int32_t>> batch;
+  std::string line;
+  for (int64_t number = 1; std::getline(std::cin, line); ++number) {
+    if (line.empty()) continue;
+    json v = json::parse(line, nullptr, false);
+    WICK_CHECK(!v.is_discarded() && v.is_string(), "stdin line ", number, ": expected a JSON string");
+    batch.push_back(truncate(tokenizer.encode(o.prefix + v.get<std::string>(), true), size_t(max_len), tokenizer));
+    if (ranking) texts.push_back(v.get<std::string>());
+    if (int64_t(batch.size()) == o.batch_size) {
+      embed_batch(batch, {});
+      batch.clear();
+    }
+  }
+  if (!batch.empty()) embed_batch(batch, {});
+  if (!ranking) return;
+  // Rank the inputs by cosine similarity to the query (embedded with the same settings).
+  WICK_CHECK(!texts.empty(), "embed --rank: no documents on stdin");
+  size_t docs = collected.size();
+  embed_batch({truncate(tokenizer.encode(o.prefix + o.rank, true), size_t(max_len), tokenizer)}, {});
+  const std::vector<float>& q = collected.back();
+  auto norm = [](const std::vector<float>& x) {
+    double s = 0;
+    for (float v : x) s += double(v) * v;
+    return std::sqrt(s);
+  };
+  std::vector<std::pair<double, size_t>> scores;
+  for (size_t i = 0; i < docs; ++i) {
+    double dot = 0;
+    for (size_t j = 0; j < q.size(); ++j) dot += double(q[j]) * collected[i][j];
+    scores.push_back({dot / (norm(q) * norm(collected[i]) + 1e-12), i});
+  }
+  std::stable_sort(scores.begin(), scores.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  for (auto [score, i] : scores)
+    std::cout << json{{"score", score}, {"index", i}, {"text", texts[i]}}.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+}
+
+}  // namespace
+
+void register_embed(CLI::App& app) {
+  auto o = std::make_shared<EmbedOptions>();
+  CLI::App* cmd = app.add_subcommand("embed", "Sentence embeddings of JSON strings on stdin (one per line)");
+  cmd->add_option("--model", o->model, "model folder or ORG/NAME")->required();
+  cmd->add_option("--pooling", o->pooling, "mean, cls or last (default: the model's sentence-transformers config)")
+      ->check(CLI::IsMember({"mean", "cls", "last"}));
+  cmd->add_flag("--no-normalize", o->no_normalize, "keep the pooled vectors unnormalised");
+  cmd->add_option("--max-length", o->max_length, "truncate inputs to this many tokens")->check(CLI::PositiveNumber);
+  cmd->add_option("--ids-json", o->ids_json, "embed {\"input_ids\", \"attention_mask\"} from this file instead of stdin");
+  cmd->add_option("--prefix", o->prefix, "text put before every input (E5: \"query: \" or \"passage: \")");
+  cmd->add_option("--rank", o->rank, "rank the stdin texts by cosine similarity to this query (JSON lines out)");
+  cmd->add_option("--batch-size", o->batch_size, "inputs per forward pass")->check(CLI::Range(1, 4096));
+  add_runtime_options(cmd, o->runtime);
+  cmd->callback([o] { run_embed(*o); });
+}
+
+}  // namespace wick::cli

@@ -1,0 +1,86 @@
+// Prefill + decode loop with streaming and stop strings.
+#include "wick/models/generate.h"
+
+#include <algorithm>
+
+#include "wick/core/autograd.h"
+#include "wick/core/ops.h"
+
+namespace wick::models {
+
+namespace {
+
+// The largest cut <= n that does not split a UTF-8 sequence of `s`.
+size_t utf8_boundary(const std::string& s, size_t n) {
+  while (n > 0 && n < s.size() && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return n;
+}
+
+std::vector<float> last_logits(const Tensor& logits) {
+  int64_t t = logits.shape(1);
+  return reshape(narrow(logits, 1, t - 1, 1), {logits.shape(2)}).to_vector<float>();
+}
+
+}  // namespace
+
+GenerateResult generate(const DecoderModel& model, const tok::Tokenizer& tokenizer, const std::vector<int32_t>& prompt,
+                        const GenerateOptions& options, const std::function<void(const TokenEvent&)>& on_token,
+                        const LoraDeltas* lora) {
+  WICK_CHECK(!prompt.empty(), "generate: the prompt is empty");
+  WICK_CHECK(options.max_tokens >= 0, "generate: max_tokens must be >= 0");
+  int64_t context = model.config().max_position_embeddings;
+  int64_t needed = int64_t(prompt.size()) + options.max_tokens;
+  WICK_CHECK(context <= 0 || int64_t(prompt.size()) < context, "generate: the prompt has ", prompt.size(),
+             " tokens, more than the model's context of ", context);
+  if (context > 0) needed = std::min(needed, context);
+  NoGradGuard no_grad;
+  KVCache cache = model.make_cache(1, needed);
+  Sampler sampler(options.sampling);
+  tok::StreamingDecoder stream(tokenizer, /*skip_special_tokens=*/true);
+  std::vector<int32_t> history = prompt;
+  GenerateResult result;
+  result.finish_reason = "length";
+  std::string text;     // everything decoded so far
+  size_t emitted = 0;   // bytes of `text` already handed out
+  size_t hold = 0;      // a stop string can only start in the last (longest stop - 1) bytes
+  for (const std::string& s : options.stop) hold = std::max(hold, s.empty() ? 0 : s.size() - 1);
+
+  std::vector<int64_t> ids64(prompt.begin(), prompt.end());
+  Tensor logits = model.forward(Tensor::from_vector(ids64, {1, int64_t(ids64.size())}, model.device()), &cache,
+                                std::nullopt, std::nullopt, lora);
+  for (int64_t step = 0; step < options.max_tokens; ++step) {
+    double p = 0, lp = 0;
+    int32_t id = sampler.sample(last_logits(logits), history, &p, &lp);
+    if (std::find(options.eos_ids.begin(), options.eos_ids.end(), id) != options.eos_ids.end()) {
+      result.finish_reason = "eos";
+      break;
+    }
+    result.ids.push_back(id);
+    history.push_back(id);
+    text += stream.step(id);
+    // The earliest stop string in the text ends generation there.
+    size_t cut = std::string::npos;
+    for (const std::string& s : options.stop)
+      if (!s.empty()) cut = std::min(cut, text.find(s, emitted > s.size() ? emitted - s.size() : 0));
+    size_t safe = cut != std::string::npos ? cut : utf8_boundary(text, text.size() > hold ? text.size() - hold : 0);
+    std::string piece = safe > emitted ? text.substr(emitted, safe - emitted) : std::string();
+    emitted = std::max(emitted, safe);
+    if (on_token) on_token({id, piece, p, lp});
+    if (cut != std::string::npos) {
+      text.resize(cut);
+      result.finish_reason = "stop";
+      break;
+    }
+    if (int64_t(history.size()) >= needed) break;
+    logits = model.forward(Tensor::from_vector(std::vector<int64_t>{id}, {1, 1}, model.device()), &cache, std::nullopt,
+                           std::nullopt, lora);
+  }
+  if (result.finish_reason != "stop") {
+    text += stream.finish();
+    if (on_token && text.size() > emitted) on_token({-1, text.substr(emitted), 1.0, 0.0});
+  }
+  result.text = text;
+  return result;
+}
+
+}  // namespace wick::models

@@ -1,0 +1,41 @@
+// Text generation with a decoder: prefill the prompt once into a preallocated KV cache, then
+// decode one token at a time, sampling, streaming UTF-8-safe text pieces, and stopping on any EOS
+// id, a stop string (matched in the decoded text) or the token limit.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "wick/models/decoder.h"
+#include "wick/models/sampler.h"
+#include "wick/tokenizer/tokenizer.h"
+
+namespace wick::models {
+
+struct GenerateOptions {
+  int64_t max_tokens = 128;
+  SamplingOptions sampling;
+  std::vector<int32_t> eos_ids;         // any of them ends generation (not included in the text)
+  std::vector<std::string> stop;        // stop strings; the text ends before the first match
+};
+
+struct TokenEvent {
+  int32_t id;
+  // The new text this token completes (may be empty while UTF-8 or a stop string is pending). A
+  // last event with id -1 carries text still held back when generation ends.
+  std::string text;
+  double probability, logprob;
+};
+
+struct GenerateResult {
+  std::vector<int32_t> ids;  // generated ids (an EOS id that ended generation is not included)
+  std::string text;
+  std::string finish_reason;  // "eos", "stop" or "length"
+};
+
+GenerateResult generate(const DecoderModel& model, const tok::Tokenizer& tokenizer, const std::vector<int32_t>& prompt,
+                        const GenerateOptions& options, const std::function<void(const TokenEvent&)>& on_token = {},
+                        const LoraDeltas* lora = nullptr);
+
+}  // namespace wick::models

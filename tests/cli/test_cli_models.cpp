@@ -1,0 +1,122 @@
+// `wick generate` and `wick embed` on the real default models (fetched by scripts/fetch-models.sh):
+// the semantic-search ranking published in sentence-transformers' documentation for
+// all-MiniLM-L6-v2, SmolLM2's chat answer, the JSON output contract, stop strings and bad input.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace {
+
+using json = nlohmann::json;
+const std::string kModels = std::string(WICK_TEST_DATA_DIR) + "/../../models";
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+Result run_wick(const std::string& args, const std::string& input) {
+  std::string dir = ::testing::TempDir();
+  std::string in = dir + "/wick_m_in", out = dir + "/wick_m_out", err = dir + "/wick_m_err";
+  std::ofstream(in, std::ios::binary) << input;
+  int status = std::system((std::string(WICK_BINARY) + " " + args + " < " + in + " > " + out + " 2> " + err).c_str());
+  auto slurp = [](const std::string& p) {
+    std::ifstream f(p, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  };
+  return {WEXITSTATUS(status), slurp(out), slurp(err)};
+}
+
+std::string need(const std::string& path) {
+  if (!std::filesystem::exists(path)) ADD_FAILURE() << "missing " << path << " (run scripts/fetch-models.sh models)";
+  return path;
+}
+
+TEST(CliModels, MiniLMSemanticSearchRanksAsSentenceTransformersDocuments) {
+  std::string model = need(kModels + "/all-MiniLM-L6-v2");
+  const std::vector<std::string> corpus = {
+      "A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby.",
+      "A man is riding a horse.", "A woman is playing violin.", "Two men pushed carts through the woods.",
+      "A man is riding a white horse on an enclosed ground.", "A monkey is playing drums.",
+      "A cheetah is running behind its prey."};
+  std::string input;
+  for (const auto& s : corpus) input += json(s).dump() + "\n";
+  Result r = run_wick("embed --device cpu --model " + model + " --rank \"A man is eating pasta.\"", input);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<int> order;
+  std::vector<double> scores;
+  std::stringstream ss(r.out);
+  for (std::string line; std::getline(ss, line);) {
+    json j = json::parse(line);
+    order.push_back(j["index"]);
+    scores.push_back(j["score"]);
+  }
+  // sentence-transformers' semantic search example: food 0.7035, bread 0.5272, horse 0.1889,
+  // white horse 0.1047, cheetah 0.0980.
+  ASSERT_GE(order.size(), 5u);
+  EXPECT_EQ(std::vector<int>(order.begin(), order.begin() + 5), (std::vector<int>{0, 1, 3, 6, 8}));
+  EXPECT_NEAR(scores[0], 0.7035, 1e-3);
+  EXPECT_NEAR(scores[1], 0.5272, 1e-3);
+  EXPECT_NEAR(scores[2], 0.1889, 1e-3);
+}
+
+TEST(CliModels, EmbedRowsAreUnitVectorsOfTheModelWidth) {
+  std::string model = need(kModels + "/all-MiniLM-L6-v2");
+  Result r = run_wick("embed --device cpu --model " + model, "\"hello\"\n\"\"\n\"" + std::string(3000, 'a') + " b\"\n");
+  ASSERT_EQ(r.code, 0) << r.err;  // a text far past 512 tokens is truncated, not a crash
+  std::stringstream ss(r.out);
+  int rows = 0;
+  for (std::string line; std::getline(ss, line); ++rows) {
+    auto v = json::parse(line).get<std::vector<double>>();
+    ASSERT_EQ(v.size(), 384u);
+    double n = 0;
+    for (double x : v) n += x * x;
+    EXPECT_NEAR(n, 1.0, 1e-5);
+  }
+  EXPECT_EQ(rows, 3);
+}
+
+TEST(CliModels, SmolLM2AnswersAChatQuestion) {
+  std::string model = need(kModels + "/SmolLM2-135M-Instruct.Q4_1.gguf");
+  Result r = run_wick("generate --device cpu --model " + model +
+                          " --chat --prompt \"What is the capital of France?\" --max-tokens 24 --temperature 0 --json",
+                      "");
+  ASSERT_EQ(r.code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_NE(j["text"].get<std::string>().find("Paris"), std::string::npos) << j.dump();
+  EXPECT_EQ(j["finish_reason"], "eos") << j.dump();
+  EXPECT_FALSE(j["token_ids"].empty());
+}
+
+TEST(CliModels, StopStringEndsTheTextBeforeIt) {
+  std::string model = need(kModels + "/SmolLM2-135M-Instruct.Q4_1.gguf");
+  Result r = run_wick("generate --device cpu --model " + model +
+                          " --chat --prompt \"What is the capital of France?\" --max-tokens 24 --temperature 0 --json "
+                          "--stop \"of France\"",
+                      "");
+  ASSERT_EQ(r.code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["finish_reason"], "stop") << j.dump();
+  EXPECT_EQ(j["text"].get<std::string>().find("of France"), std::string::npos) << j.dump();
+}
+
+TEST(CliModels, BadArgumentsAreOneLineErrors) {
+  std::string model = need(kModels + "/SmolLM2-135M-Instruct.Q4_1.gguf");
+  Result r = run_wick("generate --device cpu --model " + model + " --prompt-ids 1,x,3 --max-tokens 2", "");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--prompt-ids"), std::string::npos) << r.err;
+  r = run_wick("generate --device cpu --model /no/such/model --prompt hi", "");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("/no/such/model"), std::string::npos) << r.err;
+  r = run_wick("embed --device cpu --model " + need(kModels + "/all-MiniLM-L6-v2"), "not json\n");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("stdin line 1"), std::string::npos) << r.err;
+}
+
+}  // namespace
