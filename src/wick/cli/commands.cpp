@@ -9,6 +9,7 @@ void register_commands(CLI::App& app) {
   register_info(app);
   register_generate(app);
   register_embed(app);
+  register_train(app);
 }
 
 }  // namespace wick::cli

@@ -12,6 +12,7 @@ void register_text_commands(CLI::App& app);
 void register_info(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_embed(CLI::App& app);
+void register_train(CLI::App& app);
 
 struct RuntimeOptions;
 // --device and --dtype, shared by every command that runs a model.
