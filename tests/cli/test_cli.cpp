@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -30,7 +31,9 @@ std::string read_file(const std::string& path) {
 // Runs `wick ARGS` with `input` on stdin.
 Result run_wick(const std::string& args, const std::string& input) {
   std::string dir = ::testing::TempDir();
-  std::string in = dir + "/wick_cli_in", out = dir + "/wick_cli_out", err = dir + "/wick_cli_err";
+  // Unique per process: ctest runs the tests of this file in parallel.
+  std::string base = dir + "/wick_cli_" + std::to_string(getpid());
+  std::string in = base + "_in", out = base + "_out", err = base + "_err";
   std::ofstream(in, std::ios::binary) << input;
   std::string cmd = std::string(WICK_BINARY) + " " + args + " < " + in + " > " + out + " 2> " + err;
   int status = std::system(cmd.c_str());

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -21,7 +22,9 @@ struct Result {
 
 Result run_wick(const std::string& args, const std::string& input) {
   std::string dir = ::testing::TempDir();
-  std::string in = dir + "/wick_m_in", out = dir + "/wick_m_out", err = dir + "/wick_m_err";
+  // Unique per process: ctest runs the tests of this file in parallel.
+  std::string base = dir + "/wick_m_" + std::to_string(getpid());
+  std::string in = base + "_in", out = base + "_out", err = base + "_err";
   std::ofstream(in, std::ios::binary) << input;
   int status = std::system((std::string(WICK_BINARY) + " " + args + " < " + in + " > " + out + " 2> " + err).c_str());
   auto slurp = [](const std::string& p) {
