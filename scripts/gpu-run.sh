@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything done on a GPU machine in one go: the CUDA check (scripts/gpu-check.sh: build for
 # sm_90, CUDA tests against the CPU backend, compute-sanitizer memcheck), the engine benchmarks
-# with their PyTorch peers on the GPU and the CPU, and the model fixtures made with transformers
-# and peft. Logs and results are packed into $OUT/results.tar.gz; a summary is printed last.
+# with their PyTorch peers on the GPU and the CPU, and the model benchmarks with transformers.
+# (The model fixtures of tests/data/models come from scripts/golden/models_golden.py.)
+# Logs and results are packed into $OUT/results.tar.gz; a summary is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -24,13 +25,18 @@ if [ -x build-gpu/bench/engine_bench ]; then
   bench_rc=$?
 fi
 
-timeout 240 python3 scripts/golden/models_golden.py "$WORK/models" >"$WORK/models.out" 2>&1
-models_rc=$?
+model_rc=skipped
+if [ -x build-gpu/bench/model_bench ]; then
+  { timeout 240 build-gpu/bench/model_bench --device cuda --dtype bf16 && \
+    timeout 300 python3 bench/peers/model_peer.py --device cuda --dtype bf16; } >"$WORK/model_bench.out" 2>"$WORK/model_bench.err"
+  model_rc=$?
+fi
 
 tar -czf "$FINAL_OUT/results.tar.gz" -C "$WORK" . 2>/dev/null
 echo "================ gpu-run summary"
 grep -A20 "== summary" "$WORK/check.out" | tail -n +2
 echo "--- benchmarks (rc=$bench_rc)"
 cat "$WORK"/bench/table_*.md 2>/dev/null || tail -5 "$WORK/bench.out" 2>/dev/null
-echo "--- model fixtures (rc=$models_rc): $(tail -1 "$WORK/models.out")"
+echo "--- model benchmarks (rc=$model_rc): wick, then transformers"
+cat "$WORK/model_bench.out" 2>/dev/null; tail -3 "$WORK/model_bench.err" 2>/dev/null
 echo "gpu-check rc=$check_rc"

@@ -1,7 +1,8 @@
 // Reverse-mode automatic differentiation as a function transform (like jax.grad / mlx.grad):
 // the function is run on traced copies of the chosen inputs, then the recorded graph is walked
 // backwards calling each primitive's vjp. Only tensors that depend on a traced input keep their
-// graph; gradients of other inputs are never computed.
+// graph; gradients of other inputs are never computed. Integer and bool results (argmax, comparisons,
+// casts to integers) are piecewise constant and carry no gradient, as in torch.
 #pragma once
 
 #include <functional>

@@ -159,6 +159,7 @@ Tensor lora_delta(const Tensor& x, const Tensor& a, const Tensor& b, double scal
 
 // q[B, Hq, Tq, D], k/v[B, Hkv, Tk, D]; mask bool (true = attend) or additive float, broadcastable
 // to [B, Hq, Tq, Tk]; causal is aligned to the end (see primitives.h). scale defaults to 1/sqrt(D).
+// A query that sees no key (all masked) gives 0.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const std::optional<Tensor>& mask = std::nullopt, bool causal = false,
                                     std::optional<double> scale = std::nullopt);

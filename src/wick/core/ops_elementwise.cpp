@@ -31,10 +31,11 @@ Tensor binary(const Tensor& a, const Tensor& b, bool compare = false) {
 }
 
 // A double operand becomes a 0-dim tensor of the other operand's dtype (f32 for a fractional
-// value against an integer tensor).
+// value against an integer tensor; i64 for a whole one against a bool tensor, as in torch).
 Tensor scalar_like(double value, const Tensor& like) {
   Dtype dtype = like.dtype();
   if (!is_floating(dtype) && value != std::floor(value)) dtype = Dtype::F32;
+  else if (dtype == Dtype::Bool) dtype = Dtype::I64;
   return scalar(value, dtype, like.device());
 }
 

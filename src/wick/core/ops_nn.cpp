@@ -37,18 +37,24 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
              " and ", shape_str(b.shape()));
   check_floating("matmul", a);
   check_floating("matmul", b);
-  if (a.ndim() == 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
-  if (b.ndim() == 1) return squeeze(matmul(a, unsqueeze(b, 1)), -1);
-  int64_t m = a.shape(-2), k = a.shape(-1), k2 = b.shape(-2), n = b.shape(-1);
-  WICK_CHECK(k == k2, "matmul: expected a[..., M, K] and b[..., K, N], got ", shape_str(a.shape()), " and ",
-             shape_str(b.shape()));
+  WICK_CHECK(a.shape(-1) == b.shape(b.ndim() == 1 ? 0 : -2), "matmul: expected a[..., M, K] and b[..., K, N], got ",
+             shape_str(a.shape()), " and ", shape_str(b.shape()));
+  if (a.ndim() == 1 || b.ndim() == 1) {
+    // Promote 1-D operands to matrices, then drop the added dims (N first, then M).
+    Tensor out = matmul(a.ndim() == 1 ? unsqueeze(a, 0) : a, b.ndim() == 1 ? unsqueeze(b, 1) : b);
+    if (b.ndim() == 1) out = squeeze(out, -1);
+    if (a.ndim() == 1) out = squeeze(out, b.ndim() == 1 ? -1 : -2);
+    return out;
+  }
+  int64_t m = a.shape(-2), k = a.shape(-1), n = b.shape(-1);
   Dtype dtype = promote_types(a.dtype(), b.dtype());
   Tensor aa = astype(a, dtype), bb = astype(b, dtype);
   // A plain weight matrix against batched rows: fold the batch into M (one large GEMM).
   if (b.ndim() == 2 && a.ndim() > 2) {
     Shape out_shape(a.shape().begin(), a.shape().end() - 1);
     out_shape.push_back(n);
-    return reshape(matmul(reshape(aa, {-1, k}), bb), out_shape);
+    int64_t rows = numel(Shape(a.shape().begin(), a.shape().end() - 1));  // not -1: K may be 0
+    return reshape(matmul(reshape(aa, {rows, k}), bb), out_shape);
   }
   Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
   Shape batch = broadcast_shapes(batch_a, batch_b, "matmul");
@@ -76,6 +82,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>
 Tensor take(const Tensor& x, const Tensor& index, int dim) {
   check_device("take", x, index);
   check_index("take", index);
+  WICK_CHECK(x.ndim() > 0, "take: expected a tensor with at least 1 dim, got a 0-dim tensor");
   int d = normalize_dim(dim, x.ndim(), "take");
   Shape shape(x.shape().begin(), x.shape().begin() + d);
   shape.insert(shape.end(), index.shape().begin(), index.shape().end());
@@ -97,6 +104,7 @@ Tensor index_add(const Tensor& x, int dim, const Tensor& index, const Tensor& sr
   check_device("index_add", x, index);
   check_device("index_add", x, src);
   check_index("index_add", index);
+  WICK_CHECK(x.ndim() > 0, "index_add: expected a tensor with at least 1 dim, got a 0-dim tensor");
   int d = normalize_dim(dim, x.ndim(), "index_add");
   WICK_CHECK(index.ndim() == 1, "index_add: index must be 1-D, got ", shape_str(index.shape()));
   Shape expected = x.shape();
@@ -128,14 +136,14 @@ Tensor slice_update(Tensor dst, const Tensor& src, const Shape& start) {
 Tensor softmax(const Tensor& x, int dim) {
   check_floating("softmax", x);
   int d = normalize_dim(dim, x.ndim(), "softmax");
-  if (d != x.ndim() - 1) return transpose(softmax(transpose(x, d, -1), -1), d, -1);
+  if (x.ndim() > 0 && d != x.ndim() - 1) return transpose(softmax(transpose(x, d, -1), -1), d, -1);
   return Tensor::make(x.shape(), x.dtype(), x.device(), std::make_shared<Softmax>(false), {x});
 }
 
 Tensor log_softmax(const Tensor& x, int dim) {
   check_floating("log_softmax", x);
   int d = normalize_dim(dim, x.ndim(), "log_softmax");
-  if (d != x.ndim() - 1) return transpose(log_softmax(transpose(x, d, -1), -1), d, -1);
+  if (x.ndim() > 0 && d != x.ndim() - 1) return transpose(log_softmax(transpose(x, d, -1), -1), d, -1);
   return Tensor::make(x.shape(), x.dtype(), x.device(), std::make_shared<Softmax>(true), {x});
 }
 
@@ -157,7 +165,8 @@ Tensor layer_norm(const Tensor& x, const std::optional<Tensor>& weight, const st
 
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
   check_floating("rms_norm", x);
-  WICK_CHECK(x.ndim() >= 1 && weight.shape() == Shape{x.shape(-1)}, "rms_norm: weight must be [", x.shape(-1),
+  WICK_CHECK(x.ndim() >= 1, "rms_norm: input must have at least 1 dim");
+  WICK_CHECK(weight.shape() == Shape{x.shape(-1)}, "rms_norm: weight must be [", x.shape(-1),
              "] for input ", shape_str(x.shape()), ", got ", shape_str(weight.shape()));
   check_device("rms_norm", x, weight);
   return Tensor::make(x.shape(), x.dtype(), x.device(), std::make_shared<RMSNorm>(eps), {x, astype(weight, x.dtype())});
@@ -268,8 +277,9 @@ AttentionArgs attention_args(const Tensor& q, const Tensor& k, const Tensor& v, 
   if (mask) {
     check_device(op, q, *mask);
     Shape target{b, hq, tq, tk};
-    WICK_CHECK(broadcast_shapes(mask->shape(), target, op) == target, op, ": mask ", shape_str(mask->shape()),
-               " does not broadcast to ", shape_str(target));
+    bool fits = mask->ndim() <= 4;
+    for (int i = 1; fits && i <= mask->ndim(); ++i) fits = mask->shape(-i) == 1 || mask->shape(-i) == target[4 - i];
+    WICK_CHECK(fits, op, ": mask ", shape_str(mask->shape()), " does not broadcast to ", shape_str(target));
     args.mask = broadcast_to(bool_mask_to_additive(*mask, Dtype::F32), target);
   }
   return args;
@@ -368,7 +378,11 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     Tensor allowed = le(j, i + double(tk - tq));
     scores = where(allowed, scores, full({}, -INFINITY, scores.dtype(), q.device()));
   }
-  Tensor p = wick::softmax(scores, -1);
+  // A query that sees no key (every score masked) attends to nothing: its output is 0, as in the
+  // kernels. Its scores are replaced before the softmax so no NaN reaches values or gradients.
+  Tensor zero = zeros({}, scores.dtype(), q.device());
+  Tensor sees_a_key = gt(max(scores, {-1}, true), full({}, -INFINITY, scores.dtype(), q.device()));
+  Tensor p = where(sees_a_key, wick::softmax(where(sees_a_key, scores, zero), -1), zero);
   return reshape(matmul(p, vg), {b, hq, tq, v.shape(3)});
 }
 

@@ -35,13 +35,13 @@ Shape dropped_shape(const Shape& shape, const std::vector<int>& dims) {
 }
 
 Tensor reduce(const Tensor& x, ReduceKind kind, std::vector<int> dims, bool keepdim, const char* op) {
-  if (x.ndim() == 0) return x;
   dims = normalize_dims(std::move(dims), x.ndim(), op);
+  if (x.ndim() == 0) return x;
   if (kind != ReduceKind::Sum)
     for (int d : dims) WICK_CHECK(x.shape()[d] > 0, op, ": cannot reduce an empty dim ", d, " of ", shape_str(x.shape()));
   Tensor in = x;
-  // Sums of bool/integer tensors are integers (i64 for bool), as in torch.
-  if (kind == ReduceKind::Sum && (x.dtype() == Dtype::Bool || x.dtype() == Dtype::U8)) in = astype(x, Dtype::I64);
+  // Sums of bool/integer tensors are i64, as in torch (an i32 sum would overflow silently).
+  if (kind == ReduceKind::Sum && is_integral(x.dtype())) in = astype(x, Dtype::I64);
   Tensor out = dims.empty() ? in
                             : Tensor::make(kept_shape(x.shape(), dims), in.dtype(), x.device(),
                                            std::make_shared<Reduce>(kind, dims), {in});
@@ -68,7 +68,10 @@ Tensor min(const Tensor& x) { return min(x, all_dims(x)); }
 
 Tensor mean(const Tensor& x, std::vector<int> dims, bool keepdim) {
   int64_t count = 1;
-  for (int d : dims) count *= x.shape()[normalize_dim(d, x.ndim(), "mean")];
+  for (int d : dims) {
+    int nd = normalize_dim(d, x.ndim(), "mean");
+    if (x.ndim() > 0) count *= x.shape()[nd];
+  }
   Tensor in = is_floating(x.dtype()) ? x : astype(x, Dtype::F32);
   return sum(in, dims, keepdim) * (1.0 / double(std::max<int64_t>(count, 1)));
 }

@@ -6,6 +6,14 @@
 
 namespace wick {
 
+namespace {
+// The dim of an op that indexes into it (0-dim tensors have none).
+int indexed_dim(const Tensor& x, int64_t dim, const char* op) {
+  WICK_CHECK(x.ndim() > 0, op, ": expected a tensor with at least 1 dim, got a 0-dim tensor");
+  return normalize_dim(dim, x.ndim(), op);
+}
+}  // namespace
+
 Tensor reshape(const Tensor& x, Shape shape) {
   int infer = -1;
   int64_t known = 1;
@@ -59,6 +67,11 @@ Tensor permute(const Tensor& x, std::vector<int> dims) {
 }
 
 Tensor transpose(const Tensor& x, int dim0, int dim1) {
+  if (x.ndim() == 0) {
+    normalize_dim(dim0, 0, "transpose");
+    normalize_dim(dim1, 0, "transpose");
+    return x;
+  }
   std::vector<int> perm(x.ndim());
   for (int i = 0; i < x.ndim(); ++i) perm[i] = i;
   std::swap(perm[normalize_dim(dim0, x.ndim(), "transpose")], perm[normalize_dim(dim1, x.ndim(), "transpose")]);
@@ -66,7 +79,7 @@ Tensor transpose(const Tensor& x, int dim0, int dim1) {
 }
 
 Tensor slice(const Tensor& x, int dim, int64_t start, int64_t stop, int64_t step) {
-  int d = normalize_dim(dim, x.ndim(), "slice");
+  int d = indexed_dim(x, dim, "slice");
   WICK_CHECK(step > 0, "slice: step must be positive, got ", step);
   int64_t size = x.shape()[d];
   auto clamp = [&](int64_t i) { return std::clamp<int64_t>(i < 0 ? i + size : i, 0, size); };
@@ -82,7 +95,7 @@ Tensor slice(const Tensor& x, int dim, int64_t start, int64_t stop, int64_t step
 }
 
 Tensor narrow(const Tensor& x, int dim, int64_t start, int64_t length) {
-  int d = normalize_dim(dim, x.ndim(), "narrow");
+  int d = indexed_dim(x, dim, "narrow");
   WICK_CHECK(start >= 0 && length >= 0 && start + length <= x.shape()[d], "narrow: [", start, ", ", start + length,
              ") is out of range for dim ", d, " of size ", x.shape()[d]);
   return slice(x, d, start, start + length);
@@ -90,6 +103,7 @@ Tensor narrow(const Tensor& x, int dim, int64_t start, int64_t length) {
 
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   if (x.shape() == shape) return x;
+  for (int64_t d : shape) WICK_CHECK(d >= 0, "broadcast_to: bad size in ", shape_str(shape));
   Shape result = broadcast_shapes(x.shape(), shape, "broadcast_to");
   WICK_CHECK(result == shape, "broadcast_to: cannot broadcast ", shape_str(x.shape()), " to ", shape_str(shape));
   return Tensor::make(shape, x.dtype(), x.device(), std::make_shared<BroadcastTo>(), {x});
@@ -98,6 +112,8 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
 Tensor expand(const Tensor& x, const Shape& shape) {
   Shape target = shape;
   size_t off = target.size() - std::min(target.size(), size_t(x.ndim()));
+  for (size_t i = 0; i < off; ++i)
+    WICK_CHECK(target[i] != -1, "expand: -1 is not allowed for the new leading dim ", i, " of ", shape_str(shape));
   for (size_t i = off; i < target.size(); ++i)
     if (target[i] == -1) target[i] = x.shape()[i - off];
   return broadcast_to(x, target);
@@ -105,7 +121,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
 
 Tensor squeeze(const Tensor& x, int dim) {
   int d = normalize_dim(dim, x.ndim(), "squeeze");
-  if (x.shape()[d] != 1) return x;  // torch leaves dims of size other than 1 alone
+  if (x.ndim() == 0 || x.shape()[d] != 1) return x;  // torch leaves dims of size other than 1 alone
   Shape shape = x.shape();
   shape.erase(shape.begin() + d);
   return reshape(x, shape);
@@ -121,7 +137,7 @@ Tensor unsqueeze(const Tensor& x, int dim) {
 Tensor concat(const std::vector<Tensor>& xs, int dim) {
   WICK_CHECK(!xs.empty(), "concat: no tensors given");
   const Tensor& first = xs[0];
-  int d = normalize_dim(dim, first.ndim(), "concat");
+  int d = indexed_dim(first, dim, "concat");
   Shape shape = first.shape();
   shape[d] = 0;
   Dtype dtype = first.dtype();
@@ -153,7 +169,7 @@ Tensor stack(const std::vector<Tensor>& xs, int dim) {
 }
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int dim) {
-  int d = normalize_dim(dim, x.ndim(), "split");
+  int d = indexed_dim(x, dim, "split");
   int64_t total = 0;
   for (int64_t s : sizes) total += s;
   WICK_CHECK(total == x.shape()[d], "split: sizes add up to ", total, " but dim ", d, " has size ", x.shape()[d]);

@@ -44,8 +44,10 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
 }
 
 int normalize_dim(int64_t dim, int ndim, const char* op) {
-  int64_t d = dim < 0 ? dim + ndim : dim;
-  if (d < 0 || d >= std::max(ndim, 1)) fail(op, ": dim ", dim, " out of range for a tensor of ", ndim, " dims");
+  // A 0-dim tensor accepts dim 0 and -1, as in torch.
+  int64_t n = std::max(ndim, 1);
+  int64_t d = dim < 0 ? dim + n : dim;
+  if (d < 0 || d >= n) fail(op, ": dim ", dim, " out of range for a tensor of ", ndim, " dims");
   return int(d);
 }
 

@@ -57,7 +57,8 @@ Tensor Tensor::make(const Shape& shape, Dtype dtype, Device device, std::shared_
   impl->dtype = dtype;
   impl->device = device;
   bool tracks = false;
-  if (grad_enabled())
+  // Integer and bool results are piecewise constant: no gradient flows through them (as in torch).
+  if (grad_enabled() && is_floating(dtype))
     for (const Tensor& in : inputs) tracks = tracks || in.tracks_grad();
   impl->tracks_grad = tracks;
   impl->primitive = std::move(primitive);
@@ -67,7 +68,10 @@ Tensor Tensor::make(const Shape& shape, Dtype dtype, Device device, std::shared_
   return t;
 }
 
-int64_t Tensor::shape(int64_t dim) const { return impl().shape[normalize_dim(dim, ndim(), "shape")]; }
+int64_t Tensor::shape(int64_t dim) const {
+  WICK_CHECK(ndim() > 0, "shape(", dim, "): a 0-dim tensor has no dims");
+  return impl().shape[normalize_dim(dim, ndim(), "shape")];
+}
 
 const Tensor& Tensor::eval() const {
   if (!is_evaluated()) wick::eval({*this});

@@ -1,5 +1,6 @@
 // Vector-Jacobian products of every primitive, written with ordinary ops so they run on any
 // device (and are themselves differentiable where the ops are).
+#include <algorithm>
 #include <cmath>
 
 #include "wick/core/ops.h"
@@ -57,19 +58,30 @@ Tensor winner_share(const Tensor& a, const Tensor& b, bool is_max) {
   return where(wins, one, where(eq(a, b), half, zero_like_scalar(a)));
 }
 
+// Only the requested cotangents are computed (a constant operand, e.g. a scalar, costs nothing).
 template <class Fn>
-std::pair<Tensor, Tensor> binary_vjp(const Tensor& a, const Tensor& b, const Tensor& y, const Tensor& g) {
-  if constexpr (std::is_same_v<Fn, fn::Add>) return {g, g};
-  if constexpr (std::is_same_v<Fn, fn::Sub>) return {g, -g};
-  if constexpr (std::is_same_v<Fn, fn::Mul>) return {g * b, g * a};
-  if constexpr (std::is_same_v<Fn, fn::Div>) return {g / b, -g * y / b};
-  if constexpr (std::is_same_v<Fn, fn::Pow>) return {g * b * pow(a, b - 1.0), g * y * log(a)};
+std::pair<Tensor, Tensor> binary_vjp(const Tensor& a, const Tensor& b, const Tensor& y, const Tensor& g, bool need_a,
+                                     bool need_b) {
+  auto when = [](bool need, auto f) { return need ? Tensor(f()) : Tensor(); };
+  if constexpr (std::is_same_v<Fn, fn::Add>) return {when(need_a, [&] { return g; }), when(need_b, [&] { return g; })};
+  if constexpr (std::is_same_v<Fn, fn::Sub>) return {when(need_a, [&] { return g; }), when(need_b, [&] { return -g; })};
+  if constexpr (std::is_same_v<Fn, fn::Mul>)
+    return {when(need_a, [&] { return g * b; }), when(need_b, [&] { return g * a; })};
+  if constexpr (std::is_same_v<Fn, fn::Div>)
+    return {when(need_a, [&] { return g / b; }), when(need_b, [&] { return -g * y / b; })};
+  if constexpr (std::is_same_v<Fn, fn::Pow>)
+    return {when(need_a, [&] { return g * b * pow(a, b - 1.0); }), when(need_b, [&] { return g * y * log(a); })};
   if constexpr (std::is_same_v<Fn, fn::Maximum> || std::is_same_v<Fn, fn::Minimum>) {
     constexpr bool is_max = std::is_same_v<Fn, fn::Maximum>;
-    return {g * winner_share(a, b, is_max), g * winner_share(b, a, is_max)};
+    return {when(need_a, [&] { return g * winner_share(a, b, is_max); }),
+            when(need_b, [&] { return g * winner_share(b, a, is_max); })};
   }
   // Comparisons are piecewise constant.
   return {Tensor(), Tensor()};
+}
+
+bool requested(const std::vector<int>& argnums, int i) {
+  return std::find(argnums.begin(), argnums.end(), i) != argnums.end();
 }
 
 std::vector<Tensor> pick(const std::vector<int>& argnums, const std::vector<Tensor>& all) {
@@ -89,7 +101,7 @@ std::vector<Tensor> Unary<Fn>::vjp(const std::vector<Tensor>& in, const Tensor& 
 template <class Fn>
 std::vector<Tensor> Binary<Fn>::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
                                     const Tensor& out) {
-  auto [da, db] = binary_vjp<Fn>(in[0], in[1], out, g);
+  auto [da, db] = binary_vjp<Fn>(in[0], in[1], out, g, requested(argnums, 0), requested(argnums, 1));
   return pick(argnums, {da, db});
 }
 
@@ -104,7 +116,9 @@ WICK_COMPARE_FNS(WICK_INSTANTIATE)
 std::vector<Tensor> Where::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
                                const Tensor&) {
   Tensor z = zeros({}, g.dtype(), g.device());
-  return pick(argnums, {Tensor(), where(in[0], g, z), where(in[0], z, g)});
+  Tensor da = requested(argnums, 1) ? where(in[0], g, z) : Tensor();
+  Tensor db = requested(argnums, 2) ? where(in[0], z, g) : Tensor();
+  return pick(argnums, {Tensor(), da, db});
 }
 
 std::vector<Tensor> AsType::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>&, const Tensor&) {

@@ -31,6 +31,9 @@ class EncoderModel {
  public:
   // A Hugging Face folder (config.json + model.safetensors).
   static EncoderModel load(const std::string& dir, Device device, Dtype dtype);
+  EncoderModel() = default;
+  // An empty model of this shape; the caller fills in the weights.
+  EncoderModel(EncoderConfig config, Device device, Dtype dtype) : config_(std::move(config)), device_(device), dtype_(dtype) {}
 
   const EncoderConfig& config() const { return config_; }
   Device device() const { return device_; }

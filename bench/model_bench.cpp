@@ -1,0 +1,162 @@
+// Model-level workloads (PERFORMANCE.md, B, C and E) with random weights of the real shapes:
+// Qwen2.5-0.5B batch-1 decode and prefill, and all-MiniLM-L6-v2 embedding throughput. Prints one
+// JSON object; its peer is bench/peers/model_peer.py (transformers on the same card).
+// Usage: model_bench [--device cuda|cpu] [--dtype bf16|f32]
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "wick/core/autograd.h"
+#include "wick/core/ops.h"
+#include "wick/models/decoder.h"
+#include "wick/models/encoder.h"
+
+using namespace wick;
+
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+models::DecoderModel qwen05b(Device device, Dtype dtype) {
+  models::DecoderConfig c;
+  c.model_type = "qwen2";
+  c.vocab_size = 151936;
+  c.hidden_size = 896;
+  c.intermediate_size = 4864;
+  c.num_layers = 24;
+  c.num_heads = 14;
+  c.num_kv_heads = 2;
+  c.head_dim = 64;
+  c.max_position_embeddings = 32768;
+  c.rope_theta = 1000000.0;
+  c.tie_word_embeddings = true;
+  c.qkv_bias = true;
+  models::DecoderModel m(c, device, dtype);
+  auto w = [&](Shape s) { return normal(s, 0, 0.02, dtype, device); };
+  int64_t h = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim, f = c.intermediate_size;
+  m.embed_tokens = w({c.vocab_size, h});
+  m.lm_head = m.embed_tokens;
+  m.final_norm = ones({h}, dtype, device);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    models::DecoderLayer l;
+    l.input_norm = ones({h}, dtype, device);
+    l.post_norm = ones({h}, dtype, device);
+    l.q = w({q, h});
+    l.k = w({kv, h});
+    l.v = w({kv, h});
+    l.o = w({h, q});
+    l.q_bias = w({q});
+    l.k_bias = w({kv});
+    l.v_bias = w({kv});
+    l.gate = w({f, h});
+    l.up = w({f, h});
+    l.down = w({h, f});
+    m.layers.push_back(l);
+  }
+  m.inv_freq = models::rope_frequencies(c, device);
+  return m;
+}
+
+// Greedy decode of `new_tokens` after a prompt of `prompt` tokens, batch `batch`: tokens/s.
+double decode_tokens_per_second(const models::DecoderModel& m, int64_t batch, int64_t prompt, int64_t new_tokens) {
+  NoGradGuard no_grad;
+  Tensor ids = astype(uniform({batch, prompt}, 0, 150000, Dtype::F32, m.device()), Dtype::I64);
+  auto run = [&](int64_t n) {
+    models::KVCache cache = m.make_cache(batch, prompt + n);
+    Tensor logits = m.forward(ids, &cache);
+    for (int64_t i = 0; i < n; ++i) {
+      Tensor next = argmax(narrow(logits, 1, logits.shape(1) - 1, 1), -1);
+      next.to_vector<int64_t>();  // the host sees each token, as a streaming generator does
+      logits = m.forward(next, &cache);
+    }
+    synchronize(m.device());
+  };
+  run(4);
+  double t0 = now();
+  run(0);
+  double prefill = now() - t0;
+  t0 = now();
+  run(new_tokens);
+  double total = now() - t0;
+  return double(batch * new_tokens) / (total - prefill);
+}
+
+double prefill_ms(const models::DecoderModel& m, int64_t tokens) {
+  NoGradGuard no_grad;
+  Tensor ids = astype(uniform({1, tokens}, 0, 150000, Dtype::F32, m.device()), Dtype::I64);
+  for (int i = 0; i < 3; ++i) m.forward(ids).eval();
+  synchronize(m.device());
+  double t0 = now();
+  const int reps = 10;
+  for (int i = 0; i < reps; ++i) m.forward(ids).eval();
+  synchronize(m.device());
+  return (now() - t0) / reps * 1e3;
+}
+
+models::EncoderModel minilm(Device device, Dtype dtype) {
+  models::EncoderConfig c;
+  c.model_type = "bert";
+  c.vocab_size = 30522;
+  c.hidden_size = 384;
+  c.intermediate_size = 1536;
+  c.num_layers = 6;
+  c.num_heads = 12;
+  c.max_position_embeddings = 512;
+  c.type_vocab_size = 2;
+  models::EncoderModel m(c, device, dtype);
+  auto w = [&](Shape s) { return normal(s, 0, 0.02, dtype, device); };
+  int64_t h = c.hidden_size, f = c.intermediate_size;
+  m.word_embeddings = w({c.vocab_size, h});
+  m.position_embeddings = w({c.max_position_embeddings, h});
+  m.token_type_embeddings = w({c.type_vocab_size, h});
+  m.embed_norm_w = ones({h}, dtype, device);
+  m.embed_norm_b = zeros({h}, dtype, device);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    models::EncoderLayer l;
+    l.q = w({h, h}), l.k = w({h, h}), l.v = w({h, h}), l.o = w({h, h});
+    l.q_b = w({h}), l.k_b = w({h}), l.v_b = w({h}), l.o_b = w({h});
+    l.attn_norm_w = ones({h}, dtype, device), l.attn_norm_b = zeros({h}, dtype, device);
+    l.up = w({f, h}), l.up_b = w({f}), l.down = w({h, f}), l.down_b = w({h});
+    l.out_norm_w = ones({h}, dtype, device), l.out_norm_b = zeros({h}, dtype, device);
+    m.layers.push_back(l);
+  }
+  return m;
+}
+
+// Documents per second: batch x seq token ids (all real tokens), mean pooling and L2 norm.
+double embed_docs_per_second(const models::EncoderModel& m, int64_t batch, int64_t seq) {
+  NoGradGuard no_grad;
+  Tensor ids = astype(uniform({batch, seq}, 1000, 30000, Dtype::F32, m.device()), Dtype::I64);
+  Tensor mask = ones({batch, seq}, Dtype::I64, m.device());
+  auto once = [&] { models::l2_normalize(models::pool(m.forward(ids, mask), mask, models::Pooling::Mean)).to_vector<float>(); };
+  for (int i = 0; i < 3; ++i) once();
+  double t0 = now();
+  const int reps = 20;
+  for (int i = 0; i < reps; ++i) once();
+  return double(batch * reps) / (now() - t0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Device device = best_device();
+  Dtype dtype = Dtype::BF16;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--device")) device = Device::parse(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--dtype")) dtype = parse_dtype(argv[i + 1]);
+  }
+  manual_seed(0);
+  auto m = qwen05b(device, dtype);
+  double d1 = decode_tokens_per_second(m, 1, 128, 128);
+  double d8 = decode_tokens_per_second(m, 8, 128, 128);
+  double p128 = prefill_ms(m, 128), p512 = prefill_ms(m, 512);
+  // Embeddings in f32 (the fp32 rows of the peer table) at batch 100 x 16 and 1 x 16.
+  auto e = minilm(device, Dtype::F32);
+  double e100 = embed_docs_per_second(e, 100, 16), e1 = embed_docs_per_second(e, 1, 16);
+  std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"decode_b1_tok_s\": %.1f, \"decode_b8_tok_s\": %.1f, "
+              "\"prefill_128_ms\": %.2f, \"prefill_512_ms\": %.2f, \"embed_100x16_docs_s\": %.1f, "
+              "\"embed_1x16_ms\": %.3f}\n",
+              device.str().c_str(), dtype_name(dtype), d1, d8, p128, p512, e100, 1e3 / e1);
+  return 0;
+}
