@@ -226,6 +226,17 @@ void AttentionBackward::eval_cpu(const std::vector<Tensor>& in, const Tensor& ou
   });
 }
 
+namespace {
+// The maximum of a row and the sum of exp(x - maximum): a stable log-sum-exp is log(sum) + max.
+template <typename T>
+std::pair<double, double> max_and_sum_exp(const T* row, int64_t v) {
+  double m = -INFINITY, s = 0;
+  for (int64_t j = 0; j < v; ++j) m = std::max(m, double(row[j]));
+  for (int64_t j = 0; j < v; ++j) s += std::exp(double(row[j]) - m);
+  return {m, s};
+}
+}  // namespace
+
 void CrossEntropy::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   Tensor logits = cpu::contiguous_copy(in[0]);
   Tensor targets = cpu::contiguous_copy(in[1]);
@@ -244,9 +255,7 @@ void CrossEntropy::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
         }
         WICK_CHECK(t >= 0 && t < v, "cross_entropy: target ", t, " is out of range for ", v, " classes");
         const T* row = pl + r * v;
-        double m = -INFINITY, s = 0;
-        for (int64_t j = 0; j < v; ++j) m = std::max(m, double(row[j]));
-        for (int64_t j = 0; j < v; ++j) s += std::exp(double(row[j]) - m);
+        auto [m, s] = max_and_sum_exp(row, v);
         po[r] = float(std::log(s) + m - double(row[t]));
       }
     });
@@ -274,9 +283,7 @@ void CrossEntropyBackward::eval_cpu(const std::vector<Tensor>& in, const Tensor&
         }
         WICK_CHECK(t >= 0 && t < v, "cross_entropy: target ", t, " is out of range for ", v, " classes");
         const T* row = pl + r * v;
-        double m = -INFINITY, s = 0;
-        for (int64_t j = 0; j < v; ++j) m = std::max(m, double(row[j]));
-        for (int64_t j = 0; j < v; ++j) s += std::exp(double(row[j]) - m);
+        auto [m, s] = max_and_sum_exp(row, v);
         for (int64_t j = 0; j < v; ++j) {
           double pj = std::exp(double(row[j]) - m) / s - (j == t ? 1.0 : 0.0);
           orow[j] = T(compute_t<T>(pj * double(pg[r])));
