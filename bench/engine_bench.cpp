@@ -9,6 +9,7 @@
 #include "wick/core/backend_hooks.h"
 #include "wick/core/graph.h"
 #include "wick/core/ops.h"
+#include "wick/models/sampler.h"
 
 using namespace wick;
 
@@ -110,6 +111,21 @@ void BM_AdamWStep(benchmark::State& state, bool lazy) {
   }
 }
 
+// Choosing a token from logits that live on the device (host to host, as a generator needs it).
+// kind: 0 greedy, 1 top-k (arg), 2 top-p (arg / 100), 3 temperature 0.7.
+void BM_Sample(benchmark::State& state) {
+  Device d = device_of(state);
+  int64_t vocab = state.range(1), kind = state.range(2), arg = state.range(3);
+  Tensor logits = normal({vocab}, 0, 3, Dtype::F32, d).eval();
+  models::SamplingOptions o;
+  o.temperature = kind == 0 ? 0.0 : (kind == 3 ? 0.7 : 1.0);
+  if (kind == 1) o.top_k = arg;
+  if (kind == 2) o.top_p = double(arg) / 100.0;
+  models::Sampler sampler(o);
+  std::vector<int32_t> history;
+  for (auto _ : state) benchmark::DoNotOptimize(sampler.sample(logits.to_vector<float>(), history));
+}
+
 void register_all() {
   std::vector<int64_t> devices{0};
   if (cuda::available()) devices.push_back(1);
@@ -134,6 +150,14 @@ void register_all() {
     reg("kv_append_qwen05b_24layers", BM_KvAppend)->Args({dev});
     reg("adamw_512x512/eager", [](benchmark::State& s) { BM_AdamWStep(s, false); })->Args({dev});
     reg("adamw_512x512/lazy", [](benchmark::State& s) { BM_AdamWStep(s, true); })->Args({dev});
+    for (int64_t vocab : {1000, 32000, 100000}) {
+      std::string v = std::to_string(vocab);
+      reg("sample_greedy_" + v, BM_Sample)->Args({dev, vocab, 0, 0});
+      reg("sample_top_p0.9_" + v, BM_Sample)->Args({dev, vocab, 2, 90});
+    }
+    for (int64_t k : {10, 40, 50}) reg("sample_top_k" + std::to_string(k) + "_32000", BM_Sample)->Args({dev, 32000, 1, k});
+    reg("sample_top_p0.95_32000", BM_Sample)->Args({dev, 32000, 2, 95});
+    reg("sample_temperature0.7_32000", BM_Sample)->Args({dev, 32000, 3, 0});
   }
 }
 

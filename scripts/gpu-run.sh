@@ -25,6 +25,14 @@ if [ -x build-gpu/bench/engine_bench ]; then
   bench_rc=$?
 fi
 
+fused_rc=skipped
+if [ -x build-gpu/bench/fused_bench ]; then
+  timeout 300 build-gpu/bench/fused_bench --benchmark_filter=/cuda --benchmark_min_time=0.1 --benchmark_repetitions=3 \
+    --benchmark_report_aggregates_only=true --benchmark_out="$WORK/fused_cuda.json" --benchmark_out_format=json >/dev/null 2>"$WORK/fused.err"
+  fused_rc=$?
+  python3 bench/fused_table.py "$WORK/fused_cuda.json" --device cuda >"$WORK/fused_table.md" 2>>"$WORK/fused.err"
+fi
+
 model_rc=skipped
 if [ -x build-gpu/bench/model_bench ]; then
   { timeout 240 build-gpu/bench/model_bench --device cuda --dtype bf16 && \
@@ -37,6 +45,8 @@ echo "================ gpu-run summary"
 grep -A20 "== summary" "$WORK/check.out" | tail -n +2
 echo "--- benchmarks (rc=$bench_rc)"
 cat "$WORK"/bench/table_*.md 2>/dev/null || tail -5 "$WORK/bench.out" 2>/dev/null
+echo "--- fused kernels against their compositions (rc=$fused_rc)"
+cat "$WORK/fused_table.md" 2>/dev/null; tail -3 "$WORK/fused.err" 2>/dev/null
 echo "--- model benchmarks (rc=$model_rc): wick, then transformers"
 cat "$WORK/model_bench.out" 2>/dev/null; tail -3 "$WORK/model_bench.err" 2>/dev/null
 echo "gpu-check rc=$check_rc"

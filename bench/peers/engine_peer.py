@@ -79,6 +79,34 @@ def main():
     p.grad = randn(512, 512)
     opt = torch.optim.AdamW([p], lr=1e-3, weight_decay=0.01, foreach=False)
     results["adamw_512x512"] = timeit(opt.step, dev)
+    # Sampling from device logits, host to host (the chosen id reaches Python).
+    def sampler(logits, kind, arg):
+        if kind == "greedy":
+            return lambda: torch.argmax(logits).item()
+        if kind == "top_k":
+            def f():
+                v, i = torch.topk(logits, arg)
+                return i[torch.multinomial(torch.softmax(v, -1), 1)].item()
+            return f
+        if kind == "top_p":
+            def f():
+                s, i = torch.sort(logits, descending=True)
+                p = torch.softmax(s, -1)
+                keep = torch.cumsum(p, -1) - p < arg
+                p = torch.where(keep, p, torch.zeros_like(p))
+                return i[torch.multinomial(p / p.sum(), 1)].item()
+            return f
+        return lambda: torch.multinomial(torch.softmax(logits / arg, -1), 1).item()
+
+    for vocab in (1000, 32000, 100000):
+        lg = randn(vocab, std=3.0)
+        results[f"sample_greedy_{vocab}"] = timeit(sampler(lg, "greedy", 0), dev)
+        results[f"sample_top_p0.9_{vocab}"] = timeit(sampler(lg, "top_p", 0.9), dev)
+    lg = randn(32000, std=3.0)
+    for k in (10, 40, 50):
+        results[f"sample_top_k{k}_32000"] = timeit(sampler(lg, "top_k", k), dev)
+    results["sample_top_p0.95_32000"] = timeit(sampler(lg, "top_p", 0.95), dev)
+    results["sample_temperature0.7_32000"] = timeit(sampler(lg, "temperature", 0.7), dev)
     with open(args.out, "w") as f:
         json.dump({"device": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
                    "torch": torch.__version__, "us": results}, f, indent=1)

@@ -62,17 +62,30 @@ std::vector<double> next_token_probabilities(std::vector<float> logits, const st
       if (v < kth) v = kMasked;
   }
   if (o.top_p < 1.0) {
-    // Ascending order; drop the low tail whose cumulative probability is <= 1 - top_p, keeping at
-    // least the most likely token (TopPLogitsWarper).
+    // Going down from the most likely token, a token stays while the mass above it is below
+    // top_p (the same set TopPLogitsWarper keeps: ascending cumulative mass > 1 - top_p). Only
+    // the head of the order is needed, so it is sorted in growing chunks.
     std::vector<double> p = softmax(s);
     std::vector<size_t> order(s.size());
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return s[a] < s[b]; });
-    double cum = 0;
-    for (size_t i = 0; i + 1 < order.size(); ++i) {
-      cum += p[order[i]];
-      if (cum <= 1.0 - o.top_p) s[order[i]] = kMasked;
+    auto more_likely = [&](size_t a, size_t b) { return s[a] > s[b] || (s[a] == s[b] && a > b); };
+    size_t m = std::min<size_t>(order.size(), 64);
+    double head = 0;
+    while (true) {
+      std::partial_sort(order.begin(), order.begin() + m, order.end(), more_likely);
+      head = 0;
+      for (size_t i = 0; i < m; ++i) head += p[order[i]];
+      if (head >= o.top_p || m == order.size()) break;
+      m = std::min(order.size(), m * 4);
     }
+    std::vector<bool> keep(s.size(), false);
+    double above = 0;
+    for (size_t i = 0; i < m && (i == 0 || above < o.top_p); ++i) {
+      keep[order[i]] = true;
+      above += p[order[i]];
+    }
+    for (size_t i = 0; i < s.size(); ++i)
+      if (!keep[i]) s[i] = kMasked;
   }
   if (o.min_p > 0) {
     std::vector<double> p = softmax(s);
@@ -85,29 +98,32 @@ std::vector<double> next_token_probabilities(std::vector<float> logits, const st
 
 int32_t Sampler::sample(const std::vector<float>& logits, const std::vector<int32_t>& history, double* probability,
                         double* logprob) {
-  std::vector<double> p;
-  int32_t id = 0;
   if (options_.temperature == 0) {
-    SamplingOptions plain = options_;
-    plain.temperature = 1.0;
-    plain.top_k = 0;
-    plain.top_p = 1.0;
-    plain.min_p = 0.0;
-    p = next_token_probabilities(logits, history, plain);
-    id = int32_t(std::max_element(p.begin(), p.end()) - p.begin());
-  } else {
-    p = next_token_probabilities(logits, history, options_);
-    double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
-    double cum = 0;
-    id = -1;
-    for (size_t i = 0; i < p.size(); ++i) {
-      if (p[i] == 0) continue;
-      cum += p[i];
-      id = int32_t(i);
-      if (u < cum) break;
+    // Greedy: the first maximum of the penalised logits; the softmax only when asked for.
+    check(options_, logits.size());
+    std::vector<double> s(logits.begin(), logits.end());
+    apply_repetition_penalty(s, history, options_.repetition_penalty);
+    int32_t id = int32_t(std::max_element(s.begin(), s.end()) - s.begin());
+    if (probability || logprob) {
+      double total = 0;
+      for (double v : s) total += std::isinf(v) && v < 0 ? 0.0 : std::exp(v - s[id]);
+      double lp = -std::log(total);
+      if (probability) *probability = std::exp(lp);
+      if (logprob) *logprob = lp;
     }
-    WICK_CHECK(id >= 0, "sampling: every token was filtered out");
+    return id;
   }
+  std::vector<double> p = next_token_probabilities(logits, history, options_);
+  double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  double cum = 0;
+  int32_t id = -1;
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == 0) continue;
+    cum += p[i];
+    id = int32_t(i);
+    if (u < cum) break;
+  }
+  WICK_CHECK(id >= 0, "sampling: every token was filtered out");
   if (probability) *probability = p[id];
   if (logprob) *logprob = std::log(p[id]);
   return id;
