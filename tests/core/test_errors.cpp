@@ -1,5 +1,6 @@
 // Bad arguments throw wick::Error naming the op and the offending shapes, dtypes or devices.
 #include "testing.h"
+#include "wick/core/backend_hooks.h"
 
 namespace wick {
 namespace {
@@ -146,8 +147,16 @@ TEST(Errors, DevicesAndAccess) {
   expect_error([&] { take(on_gpu, i64({0}), 0); }, {"take", "different devices"});
   expect_error([&] { slice_update(f32({2, 3}), on_gpu, {0, 0}); }, {"slice_update", "different devices"});
   expect_error([&] { layer_norm(f32({2, 3}), std::nullopt, gpu_bias); }, {"layer_norm", "different devices"});
-  expect_error([&] { on_gpu.eval(); }, {"no CUDA backend"});
-  expect_error([] { to_device(f32({2}), Device::cuda(0)); }, {"no CUDA backend"});
+  // Without a usable GPU, the error says why: no CUDA backend in this build, or no such device.
+  if (!cuda::available()) {
+#if defined(WICK_HAVE_CUDA)
+    const char* why = "device 0 does not exist";
+#else
+    const char* why = "no CUDA backend";
+#endif
+    expect_error([&] { on_gpu.eval(); }, {why});
+    expect_error([] { to_device(f32({2}), Device::cuda(0)); }, {why});
+  }
   expect_error([] { Device::parse("gpu"); }, {"unknown device 'gpu'"});
   expect_error([] { f32({2}).item<float>(); }, {"item(): tensor has 2 elements, expected 1"});
   expect_error([] { f32({2}).data<double>(); }, {"data(): tensor is f32, not f64"});
