@@ -153,3 +153,21 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, CudaTensorOps, ::testing::Values(Dtype::F32, Dt
 
 }  // namespace
 }  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+// Few outputs over long reductions take the two-pass path (partial sums per block, then combined).
+TEST(CudaReduce, LongReductionsWithFewOutputs) {
+  WICK_REQUIRE_GPU();
+  Tensor x = randn({3, 400001});
+  EXPECT_TRUE(same_on_gpu([](auto& in) { return sum(in[0]); }, {x}, sum_tol(Dtype::F32, 1200003)));
+  EXPECT_TRUE(same_on_gpu([](auto& in) { return sum(in[0], {1}); }, {x}, sum_tol(Dtype::F32, 400001)));
+  EXPECT_TRUE(same_on_gpu([](auto& in) { return max(in[0], {1}); }, {x}, Tol{0, 0}));
+  EXPECT_TRUE(same_on_gpu([](auto& in) { return min(transpose(in[0], 0, 1), {0}); }, {x}, Tol{0, 0}));
+  Tensor b = astype(randn({1 << 18}), Dtype::BF16).eval();
+  EXPECT_TRUE(same_on_gpu([](auto& in) { return sum(in[0]); }, {b}, sum_tol(Dtype::BF16, 1 << 18)));
+}
+
+}  // namespace
+}  // namespace wick::test

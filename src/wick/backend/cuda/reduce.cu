@@ -81,6 +81,32 @@ __global__ void reduce_thread_kernel(const D* x, D* y, int64_t n_out, int64_t n_
   }
 }
 
+// Few outputs over very long reductions (e.g. a loss summed over every element): the first pass
+// spreads each output over `chunks` blocks writing partial results, the second combines them.
+template <typename D, typename A, ReduceKind K>
+__global__ void reduce_chunk_kernel(const D* x, A* partial, int64_t n_in, int64_t chunks, StridedIndexer<1> outer,
+                                    StridedIndexer<1> inner) {
+  __shared__ A scratch[32];
+  Combine<A, K> f;
+  int64_t o = blockIdx.x / chunks, c = blockIdx.x % chunks;
+  int64_t len = (n_in + chunks - 1) / chunks, begin = c * len, end = begin + len < n_in ? begin + len : n_in;
+  int64_t base = offset1(outer, o);
+  A acc = f.identity();
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) acc = f(acc, A(cuda::to_c(x[base + offset1(inner, i)])));
+  acc = cuda::block_combine(acc, f, scratch);
+  if (threadIdx.x == 0) partial[blockIdx.x] = acc;
+}
+
+template <typename D, typename A, ReduceKind K>
+__global__ void reduce_partials_kernel(const A* partial, D* y, int64_t chunks) {
+  __shared__ A scratch[32];
+  Combine<A, K> f;
+  A acc = f.identity();
+  for (int64_t i = threadIdx.x; i < chunks; i += blockDim.x) acc = f(acc, partial[blockIdx.x * chunks + i]);
+  acc = cuda::block_combine(acc, f, scratch);
+  if (threadIdx.x == 0) y[blockIdx.x] = cuda::from_c<D>(acc);
+}
+
 struct Split {
   Shape outer_shape, inner_shape;
   Strides outer_strides, inner_strides;
@@ -106,6 +132,18 @@ void launch_reduce(const Tensor& x, const Tensor& out, const Split& s) {
   D* py = static_cast<D*>(out.data_ptr());
   cudaStream_t st = cuda::stream(device);
   bool per_thread = n_in <= 32 || (n_out >= 8192 && n_in <= 4096);
+  int64_t sms = cuda::sm_count(device);
+  if (!per_thread && n_out < sms && n_in >= (int64_t(1) << 16)) {
+    // About four blocks per multiprocessor in all, each over at least 4096 elements.
+    int64_t chunks = std::min<int64_t>((4 * sms + n_out - 1) / n_out, (n_in + 4095) / 4096);
+    auto scratch = allocate(size_t(n_out * chunks) * sizeof(A), out.device());  // freed in stream order
+    A* partial = static_cast<A*>(scratch->data());
+    reduce_chunk_kernel<D, A, K><<<unsigned(n_out * chunks), cuda::kThreads, 0, st>>>(px, partial, n_in, chunks, outer, inner);
+    WICK_CUDA_LAUNCH_CHECK("reduce_chunk_kernel");
+    reduce_partials_kernel<D, A, K><<<unsigned(n_out), cuda::kThreads, 0, st>>>(partial, py, chunks);
+    WICK_CUDA_LAUNCH_CHECK("reduce_partials_kernel");
+    return;
+  }
   if (per_thread) {
     reduce_thread_kernel<D, A, K><<<cuda::grid_for(n_out, device), cuda::kThreads, 0, st>>>(px, py, n_out, n_in, outer, inner);
     WICK_CUDA_LAUNCH_CHECK("reduce_thread_kernel");
