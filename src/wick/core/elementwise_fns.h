@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__CUDACC__)
 #define WICK_HD __host__ __device__ __forceinline__
@@ -58,7 +59,13 @@ struct GeluTanh {
 // --- binary ---
 struct Add { static constexpr const char* name = "add"; template <class C> WICK_HD C operator()(C a, C b) const { return a + b; } };
 struct Sub { static constexpr const char* name = "sub"; template <class C> WICK_HD C operator()(C a, C b) const { return a - b; } };
-struct Mul { static constexpr const char* name = "mul"; template <class C> WICK_HD C operator()(C a, C b) const { return a * b; } };
+struct Mul {
+  static constexpr const char* name = "mul";
+  template <class C> WICK_HD C operator()(C a, C b) const {
+    if constexpr (std::is_same_v<C, bool>) return a && b;  // as torch: bool * bool is logical and
+    else return a * b;
+  }
+};
 struct Div { static constexpr const char* name = "div"; template <class C> WICK_HD C operator()(C a, C b) const { return a / b; } };
 struct Pow { static constexpr const char* name = "pow"; template <class C> WICK_HD C operator()(C a, C b) const { return pow(a, b); } };
 // NaN-propagating, like torch.maximum/minimum.

@@ -292,6 +292,41 @@ class RoPE : public Primitive {
   bool inverse_;
 };
 
+// The input gradient of LayerNorm (rms = false; inputs x, [weight], d_out) or RMSNorm (rms = true;
+// inputs x, weight, d_out) over the last dim, in one pass per row.
+class NormBackward : public Primitive {
+ public:
+  NormBackward(bool rms, double eps, bool has_weight) : rms_(rms), eps_(eps), has_weight_(has_weight) {}
+  const char* name() const override { return rms_ ? "rms_norm_backward" : "layer_norm_backward"; }
+  bool rms() const { return rms_; }
+  double eps() const { return eps_; }
+  bool has_weight() const { return has_weight_; }
+  WICK_DECLARE_EVAL
+ private:
+  bool rms_;
+  double eps_;
+  bool has_weight_;
+};
+
+// The input gradient of Softmax / LogSoftmax over the last dim; inputs y (the forward output), d_out.
+class SoftmaxBackward : public Primitive {
+ public:
+  explicit SoftmaxBackward(bool log) : log_(log) {}
+  const char* name() const override { return log_ ? "log_softmax_backward" : "softmax_backward"; }
+  bool log() const { return log_; }
+  WICK_DECLARE_EVAL
+ private:
+  bool log_;
+};
+
+// Gradients of SwiGLU with respect to gate and up, packed as [2, ...shape]; inputs gate, up, d_out
+// (one shape).
+class SwiGLUBackward : public Primitive {
+ public:
+  const char* name() const override { return "swiglu_backward"; }
+  WICK_DECLARE_EVAL
+};
+
 // silu(a) * b.
 class SwiGLU : public Primitive {
  public:
@@ -402,4 +437,4 @@ class Fused : public Primitive {
 #define WICK_PRIMITIVES(X)                                                                       \
   X(Where) X(AsType) X(Full) X(Arange) X(Random) X(Reduce) X(ArgReduce) X(Matmul) X(Gather) \
   X(ScatterAdd) X(SliceUpdate) X(Concat) X(Softmax) X(LayerNorm) X(RMSNorm) X(RoPE) X(SwiGLU)    \
-  X(Attention) X(AttentionBackward) X(CrossEntropy) X(CrossEntropyBackward) X(Fused) X(LoraDelta)
+  X(Attention) X(AttentionBackward) X(CrossEntropy) X(CrossEntropyBackward) X(Fused) X(LoraDelta) X(NormBackward) X(SoftmaxBackward) X(SwiGLUBackward)

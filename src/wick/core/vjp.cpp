@@ -1,6 +1,7 @@
 // Vector-Jacobian products of every primitive, written with ordinary ops so they run on any
 // device (and are themselves differentiable where the ops are).
 #include <algorithm>
+#include <algorithm>
 #include <cmath>
 
 #include "wick/core/ops.h"
@@ -218,8 +219,7 @@ std::vector<Tensor> Concat::vjp(const std::vector<Tensor>& in, const Tensor& g, 
 }
 
 std::vector<Tensor> Softmax::vjp(const std::vector<Tensor>&, const Tensor& g, const std::vector<int>&, const Tensor& y) {
-  if (log_) return {g - exp(y) * sum(g, {-1}, true)};
-  return {y * (g - sum(g * y, {-1}, true))};
+  return {Tensor::make(y.shape(), y.dtype(), y.device(), std::make_shared<SoftmaxBackward>(log_), {y, g})};
 }
 
 namespace {
@@ -230,26 +230,37 @@ Tensor sum_rows(const Tensor& x) { return sum(reshape(x, {-1, x.shape(-1)}), {0}
 std::vector<Tensor> LayerNorm::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
                                    const Tensor&) {
   const Tensor& x = in[0];
-  Tensor mu = mean(x, {-1}, true);
-  Tensor centered = x - mu;
-  Tensor rstd = rsqrt(mean(centered * centered, {-1}, true) + eps_);
-  Tensor xhat = centered * rstd;
-  Tensor dxhat = has_weight_ ? g * in[1] : g;
-  Tensor dx = rstd * (dxhat - mean(dxhat, {-1}, true) - xhat * mean(dxhat * xhat, {-1}, true));
-  std::vector<Tensor> all{dx};
-  if (has_weight_) all.push_back(sum_rows(g * xhat));
-  if (has_bias_) all.push_back(sum_rows(g));
+  std::vector<Tensor> all(in.size());
+  for (int i : argnums) {
+    if (i == 0) {
+      std::vector<Tensor> inputs{x};
+      if (has_weight_) inputs.push_back(in[1]);
+      inputs.push_back(g);
+      all[0] = Tensor::make(x.shape(), x.dtype(), x.device(), std::make_shared<NormBackward>(false, eps_, has_weight_), inputs);
+    }
+  }
+  bool want_params = std::any_of(argnums.begin(), argnums.end(), [](int i) { return i > 0; });
+  if (want_params) {
+    // Weight and bias gradients are sums over rows; x-hat is recomputed from x.
+    Tensor mu = mean(x, {-1}, true);
+    Tensor centered = x - mu;
+    Tensor xhat = centered * rsqrt(mean(centered * centered, {-1}, true) + eps_);
+    if (has_weight_) all[1] = sum_rows(g * xhat);
+    if (has_bias_) all[has_weight_ ? 2 : 1] = sum_rows(g);
+  }
   return pick(argnums, all);
 }
 
 std::vector<Tensor> RMSNorm::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
                                  const Tensor&) {
   const Tensor& x = in[0];
-  Tensor r = rsqrt(mean(x * x, {-1}, true) + eps_);
-  Tensor xhat = x * r;
-  Tensor dxhat = g * in[1];
-  Tensor dx = r * (dxhat - xhat * mean(dxhat * xhat, {-1}, true));
-  return pick(argnums, {dx, sum_rows(g * xhat)});
+  std::vector<Tensor> all(2);
+  for (int i : argnums) {
+    if (i == 0)
+      all[0] = Tensor::make(x.shape(), x.dtype(), x.device(), std::make_shared<NormBackward>(true, eps_, true), {x, in[1], g});
+    if (i == 1) all[1] = sum_rows(g * x * rsqrt(mean(x * x, {-1}, true) + eps_));
+  }
+  return pick(argnums, all);
 }
 
 std::vector<Tensor> RoPE::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
@@ -262,9 +273,10 @@ std::vector<Tensor> RoPE::vjp(const std::vector<Tensor>& in, const Tensor& g, co
 
 std::vector<Tensor> SwiGLU::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
                                 const Tensor&) {
-  const Tensor &a = in[0], &b = in[1];
-  Tensor s = sigmoid(a);
-  return pick(argnums, {g * b * s * (1.0 + a * (1.0 - s)), g * a * s});
+  Shape packed_shape = in[0].shape();
+  packed_shape.insert(packed_shape.begin(), 2);
+  Tensor packed = Tensor::make(packed_shape, in[0].dtype(), in[0].device(), std::make_shared<SwiGLUBackward>(), {in[0], in[1], g});
+  return pick(argnums, {squeeze(narrow(packed, 0, 0, 1), 0), squeeze(narrow(packed, 0, 1, 1), 0)});
 }
 
 std::vector<Tensor> Attention::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,

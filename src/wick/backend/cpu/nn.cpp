@@ -80,6 +80,61 @@ void RMSNorm::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   });
 }
 
+void NormBackward::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  Tensor x = cpu::contiguous_copy(in[0]);
+  Tensor w = has_weight_ ? cpu::contiguous_copy(in[1]) : Tensor();
+  Tensor g = cpu::contiguous_copy(in[has_weight_ ? 2 : 1]);
+  out.allocate();
+  int64_t h = x.shape(-1), rows = h ? x.numel() / h : 0;
+  dispatch_float(x.dtype(), name(), [&]<typename T>() {
+    const T *px = cdata<T>(x), *pg = cdata<T>(g), *pw = has_weight_ ? cdata<T>(w) : nullptr;
+    T* po = mdata<T>(out);
+    for (int64_t r = 0; r < rows; ++r) {
+      const T *xr = px + r * h, *gr = pg + r * h;
+      double mean = 0, ss = 0;
+      if (!rms_) {
+        for (int64_t j = 0; j < h; ++j) mean += double(xr[j]);
+        mean /= double(h);
+      }
+      for (int64_t j = 0; j < h; ++j) ss += (double(xr[j]) - mean) * (double(xr[j]) - mean);
+      double rstd = 1.0 / std::sqrt(ss / double(h) + eps_);
+      // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)); RMSNorm has no mean terms.
+      double sum_d = 0, sum_dx = 0;
+      for (int64_t j = 0; j < h; ++j) {
+        double d = double(gr[j]) * (pw ? double(pw[j]) : 1.0);
+        sum_d += d;
+        sum_dx += d * (double(xr[j]) - mean) * rstd;
+      }
+      double mean_d = rms_ ? 0.0 : sum_d / double(h), mean_dx = sum_dx / double(h);
+      for (int64_t j = 0; j < h; ++j) {
+        double d = double(gr[j]) * (pw ? double(pw[j]) : 1.0);
+        double xhat = (double(xr[j]) - mean) * rstd;
+        po[r * h + j] = T(compute_t<T>(rstd * (d - mean_d - xhat * mean_dx)));
+      }
+    }
+  });
+}
+
+void SoftmaxBackward::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  Tensor y = cpu::contiguous_copy(in[0]);
+  Tensor g = cpu::contiguous_copy(in[1]);
+  out.allocate();
+  int64_t cols = y.ndim() ? y.shape(-1) : 1, rows = cols ? y.numel() / cols : 0;
+  dispatch_float(y.dtype(), name(), [&]<typename T>() {
+    const T *py = cdata<T>(y), *pg = cdata<T>(g);
+    T* po = mdata<T>(out);
+    for (int64_t r = 0; r < rows; ++r) {
+      const T *yr = py + r * cols, *gr = pg + r * cols;
+      double dot = 0;
+      for (int64_t j = 0; j < cols; ++j) dot += double(gr[j]) * (log_ ? 1.0 : double(yr[j]));
+      for (int64_t j = 0; j < cols; ++j) {
+        double yv = double(yr[j]), gv = double(gr[j]);
+        po[r * cols + j] = T(compute_t<T>(log_ ? gv - std::exp(yv) * dot : yv * (gv - dot)));
+      }
+    }
+  });
+}
+
 void RoPE::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   Tensor x = cpu::contiguous_copy(in[0]);
   const Tensor& pos = in[1];  // contiguous i64 [B, T] (made so by the op)

@@ -127,6 +127,59 @@ __global__ void rms_norm_kernel(const D* x, const D* w, D* y, int64_t rows, int6
   for (int64_t j = p.t; j < h; j += TPR) yr[j] = cuda::from_c<D>(cuda::to_acc<A>(xr[j]) * rs * cuda::to_acc<A>(w[j]));
 }
 
+// d x of LayerNorm (rms false) or RMSNorm (rms true) for one row: statistics, then the two sums
+// the gradient needs (of dxhat and of dxhat * xhat), then the write.
+template <typename D, typename A, int TPR>
+__global__ void norm_backward_kernel(const D* x, const D* w, const D* g, D* dx, int64_t rows, int64_t h, A eps, bool rms) {
+  __shared__ A scratch[32];
+  RowPos<TPR> p;
+  if (p.row >= rows) return;
+  const D *xr = x + p.row * h, *gr = g + p.row * h;
+  D* dr = dx + p.row * h;
+  A mean = 0, ss = 0;
+  if (!rms) {
+    for (int64_t j = p.t; j < h; j += TPR) mean += cuda::to_acc<A>(xr[j]);
+    mean = row_combine<TPR>(mean, Plus<A>{}, scratch) / A(h);
+  }
+  for (int64_t j = p.t; j < h; j += TPR) {
+    A c = cuda::to_acc<A>(xr[j]) - mean;
+    ss += c * c;
+  }
+  ss = row_combine<TPR>(ss, Plus<A>{}, scratch);
+  A rstd = A(1) / ::sqrt(ss / A(h) + eps);
+  A sum_d = 0, sum_dx = 0;  // sums of dxhat and dxhat * xhat
+  for (int64_t j = p.t; j < h; j += TPR) {
+    A d = cuda::to_acc<A>(gr[j]) * (w ? cuda::to_acc<A>(w[j]) : A(1));
+    sum_d += d;
+    sum_dx += d * (cuda::to_acc<A>(xr[j]) - mean) * rstd;
+  }
+  sum_d = row_combine<TPR>(sum_d, Plus<A>{}, scratch);
+  sum_dx = row_combine<TPR>(sum_dx, Plus<A>{}, scratch);
+  A mean_d = rms ? A(0) : sum_d / A(h), mean_dx = sum_dx / A(h);
+  for (int64_t j = p.t; j < h; j += TPR) {
+    A d = cuda::to_acc<A>(gr[j]) * (w ? cuda::to_acc<A>(w[j]) : A(1));
+    A xhat = (cuda::to_acc<A>(xr[j]) - mean) * rstd;
+    dr[j] = cuda::from_c<D>(rstd * (d - mean_d - xhat * mean_dx));
+  }
+}
+
+// d x of softmax (y (g - sum g y)) or log-softmax (g - exp(y) sum g) for one row.
+template <typename D, typename A, int TPR>
+__global__ void softmax_backward_kernel(const D* y, const D* g, D* dx, int64_t rows, int64_t cols, bool log) {
+  __shared__ A scratch[32];
+  RowPos<TPR> p;
+  if (p.row >= rows) return;
+  const D *yr = y + p.row * cols, *gr = g + p.row * cols;
+  D* dr = dx + p.row * cols;
+  A dot = 0;
+  for (int64_t j = p.t; j < cols; j += TPR) dot += cuda::to_acc<A>(gr[j]) * (log ? A(1) : cuda::to_acc<A>(yr[j]));
+  dot = row_combine<TPR>(dot, Plus<A>{}, scratch);
+  for (int64_t j = p.t; j < cols; j += TPR) {
+    A yv = cuda::to_acc<A>(yr[j]), gv = cuda::to_acc<A>(gr[j]);
+    dr[j] = cuda::from_c<D>(log ? gv - ::exp(yv) * dot : yv * (gv - dot));
+  }
+}
+
 template <typename D>
 __global__ void rope_kernel(const D* x, const int64_t* pos, const float* inv, D* y, int64_t total, int64_t H, int64_t T,
                             int64_t Dh, int rd, bool interleaved, bool inverse) {
@@ -223,6 +276,48 @@ void RMSNorm::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
       rms_norm_kernel<D, A, cuda::kThreads><<<unsigned(rows), cuda::kThreads, 0, s>>>(
           cuda::cptr<T>(x), cuda::cptr<T>(w), cuda::mptr<T>(out), rows, h, A(eps_));
     WICK_CUDA_LAUNCH_CHECK("rms_norm_kernel");
+  });
+}
+
+void NormBackward::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
+  Tensor x = cuda::contiguous_on_device(in[0]);
+  Tensor w = has_weight_ ? cuda::contiguous_on_device(in[1]) : Tensor();
+  Tensor g = cuda::contiguous_on_device(in[has_weight_ ? 2 : 1]);
+  out.allocate();
+  int64_t h = x.shape(-1), rows = h ? x.numel() / h : 0;
+  dispatch_float(x.dtype(), name(), [&]<typename T>() {
+    using D = cuda::dev_t<T>;
+    using A = dacc_t<D>;
+    if (rows == 0) return;
+    const D* pw = has_weight_ ? cuda::cptr<T>(w) : nullptr;
+    cudaStream_t s = cuda::stream(out.device().index);
+    if (h <= kWarpRowMax)
+      norm_backward_kernel<D, A, 32><<<unsigned((rows + 7) / 8), cuda::kThreads, 0, s>>>(
+          cuda::cptr<T>(x), pw, cuda::cptr<T>(g), cuda::mptr<T>(out), rows, h, A(eps_), rms_);
+    else
+      norm_backward_kernel<D, A, cuda::kThreads><<<unsigned(rows), cuda::kThreads, 0, s>>>(
+          cuda::cptr<T>(x), pw, cuda::cptr<T>(g), cuda::mptr<T>(out), rows, h, A(eps_), rms_);
+    WICK_CUDA_LAUNCH_CHECK("norm_backward_kernel");
+  });
+}
+
+void SoftmaxBackward::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
+  Tensor y = cuda::contiguous_on_device(in[0]);
+  Tensor g = cuda::contiguous_on_device(in[1]);
+  out.allocate();
+  int64_t cols = y.ndim() ? y.shape(-1) : 1, rows = cols ? y.numel() / cols : 0;
+  dispatch_float(y.dtype(), name(), [&]<typename T>() {
+    using D = cuda::dev_t<T>;
+    using A = dacc_t<D>;
+    if (rows == 0) return;
+    cudaStream_t s = cuda::stream(out.device().index);
+    if (cols <= kWarpRowMax)
+      softmax_backward_kernel<D, A, 32><<<unsigned((rows + 7) / 8), cuda::kThreads, 0, s>>>(
+          cuda::cptr<T>(y), cuda::cptr<T>(g), cuda::mptr<T>(out), rows, cols, log_);
+    else
+      softmax_backward_kernel<D, A, cuda::kThreads><<<unsigned(rows), cuda::kThreads, 0, s>>>(
+          cuda::cptr<T>(y), cuda::cptr<T>(g), cuda::mptr<T>(out), rows, cols, log_);
+    WICK_CUDA_LAUNCH_CHECK("softmax_backward_kernel");
   });
 }
 
