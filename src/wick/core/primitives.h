@@ -214,6 +214,9 @@ class SliceUpdate : public Primitive {
   const char* name() const override { return "slice_update"; }
   const Shape& start() const { return start_; }
   const Shape& step() const { return step_; }
+  // Whether dst's memory may be written in place: nothing else holds dst, its storage or (for a
+  // gradient) its value, and it is laid out densely from the start of its storage.
+  static bool can_reuse(const Tensor& dst);
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
  private:

@@ -98,9 +98,7 @@ void ScatterAdd::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
 void SliceUpdate::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   const Tensor& dst = in[0];
   // Nothing else can see dst: write into its memory instead of copying it.
-  bool donate = dst.impl_ptr().use_count() == 1 && dst.storage().use_count() == 1 && dst.is_contiguous() &&
-                dst.offset() == 0 && !dst.tracks_grad();
-  if (donate) {
+  if (can_reuse(dst)) {
     out.set_data(dst.storage(), dst.strides(), 0);
   } else {
     out.allocate();

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "wick/backend/cpu/strided.h"
+#include "wick/backend/blas_layout.h"
 #include "wick/core/primitives.h"
 
 namespace wick {
@@ -13,17 +14,6 @@ using cpu::mdata;
 
 namespace {
 
-// How a 2-D slice with strides (rs, cs) can be handed to BLAS: row-major as is, or transposed.
-struct BlasView {
-  bool transposed;
-  int64_t ld;
-};
-
-std::optional<BlasView> blas_view(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
-  if ((cs == 1 || cols == 1) && rs >= std::max<int64_t>(cols, 1)) return BlasView{false, std::max<int64_t>(rs, 1)};
-  if ((rs == 1 || rows == 1) && cs >= std::max<int64_t>(rows, 1)) return BlasView{true, std::max<int64_t>(cs, 1)};
-  return std::nullopt;
-}
 
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
           float* c, int64_t ldc) {

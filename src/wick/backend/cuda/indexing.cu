@@ -154,10 +154,8 @@ void ScatterAdd::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
 
 void SliceUpdate::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   const Tensor& dst = in[0];
-  // Nothing else can see dst: write into its memory instead of copying it (as on the CPU).
-  bool donate = dst.impl_ptr().use_count() == 1 && dst.storage().use_count() == 1 && dst.is_contiguous() &&
-                dst.offset() == 0 && !dst.tracks_grad();
-  if (donate) out.set_data(dst.storage(), dst.strides(), 0);
+  // Nothing else can see dst: write into its memory instead of copying it.
+  if (can_reuse(dst)) out.set_data(dst.storage(), dst.strides(), 0);
   else AsType().eval_cuda({dst}, out);
   write_block(out, in[1], start_, step_);
 }

@@ -7,22 +7,13 @@
 
 #include "wick/backend/cuda/kernel_utils.cuh"
 #include "wick/backend/cuda/settings.h"
+#include "wick/backend/blas_layout.h"
 #include "wick/core/primitives.h"
 
 namespace wick {
 
 namespace {
 
-// How a 2-D slice with strides (rs, cs) is handed to BLAS: row-major as is, or transposed.
-struct BlasView {
-  bool transposed;
-  int64_t ld;
-};
-std::optional<BlasView> blas_view(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
-  if ((cs == 1 || cols == 1) && rs >= std::max<int64_t>(cols, 1)) return BlasView{false, std::max<int64_t>(rs, 1)};
-  if ((rs == 1 || rows == 1) && cs >= std::max<int64_t>(rows, 1)) return BlasView{true, std::max<int64_t>(cs, 1)};
-  return std::nullopt;
-}
 
 // The single stride of a batch index space for an operand, if its offsets are linear in the
 // flat batch index.
