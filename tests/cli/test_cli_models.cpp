@@ -3,6 +3,7 @@
 // all-MiniLM-L6-v2, SmolLM2's chat answer, the JSON output contract, stop strings and bad input.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <unistd.h>
 #include <filesystem>
@@ -67,6 +68,35 @@ TEST(CliModels, MiniLMSemanticSearchRanksAsSentenceTransformersDocuments) {
   EXPECT_NEAR(scores[0], 0.7035, 1e-3);
   EXPECT_NEAR(scores[1], 0.5272, 1e-3);
   EXPECT_NEAR(scores[2], 0.1889, 1e-3);
+}
+
+// 24 varied sentences (incl. empty, non-Latin, code, and one past the 256-token limit) against
+// sentence-transformers' own embeddings of the same model files.
+TEST(CliModels, MiniLMEmbeddingsMatchSentenceTransformers) {
+  std::string model = need(kModels + "/all-MiniLM-L6-v2");
+  std::ifstream in(std::string(WICK_TEST_DATA_DIR) + "/models/minilm_st_golden.json");
+  ASSERT_TRUE(in.good()) << "missing tests/data/models/minilm_st_golden.json";
+  json golden = json::parse(in);
+  std::string input;
+  for (const auto& s : golden["sentences"]) input += s.dump() + "\n";
+  Result r = run_wick("embed --device cpu --model " + model, input);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::stringstream ss(r.out);
+  size_t i = 0;
+  for (std::string line; std::getline(ss, line); ++i) {
+    ASSERT_LT(i, golden["embeddings"].size());
+    auto got = json::parse(line).get<std::vector<double>>();
+    auto want = golden["embeddings"][i].get<std::vector<double>>();
+    ASSERT_EQ(got.size(), want.size());
+    double dot = 0, gn = 0, wn = 0;
+    for (size_t k = 0; k < got.size(); ++k) {
+      dot += got[k] * want[k];
+      gn += got[k] * got[k];
+      wn += want[k] * want[k];
+    }
+    EXPECT_GE(dot / std::sqrt(gn * wn), 0.9999) << "sentence " << i << ": " << golden["sentences"][i];
+  }
+  EXPECT_EQ(i, golden["sentences"].size());
 }
 
 TEST(CliModels, EmbedRowsAreUnitVectorsOfTheModelWidth) {
