@@ -139,6 +139,44 @@ TEST(CliModels, StopStringEndsTheTextBeforeIt) {
   EXPECT_EQ(j["text"].get<std::string>().find("of France"), std::string::npos) << j.dump();
 }
 
+// SmolLM2 fine-tune killed with SIGKILL after a checkpoint, then --resume: every step's loss equals
+// the uninterrupted run's, and training and validation loss fall.
+TEST(CliModels, TrainKilledAndResumedReproducesTheUninterruptedRun) {
+  std::string model = need(kModels + "/SmolLM2-135M-Instruct.Q4_1.gguf");
+  std::string data = std::string(WICK_TEST_DATA_DIR) + "/../../data/demo/";
+  std::string base = ::testing::TempDir() + "/wick_kill_" + std::to_string(getpid());
+  std::string args = " --model " + model + " --data " + data + "pirate_train.jsonl --validation " + data +
+                     "pirate_validation.jsonl --steps 16 --batch-size 2 --lr 5e-4 --rank 4 --targets q_proj,v_proj"
+                     " --eval-every 8 --checkpoint-every 6 --seed 1 --device cpu";
+  std::string wick = WICK_BINARY;
+  ASSERT_EQ(std::system(("rm -rf " + base + " && mkdir -p " + base).c_str()), 0);
+  ASSERT_EQ(std::system((wick + " train --out " + base + "/full" + args + " 2>/dev/null").c_str()), 0);
+  // Start, wait for the step-6 checkpoint, kill -9 mid-run.
+  std::string kill = "(" + wick + " train --out " + base + "/killed" + args + " >/dev/null 2>&1 & pid=$!; "
+                     "for i in $(seq 600); do [ -d " + base + "/killed/checkpoint-6 ] && break; sleep 0.1; done; "
+                     "kill -9 $pid; wait $pid 2>/dev/null; true)";
+  ASSERT_EQ(std::system(kill.c_str()), 0);
+  ASSERT_TRUE(std::filesystem::exists(base + "/killed/checkpoint-6"));
+  ASSERT_FALSE(std::filesystem::exists(base + "/killed/checkpoint-16")) << "the run finished before it was killed";
+  ASSERT_EQ(std::system((wick + " train --resume --out " + base + "/killed" + args + " 2>/dev/null").c_str()), 0);
+  auto read = [](const std::string& path) {
+    std::vector<json> rows;
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) rows.push_back(json::parse(line));
+    return rows;
+  };
+  auto full = read(base + "/full/metrics.jsonl"), resumed = read(base + "/killed/metrics.jsonl");
+  ASSERT_EQ(full.size(), 16u);
+  ASSERT_EQ(resumed.size(), 16u);
+  for (size_t i = 0; i < full.size(); ++i) {
+    EXPECT_EQ(resumed[i]["step"], full[i]["step"]);
+    EXPECT_EQ(resumed[i]["loss"].get<double>(), full[i]["loss"].get<double>()) << "step " << i + 1;
+  }
+  EXPECT_LT(full.back()["loss"].get<double>(), full.front()["loss"].get<double>());
+  EXPECT_LT(full[15]["val_loss"].get<double>(), full[7]["val_loss"].get<double>());
+  std::system(("rm -rf " + base).c_str());
+}
+
 TEST(CliModels, BadArgumentsAreOneLineErrors) {
   std::string model = need(kModels + "/SmolLM2-135M-Instruct.Q4_1.gguf");
   Result r = run_wick("generate --device cpu --model " + model + " --prompt-ids 1,x,3 --max-tokens 2", "");

@@ -3,7 +3,10 @@
 // malformed data named by line.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -142,6 +145,84 @@ TEST(TrainData, BadLinesAreNamed) {
   expect_error("{\"input_ids\": [1, 2], \"labels\": [1]}\n", "labels has 1");
   expect_error("{\"text\": \"hi\"}\n", "need a tokenizer");
   expect_error("{\"question\": \"hi\"}\n", "expected {\"text\"}");
+}
+
+}  // namespace
+
+namespace {
+
+// A run interrupted after its step-4 checkpoint and resumed reproduces the uninterrupted run's
+// losses step for step (same data order, RNG, optimizer moments and parameters).
+TEST(Train, ResumeFromACheckpointReproducesTheUninterruptedRun) {
+  auto model = models::DecoderModel::load(kData + "qwen2_tied", Device::cpu(), Dtype::F32);
+  lora::LoraConfig cfg;
+  cfg.target_modules = {"all-linear"};
+  auto data = repeated_patterns(10, 5);
+  train::TrainOptions o;
+  o.steps = 10;
+  o.batch_size = 3;  // epochs end mid-batch, so the data cursor matters
+  o.adamw.lr = 3e-3;
+  o.schedule = train::Schedule::Cosine;
+  o.warmup = 2;
+  o.seed = 9;
+  o.checkpoint_every = 4;
+  std::string base = ::testing::TempDir() + "/wick_resume_" + std::to_string(::getpid());
+  std::filesystem::remove_all(base);
+
+  std::vector<double> full;
+  o.out_dir = base + "/full";
+  lora::Adapter a = lora::Adapter::init(model, cfg, 3);
+  train::train_lora(model, a, data, {}, o, [&](const train::StepMetrics& m) { full.push_back(m.loss); });
+
+  o.out_dir = base + "/broken";
+  lora::Adapter b = lora::Adapter::init(model, cfg, 3);
+  struct Crash {};
+  try {
+    train::train_lora(model, b, data, {}, o, [&](const train::StepMetrics& m) {
+      if (m.step == 6) throw Crash{};  // dies after checkpoint-4, before checkpoint-8
+    });
+  } catch (const Crash&) {
+  }
+  EXPECT_TRUE(std::filesystem::exists(o.out_dir + "/checkpoint-4"));
+  o.resume = true;
+  lora::Adapter c = lora::Adapter::init(model, cfg, 77);  // the checkpoint's values replace these
+  std::vector<double> resumed;
+  std::vector<int64_t> steps;
+  train::train_lora(model, c, data, {}, o, [&](const train::StepMetrics& m) {
+    steps.push_back(m.step);
+    resumed.push_back(m.loss);
+  });
+  ASSERT_EQ(steps.front(), 5);
+  ASSERT_EQ(resumed.size(), 6u);
+  for (size_t i = 0; i < resumed.size(); ++i) EXPECT_DOUBLE_EQ(resumed[i], full[4 + i]) << "step " << steps[i];
+  for (size_t i = 0; i < a.parameters().size(); ++i)
+    EXPECT_EQ(max(abs(a.parameters()[i] - c.parameters()[i])).item<double>(), 0.0);
+  // metrics.jsonl holds each step once, the resumed steps after the checkpoint's.
+  std::ifstream metrics(o.out_dir + "/metrics.jsonl");
+  int64_t expect = 1;
+  for (std::string line; std::getline(metrics, line); ++expect)
+    EXPECT_NE(line.find("\"step\":" + std::to_string(expect)), std::string::npos) << line;
+  EXPECT_EQ(expect, 11);
+  // Only the newest two checkpoints stay.
+  EXPECT_FALSE(std::filesystem::exists(o.out_dir + "/checkpoint-4"));
+  EXPECT_TRUE(std::filesystem::exists(o.out_dir + "/checkpoint-8"));
+  EXPECT_TRUE(std::filesystem::exists(o.out_dir + "/checkpoint-10"));
+  std::filesystem::remove_all(base);
+}
+
+TEST(Train, ResumeWithoutACheckpointIsAnError) {
+  auto model = models::DecoderModel::load(kData + "qwen2_tied", Device::cpu(), Dtype::F32);
+  lora::Adapter a = lora::Adapter::init(model, {}, 0);
+  train::TrainOptions o;
+  o.resume = true;
+  o.out_dir = ::testing::TempDir() + "/wick_no_checkpoint";
+  std::filesystem::remove_all(o.out_dir);
+  try {
+    train::train_lora(model, a, repeated_patterns(2, 1), {}, o);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no checkpoint"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

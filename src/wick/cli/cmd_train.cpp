@@ -62,6 +62,7 @@ void run_train(TrainCliOptions o) {
     o.t.steps = (int64_t(data.size()) * o.epochs + per_step - 1) / per_step;
   }
   lora::Adapter adapter;
+  if (o.t.resume) WICK_CHECK(o.init_adapter.empty(), "train: --resume and --init-adapter exclude each other");
   if (!o.init_adapter.empty()) {
     adapter = lora::Adapter::load(o.init_adapter, loaded.model);
   } else {
@@ -119,6 +120,11 @@ void register_train(CLI::App& app) {
   cmd->add_option("--eval-every", o->t.eval_every, "steps between validation passes")->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", o->t.seed, "seed of initialisation and shuffling");
   cmd->add_flag("--no-shuffle", o->no_shuffle, "keep the data's order");
+  cmd->add_option("--checkpoint-every", o->t.checkpoint_every, "write DIR/checkpoint-STEP every N steps (0: never)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--keep-checkpoints", o->t.keep_checkpoints, "how many of the newest checkpoints to keep")
+      ->check(CLI::Range(1, 1000000));
+  cmd->add_flag("--resume", o->t.resume, "continue exactly from the newest checkpoint in --out");
   cmd->add_flag("--train-on-prompt", o->train_on_prompt, "take the loss on prompt tokens too");
   add_runtime_options(cmd, o->runtime);
   cmd->callback([o] { run_train(*o); });

@@ -40,4 +40,12 @@ void AdamW::step(std::vector<Tensor>& params, const std::vector<Tensor>& grads, 
   eval(outputs);
 }
 
+void AdamW::restore(std::vector<Tensor> m, std::vector<Tensor> v, std::vector<int64_t> steps) {
+  WICK_CHECK(m.size() == v.size() && m.size() == steps.size(), "adamw: inconsistent optimizer state (", m.size(), " / ",
+             v.size(), " / ", steps.size(), ")");
+  m_ = std::move(m);
+  v_ = std::move(v);
+  steps_ = std::move(steps);
+}
+
 }  // namespace wick::train

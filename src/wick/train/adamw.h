@@ -22,6 +22,8 @@ class AdamW {
   const std::vector<Tensor>& first_moments() const { return m_; }
   const std::vector<Tensor>& second_moments() const { return v_; }
   const std::vector<int64_t>& steps() const { return steps_; }
+  // Restores the moments and step counts saved from another optimizer (checkpoint resume).
+  void restore(std::vector<Tensor> m, std::vector<Tensor> v, std::vector<int64_t> steps);
 
  private:
   AdamWOptions options_;

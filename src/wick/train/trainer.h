@@ -29,6 +29,13 @@ struct TrainOptions {
   bool shuffle = true;
   int64_t eval_every = 0;  // steps between validation passes (0: only at the end, if there is data)
   std::string out_dir;     // metrics.jsonl is written here as training goes
+  // Every this many steps (0: never) a checkpoint is written atomically to
+  // out_dir/checkpoint-STEP: adapter, optimizer moments and steps, data order and position,
+  // shuffling RNG state. Only the newest `keep_checkpoints` are kept.
+  int64_t checkpoint_every = 0;
+  int64_t keep_checkpoints = 2;
+  // Continue from the newest checkpoint in out_dir, reproducing the uninterrupted run.
+  bool resume = false;
 };
 
 struct StepMetrics {
