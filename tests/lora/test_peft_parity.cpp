@@ -4,6 +4,8 @@
 // PEFT + torch.optim.AdamW.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "wick/core/autograd.h"
@@ -117,6 +119,28 @@ TEST(PeftErrors, UnknownTargetAndRankTooLarge) {
   lora::LoraConfig big;
   big.r = 100;  // q_proj is [64, 64]
   EXPECT_THROW(lora::Adapter::init(f.base, big, 0), Error);
+}
+
+}  // namespace
+
+namespace {
+
+// The merged model (W + scale B A, written as a Hugging Face folder) gives the logits of the base
+// with the adapter; transformers loading the same folder is checked by scripts/check-peft-interop.py.
+TEST(PeftMerge, MergedFolderEqualsBasePlusAdapter) {
+  Fixture f;
+  lora::Adapter adapter = lora::Adapter::load(kData + "qwen2_lora/adapter", f.base);
+  std::string dir = ::testing::TempDir() + "/wick_merged_" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  models::save_decoder(lora::merge(f.base, adapter), dir, Dtype::F32);
+  auto merged = models::DecoderModel::load(dir, Device::cpu(), Dtype::F32);
+  Tensor ids = f.get("input_ids");
+  models::LoraDeltas d = adapter.deltas();
+  Tensor want = f.base.forward(ids, nullptr, std::nullopt, std::nullopt, &d);
+  EXPECT_LE(relative_error(merged.forward(ids), want), 1e-5);
+  EXPECT_LE(relative_error(merged.forward(ids), f.get("logits")), 1e-4);  // and PEFT's
+  EXPECT_TRUE(merged.lm_head.same(merged.embed_tokens));                   // ties kept
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

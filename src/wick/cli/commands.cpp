@@ -10,6 +10,8 @@ void register_commands(CLI::App& app) {
   register_generate(app);
   register_embed(app);
   register_train(app);
+  register_logits(app);
+  register_merge(app);
 }
 
 }  // namespace wick::cli

@@ -13,6 +13,8 @@ void register_info(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_embed(CLI::App& app);
 void register_train(CLI::App& app);
+void register_logits(CLI::App& app);
+void register_merge(CLI::App& app);
 
 struct RuntimeOptions;
 // --device and --dtype, shared by every command that runs a model.

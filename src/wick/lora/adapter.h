@@ -46,6 +46,10 @@ class Adapter {
   std::vector<Tensor> params_;
 };
 
+// A copy of `base` with each adapted projection's weight replaced by W + scale * B A (computed in
+// f32, stored in the base's dtype): the merged model needs no adapter at run time.
+models::DecoderModel merge(const models::DecoderModel& base, const Adapter& adapter);
+
 // The seven projections of a decoder layer, in order.
 const std::vector<std::string>& decoder_projections();
 

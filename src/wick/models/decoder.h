@@ -79,4 +79,8 @@ class DecoderModel {
   Dtype dtype_;
 };
 
+// Writes `model` as a Hugging Face folder (config.json + model.safetensors in `dtype`) that
+// transformers loads with AutoModelForCausalLM.
+void save_decoder(const DecoderModel& model, const std::string& dir, Dtype dtype);
+
 }  // namespace wick::models
