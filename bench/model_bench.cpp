@@ -8,6 +8,10 @@
 #include <string>
 
 #include "wick/core/autograd.h"
+#include "wick/core/backend_hooks.h"
+#include "wick/lora/adapter.h"
+#include "wick/train/adamw.h"
+#include "wick/train/loss.h"
 #include "wick/core/ops.h"
 #include "wick/models/decoder.h"
 #include "wick/models/encoder.h"
@@ -137,6 +141,41 @@ double embed_docs_per_second(const models::EncoderModel& m, int64_t batch, int64
   return double(batch * reps) / (now() - t0);
 }
 
+// LoRA training step (PERFORMANCE.md D(ii)): batch 8 x 512 tokens, rank 16 on all seven
+// projections, AdamW; tokens/s and peak device memory.
+std::pair<double, double> train_tokens_per_second(const models::DecoderModel& m, int64_t rank) {
+  lora::LoraConfig cfg;
+  cfg.r = rank;
+  cfg.alpha = 2.0 * double(rank);
+  cfg.target_modules = {"all-linear"};
+  lora::Adapter adapter = lora::Adapter::init(m, cfg, 0);
+  std::vector<Tensor> params = adapter.parameters();
+  train::AdamW opt({.lr = 1e-4});
+  const int64_t batch = 8, seq = 512;
+  Tensor ids = astype(uniform({batch, seq}, 0, 150000, Dtype::F32, m.device()), Dtype::I64);
+  auto step = [&] {
+    auto [loss, grads] = value_and_grad(
+        [&](const std::vector<Tensor>& p) {
+          models::LoraDeltas d = adapter.deltas(&p);
+          return train::causal_lm_loss(m.forward(ids, nullptr, std::nullopt, std::nullopt, &d), ids);
+        },
+        params);
+    opt.step(params, grads);
+    loss.item<double>();
+  };
+  step();
+  step();
+  synchronize(m.device());
+  if (m.device().is_cuda()) cuda::reset_peak_memory(m.device().index);
+  double t0 = now();
+  const int reps = 5;
+  for (int i = 0; i < reps; ++i) step();
+  synchronize(m.device());
+  double secs = now() - t0;
+  double peak = m.device().is_cuda() ? double(cuda::memory_stats(m.device().index).peak) / (1 << 30) : 0.0;
+  return {double(batch * seq * reps) / secs, peak};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -148,6 +187,13 @@ int main(int argc, char** argv) {
   }
   manual_seed(0);
   auto m = qwen05b(device, dtype);
+  for (int i = 1; i < argc; ++i)
+    if (!std::strcmp(argv[i], "--train")) {
+      auto [tps, peak] = train_tokens_per_second(m, 16);
+      std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"train_r16_all_linear_tok_s\": %.1f, \"peak_gib\": %.2f}\n",
+                  device.str().c_str(), dtype_name(dtype), tps, peak);
+      return 0;
+    }
   double d1 = decode_tokens_per_second(m, 1, 128, 128);
   double d8 = decode_tokens_per_second(m, 8, 128, 128);
   double p128 = prefill_ms(m, 128), p512 = prefill_ms(m, 512);
