@@ -1,9 +1,12 @@
 // Sampling semantics against distributions computed here from the definitions in transformers'
-// logits processors, and seeded draws against those distributions.
+// logits processors, against goldens made by those processors, and seeded draws against them.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <map>
+
+#include <nlohmann/json.hpp>
 
 #include "wick/core/error.h"
 #include "wick/models/sampler.h"
@@ -116,6 +119,34 @@ TEST(Sampler, BadOptionsAreNamed) {
     FAIL();
   } catch (const wick::Error& e) {
     EXPECT_NE(std::string(e.what()).find("temperature"), std::string::npos);
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// The distribution after penalties and warpers equals transformers' logits processors
+// (goldens by scripts/golden/sampling_golden.py).
+TEST(Sampler, MatchesTransformersLogitsProcessors) {
+  std::ifstream in(std::string(WICK_TEST_DATA_DIR) + "/sampling_golden.json");
+  ASSERT_TRUE(in.good()) << "missing tests/data/sampling_golden.json";
+  nlohmann::json cases = nlohmann::json::parse(in);
+  ASSERT_GE(cases.size(), 7u);
+  for (const auto& c : cases) {
+    SamplingOptions o;
+    const auto& opt = c["options"];
+    o.repetition_penalty = opt.value("repetition_penalty", 1.0);
+    o.temperature = opt.value("temperature", 1.0);
+    o.top_k = opt.value("top_k", 0);
+    o.top_p = opt.value("top_p", 1.0);
+    o.min_p = opt.value("min_p", 0.0);
+    std::vector<float> logits = c["logits"].get<std::vector<float>>();
+    std::vector<int32_t> history = c["history"].get<std::vector<int32_t>>();
+    auto want = c["probabilities"].get<std::vector<double>>();
+    auto got = next_token_probabilities(logits, history, o);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6) << opt.dump() << " token " << i;
   }
 }
 
