@@ -83,4 +83,91 @@ GenerateResult generate(const DecoderModel& model, const tok::Tokenizer& tokeniz
   return result;
 }
 
+std::vector<GenerateResult> generate_batch(const DecoderModel& model, const tok::Tokenizer* tokenizer,
+                                           const std::vector<std::vector<int32_t>>& prompts,
+                                           const GenerateOptions& options, const LoraDeltas* lora) {
+  WICK_CHECK(!prompts.empty(), "generate: empty batch");
+  WICK_CHECK(tokenizer != nullptr || options.stop.empty(), "generate: stop strings need a tokenizer");
+  size_t width = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    WICK_CHECK(!prompts[i].empty(), "generate: prompt ", i, " of the batch is empty");
+    width = std::max(width, prompts[i].size());
+  }
+  int64_t b = int64_t(prompts.size()), n = options.max_tokens;
+  int64_t context = model.config().max_position_embeddings;
+  WICK_CHECK(context <= 0 || int64_t(width) < context, "generate: a prompt has ", width,
+             " tokens, more than the model's context of ", context);
+  NoGradGuard no_grad;
+  KVCache cache = model.make_cache(b, int64_t(width) + n);
+  // Left padding: row i's tokens end at column width - 1; its positions count real tokens only.
+  std::vector<int64_t> ids(b * width, 0), mask(b * width, 0), pos(b * width, 0), next_pos(b);
+  for (int64_t i = 0; i < b; ++i) {
+    size_t pad = width - prompts[i].size();
+    for (size_t j = 0; j < prompts[i].size(); ++j) {
+      ids[i * width + pad + j] = prompts[i][j];
+      mask[i * width + pad + j] = 1;
+      pos[i * width + pad + j] = int64_t(j);
+    }
+    next_pos[i] = int64_t(prompts[i].size());
+  }
+  std::vector<Sampler> samplers(static_cast<size_t>(b), Sampler(options.sampling));
+  std::vector<std::vector<int32_t>> history(prompts.begin(), prompts.end());
+  std::vector<GenerateResult> results(static_cast<size_t>(b));
+  std::vector<bool> done(static_cast<size_t>(b), false);
+  for (auto& r : results) r.finish_reason = "length";
+  Device device = model.device();
+  Tensor logits = model.forward(Tensor::from_vector(ids, {b, int64_t(width)}, device), &cache,
+                                Tensor::from_vector(mask, {b, int64_t(width)}, device),
+                                Tensor::from_vector(pos, {b, int64_t(width)}, device), lora);
+  for (int64_t step = 0; step < n; ++step) {
+    int64_t v = logits.shape(2);
+    std::vector<float> last = reshape(narrow(logits, 1, logits.shape(1) - 1, 1), {b, v}).to_vector<float>();
+    std::vector<int64_t> feed(b), feed_pos(b);
+    bool all_done = true;
+    for (int64_t i = 0; i < b; ++i) {
+      feed[i] = history[i].back();
+      feed_pos[i] = next_pos[i];
+      if (done[i]) continue;
+      std::vector<float> row(last.begin() + i * v, last.begin() + (i + 1) * v);
+      int32_t id = samplers[i].sample(row, history[i]);
+      if (std::find(options.eos_ids.begin(), options.eos_ids.end(), id) != options.eos_ids.end()) {
+        results[i].finish_reason = "eos";
+        done[i] = true;
+        continue;
+      }
+      results[i].ids.push_back(id);
+      history[i].push_back(id);
+      feed[i] = id;
+      ++next_pos[i];
+      if (tokenizer && !options.stop.empty()) {
+        std::string text = tokenizer->decode(results[i].ids, true);
+        for (const std::string& s : options.stop)
+          if (!s.empty() && text.find(s) != std::string::npos) {
+            results[i].finish_reason = "stop";
+            done[i] = true;
+          }
+      }
+    }
+    for (int64_t i = 0; i < b; ++i) all_done = all_done && done[i];
+    if (all_done || step + 1 == n) break;
+    // Every row takes one more column (a finished row repeats its last token, whose result is
+    // ignored); the prompt's padding columns stay masked.
+    int64_t cols = cache.length + 1;
+    std::vector<int64_t> step_mask(b * cols, 1);
+    for (int64_t i = 0; i < b; ++i)
+      for (size_t j = 0; j < width - prompts[i].size(); ++j) step_mask[i * cols + j] = 0;
+    logits = model.forward(Tensor::from_vector(feed, {b, 1}, device), &cache, Tensor::from_vector(step_mask, {b, cols}, device),
+                           Tensor::from_vector(feed_pos, {b, 1}, device), lora);
+  }
+  for (int64_t i = 0; i < b; ++i) {
+    if (!tokenizer) continue;
+    std::string text = tokenizer->decode(results[i].ids, true);
+    if (results[i].finish_reason == "stop")
+      for (const std::string& s : options.stop)
+        if (!s.empty()) text = text.substr(0, std::min(text.size(), text.find(s)));
+    results[i].text = text;
+  }
+  return results;
+}
+
 }  // namespace wick::models

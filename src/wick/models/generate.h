@@ -38,4 +38,12 @@ GenerateResult generate(const DecoderModel& model, const tok::Tokenizer& tokeniz
                         const GenerateOptions& options, const std::function<void(const TokenEvent&)>& on_token = {},
                         const LoraDeltas* lora = nullptr);
 
+// Several prompts at once: left-padded to one length, with an attention mask over the padding
+// and positions that start at each prompt's first real token, so each row generates what it would
+// alone. Each row samples with its own Sampler seeded with options.sampling.seed. Without a
+// tokenizer only ids are produced (no text, no stop strings).
+std::vector<GenerateResult> generate_batch(const DecoderModel& model, const tok::Tokenizer* tokenizer,
+                                           const std::vector<std::vector<int32_t>>& prompts,
+                                           const GenerateOptions& options, const LoraDeltas* lora = nullptr);
+
 }  // namespace wick::models
