@@ -65,7 +65,8 @@ models::DecoderModel qwen05b(Device device, Dtype dtype) {
 // Greedy decode of `new_tokens` after a prompt of `prompt` tokens, batch `batch`: tokens/s.
 double decode_tokens_per_second(const models::DecoderModel& m, int64_t batch, int64_t prompt, int64_t new_tokens) {
   NoGradGuard no_grad;
-  Tensor ids = astype(uniform({batch, prompt}, 0, 150000, Dtype::F32, m.device()), Dtype::I64);
+  double top = double(std::min<int64_t>(m.config().vocab_size, 150000) - 1);
+  Tensor ids = astype(uniform({batch, prompt}, 0, top, Dtype::F32, m.device()), Dtype::I64);
   auto run = [&](int64_t n) {
     models::KVCache cache = m.make_cache(batch, prompt + n);
     Tensor logits = m.forward(ids, &cache);
@@ -131,7 +132,7 @@ models::EncoderModel minilm(Device device, Dtype dtype) {
 // Documents per second: batch x seq token ids (all real tokens), mean pooling and L2 norm.
 double embed_docs_per_second(const models::EncoderModel& m, int64_t batch, int64_t seq) {
   NoGradGuard no_grad;
-  Tensor ids = astype(uniform({batch, seq}, 1000, 30000, Dtype::F32, m.device()), Dtype::I64);
+  Tensor ids = astype(uniform({batch, seq}, 1000, 30000, Dtype::F32, m.device()), Dtype::I64);  // in MiniLM's vocabulary
   Tensor mask = ones({batch, seq}, Dtype::I64, m.device());
   auto once = [&] { models::l2_normalize(models::pool(m.forward(ids, mask), mask, models::Pooling::Mean)).to_vector<float>(); };
   for (int i = 0; i < 3; ++i) once();
@@ -186,6 +187,22 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--dtype")) dtype = parse_dtype(argv[i + 1]);
   }
   manual_seed(0);
+  // Real models (PERFORMANCE.md F): --gguf FILE (decode tokens/s, batch 1, prompt 32, 64 new
+  // tokens) and --minilm DIR (docs/s at 100 x 16).
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--gguf")) {
+      auto real = models::DecoderModel::load_gguf(argv[i + 1], device, dtype);
+      std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"model\": \"%s\", \"decode_b1_tok_s\": %.1f}\n",
+                  device.str().c_str(), dtype_name(dtype), argv[i + 1], decode_tokens_per_second(real, 1, 32, 64));
+      return 0;
+    }
+    if (!std::strcmp(argv[i], "--minilm")) {
+      auto real = models::EncoderModel::load(argv[i + 1], device, Dtype::F32);
+      std::printf("{\"device\": \"%s\", \"model\": \"%s\", \"embed_100x16_docs_s\": %.1f}\n", device.str().c_str(),
+                  argv[i + 1], embed_docs_per_second(real, 100, 16));
+      return 0;
+    }
+  }
   auto m = qwen05b(device, dtype);
   for (int i = 1; i < argc; ++i)
     if (!std::strcmp(argv[i], "--train")) {
