@@ -177,6 +177,20 @@ TEST(CliModels, TrainKilledAndResumedReproducesTheUninterruptedRun) {
   std::system(("rm -rf " + base).c_str());
 }
 
+// Two turns: the second question only makes sense with the first in the history.
+TEST(CliModels, ChatIsMultiTurn) {
+  std::string model = need(kModels + "/SmolLM2-135M-Instruct.Q4_1.gguf");
+  Result r = run_wick("chat --device cpu --temperature 0 --max-tokens 30 --model " + model,
+                      "What is the capital of France?\nAnd of Germany?\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::stringstream ss(r.out);
+  std::string first, second;
+  std::getline(ss, first);
+  std::getline(ss, second);
+  EXPECT_NE(first.find("Paris"), std::string::npos) << r.out;
+  EXPECT_NE(second.find("Berlin"), std::string::npos) << r.out;
+}
+
 TEST(CliModels, BadArgumentsAreOneLineErrors) {
   std::string model = need(kModels + "/SmolLM2-135M-Instruct.Q4_1.gguf");
   Result r = run_wick("generate --device cpu --model " + model + " --prompt-ids 1,x,3 --max-tokens 2", "");

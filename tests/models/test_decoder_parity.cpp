@@ -10,6 +10,7 @@
 #include "wick/core/ops.h"
 #include "wick/io/safetensors.h"
 #include "wick/models/decoder.h"
+#include "wick/models/generate.h"
 #include "wick/models/weights.h"
 
 using namespace wick;
@@ -98,6 +99,27 @@ TEST(DecoderErrors, ShapeMismatchNamesTheWeight) {
     EXPECT_NE(msg.find("mlp.gate_proj.weight"), std::string::npos) << msg;
     EXPECT_NE(msg.find("config implies"), std::string::npos) << msg;
   }
+}
+
+TEST(DecoderErrors, MissingWeightAndEmptyBatchAreNamed) {
+  std::string dir = fixture("qwen2_tied");
+  std::string bad = ::testing::TempDir() + "/wick_missing_weight";
+  std::filesystem::remove_all(bad);
+  std::filesystem::create_directories(bad);
+  std::filesystem::copy_file(dir + "/config.json", bad + "/config.json");
+  // A checkpoint holding only the embeddings.
+  auto full = io::SafeTensors::open(dir + "/model.safetensors");
+  const io::TensorView& emb = full.get("model.embed_tokens.weight");
+  io::save_safetensors(bad + "/model.safetensors", {{emb.name, emb.dtype, emb.shape, emb.data, emb.nbytes}});
+  try {
+    models::DecoderModel::load(bad, Device::cpu(), Dtype::F32);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing weight 'model.norm.weight'"), std::string::npos) << e.what();
+  }
+  auto model = models::DecoderModel::load(dir, Device::cpu(), Dtype::F32);
+  EXPECT_THROW(model.forward(zeros({0, 4}, Dtype::I64)), Error);
+  EXPECT_THROW(models::generate_batch(model, nullptr, {}, {}), Error);
 }
 
 TEST(DecoderErrors, UnknownArchitectureIsNamed) {

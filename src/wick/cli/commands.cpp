@@ -12,6 +12,7 @@ void register_commands(CLI::App& app) {
   register_train(app);
   register_logits(app);
   register_merge(app);
+  register_chat(app);
 }
 
 }  // namespace wick::cli
