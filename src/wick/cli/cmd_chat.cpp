@@ -75,15 +75,7 @@ void register_chat(CLI::App& app) {
   cmd->add_option("--model", o->model, "model folder, .gguf file or ORG/NAME")->required();
   cmd->add_option("--adapter", o->adapter, "a PEFT LoRA adapter folder");
   cmd->add_option("--system", o->system, "a system message");
-  cmd->add_option("--max-tokens", o->gen.max_tokens, "the most tokens per reply")->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--temperature", o->gen.sampling.temperature, "0: greedy")->check(CLI::Range(0.0, 100.0));
-  cmd->add_option("--top-k", o->gen.sampling.top_k, "keep the k most likely tokens (0: off)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-p", o->gen.sampling.top_p, "nucleus sampling mass (1: off)")->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--min-p", o->gen.sampling.min_p, "drop tokens below min_p x the top probability")->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--repetition-penalty", o->gen.sampling.repetition_penalty, "transformers' repetition penalty")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", o->gen.sampling.seed, "seed of the sampler");
-  cmd->add_option("--stop", o->gen.stop, "stop string (repeatable)");
+  add_sampling_options(cmd, o->gen);  // per reply
   add_runtime_options(cmd, o->runtime);
   cmd->callback([o] { run_chat(*o); });
 }

@@ -86,6 +86,18 @@ void add_runtime_options(CLI::App* cmd, RuntimeOptions& runtime) {
   cmd->add_option("--dtype", runtime.dtype, "f32, bf16 or f16 (default: bf16 on CUDA, f32 on the CPU)");
 }
 
+void add_sampling_options(CLI::App* cmd, models::GenerateOptions& g) {
+  cmd->add_option("--max-tokens", g.max_tokens, "the most tokens to generate")->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--temperature", g.sampling.temperature, "0: greedy")->check(CLI::Range(0.0, 100.0));
+  cmd->add_option("--top-k", g.sampling.top_k, "keep the k most likely tokens (0: off)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-p", g.sampling.top_p, "nucleus sampling mass (1: off)")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--min-p", g.sampling.min_p, "drop tokens below min_p x the top probability")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--repetition-penalty", g.sampling.repetition_penalty, "transformers' repetition penalty")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", g.sampling.seed, "seed of the sampler");
+  cmd->add_option("--stop", g.stop, "stop string (repeatable)");
+}
+
 void register_generate(CLI::App& app) {
   auto o = std::make_shared<GenerateCliOptions>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text with a decoder model");
@@ -93,15 +105,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--prompt", o->prompt, "the prompt text");
   cmd->add_option("--prompt-ids", o->prompt_ids, "the prompt as comma-separated token ids");
   cmd->add_option("--adapter", o->adapter, "a PEFT LoRA adapter folder");
-  cmd->add_option("--max-tokens", o->gen.max_tokens, "the most tokens to generate")->check(CLI::Range(0, 1 << 20));
-  cmd->add_option("--temperature", o->gen.sampling.temperature, "0: greedy")->check(CLI::Range(0.0, 100.0));
-  cmd->add_option("--top-k", o->gen.sampling.top_k, "keep the k most likely tokens (0: off)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-p", o->gen.sampling.top_p, "nucleus sampling mass (1: off)")->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--min-p", o->gen.sampling.min_p, "drop tokens below min_p x the top probability")->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--repetition-penalty", o->gen.sampling.repetition_penalty, "transformers' repetition penalty")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", o->gen.sampling.seed, "seed of the sampler");
-  cmd->add_option("--stop", o->gen.stop, "stop string (repeatable)");
+  add_sampling_options(cmd, o->gen);
   cmd->add_flag("--chat", o->chat, "wrap the prompt as a user turn of the model's chat template");
   cmd->add_flag("--json", o->json, "print {\"token_ids\", \"text\", \"finish_reason\"} instead of streaming");
   add_runtime_options(cmd, o->runtime);
