@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "wick/io/gguf.h"
-#include "wick/io/gguf_model.h"
+#include "wick/models/gguf_tokenizer.h"
 #include "wick/models/generate.h"
 
 using namespace wick;
@@ -17,20 +17,7 @@ const std::string kModel = std::string(WICK_TEST_DATA_DIR) + "/../../models/Smol
 
 struct Loaded {
   models::DecoderModel model = models::DecoderModel::load_gguf(kModel, Device::cpu(), Dtype::F32);
-  tok::Tokenizer tokenizer = make_tokenizer();
-  static tok::Tokenizer make_tokenizer() {
-    io::GgufTokenizerData d = io::gguf_tokenizer_data(io::GgufFile::open(kModel));
-    tok::GgufTokenizerData t;
-    t.model = d.model;
-    t.tokens = d.tokens;
-    t.scores = d.scores;
-    t.token_types = d.token_type;
-    t.merges = d.merges;
-    if (d.bos_token_id) t.bos_id = int32_t(*d.bos_token_id);
-    if (d.eos_token_id) t.eos_id = int32_t(*d.eos_token_id);
-    t.pre = d.pre;
-    return tok::Tokenizer::from_gguf(t);
-  }
+  tok::Tokenizer tokenizer = models::tokenizer_from_gguf(io::GgufFile::open(kModel));
 };
 
 Loaded& loaded() {

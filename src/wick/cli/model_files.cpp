@@ -8,6 +8,7 @@
 #include "wick/io/gguf.h"
 #include "wick/io/gguf_model.h"
 #include "wick/io/model_source.h"
+#include "wick/models/gguf_tokenizer.h"
 
 namespace wick::cli {
 
@@ -23,28 +24,6 @@ std::string resolve(const std::string& path) {
   return io::resolve_model_source(path).path;
 }
 
-tok::GgufTokenizerData tokenizer_data(const io::GgufFile& file) {
-  io::GgufTokenizerData d = io::gguf_tokenizer_data(file);
-  tok::GgufTokenizerData t;
-  t.model = d.model;
-  t.tokens = d.tokens;
-  t.scores = d.scores;
-  t.token_types = d.token_type;
-  t.merges = d.merges;
-  auto id = [](const std::optional<int64_t>& v) -> std::optional<int32_t> {
-    return v ? std::optional<int32_t>(int32_t(*v)) : std::nullopt;
-  };
-  t.bos_id = id(d.bos_token_id);
-  t.eos_id = id(d.eos_token_id);
-  t.unk_id = id(d.unknown_token_id);
-  t.pad_id = id(d.padding_token_id);
-  t.add_bos = d.add_bos_token.value_or(false);
-  t.add_eos = d.add_eos_token.value_or(false);
-  t.add_space_prefix = d.add_space_prefix.value_or(true);
-  if (!d.pre.empty()) t.pre = d.pre;
-  return t;
-}
-
 }  // namespace
 
 bool is_gguf_file(const std::string& path) {
@@ -55,7 +34,7 @@ bool is_gguf_file(const std::string& path) {
 
 tok::Tokenizer load_tokenizer(const std::string& path) {
   std::string p = resolve(path);
-  if (fs::is_regular_file(p) && is_gguf_file(p)) return tok::Tokenizer::from_gguf(tokenizer_data(io::GgufFile::open(p)));
+  if (fs::is_regular_file(p) && is_gguf_file(p)) return models::tokenizer_from_gguf(io::GgufFile::open(p));
   return tok::Tokenizer::from_file(p);
 }
 
