@@ -87,7 +87,7 @@ TEST(ModelSource, ByContentAndFolderAndCache) {
   EXPECT_EQ(hub.format, ModelFormat::kHfFolder);
   EXPECT_EQ(fs::path(hub.path).filename(), kCommit);
   expect_error([&] { resolve_model_source("org/absent", cache.path().string()); },
-               {"org/absent", "not in the Hugging Face cache", cache.path().string()});
+               {"org/absent", "not in the Hugging Face cache", cache.path().string(), "wick pull org/absent"});
   expect_error([&] { resolve_model_source("/no/such/model.gguf"); }, {"/no/such/model.gguf", "no such file"});
 }
 

@@ -13,6 +13,7 @@ void register_commands(CLI::App& app) {
   register_logits(app);
   register_merge(app);
   register_chat(app);
+  register_pull(app);
 }
 
 }  // namespace wick::cli

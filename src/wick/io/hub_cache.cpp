@@ -23,16 +23,17 @@ std::string expand_home(const std::string& path) {
   return env("HOME") + path.substr(1);
 }
 
-// A relative path that stays inside its folder.
+}  // namespace
+
 bool is_safe_relative(const std::string& p) {
-  if (p.empty() || p[0] == '/') return false;
+  if (p.empty() || p[0] == '/' || p.find('\0') != std::string::npos) return false;
   for (const auto& part : fs::path(p)) {
-    if (part == ".." || part == ".") return false;
+    if (part == ".." || part == "." || part.empty()) return false;
   }
-  return true;
+  return p.back() != '/';
 }
 
-fs::path repo_folder(const std::string& repo_id, const std::string& cache_dir) {
+std::string hub_repo_folder(const std::string& repo_id, const std::string& cache_dir) {
   if (!is_hub_repo_id(repo_id)) fail("'", repo_id, "' is not a Hugging Face model id (org/name)");
   std::string folder = "models";
   size_t start = 0;
@@ -42,7 +43,13 @@ fs::path repo_folder(const std::string& repo_id, const std::string& cache_dir) {
     if (slash == std::string::npos) break;
     start = slash + 1;
   }
-  return fs::path(cache_dir.empty() ? hf_hub_cache_dir() : cache_dir) / folder;
+  return (fs::path(cache_dir.empty() ? hf_hub_cache_dir() : cache_dir) / folder).string();
+}
+
+namespace {
+
+fs::path repo_folder(const std::string& repo_id, const std::string& cache_dir) {
+  return hub_repo_folder(repo_id, cache_dir);
 }
 
 // The commit hash a revision stands for: refs/<revision> when that file exists, else the revision.

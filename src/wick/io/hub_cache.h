@@ -15,6 +15,14 @@ namespace wick::io {
 // as huggingface_hub, so both find the same downloads).
 std::string hf_hub_cache_dir();
 
+// A relative path that stays inside its folder: no leading '/', no "." or ".." parts, no empty
+// parts, no trailing '/'.
+bool is_safe_relative(const std::string& path);
+
+// <cache>/models--ORG--NAME for `repo_id` (`cache_dir` empty: hf_hub_cache_dir()); throws
+// wick::Error for a malformed id.
+std::string hub_repo_folder(const std::string& repo_id, const std::string& cache_dir = "");
+
 // Whether `repo_id` has the shape of a Hub model id ("name" or "org/name", no path tricks).
 bool is_hub_repo_id(const std::string& repo_id);
 

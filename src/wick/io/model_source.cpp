@@ -48,7 +48,8 @@ ModelSource resolve_model_source(const std::string& spec, const std::string& cac
   if (is_hub_repo_id(spec)) {
     std::string cache = cache_dir.empty() ? hf_hub_cache_dir() : cache_dir;
     if (auto snapshot = hub_cached_snapshot(spec, "main", cache)) return from_folder(*snapshot);
-    fail(spec, ": no such file or folder, and not in the Hugging Face cache (", cache, ")");
+    fail(spec, ": no such file or folder, and not in the Hugging Face cache (", cache, "); `wick pull ", spec,
+         "` downloads it");
   }
   fail(spec, ": no such file or folder");
 }
