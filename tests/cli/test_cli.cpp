@@ -88,6 +88,21 @@ TEST(Cli, TokenizeAndDetokenizeQwen25) { check_tokenizer("qwen2.5", kShared + "/
 TEST(Cli, TokenizeAndDetokenizeMistral) { check_tokenizer("mistral", kShared + "/data/tokenizers/mistral/tokenizer.json"); }
 TEST(Cli, TokenizeAndDetokenizeMiniLM) { check_tokenizer("minilm", kData + "/tokenizer/minilm/tokenizer.json"); }
 
+// The tokenizers in the metadata of the real GGUFs fetched by scripts/fetch-models.sh (goldens of
+// scripts/golden/gguf_tokenizer_golden.py); the Qwen2.5-Coder file holds the metadata and no tensors.
+std::string fetched_model(const std::string& file) {
+  std::string path = (std::filesystem::path(kData) / ".." / ".." / "models" / file).lexically_normal().string();
+  if (!std::filesystem::exists(path)) ADD_FAILURE() << "missing " << path << " (run scripts/fetch-models.sh models)";
+  return path;
+}
+
+TEST(Cli, TokenizeAndDetokenizeSmolLM2Gguf) {
+  check_tokenizer("gguf_smollm2", fetched_model("SmolLM2-135M-Instruct.Q4_1.gguf"));
+}
+TEST(Cli, TokenizeAndDetokenizeQwenCoderTokenizerOnlyGguf) {
+  check_tokenizer("gguf_qwen2.5_coder", fetched_model("qwen2.5-coder-1.5b-instruct.tokenizer.gguf"));
+}
+
 TEST(Cli, TemplateMatchesTransformers) {
   json golden = load_json(kData + "/template/golden_qwen2.5-instruct.json");
   int checked = 0;

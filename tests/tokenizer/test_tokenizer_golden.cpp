@@ -10,64 +10,6 @@
 namespace wick::tok::test {
 namespace {
 
-struct Golden {
-  std::vector<std::string> corpus;
-  nlohmann::json cases;
-  nlohmann::json root;
-};
-
-Golden load_golden(const std::string& name) {
-  Golden g;
-  g.corpus = load_json(data_dir() / "corpus.json").get<std::vector<std::string>>();
-  g.root = load_json(data_dir() / ("golden_" + name + ".json"));
-  g.cases = g.root["cases"];
-  return g;
-}
-
-struct Expected {
-  std::vector<int32_t> ids, ids_special;
-  std::string decoded, decoded_skip;
-};
-
-// Fields the script leaves out when they equal another one (see tokenizer_golden.py).
-Expected expected_case(const nlohmann::json& c, const std::string& text) {
-  Expected e;
-  e.ids = c["ids"].get<std::vector<int32_t>>();
-  e.ids_special = c.contains("ids_special") ? c["ids_special"].get<std::vector<int32_t>>() : e.ids;
-  e.decoded = c.contains("decoded") ? c["decoded"].get<std::string>() : text;
-  e.decoded_skip = c.contains("decoded_skip") ? c["decoded_skip"].get<std::string>() : e.decoded;
-  return e;
-}
-
-// Checks every corpus string; reports each mismatch with the string, expected and got.
-void expect_matches_golden(const Tokenizer& tok, const Golden& g, const std::string& name) {
-  ASSERT_EQ(g.corpus.size(), g.cases.size());
-  ASSERT_GE(g.corpus.size(), 300u);
-  size_t failed = 0;
-  for (size_t i = 0; i < g.corpus.size(); ++i) {
-    const std::string& text = g.corpus[i];
-    Expected want = expected_case(g.cases[i], text);
-    auto got = tok.encode(text, false);
-    auto got_special = tok.encode(text, true);
-    std::string decoded = tok.decode(want.ids_special, false);
-    std::string decoded_skip = tok.decode(want.ids_special, true);
-    if (got == want.ids && got_special == want.ids_special && decoded == want.decoded &&
-        decoded_skip == want.decoded_skip)
-      continue;
-    ++failed;
-    EXPECT_EQ(got, want.ids) << name << " case " << i << " text " << show(text) << "\n  expected " << show(want.ids)
-                             << "\n  got      " << show(got) << "\n  " << first_mismatch(want.ids, got);
-    EXPECT_EQ(got_special, want.ids_special) << name << " case " << i << " (add_special_tokens) text " << show(text)
-                                             << "\n  " << first_mismatch(want.ids_special, got_special);
-    EXPECT_EQ(decoded, want.decoded) << name << " case " << i << " decode text " << show(text) << "\n  expected "
-                                     << show(want.decoded) << "\n  got      " << show(decoded);
-    EXPECT_EQ(decoded_skip, want.decoded_skip) << name << " case " << i << " decode(skip_special) text " << show(text)
-                                               << "\n  expected " << show(want.decoded_skip) << "\n  got      "
-                                               << show(decoded_skip);
-  }
-  EXPECT_EQ(failed, 0u) << name << ": " << failed << " of " << g.corpus.size() << " strings differ from HF";
-}
-
 std::string param_name(const ::testing::TestParamInfo<std::string>& info) {
   std::string n = info.param;
   for (char& ch : n)
