@@ -5,10 +5,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
+#include <optional>
 #include <string>
 
 #include "wick/core/autograd.h"
 #include "wick/core/backend_hooks.h"
+#include "wick/core/graph.h"
 #include "wick/lora/adapter.h"
 #include "wick/train/adamw.h"
 #include "wick/train/loss.h"
@@ -144,7 +147,14 @@ double embed_docs_per_second(const models::EncoderModel& m, int64_t batch, int64
 
 // LoRA training step (PERFORMANCE.md D(ii)): batch 8 x 512 tokens, rank 16 on all seven
 // projections, AdamW; tokens/s and peak device memory.
-std::pair<double, double> train_tokens_per_second(const models::DecoderModel& m, int64_t rank) {
+struct TrainFigures {
+  double tokens_per_second = 0, peak_gib = 0, forward_gib = 0;
+};
+
+// `lazy`: the step is recorded as a graph and evaluated at once (intermediates freed after their
+// last use); eager: ops run as created. forward_gib: device memory in use when the forward is done
+// (eager only), the activations kept for the backward.
+TrainFigures train_tokens_per_second(const models::DecoderModel& m, int64_t rank, bool lazy) {
   lora::LoraConfig cfg;
   cfg.r = rank;
   cfg.alpha = 2.0 * double(rank);
@@ -154,27 +164,45 @@ std::pair<double, double> train_tokens_per_second(const models::DecoderModel& m,
   train::AdamW opt({.lr = 1e-4});
   const int64_t batch = 8, seq = 512;
   Tensor ids = astype(uniform({batch, seq}, 0, 150000, Dtype::F32, m.device()), Dtype::I64);
+  double forward_bytes = 0;
+  bool measure_forward = false;
+  std::optional<ExecModeScope> mode;
+  if (lazy) mode.emplace(ExecMode::Lazy);
   auto step = [&] {
     auto [loss, grads] = value_and_grad(
         [&](const std::vector<Tensor>& p) {
           models::LoraDeltas d = adapter.deltas(&p);
-          return train::causal_lm_loss(m.forward(ids, nullptr, std::nullopt, std::nullopt, &d), ids);
+          Tensor l = train::causal_lm_loss(m.forward(ids, nullptr, std::nullopt, std::nullopt, &d), ids);
+          if (measure_forward && !lazy && m.device().is_cuda()) {
+            synchronize(m.device());
+            forward_bytes = std::max(forward_bytes, double(cuda::memory_stats(m.device().index).active));
+          }
+          return l;
         },
         params);
     opt.step(params, grads);
+    if (lazy) {
+      std::vector<Tensor> all = params;
+      all.push_back(loss);
+      eval(all);
+    }
     loss.item<double>();
   };
   step();
   step();
   synchronize(m.device());
   if (m.device().is_cuda()) cuda::reset_peak_memory(m.device().index);
+  if (m.device().is_cuda()) cuda::profile_reset();
   double t0 = now();
   const int reps = 5;
   for (int i = 0; i < reps; ++i) step();
   synchronize(m.device());
+  if (m.device().is_cuda()) cuda::profile_report();  // with WICK_PROFILE=1: GPU time of the timed steps
   double secs = now() - t0;
   double peak = m.device().is_cuda() ? double(cuda::memory_stats(m.device().index).peak) / (1 << 30) : 0.0;
-  return {double(batch * seq * reps) / secs, peak};
+  measure_forward = true;
+  step();
+  return {double(batch * seq * reps) / secs, peak, forward_bytes / (1 << 30)};
 }
 
 }  // namespace
@@ -206,9 +234,13 @@ int main(int argc, char** argv) {
   auto m = qwen05b(device, dtype);
   for (int i = 1; i < argc; ++i)
     if (!std::strcmp(argv[i], "--train")) {
-      auto [tps, peak] = train_tokens_per_second(m, 16);
-      std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"train_r16_all_linear_tok_s\": %.1f, \"peak_gib\": %.2f}\n",
-                  device.str().c_str(), dtype_name(dtype), tps, peak);
+      bool lazy = false;
+      for (int j = 1; j < argc; ++j) lazy = lazy || !std::strcmp(argv[j], "--lazy");
+      TrainFigures f = train_tokens_per_second(m, 16, lazy);
+      std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s\", \"train_r16_all_linear_tok_s\": %.1f, "
+                  "\"peak_gib\": %.2f, \"after_forward_gib\": %.2f}\n",
+                  device.str().c_str(), dtype_name(dtype), lazy ? "lazy" : "eager", f.tokens_per_second, f.peak_gib,
+                  f.forward_gib);
       return 0;
     }
   double d1 = decode_tokens_per_second(m, 1, 128, 128);

@@ -1,5 +1,5 @@
 // Random draws (uniform, normal, bernoulli) and dropout: seeding, statistics with bounds of
-// several standard errors, and dropout's scaling and gradient.
+// several standard errors, dropout's scaling and gradient, and draws from explicit keys.
 #include <cmath>
 
 #include "testing.h"
@@ -128,6 +128,27 @@ TEST(Random, DropoutStatisticsScaleAndGradient) {
       {xd.t});
   Values ov = values(out), gv = values(grads[0]);
   for (size_t i = 0; i < ov.size(); ++i) ASSERT_EQ(gv[i], ov[i] == 0 ? 0.0 : 2.0) << i;
+}
+
+// Keyed draws (RandomKey) are pure functions of the key: untouched by the default generator,
+// different for folded-in data, and dropout through one is differentiable with its fixed mask.
+TEST(Random, KeyedDrawsAreReplayable) {
+  RandomKey key = fold_in(RandomKey{3}, 8);
+  manual_seed(1);
+  std::vector<uint8_t> m1 = bernoulli({301}, 0.6, key).to_vector<uint8_t>();
+  normal({77});
+  manual_seed(99);
+  EXPECT_EQ(bernoulli({301}, 0.6, key).to_vector<uint8_t>(), m1);
+  EXPECT_NE(bernoulli({301}, 0.6, fold_in(RandomKey{3}, 9)).to_vector<uint8_t>(), m1);
+  EXPECT_NE(bernoulli({301}, 0.6, fold_in(RandomKey{4}, 8)).to_vector<uint8_t>(), m1);
+  EXPECT_NE(fold_in(key, 0).seed, fold_in(key, 1).seed);
+  // The mask is bernoulli(1 - p) under the same key.
+  Rand x = rand({301}, Dtype::F64, 0.5, 1.5);
+  Values y = values(dropout(x.t, 0.4, key));
+  std::vector<uint8_t> keep = bernoulli({301}, 0.6, key).to_vector<uint8_t>();
+  for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], keep[i] ? x.v[i] / 0.6 : 0.0, 1e-12) << i;
+  check_grads([&](const std::vector<Tensor>& in) { return dropout(in[0], 0.4, key) * in[0]; }, {rand({6, 7}).t},
+              "keyed dropout");
 }
 
 }  // namespace

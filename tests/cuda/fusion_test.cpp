@@ -38,8 +38,10 @@ TEST_P(CudaFusion, ElementwiseChainsInLazyMode) {
 TEST_P(CudaFusion, LoraDelta) {
   WICK_REQUIRE_GPU();
   Dtype dt = GetParam();
+  // 51 rows: the fused kernel; 120 rows: the two-GEMM path.
+  for (int64_t rows : {17, 40})
   for (int64_t rank : {1, 8, 16, 33}) {
-    Tensor x = randn({3, 17, 96}, dt), a = randn({rank, 96}, dt, 0.1), b = randn({65, rank}, dt, 0.1);
+    Tensor x = randn({3, rows, 96}, dt), a = randn({rank, 96}, dt, 0.1), b = randn({65, rank}, dt, 0.1);
     Tol t = tol_for(dt);
     t = {t.rtol * 10, t.atol * 10};
     EXPECT_TRUE(same_on_gpu([](auto& in) { return lora_delta(in[0], in[1], in[2], 2.0); }, {x, a, b}, t)) << rank;
@@ -51,6 +53,24 @@ TEST_P(CudaFusion, LoraDelta) {
                                     Tol{1e-4, 1e-4}))
           << rank;
   }
+}
+
+// LoRA dropout (training): the keyed mask is the same on both devices, bit for bit, and so are the
+// forward and the gradients of the update through it.
+TEST_P(CudaFusion, LoraDeltaWithKeyedDropout) {
+  WICK_REQUIRE_GPU();
+  Dtype dt = GetParam();
+  RandomKey key = fold_in(RandomKey{21}, 4);
+  Shape odd{3, 17, 97};
+  EXPECT_EQ(bernoulli(odd, 0.85, key, Device::cuda(0)).to_vector<uint8_t>(),
+            bernoulli(odd, 0.85, key, Device::cpu()).to_vector<uint8_t>());
+  Tensor x = randn(odd, dt), a = randn({8, 97}, dt, 0.1), b = randn({65, 8}, dt, 0.1);
+  Tol t = tol_for(dt);
+  t = {t.rtol * 10, t.atol * 10};
+  auto f = [key](auto& in) { return lora_delta(dropout(in[0], 0.15, key), in[1], in[2], 2.0); };
+  EXPECT_TRUE(same_on_gpu(f, {x, a, b}, t));
+  EXPECT_TRUE(same_on_gpu([key](auto& in) { return dropout(in[0], 0.15, key); }, {x}, Tol{0, 0}));
+  if (dt == Dtype::F32) EXPECT_TRUE(same_grads_on_gpu(f, {x, a, b}, Tol{1e-4, 1e-4}));
 }
 
 TEST_P(CudaFusion, ViewsAndDropout) {

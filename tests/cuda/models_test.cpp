@@ -108,5 +108,32 @@ TEST(CudaPeftParity, GradientsAndAdamWLosses) {
   }
 }
 
+// A training forward with LoRA dropout on the GPU draws the CPU's masks: the same loss and
+// gradients of every LoRA parameter as the CPU backend.
+TEST(CudaLoraDropout, TrainingForwardAndGradientsMatchTheCpu) {
+  WICK_REQUIRE_GPU();
+  cuda::set_allow_tf32(false);
+  auto run = [](Device device) {
+    auto base = models::DecoderModel::load(kData + "qwen2_tied", device, Dtype::F32);
+    auto file = io::SafeTensors::open(kData + "qwen2_lora/expected.safetensors");
+    lora::Adapter adapter = lora::Adapter::load(kData + "qwen2_lora/adapter", base);
+    lora::LoraConfig cfg = adapter.config();
+    cfg.dropout = 0.3;
+    lora::Adapter dropped = lora::Adapter::init(base, cfg, 0);
+    dropped.set_parameters(adapter.parameters());
+    Tensor ids = fixture_tensor(file, "input_ids", device), labels = fixture_tensor(file, "labels", device);
+    return value_and_grad(
+        [&](const std::vector<Tensor>& p) {
+          models::LoraDeltas d = dropped.training_deltas(p, fold_in(RandomKey{5}, 1));
+          return train::causal_lm_loss(base.forward(ids, nullptr, std::nullopt, std::nullopt, &d), labels);
+        },
+        dropped.parameters());
+  };
+  auto [loss_cpu, grads_cpu] = run(Device::cpu());
+  auto [loss_gpu, grads_gpu] = run(Device::cuda(0));
+  EXPECT_LE(relative_max_error(loss_gpu, loss_cpu), 1e-4);
+  for (size_t i = 0; i < grads_cpu.size(); ++i) EXPECT_LE(relative_max_error(grads_gpu[i], grads_cpu[i]), 1e-3) << i;
+}
+
 }  // namespace
 }  // namespace wick::test

@@ -156,6 +156,55 @@ TEST_P(CudaNN, Attention) {
       {qt, kt, vt}, loose(dt)));
 }
 
+// The bf16/f16 attention backward (tensor cores where the shapes suit: head dim 64 or 128, at
+// least 64 queries) against the f32 backward of the same rounded inputs on the CPU. P and dS are
+// rounded to the data type before their matrix products, so the check is on the relative error
+// of each gradient as a whole: |g - ref| / |ref|.
+TEST(CudaAttentionBackward, HalfPrecisionGradientsMatchF32) {
+  WICK_REQUIRE_GPU();
+  struct Case {
+    int64_t B, Hq, Hkv, Tq, Tk, D;
+    bool causal;
+    int mask;
+  };
+  const Case cases[] = {{2, 14, 2, 128, 128, 64, true, 0}, {1, 4, 2, 100, 100, 64, true, 0},
+                        {1, 2, 2, 130, 200, 128, false, 2}, {2, 4, 4, 64, 64, 64, false, 1},
+                        {1, 2, 1, 96, 40, 64, true, 0},     {1, 3, 1, 70, 150, 128, true, 2},
+                        {1, 2, 2, 40, 40, 64, true, 0}};
+  auto rel = [](const Tensor& got, const Tensor& want) {
+    std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
+    double num = 0, den = 0;
+    for (size_t i = 0; i < g.size(); ++i) num += (g[i] - w[i]) * (g[i] - w[i]), den += w[i] * w[i];
+    return std::sqrt(num / std::max(den, 1e-30));
+  };
+  for (const Case& c : cases)
+    for (Dtype dt : {Dtype::BF16, Dtype::F16})
+      for (bool tensor_cores : {true, false}) {
+        cuda::set_attention_tensor_cores(tensor_cores);
+        AttnCase ac{c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, c.D, c.causal, c.mask};
+        Tensor q = randn({c.B, c.Hq, c.Tq, c.D}, dt), k = randn({c.B, c.Hkv, c.Tk, c.D}, dt),
+               v = randn({c.B, c.Hkv, c.Tk, c.D}, dt), mask = attn_mask(ac);
+        Tensor w = randn({c.B, c.Hq, c.Tq, c.D}, Dtype::F32);
+        auto loss = [&](const std::vector<Tensor>& in) {
+          std::optional<Tensor> m;
+          if (mask.defined()) m = on_device_like(mask, in[0]);
+          Tensor y = scaled_dot_product_attention(in[0], in[1], in[2], m, c.causal);
+          return sum(astype(y, Dtype::F32) * on_device_like(w, in[0]));
+        };
+        auto got = grad(loss, {on_gpu(q), on_gpu(k), on_gpu(v)});
+        auto want = grad(loss, {astype(q, Dtype::F32).eval(), astype(k, Dtype::F32).eval(), astype(v, Dtype::F32).eval()});
+        double limit = dt == Dtype::BF16 ? 2e-2 : 4e-3;
+        const char* names[] = {"dq", "dk", "dv"};
+        for (int i = 0; i < 3; ++i) {
+          double e = rel(on_cpu(astype(got[i], Dtype::F32)), want[i]);
+          EXPECT_LT(e, limit) << names[i] << " " << dtype_name(dt) << " B" << c.B << " Hq" << c.Hq << " Hkv" << c.Hkv
+                              << " Tq" << c.Tq << " Tk" << c.Tk << " D" << c.D << " causal" << c.causal << " mask"
+                              << c.mask << " tensor cores " << tensor_cores;
+        }
+      }
+  cuda::set_attention_tensor_cores(true);
+}
+
 TEST_P(CudaNN, CrossEntropy) {
   WICK_REQUIRE_GPU();
   Dtype dt = GetParam();

@@ -1,7 +1,10 @@
 // `wick chat`: an interactive, multi-turn conversation with a decoder through its own chat
 // template; each reply streams as it is generated. One user turn per stdin line; an empty line
-// or end of input ends the session; "/reset" clears the history.
+// or end of input ends the session; "/reset" clears the history; "/adapter NAME" switches to
+// another of the adapters given with --adapter (the first is active at start), "/adapter none"
+// to the base model alone, "/adapter" lists them.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <unistd.h>
 
@@ -10,7 +13,7 @@
 #include "wick/cli/commands.h"
 #include "wick/cli/model_files.h"
 #include "wick/cli/model_loading.h"
-#include "wick/lora/adapter.h"
+#include "wick/lora/registry.h"
 #include "wick/models/generate.h"
 
 namespace wick::cli {
@@ -18,10 +21,28 @@ namespace wick::cli {
 namespace {
 
 struct ChatOptions {
-  std::string model, adapter, system;
+  std::string model, system;
+  std::vector<std::string> adapters;  // NAME=DIR or DIR (named after its folder)
   RuntimeOptions runtime;
   models::GenerateOptions gen;
 };
+
+// NAME=DIR, or DIR named after its last folder.
+std::pair<std::string, std::string> adapter_spec(const std::string& spec) {
+  size_t eq = spec.find('=');
+  std::string name, dir;
+  if (eq != std::string::npos && eq > 0 && spec.substr(0, eq).find('/') == std::string::npos) {
+    name = spec.substr(0, eq);
+    dir = spec.substr(eq + 1);
+  } else {
+    dir = spec;
+    name = std::filesystem::path(spec).lexically_normal().filename().string();
+    if (name.empty()) name = std::filesystem::path(spec).lexically_normal().parent_path().filename().string();
+  }
+  WICK_CHECK(!name.empty() && !dir.empty(), "chat: --adapter ", spec, ": expected DIR or NAME=DIR");
+  WICK_CHECK(name != "none", "chat: --adapter ", spec, ": 'none' is reserved for /adapter none");
+  return {name, dir};
+}
 
 void run_chat(ChatOptions o) {
   LoadedDecoder loaded = load_decoder(o.model, o.runtime);
@@ -29,11 +50,11 @@ void run_chat(ChatOptions o) {
   tok::ChatTemplateConfig config = load_chat_template(loaded.path);
   tok::ChatTemplate tmpl(config.chat_template);
   o.gen.eos_ids = loaded.eos_ids;
-  std::optional<lora::Adapter> adapter;
-  models::LoraDeltas deltas;
-  if (!o.adapter.empty()) {
-    adapter = lora::Adapter::load(o.adapter, loaded.model);
-    deltas = adapter->deltas();
+  lora::AdapterRegistry adapters(loaded.model);
+  for (const std::string& spec : o.adapters) {
+    auto [name, dir] = adapter_spec(spec);
+    adapters.load(name, dir);
+    if (!adapters.active()) adapters.activate(name);
   }
   bool tty = isatty(fileno(stdin));
   auto fresh = [&] {
@@ -50,6 +71,21 @@ void run_chat(ChatOptions o) {
       messages = fresh();
       continue;
     }
+    if (line == "/adapter" || line.rfind("/adapter ", 0) == 0) {
+      // A mistyped name is reported and the session goes on with the adapter it had.
+      std::string name = line.size() > 9 ? line.substr(9) : "";
+      try {
+        if (name == "none") adapters.deactivate();
+        else if (!name.empty()) adapters.activate(name);
+      } catch (const Error& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+      }
+      std::string names;
+      for (const std::string& n : adapters.names()) names += (names.empty() ? "" : ", ") + n;
+      std::fprintf(stderr, "adapter: %s (loaded: %s)\n", adapters.active() ? adapters.active()->c_str() : "none",
+                   names.empty() ? "none" : names.c_str());
+      continue;
+    }
     messages.push_back({{"role", "user"}, {"content", line}});
     std::vector<int32_t> prompt = tokenizer.encode(tmpl.render(messages, true, config.options), false);
     models::GenerateResult r = models::generate(
@@ -58,7 +94,7 @@ void run_chat(ChatOptions o) {
           std::fwrite(e.text.data(), 1, e.text.size(), stdout);
           std::fflush(stdout);
         },
-        adapter ? &deltas : nullptr);
+        adapters.active_deltas());
     std::fputs("\n", stdout);
     messages.push_back({{"role", "assistant"}, {"content", r.text}});
   }
@@ -73,7 +109,8 @@ void register_chat(CLI::App& app) {
   o->gen.sampling.top_p = 0.9;
   CLI::App* cmd = app.add_subcommand("chat", "Chat with a model (one user turn per line; empty line or EOF ends)");
   cmd->add_option("--model", o->model, "model folder, .gguf file or ORG/NAME")->required();
-  cmd->add_option("--adapter", o->adapter, "a PEFT LoRA adapter folder");
+  cmd->add_option("--adapter", o->adapters,
+                  "a PEFT LoRA adapter folder, as DIR or NAME=DIR (repeatable; the first is active, /adapter NAME switches)");
   cmd->add_option("--system", o->system, "a system message");
   add_sampling_options(cmd, o->gen);  // per reply
   add_runtime_options(cmd, o->runtime);

@@ -1,13 +1,17 @@
-// `wick train`: LoRA fine-tuning of a decoder on JSONL data; writes a PEFT adapter and
-// metrics.jsonl into --out.
+// `wick train`: LoRA fine-tuning of a decoder on JSONL data; writes a PEFT adapter,
+// metrics.jsonl, loss.svg and (with validation) best/ into --out, showing progress on stderr.
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <unistd.h>
 
 #include "wick/cli/commands.h"
 #include "wick/cli/model_files.h"
 #include "wick/cli/model_loading.h"
 #include "wick/lora/adapter.h"
+#include "wick/train/progress.h"
 #include "wick/train/trainer.h"
 
 namespace wick::cli {
@@ -15,10 +19,12 @@ namespace wick::cli {
 namespace {
 
 struct TrainCliOptions {
-  std::string model, data, validation, out, init_adapter, schedule = "constant", targets = "q_proj,v_proj";
+  std::string model, data, validation, out, init_adapter, schedule = "constant", targets = "q_proj,v_proj", exec = "auto";
   int64_t rank = 8, max_length = 1024, epochs = 0;
+  int64_t log_every = -1;  // not given: 1 when stderr is not a terminal, 0 on one
   double alpha = 16, dropout = 0;
   bool no_shuffle = false, rslora = false, train_on_prompt = false;
+  std::vector<std::string> adapter_flags;  // the adapter-shaping options given on the command line
   train::TrainOptions t;
   RuntimeOptions runtime;
 };
@@ -35,8 +41,72 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
+// Each step on stderr: on a terminal one progress bar redrawn in place, with the lines that stay
+// (validation passes, --log-every) printed above it; elsewhere plain lines.
+class ProgressDisplay {
+ public:
+  ProgressDisplay(int64_t total, int64_t log_every)
+      : tty_(isatty(fileno(stderr))), total_(total), log_every_(log_every >= 0 ? log_every : (tty_ ? 0 : 1)) {}
+
+  void step(const train::StepMetrics& m) {
+    eta_.step_done(seconds());
+    if (steps_++ == 0) first_loss_ = m.loss;
+    last_loss_ = m.loss;
+    train::ProgressFields p{.step = m.step,
+                            .total = total_,
+                            .loss = m.loss,
+                            .lr = m.lr,
+                            .grad_norm = m.grad_norm,
+                            .tokens_per_second = m.tokens_per_second,
+                            .elapsed_seconds = eta_.elapsed_seconds(),
+                            .eta_seconds = eta_.eta_seconds(total_ - m.step),
+                            .val_loss = m.val_loss,
+                            .best = m.best};
+    if (m.val_loss >= 0 || (log_every_ > 0 && (m.step % log_every_ == 0 || m.step == total_)))
+      std::fprintf(stderr, "%s%s\n", tty_ ? "\r\x1b[K" : "", train::render_progress_line(p).c_str());
+    if (tty_) {
+      // One column spare: a line that fills the terminal would wrap before the next redraw.
+      std::fprintf(stderr, "\r%s\x1b[K", train::render_progress_bar(p, columns() - 1).c_str());
+      bar_ = true;
+    }
+    std::fflush(stderr);
+  }
+
+  // Ends the bar's line, so what follows starts on a line of its own.
+  void finish() {
+    if (bar_) std::fputs("\n", stderr);
+    bar_ = false;
+  }
+
+  void summary(const train::TrainResult& r, const std::string& out) const {
+    std::fprintf(stderr, "trained to step %lld of %lld in %s", (long long)r.steps, (long long)total_,
+                 train::format_duration(seconds()).c_str());
+    if (steps_ > 0) std::fprintf(stderr, ": loss %.4f -> %.4f", first_loss_, last_loss_);
+    if (r.best_step > 0)
+      std::fprintf(stderr, "; best validation loss %.4f at step %lld, its adapter in %s/best", r.best_val_loss,
+                   (long long)r.best_step, out.c_str());
+    std::fprintf(stderr, "\n");
+  }
+
+ private:
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+  static int columns() {
+    winsize w{};
+    return ioctl(fileno(stderr), TIOCGWINSZ, &w) == 0 && w.ws_col > 0 ? int(w.ws_col) : 80;
+  }
+
+  bool tty_;
+  int64_t total_, log_every_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  train::EtaEstimator eta_;
+  int64_t steps_ = 0;
+  double first_loss_ = 0, last_loss_ = 0;
+  bool bar_ = false;
+};
+
 void run_train(TrainCliOptions o) {
-  WICK_CHECK(o.dropout == 0, "train: LoRA dropout is not implemented yet; pass --dropout 0");
+  WICK_CHECK(o.dropout >= 0 && o.dropout < 1, "train: --dropout must be in [0, 1), got ", o.dropout);
+  train::check_options(o.t, !o.validation.empty());
   LoadedDecoder loaded = load_decoder(o.model, o.runtime);
   // A model without a tokenizer can still train on pre-tokenised data, and one without a chat
   // template on text and prompt/completion data; the data loader names what is missing.
@@ -64,6 +134,9 @@ void run_train(TrainCliOptions o) {
   lora::Adapter adapter;
   if (o.t.resume) WICK_CHECK(o.init_adapter.empty(), "train: --resume and --init-adapter exclude each other");
   if (!o.init_adapter.empty()) {
+    std::string given;
+    for (const std::string& f : o.adapter_flags) given += (given.empty() ? "" : ", ") + f;
+    WICK_CHECK(given.empty(), "train: ", given, " cannot be combined with --init-adapter (its adapter_config.json sets them)");
     adapter = lora::Adapter::load(o.init_adapter, loaded.model);
   } else {
     lora::LoraConfig cfg;
@@ -75,20 +148,27 @@ void run_train(TrainCliOptions o) {
     adapter = lora::Adapter::init(loaded.model, cfg, o.t.seed);
   }
   o.t.schedule = train::parse_schedule(o.schedule);
+  o.t.exec = train::parse_exec_choice(o.exec);
   o.t.shuffle = !o.no_shuffle;
   o.t.out_dir = o.out;
-  bool tty = isatty(fileno(stderr));
+  o.t.base_model = loaded.path;
   std::fprintf(stderr, "training %zu examples (%zu validation) for %lld steps, %zu LoRA modules, rank %lld\n", data.size(),
                val.size(), (long long)o.t.steps, adapter.modules().size(), (long long)adapter.config().r);
-  train::train_lora(loaded.model, adapter, data, val, o.t, [&](const train::StepMetrics& m) {
-    std::fprintf(stderr, "%sstep %lld/%lld  loss %.4f  lr %.2e  grad-norm %.3f  %.0f tok/s", tty ? "\r" : "",
-                 (long long)m.step, (long long)o.t.steps, m.loss, m.lr, m.grad_norm, m.tokens_per_second);
-    if (m.val_loss >= 0) std::fprintf(stderr, "  val %.4f", m.val_loss);
-    std::fprintf(stderr, tty ? "   " : "\n");
-  });
-  if (tty) std::fprintf(stderr, "\n");
+  ProgressDisplay progress(o.t.steps, o.log_every);
+  train::TrainResult result;
+  try {
+    result = train::train_lora(loaded.model, adapter, data, val, o.t, [&](const train::StepMetrics& m) { progress.step(m); });
+  } catch (...) {
+    progress.finish();  // the error goes on a line of its own
+    throw;
+  }
+  progress.finish();
+  if (result.stopped_early)
+    std::fprintf(stderr, "stopped after step %lld of %lld: %s\n", (long long)result.steps, (long long)o.t.steps,
+                 result.stop_reason.c_str());
+  progress.summary(result, o.out);
   adapter.save(o.out, loaded.path);
-  std::fprintf(stderr, "adapter written to %s\n", o.out.c_str());
+  std::fprintf(stderr, "adapter written to %s (loss curve: %s/loss.svg)\n", o.out.c_str(), o.out.c_str());
 }
 
 }  // namespace
@@ -104,7 +184,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--init-adapter", o->init_adapter, "start from this PEFT adapter");
   cmd->add_option("--rank", o->rank, "LoRA rank")->check(CLI::Range(1, 4096));
   cmd->add_option("--alpha", o->alpha, "LoRA alpha (scale alpha / rank)")->check(CLI::PositiveNumber);
-  cmd->add_option("--dropout", o->dropout, "LoRA dropout");
+  cmd->add_option("--dropout", o->dropout, "LoRA dropout on the adapters' input, training only (PEFT's lora_dropout)");
   cmd->add_flag("--rslora", o->rslora, "scale alpha / sqrt(rank)");
   cmd->add_option("--targets", o->targets, "comma-separated projections, or all-linear");
   cmd->add_option("--lr", o->t.adamw.lr, "learning rate")->check(CLI::PositiveNumber);
@@ -118,16 +198,33 @@ void register_train(CLI::App& app) {
   cmd->add_option("--schedule", o->schedule, "constant, linear or cosine")->check(CLI::IsMember({"constant", "linear", "cosine"}));
   cmd->add_option("--warmup", o->t.warmup, "warm-up steps")->check(CLI::NonNegativeNumber);
   cmd->add_option("--eval-every", o->t.eval_every, "steps between validation passes")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--seed", o->t.seed, "seed of initialisation and shuffling");
+  cmd->add_option("--seed", o->t.seed, "seed of initialisation, shuffling and dropout");
   cmd->add_flag("--no-shuffle", o->no_shuffle, "keep the data's order");
   cmd->add_option("--checkpoint-every", o->t.checkpoint_every, "write DIR/checkpoint-STEP every N steps (0: never)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--keep-checkpoints", o->t.keep_checkpoints, "how many of the newest checkpoints to keep")
+  cmd->add_option("--keep-checkpoints", o->t.keep_checkpoints, "how many of the newest checkpoints to keep (the best validation's stays too)")
       ->check(CLI::Range(1, 1000000));
   cmd->add_flag("--resume", o->t.resume, "continue exactly from the newest checkpoint in --out");
+  cmd->add_option("--early-stopping-patience", o->t.early_stopping_patience,
+                  "stop after N validation passes in a row without improvement (0: off; needs --validation, --eval-every)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--early-stopping-delta", o->t.early_stopping_delta,
+                  "how much the validation loss must fall to count as an improvement")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--log-every", o->log_every,
+                  "a progress line every N steps (default: 1 when stderr is not a terminal; on one, 0: the bar only)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--train-on-prompt", o->train_on_prompt, "take the loss on prompt tokens too");
+  cmd->add_option("--exec", o->exec,
+                  "auto (lazy on CUDA, eager on the CPU), eager, or lazy: each step recorded and run as one graph "
+                  "that frees activations after their last use")
+      ->check(CLI::IsMember({"auto", "eager", "lazy"}));
   add_runtime_options(cmd, o->runtime);
-  cmd->callback([o] { run_train(*o); });
+  cmd->callback([o, cmd] {
+    for (const char* flag : {"--rank", "--alpha", "--dropout", "--rslora", "--targets"})
+      if (cmd->count(flag) > 0) o->adapter_flags.push_back(flag);
+    run_train(*o);
+  });
 }
 
 }  // namespace wick::cli

@@ -88,12 +88,26 @@ std::vector<Tensor> backpropagate(const std::vector<Tensor>& traced, const std::
     if (outputs[i].tracks_grad()) accumulate(ct, outputs[i], cotangents[i], "output");
   }
   std::vector<Tensor> order = traced_topological_order(outputs);
+  // A node is done once its vjp has run (its consumers' vjps ran before it): it then lets go of its
+  // inputs and of this walk's reference, so the forward's tensors are freed as the backward passes
+  // them, as PyTorch frees saved tensors, instead of all living until the end.
+  auto release = [](Tensor& node) {
+    node.impl().tracks_grad = false;
+    if (node.is_evaluated()) {
+      node.impl().primitive.reset();
+      node.impl().inputs.clear();
+    }
+    node = Tensor();
+  };
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    const Tensor& node = *it;
-    auto found = ct.find(node.impl_ptr().get());
-    if (found == ct.end()) continue;
+    Tensor& node = *it;
     TensorImpl& impl = node.impl();
-    if (!impl.primitive) continue;  // a traced input
+    if (!impl.primitive) continue;  // a traced input: its gradient is read below
+    auto found = ct.find(node.impl_ptr().get());
+    if (found == ct.end()) {
+      release(node);
+      continue;
+    }
     Tensor g = found->second;
     std::vector<int> argnums;
     for (size_t j = 0; j < impl.inputs.size(); ++j)
@@ -104,20 +118,16 @@ std::vector<Tensor> backpropagate(const std::vector<Tensor>& traced, const std::
     for (size_t j = 0; j < argnums.size(); ++j)
       if (grads[j].defined()) accumulate(ct, impl.inputs[argnums[j]], grads[j], impl.primitive->name());
     ct.erase(node.impl_ptr().get());
+    g = Tensor();
+    release(node);
   }
   std::vector<Tensor> result;
   for (size_t i = 0; i < traced.size(); ++i) {
     auto found = ct.find(traced[i].impl_ptr().get());
     result.push_back(found != ct.end() ? found->second : zeros_like(inputs[i]));
   }
-  // The forward graph is no longer needed: release it and hand back untraced outputs.
-  for (const Tensor& node : order) {
-    node.impl().tracks_grad = false;
-    if (node.is_evaluated()) {
-      node.impl().primitive.reset();
-      node.impl().inputs.clear();
-    }
-  }
+  for (Tensor& node : order)
+    if (node.defined()) release(node);  // the traced inputs: hand back untraced tensors
   return result;
 }
 

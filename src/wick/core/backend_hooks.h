@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include "wick/core/device.h"
 
@@ -26,5 +27,13 @@ MemoryStats memory_stats(int device);
 void reset_peak_memory(int device);
 // Returns cached free blocks to the driver.
 void empty_cache(int device);
+
+// Per-op GPU time, on when WICK_PROFILE=1 is set: run_node brackets each op on a CUDA device with
+// profile_begin/profile_end; profile_report prints GPU time by op and by op + output shape.
+bool profiling();
+void profile_begin(int device, void** token);
+void profile_end(int device, void* token, const char* name, const std::string& shape);
+void profile_reset();
+void profile_report();
 
 }  // namespace wick::cuda

@@ -4,6 +4,7 @@
 
 #include <unordered_set>
 
+#include "wick/core/backend_hooks.h"
 #include "wick/core/fusion.h"
 #include "wick/core/primitive.h"
 
@@ -28,10 +29,17 @@ void set_fusion_enabled(bool enabled) { g_fusion = enabled; }
 
 void run_node(const Tensor& node) {
   TensorImpl& impl = node.impl();
-  if (impl.device.is_cpu())
+  if (impl.device.is_cpu()) {
     impl.primitive->eval_cpu(impl.inputs, node);
-  else
+  } else if (cuda::profiling()) {
+    void* token = nullptr;
+    cuda::profile_begin(impl.device.index, &token);
     impl.primitive->eval_cuda(impl.inputs, node);
+    std::string shape = shape_str(node.shape()) + " " + dtype_name(node.dtype());
+    cuda::profile_end(impl.device.index, token, impl.primitive->name(), shape);
+  } else {
+    impl.primitive->eval_cuda(impl.inputs, node);
+  }
 }
 
 void eval(const std::vector<Tensor>& outputs) {

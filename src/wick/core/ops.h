@@ -179,6 +179,21 @@ Tensor uniform(const Shape& shape, double low = 0, double high = 1, Dtype dtype 
 Tensor normal(const Shape& shape, double mean = 0, double std = 1, Dtype dtype = Dtype::F32, Device device = default_device());
 Tensor bernoulli(const Shape& shape, double p, Device device = default_device());
 
+// An explicit random stream, for draws that must be replayed (JAX-style keys): element i of a draw
+// from a key is a pure function of (seed, counter + i), on every device and whatever the default
+// generator's state.
+struct RandomKey {
+  uint64_t seed = 0;
+  uint64_t counter = 0;
+};
+// A key derived from `key` and `data` (jax.random.fold_in): distinct data give unrelated streams.
+RandomKey fold_in(RandomKey key, uint64_t data);
+// True with probability p, drawn from `key` (the same mask for the same key and shape).
+Tensor bernoulli(const Shape& shape, double p, RandomKey key, Device device = default_device());
+// Inverted dropout whose keep-mask is bernoulli(x.shape(), 1 - p, key): replayable, and equal on the
+// CPU and the GPU.
+Tensor dropout(const Tensor& x, double p, RandomKey key);
+
 // ---------------------------------------------------------------- compositions (test oracles)
 // The fused primitives' definitions in basic ops. Tests compare the fused ops with these.
 namespace reference {

@@ -4,6 +4,7 @@
 
 #include "wick/core/ops.h"
 #include "wick/core/primitives.h"
+#include "wick/core/random_bits.h"
 
 namespace wick {
 
@@ -81,11 +82,34 @@ Tensor bernoulli(const Shape& shape, double p, Device device) {
   return lt(random(RandomKind::Uniform, shape, device), scalar(p, Dtype::F32, device));
 }
 
+namespace {
+Tensor apply_dropout(const Tensor& x, double p, const Tensor& keep) {
+  return where(keep, x * (1.0 / (1 - p)), zeros({}, x.dtype(), x.device()));
+}
+}  // namespace
+
 Tensor dropout(const Tensor& x, double p, bool training) {
   WICK_CHECK(p >= 0 && p < 1, "dropout: p must be in [0, 1), got ", p);
   if (!training || p == 0) return x;
-  Tensor keep = bernoulli(x.shape(), 1 - p, x.device());
-  return where(keep, x * (1.0 / (1 - p)), zeros({}, x.dtype(), x.device()));
+  return apply_dropout(x, p, bernoulli(x.shape(), 1 - p, x.device()));
+}
+
+RandomKey fold_in(RandomKey key, uint64_t data) {
+  return {rng::mix64(key.seed ^ rng::mix64(data + 0x632be59bd9b4e019ULL)), key.counter};
+}
+
+Tensor bernoulli(const Shape& shape, double p, RandomKey key, Device device) {
+  WICK_CHECK(p >= 0 && p <= 1, "bernoulli: p must be in [0, 1], got ", p);
+  for (int64_t d : shape) WICK_CHECK(d >= 0, "bernoulli: negative size in shape ", shape_str(shape));
+  Tensor u = Tensor::make(shape, Dtype::F32, device,
+                          std::make_shared<Random>(RandomKind::Uniform, key.seed, key.counter), {});
+  return lt(u, scalar(p, Dtype::F32, device));
+}
+
+Tensor dropout(const Tensor& x, double p, RandomKey key) {
+  WICK_CHECK(p >= 0 && p < 1, "dropout: p must be in [0, 1), got ", p);
+  if (p == 0) return x;
+  return apply_dropout(x, p, bernoulli(x.shape(), 1 - p, key, x.device()));
 }
 
 }  // namespace wick

@@ -52,6 +52,7 @@ double LoraConfig::scale() const { return use_rslora ? alpha / std::sqrt(double(
 Adapter Adapter::init(const models::DecoderModel& base, const LoraConfig& config, uint64_t seed) {
   const models::DecoderConfig& c = base.config();
   WICK_CHECK(config.r > 0, "lora: rank must be positive, got ", config.r);
+  WICK_CHECK(config.dropout >= 0 && config.dropout < 1, "lora: dropout must be in [0, 1), got ", config.dropout);
   Adapter a;
   a.config_ = config;
   a.config_.target_modules = resolve_targets(config.target_modules);
@@ -86,6 +87,7 @@ Adapter Adapter::load(const std::string& dir, const models::DecoderModel& base) 
   cfg.r = int64_t(number("r", 8));
   cfg.alpha = number("lora_alpha", 8);
   cfg.dropout = number("lora_dropout", 0);
+  WICK_CHECK(cfg.dropout >= 0 && cfg.dropout < 1, config_path, ": lora_dropout must be in [0, 1), got ", cfg.dropout);
   cfg.use_rslora = j.value("use_rslora", false);
   cfg.target_modules.clear();
   if (j.contains("target_modules") && j["target_modules"].is_array())
@@ -160,7 +162,23 @@ models::LoraDeltas Adapter::deltas(const std::vector<Tensor>* params) const {
   const std::vector<Tensor>& p = params ? *params : params_;
   WICK_CHECK(p.size() == params_.size(), "lora: expected ", params_.size(), " parameters, got ", p.size());
   models::LoraDeltas out;
-  for (size_t i = 0; i < modules_.size(); ++i) out[modules_[i]] = {p[2 * i], p[2 * i + 1], config_.scale()};
+  for (size_t i = 0; i < modules_.size(); ++i) {
+    models::LoraDelta& d = out[modules_[i]];
+    d.a = p[2 * i];
+    d.b = p[2 * i + 1];
+    d.scale = config_.scale();
+  }
+  return out;
+}
+
+models::LoraDeltas Adapter::training_deltas(const std::vector<Tensor>& params, RandomKey key) const {
+  models::LoraDeltas out = deltas(&params);
+  if (config_.dropout == 0) return out;
+  for (size_t i = 0; i < modules_.size(); ++i) {
+    models::LoraDelta& d = out[modules_[i]];
+    d.dropout = config_.dropout;
+    d.dropout_key = fold_in(key, i);
+  }
   return out;
 }
 

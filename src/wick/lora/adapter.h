@@ -13,7 +13,7 @@ namespace wick::lora {
 struct LoraConfig {
   int64_t r = 8;
   double alpha = 16;
-  double dropout = 0.0;
+  double dropout = 0.0;  // in [0, 1); applied in training only
   bool use_rslora = false;
   // Projection names ("q_proj", ...); {"all-linear"} means all seven.
   std::vector<std::string> target_modules{"q_proj", "v_proj"};
@@ -39,6 +39,10 @@ class Adapter {
   // The updates for the model's forward, with `params` in place of the adapter's own (for tracing
   // gradients); none given: the adapter's own.
   models::LoraDeltas deltas(const std::vector<Tensor>* params = nullptr) const;
+  // The updates of a training forward: deltas(&params) with PEFT's LoRA dropout (config().dropout)
+  // on the input of each module's A; module i draws its mask from fold_in(key, i), so a step with
+  // the same key replays the same masks.
+  models::LoraDeltas training_deltas(const std::vector<Tensor>& params, RandomKey key) const;
 
  private:
   LoraConfig config_;

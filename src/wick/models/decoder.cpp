@@ -200,7 +200,10 @@ Tensor DecoderModel::forward(const Tensor& ids, KVCache* cache, const std::optio
       Tensor y = linear(in, w, bias);
       if (lora) {
         auto it = lora->find(module_name(i, name));
-        if (it != lora->end()) y = y + lora_delta(in, it->second.a, it->second.b, it->second.scale);
+        if (it != lora->end()) {
+          const LoraDelta& d = it->second;
+          y = y + lora_delta(d.dropout > 0 ? dropout(in, d.dropout, d.dropout_key) : in, d.a, d.b, d.scale);
+        }
       }
       return y;
     };

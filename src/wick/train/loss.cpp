@@ -13,9 +13,13 @@ Tensor shifted_loss(const Tensor& logits, const Tensor& labels, Reduction reduct
              shape_str(logits.shape()), " and ", shape_str(labels.shape()));
   int64_t t = logits.shape(1);
   WICK_CHECK(t >= 2, "causal_lm_loss: sequences of at least 2 tokens are needed, got ", t);
-  Tensor pred = narrow(astype(logits, Dtype::F32), 1, 0, t - 1);
-  Tensor target = narrow(labels, 1, 1, t - 1);
-  return cross_entropy(pred, target, -100, reduction);
+  // Position t predicts label t + 1: the labels move left by one and the last position gets -100
+  // (as transformers pads them), so the logits are used as they are — no narrowed copy, no f32
+  // upcast (cross_entropy computes in f32 from any floating dtype), and the gradient is written
+  // straight into a tensor of the logits' shape and dtype.
+  Tensor last = full({labels.shape(0), 1}, -100, labels.dtype(), labels.device());
+  Tensor target = concat({narrow(labels, 1, 1, t - 1), last}, 1);
+  return cross_entropy(logits, target, -100, reduction);
 }
 }  // namespace
 

@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -18,8 +20,16 @@
 #include "wick/io/safetensors.h"
 #include "wick/models/weights.h"
 #include "wick/train/loss.h"
+#include "wick/train/loss_plot.h"
 
 namespace wick::train {
+
+ExecChoice parse_exec_choice(const std::string& name) {
+  if (name == "auto") return ExecChoice::Auto;
+  if (name == "eager") return ExecChoice::Eager;
+  if (name == "lazy") return ExecChoice::Lazy;
+  fail("unknown execution mode '", name, "' (expected auto, eager or lazy)");
+}
 
 Schedule parse_schedule(const std::string& name) {
   if (name == "constant") return Schedule::Constant;
@@ -68,9 +78,10 @@ Batch make_batch(const std::vector<const Example*>& rows, Device device) {
   return b;
 }
 
+// `dropout`: the key of a training forward's LoRA dropout masks; none: no dropout (evaluation).
 Tensor forward_loss_sum(const models::DecoderModel& model, const lora::Adapter& adapter, const std::vector<Tensor>& params,
-                        const Batch& b) {
-  models::LoraDeltas d = adapter.deltas(&params);
+                        const Batch& b, std::optional<RandomKey> dropout = std::nullopt) {
+  models::LoraDeltas d = dropout ? adapter.training_deltas(params, *dropout) : adapter.deltas(&params);
   return causal_lm_loss_sum(model.forward(b.ids, nullptr, b.mask, std::nullopt, &d), b.labels);
 }
 
@@ -80,6 +91,9 @@ struct LoopState {
   std::mt19937_64 rng;
   std::vector<size_t> order;
   size_t cursor = 0;
+  double best_val_loss = INFINITY;  // the lowest validation loss so far, at best_step (0: none yet)
+  int64_t best_step = 0;
+  int64_t evals_since_best = 0;  // validation passes in a row without an improvement (early stopping)
 };
 
 namespace fs = std::filesystem;
@@ -123,13 +137,19 @@ void save_checkpoint(const std::string& out_dir, const lora::Adapter& adapter, c
   rng << st.rng;
   nlohmann::json state{{"step", st.step}, {"rng", rng.str()}, {"order", st.order}, {"cursor", st.cursor},
                        {"adamw_steps", opt.steps()}};
+  state["evals_since_best"] = st.evals_since_best;
+  if (st.best_step > 0) {
+    state["best_step"] = st.best_step;
+    state["best_val_loss"] = st.best_val_loss;
+  }
   std::string text = state.dump();
   io::write_file_atomic((tmp / "trainer_state.json").string(),
                         {{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
   fs::remove_all(final_dir);
   fs::rename(tmp, final_dir);  // the checkpoint appears whole or not at all
   auto all = checkpoints(out_dir);
-  for (size_t i = 0; i + size_t(std::max<int64_t>(keep, 1)) < all.size(); ++i) fs::remove_all(all[i].second);
+  for (size_t i = 0; i + size_t(std::max<int64_t>(keep, 1)) < all.size(); ++i)
+    if (all[i].first != st.best_step) fs::remove_all(all[i].second);  // the best validation's checkpoint stays
 }
 
 // Restores the newest checkpoint of out_dir; false when there is none.
@@ -150,6 +170,10 @@ bool load_checkpoint(const std::string& out_dir, const models::DecoderModel& mod
   rng >> st.rng;
   st.order = state["order"].get<std::vector<size_t>>();
   st.cursor = state["cursor"];
+  // States written before best-adapter tracking have none of these.
+  st.evals_since_best = state.value("evals_since_best", int64_t(0));
+  st.best_step = state.value("best_step", int64_t(0));
+  st.best_val_loss = st.best_step > 0 ? state.value("best_val_loss", double(INFINITY)) : INFINITY;
   io::SafeTensors file = io::SafeTensors::open((dir / "optimizer.safetensors").string());
   std::vector<Tensor> m, v;
   const auto& params = adapter.parameters();
@@ -161,7 +185,53 @@ bool load_checkpoint(const std::string& out_dir, const models::DecoderModel& mod
   return true;
 }
 
+// Writes the adapter of the best validation pass to out_dir/best (with best.json: its step and
+// loss) through best.tmp, so best/ never holds a half-written adapter.
+void save_best(const std::string& out_dir, const lora::Adapter& adapter, const std::string& base_model, int64_t step,
+               double val_loss) {
+  fs::path dir = fs::path(out_dir) / "best", tmp = fs::path(out_dir) / "best.tmp", old = fs::path(out_dir) / "best.old";
+  fs::remove_all(tmp);
+  adapter.save(tmp.string(), base_model);
+  std::string text = nlohmann::json{{"step", step}, {"val_loss", val_loss}}.dump();
+  io::write_file_atomic((tmp / "best.json").string(), {{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
+  fs::remove_all(old);
+  if (fs::exists(dir)) fs::rename(dir, old);
+  fs::rename(tmp, dir);
+  fs::remove_all(old);
+}
+
+// "NaN", "inf" or "-inf" (the C library would print "-nan" for some NaNs).
+std::string not_finite(double value) { return std::isnan(value) ? "NaN" : value > 0 ? "inf" : "-inf"; }
+
+// For the error that stops a run whose loss is not finite: what of the run is kept.
+std::string kept_after_failure(const std::string& out_dir, const LoopState& st) {
+  if (out_dir.empty()) return "";
+  std::string kept;
+  auto all = checkpoints(out_dir);
+  if (!all.empty()) kept += "; the last checkpoint is " + all.back().second.string();
+  if (st.best_step > 0)
+    kept += str_cat("; the best adapter (step ", st.best_step, ") is ", (fs::path(out_dir) / "best").string());
+  return kept;
+}
+
+// Runs `fn` (best effort) when the scope is left by an exception.
+struct OnException {
+  std::function<void()> fn;
+  int exceptions = std::uncaught_exceptions();
+  ~OnException() {
+    if (std::uncaught_exceptions() <= exceptions) return;
+    try {
+      fn();
+    } catch (...) {  // the error in flight is the one to report
+    }
+  }
+};
+
 }  // namespace
+
+RandomKey dropout_key(uint64_t seed, int64_t step, int64_t micro) {
+  return fold_in(fold_in(fold_in({seed}, 0x64726f706f7574ULL /* "dropout" */), uint64_t(step)), uint64_t(micro));
+}
 
 double evaluate_loss(const models::DecoderModel& model, const lora::Adapter& adapter, const std::vector<Example>& examples,
                      int64_t batch_size) {
@@ -178,12 +248,22 @@ double evaluate_loss(const models::DecoderModel& model, const lora::Adapter& ada
   return total / double(std::max<int64_t>(targets, 1));
 }
 
-void train_lora(const models::DecoderModel& model, lora::Adapter& adapter, const std::vector<Example>& train,
-                const std::vector<Example>& validation, const TrainOptions& o,
-                const std::function<void(const StepMetrics&)>& on_step) {
+void check_options(const TrainOptions& o, bool has_validation) {
+  WICK_CHECK(o.early_stopping_patience >= 0 && o.early_stopping_delta >= 0,
+             "train: --early-stopping-patience and --early-stopping-delta must not be negative");
+  if (o.early_stopping_patience > 0) {
+    WICK_CHECK(has_validation, "train: --early-stopping-patience needs validation data (--validation)");
+    WICK_CHECK(o.eval_every > 0, "train: --early-stopping-patience needs validation passes during training (--eval-every N)");
+  }
+}
+
+TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter, const std::vector<Example>& train,
+                       const std::vector<Example>& validation, const TrainOptions& o,
+                       const std::function<void(const StepMetrics&)>& on_step) {
   WICK_CHECK(!train.empty(), "train: no training examples");
   WICK_CHECK(o.steps > 0 && o.batch_size > 0 && o.grad_accum > 0, "train: steps, batch size and grad accumulation must be positive");
   WICK_CHECK(o.checkpoint_every == 0 || !o.out_dir.empty(), "train: checkpoints need an output folder");
+  check_options(o, !validation.empty());
   LoopState st;
   st.rng.seed(o.seed);
   st.order.resize(train.size());
@@ -198,6 +278,13 @@ void train_lora(const models::DecoderModel& model, lora::Adapter& adapter, const
     WICK_CHECK(st.order.size() == train.size(), "train: the checkpoint was made with ", st.order.size(),
                " examples but the data has ", train.size());
   }
+  LossHistory history;  // for loss.svg
+  auto plot = [&] {
+    if (o.out_dir.empty()) return;
+    history.best_step = st.best_step;
+    write_loss_svg(o.out_dir + "/loss.svg", history);
+  };
+  OnException plot_on_error{plot};
   std::ofstream metrics;
   if (!o.out_dir.empty()) {
     std::filesystem::create_directories(o.out_dir);
@@ -207,7 +294,13 @@ void train_lora(const models::DecoderModel& model, lora::Adapter& adapter, const
       std::ifstream old(path);
       for (std::string line; std::getline(old, line);) {
         nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-        if (j.is_object() && j.contains("step") && j["step"].get<int64_t>() <= st.step) kept.push_back(line);
+        if (j.is_object() && j.contains("step") && j["step"].get<int64_t>() <= st.step) {
+          kept.push_back(line);
+          int64_t step = j["step"];
+          if (j.contains("loss") && j["loss"].is_number()) history.train.emplace_back(step, j["loss"].get<double>());
+          if (j.contains("val_loss") && j["val_loss"].is_number())
+            history.validation.emplace_back(step, j["val_loss"].get<double>());
+        }
       }
     }
     metrics.open(path, std::ios::trunc);
@@ -225,8 +318,20 @@ void train_lora(const models::DecoderModel& model, lora::Adapter& adapter, const
     }
     return rows;
   };
+  TrainResult result;
+  auto stop_reason = [&] {
+    return str_cat("early stopping: the validation loss has not improved on ", st.best_val_loss, " (step ", st.best_step,
+                   ")", o.early_stopping_delta > 0 ? str_cat(" by more than ", o.early_stopping_delta) : "", " in ",
+                   st.evals_since_best, " validation passes");
+  };
+  bool stop = o.early_stopping_patience > 0 && st.evals_since_best >= o.early_stopping_patience;  // resumed after a stop
+  if (stop && st.step < o.steps) {
+    result.stopped_early = true;
+    result.stop_reason = stop_reason();
+  }
   std::vector<Tensor> params = adapter.parameters();
-  for (int64_t step = st.step + 1; step <= o.steps; ++step) {
+  bool lazy = o.exec == ExecChoice::Lazy || (o.exec == ExecChoice::Auto && model.device().is_cuda());
+  for (int64_t step = st.step + 1; step <= o.steps && !stop; ++step) {
     auto start = std::chrono::steady_clock::now();
     std::vector<Batch> micro;
     int64_t targets = 0, tokens = 0;
@@ -235,12 +340,24 @@ void train_lora(const models::DecoderModel& model, lora::Adapter& adapter, const
       targets += count_targets(micro.back().labels);
       tokens += micro.back().tokens;
     }
+    // Lazy: each micro-batch's forward and backward are recorded, then evaluated as one graph that
+    // frees every activation after its last use (less memory than eager, which keeps the forward's
+    // tensors until the backward reaches them).
+    std::optional<ExecModeScope> mode;
+    if (lazy) mode.emplace(ExecMode::Lazy);
     // The loss is the mean over every target token of the accumulated batch.
     std::vector<Tensor> grads;
     double loss = 0;
-    for (const Batch& b : micro) {
+    for (size_t mi = 0; mi < micro.size(); ++mi) {
+      const Batch& b = micro[mi];
+      RandomKey key = dropout_key(o.seed, step, int64_t(mi));
       auto [value, g] = value_and_grad(
-          [&](const std::vector<Tensor>& p) { return forward_loss_sum(model, adapter, p, b) / double(targets); }, params);
+          [&](const std::vector<Tensor>& p) { return forward_loss_sum(model, adapter, p, b, key) / double(targets); }, params);
+      if (lazy) {
+        std::vector<Tensor> all = g;
+        all.push_back(value);
+        eval(all);
+      }
       loss += value.item<double>();
       if (grads.empty()) {
         grads = g;
@@ -248,34 +365,68 @@ void train_lora(const models::DecoderModel& model, lora::Adapter& adapter, const
         for (size_t i = 0; i < g.size(); ++i) grads[i] = grads[i] + g[i];
       }
     }
-    WICK_CHECK(std::isfinite(loss), "train: the loss became ", loss, " at step ", step,
-               " (lower the learning rate; the last saved adapter is kept)");
-    double norm_sq = 0;
-    for (const Tensor& g : grads) norm_sq += sum(astype(g, Dtype::F64) * astype(g, Dtype::F64)).item<double>();
-    double grad_norm = std::sqrt(norm_sq);
+    WICK_CHECK(std::isfinite(loss), "train: the loss became ", not_finite(loss), " at step ", step,
+               "; stopped before its update (lower the learning rate or add warm-up)", kept_after_failure(o.out_dir, st));
+    Tensor norm_sq = zeros({}, Dtype::F64, model.device());
+    for (const Tensor& g : grads) norm_sq = norm_sq + sum(astype(g, Dtype::F64) * astype(g, Dtype::F64));
+    double grad_norm = std::sqrt(norm_sq.item<double>());  // one wait for the device per step
+    WICK_CHECK(std::isfinite(grad_norm), "train: the gradient norm became ", not_finite(grad_norm), " at step ", step,
+               "; stopped before its update (lower the learning rate or add warm-up)", kept_after_failure(o.out_dir, st));
     if (o.max_grad_norm > 0 && grad_norm > o.max_grad_norm) {
       double scale = o.max_grad_norm / (grad_norm + 1e-6);
       for (Tensor& g : grads) g = g * scale;
     }
     double lr = learning_rate(o.schedule, o.adamw.lr, step, o.steps, o.warmup);
     optimizer.step(params, grads, lr);
+    if (lazy) eval(params);
+    mode.reset();
     adapter.set_parameters(params);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     StepMetrics m{step, loss, lr, grad_norm, double(tokens) / std::max(secs, 1e-9), tokens};
     bool evaluate = !validation.empty() && ((o.eval_every > 0 && step % o.eval_every == 0) || step == o.steps);
-    if (evaluate) m.val_loss = evaluate_loss(model, adapter, validation, o.batch_size);
+    if (evaluate) {
+      m.val_loss = evaluate_loss(model, adapter, validation, o.batch_size);
+      if (std::isfinite(m.val_loss)) {
+        bool improved = m.val_loss < st.best_val_loss - o.early_stopping_delta;
+        st.evals_since_best = improved ? 0 : st.evals_since_best + 1;
+        m.best = m.val_loss < st.best_val_loss;
+        if (m.best) {
+          st.best_val_loss = m.val_loss;
+          st.best_step = step;
+        }
+      }
+    }
+    history.train.emplace_back(step, loss);
+    if (evaluate) history.validation.emplace_back(step, m.val_loss);
     if (metrics.is_open()) {
       nlohmann::json j{{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens", tokens},
                        {"tokens_per_second", m.tokens_per_second}};
       if (evaluate) j["val_loss"] = m.val_loss;
+      if (m.best) j["best"] = true;
       metrics << j.dump() << "\n";
       metrics.flush();
     }
+    WICK_CHECK(!evaluate || std::isfinite(m.val_loss), "train: the validation loss became ", not_finite(m.val_loss),
+               " after the update of step ", step, "; that update is not saved (lower the learning rate or add warm-up)",
+               kept_after_failure(o.out_dir, st));
+    if (m.best && !o.out_dir.empty()) save_best(o.out_dir, adapter, o.base_model, step, m.val_loss);
     st.step = step;
-    if (o.checkpoint_every > 0 && (step % o.checkpoint_every == 0 || step == o.steps))
+    stop = evaluate && o.early_stopping_patience > 0 && st.evals_since_best >= o.early_stopping_patience;
+    if (stop && step < o.steps) {
+      result.stopped_early = true;
+      result.stop_reason = stop_reason();
+    }
+    if (o.checkpoint_every > 0 && (step % o.checkpoint_every == 0 || step == o.steps || stop)) {
       save_checkpoint(o.out_dir, adapter, optimizer, st, o.keep_checkpoints);
+      plot();
+    }
     if (on_step) on_step(m);
   }
+  plot();
+  result.steps = st.step;
+  result.best_step = st.best_step;
+  result.best_val_loss = st.best_step > 0 ? st.best_val_loss : 0;
+  return result;
 }
 
 }  // namespace wick::train

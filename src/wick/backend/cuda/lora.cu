@@ -1,6 +1,6 @@
-// The fused LoRA update scale * (x @ A^T) @ B^T: each block takes a few rows of x, reduces them
-// against A into a rank-r vector kept in shared memory, then expands it through B. One launch
-// instead of two GEMMs and a scale, and x @ A^T never reaches global memory.
+// The LoRA update scale * (x @ A^T) @ B^T. For a few rows (decoding) one fused kernel: each block
+// takes a few rows of x, reduces them against A into a rank-r vector kept in shared memory, then
+// expands it through B; x @ A^T never reaches global memory. For many rows, two cuBLASLt GEMMs.
 #include "wick/backend/cuda/kernel_utils.cuh"
 #include "wick/core/primitives.h"
 
@@ -13,6 +13,7 @@ using cuda::dev_t;
 
 constexpr int kRowsPerBlock = 8;  // one warp per row in the first phase
 constexpr int kRankChunk = 16;
+constexpr int64_t kGemmRows = 64;  // from this many rows on, two cuBLASLt GEMMs beat the fused kernel
 
 template <typename D>
 __global__ void lora_delta_kernel(const D* __restrict__ x, const D* __restrict__ a, const D* __restrict__ b,
@@ -70,6 +71,14 @@ void LoraDelta::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   int k = int(x.shape(1)), r = int(a.shape(0)), n = int(b.shape(0));
   if (m == 0 || n == 0) return;
   int device = out.device().index;
+  if (m >= kGemmRows && out.dtype() != Dtype::F64) {
+    // Many rows (training, prefill): two tensor-core GEMMs, t = x A^T (rounded to the data type,
+    // as PEFT's lora_A output is) and out = scale * t B^T.
+    Tensor t = Tensor::empty({m, int64_t(r)}, out.dtype(), out.device());
+    cuda::gemm_nt(out.dtype(), m, r, k, x.data_ptr(), a.data_ptr(), t.data_ptr(), 1.0f, device);
+    cuda::gemm_nt(out.dtype(), m, n, r, t.data_ptr(), b.data_ptr(), out.data_ptr(), float(scale_), device);
+    return;
+  }
   int64_t blocks = (m + kRowsPerBlock - 1) / kRowsPerBlock;
   dispatch_float(out.dtype(), name(), [&]<typename T>() {
     using D = dev_t<T>;

@@ -20,6 +20,11 @@ void synchronize(int) { no_cuda("cuda synchronize"); }
 MemoryStats memory_stats(int) { no_cuda("cuda memory stats"); }
 void reset_peak_memory(int) { no_cuda("cuda memory stats"); }
 void empty_cache(int) {}
+bool profiling() { return false; }
+void profile_begin(int, void**) {}
+void profile_end(int, void*, const char*, const std::string&) {}
+void profile_reset() {}
+void profile_report() {}
 }  // namespace cuda
 
 #define WICK_NO_CUDA(P) \
