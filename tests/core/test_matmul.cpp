@@ -153,6 +153,53 @@ TEST(Matmul, LoraDelta) {
   expect_error([] { lora_delta(zeros({2, 5}), zeros({200, 5}), zeros({6, 200}), 1.0); }, {"lora_delta", "rank 200"});
 }
 
+// lora_add = base + lora_delta: values against float64, gradients (base included) against finite
+// differences, and the buffer hand-over: taken when the call holds the only reference, never
+// when someone else can still read base.
+TEST(Matmul, LoraAdd) {
+  const int64_t in = 7, r = 4, out = 5;
+  for (Dtype dt : {Dtype::F64, Dtype::F32, Dtype::BF16}) {
+    Rand x = rand({2, 3, in}, dt), a = rand({r, in}, dt), b = rand({out, r}, dt), base = rand({2, 3, out}, dt);
+    Values ref;
+    for (int64_t m = 0; m < 6; ++m)
+      for (int64_t o = 0; o < out; ++o) {
+        double acc = 0;
+        for (int64_t k = 0; k < r; ++k) {
+          double xa = 0;
+          for (int64_t i = 0; i < in; ++i) xa += x.v[m * in + i] * a.v[k * in + i];
+          acc += xa * b.v[o * r + k];
+        }
+        ref.push_back(base.v[m * out + o] + 0.5 * acc);
+      }
+    Tol tol = dt == Dtype::BF16 ? Tol{0.05, 0.03} : matmul_tol(dt, in);
+    std::string what = str_cat("lora_add ", dtype_name(dt));
+    // base still held here: not taken, and its values stay as they were.
+    std::vector<double> before = base.t.to_vector<double>();
+    expect_close(lora_add(base.t, x.t, a.t, b.t, 0.5), ref, {2, 3, out}, tol, what);
+    EXPECT_EQ(base.t.to_vector<double>(), before) << what << ": a base someone holds was written";
+    // Handed over: the result lives in base's buffer.
+    Tensor own = (base.t + 0.0).eval();  // a fresh buffer only this test holds
+    const void* buffer = own.data_ptr();
+    Tensor sum = lora_add(std::move(own), x.t, a.t, b.t, 0.5);
+    expect_close(sum, ref, {2, 3, out}, tol, what + " in place");
+    EXPECT_EQ(sum.data_ptr(), buffer) << what << ": the base's buffer was not reused";
+    expect_close(reference::lora_add(base.t, x.t, a.t, b.t, 0.5), ref, {2, 3, out}, tol, what + " reference");
+  }
+  Rand x = rand({3, 2, 5}), a = rand({2, 5}), b = rand({4, 2}), base = rand({3, 2, 4});
+  check_grads([](const std::vector<Tensor>& in) { return lora_add(in[3], in[0], in[1], in[2], 2.0); },
+              {x.t, a.t, b.t, base.t}, "lora_add");
+  // Inside a gradient computation, a matmul's output is taken over (its gradient does not read it)
+  // and the gradients still match the composition.
+  Rand w = rand({4, 5});
+  auto fused = [&](const std::vector<Tensor>& in) {
+    Tensor y = matmul(in[0], transpose(w.t, 0, 1));
+    return lora_add(std::move(y), in[0], in[1], in[2], 2.0);
+  };
+  check_grads(fused, {x.t, a.t, b.t}, "lora_add over a matmul");
+  expect_error([] { lora_add(zeros({2, 7}), zeros({2, 5}), zeros({3, 5}), zeros({6, 3}), 1.0); },
+               {"lora_add: base [2,7] does not match the update [2,6]"});
+}
+
 TEST(Matmul, Gradients) {
   struct Case {
     Shape a, b;

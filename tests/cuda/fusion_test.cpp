@@ -55,6 +55,33 @@ TEST_P(CudaFusion, LoraDelta) {
   }
 }
 
+// lora_add on the GPU (fused kernel below 64 rows, GEMMs from 64) against the CPU, with the base
+// handed over and held elsewhere (then left unchanged).
+TEST_P(CudaFusion, LoraAdd) {
+  WICK_REQUIRE_GPU();
+  Dtype dt = GetParam();
+  for (int64_t rows : {17, 40}) {
+    Tensor x = randn({3, rows, 96}, dt), a = randn({8, 96}, dt, 0.1), b = randn({65, 8}, dt, 0.1),
+           base = randn({3, rows, 65}, dt);
+    Tol t = tol_for(dt);
+    t = {t.rtol * 10, t.atol * 10};
+    EXPECT_TRUE(same_on_gpu([](auto& in) { return lora_add(in[3], in[0], in[1], in[2], 2.0); }, {x, a, b, base}, t))
+        << rows;
+    Tensor gbase = on_gpu(base);
+    Tensor held = lora_add(gbase, on_gpu(x), on_gpu(a), on_gpu(b), 2.0);
+    EXPECT_TRUE(close(on_cpu(gbase), base, Tol{0, 0})) << "a held base was written";
+    Tensor own = (on_gpu(base) + 0.0).eval();
+    const void* buffer = own.data_ptr();
+    Tensor moved = lora_add(std::move(own), on_gpu(x), on_gpu(a), on_gpu(b), 2.0);
+    EXPECT_EQ(moved.data_ptr(), buffer);
+    EXPECT_TRUE(close(on_cpu(moved), on_cpu(held), Tol{0, 0}));
+    if (dt == Dtype::F32)
+      EXPECT_TRUE(same_grads_on_gpu([](auto& in) { return lora_add(in[3], in[0], in[1], in[2], 2.0); },
+                                    {x, a, b, base}, Tol{1e-4, 1e-4}))
+          << rows;
+  }
+}
+
 // LoRA dropout (training): the keyed mask is the same on both devices, bit for bit, and so are the
 // forward and the gradients of the update through it.
 TEST_P(CudaFusion, LoraDeltaWithKeyedDropout) {

@@ -129,6 +129,10 @@ TEST(TokenizerErrors, MissingFileNamesThePath) {
 TEST(TokenizerErrors, MalformedJson) {
   expect_error([] { Tokenizer::from_json_string("{\"model\": {", "", "broken.json"); }, {"broken.json", "malformed JSON"});
   expect_error([] { Tokenizer::from_json_string("[1, 2]", "", "list.json"); }, {"list.json", "JSON object"});
+  // A number too large for a double is nlohmann's out_of_range, not a parse_error (found by fuzzing).
+  expect_error([] { Tokenizer::from_json_string("{\"model\": 1e999}", "", "huge.json"); }, {"huge.json", "malformed JSON"});
+  expect_error([] { Tokenizer::from_json_string(tiny().dump(), "{\"bos_token\": -1e999}", "tiny.json"); },
+               {"tokenizer_config.json", "malformed JSON", "number overflow"});
   auto j = tiny();
   j.erase("model");
   expect_error([&] { load(j); }, {"tiny.json", "missing field 'model'"});
@@ -170,6 +174,48 @@ TEST(TokenizerErrors, UnknownTypesAreNamed) {
   j = tiny();
   j["normalizer"] = {{"lowercase", true}};
   expect_error([&] { load(j); }, {"normalizer", "missing field 'type'"});
+}
+
+// Numbers of the wrong type or out of range are wick::Errors naming the field (found by
+// fuzz/tokenizer/fuzz_tokenizer_json.cpp: nlohmann's type_error escaped, a float-to-size_t
+// conversion was undefined, and a huge vocabulary id made the id table allocate tens of GB).
+TEST(TokenizerErrors, OutOfRangeAndMistypedNumbers) {
+  auto j = tiny();
+  j["model"]["vocab"]["ab"] = 17899999999LL;  // used to wrap to an int32 id of 720 million
+  expect_error([&] { load(j); }, {"tiny.json: model.vocab['ab']", "out of range"});
+  j["model"]["vocab"]["ab"] = 2147483647;
+  expect_error([&] { load(j); }, {"model.vocab['ab']", "out of range"});
+  j["model"]["vocab"]["ab"] = -1;
+  expect_error([&] { load(j); }, {"model.vocab['ab']", "out of range"});
+  j = tiny();
+  j["model"]["dropout"] = "x";
+  expect_error([&] { load(j); }, {"model.dropout", "wrong type"});
+  j["model"]["dropout"] = 0.0;
+  EXPECT_EQ(load(j).encode("ab", false), std::vector<int32_t>{2});
+  j = tiny();
+  j["truncation"] = {{"max_length", "x"}};
+  expect_error([&] { load(j); }, {"truncation.max_length", "non-negative integer"});
+  j["truncation"] = {{"max_length", 7}};
+  EXPECT_EQ(load(j).truncation_max_length(), 7u);
+  j = tiny();
+  j["post_processor"] = nlohmann::json::parse(R"({"type": "TemplateProcessing",
+      "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+      "special_tokens": {"<s>": {"id": "<s>", "ids": ["x"], "tokens": ["<s>"]}}})");
+  expect_error([&] { load(j); }, {"post_processor.special_tokens['<s>'].ids[0]", "integer"});
+  j["post_processor"]["special_tokens"]["<s>"]["ids"] = 3;
+  expect_error([&] { load(j); }, {"post_processor.special_tokens['<s>'].ids", "expected an array"});
+  j["post_processor"]["special_tokens"]["<s>"]["ids"] = {3};
+  EXPECT_EQ(load(j).encode("ab", true), (std::vector<int32_t>{3, 2}));
+  j["post_processor"] = {{"type", "BertProcessing"}, {"cls", {"<s>", 99999999999LL}}, {"sep", {"<s>", 3}}};
+  expect_error([&] { load(j); }, {"post_processor.cls[1]", "out of range"});
+  j = tiny();
+  j["decoder"] = {{"type", "Strip"}, {"content", " "}, {"start", 2e34}, {"stop", 0}};
+  expect_error([&] { load(j); }, {"decoder.start", "expected an integer"});
+  j["decoder"]["start"] = -1;
+  expect_error([&] { load(j); }, {"decoder.start", "expected an integer"});
+  j = tiny();
+  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", ""}};
+  expect_error([&] { load(j); }, {"pre_tokenizer.replacement", "expected one character"});
 }
 
 TEST(TokenizerApi, TinyTokenizerBasics) {

@@ -156,6 +156,10 @@ Tensor swiglu(const Tensor& gate, const Tensor& up);
 // The LoRA update scale * (x @ A^T) @ B^T for x[..., in], A[r, in], B[out, r] (PEFT layout), fused
 // into one kernel on the GPU.
 Tensor lora_delta(const Tensor& x, const Tensor& a, const Tensor& b, double scale);
+// base + lora_delta(x, a, b, scale), base[..., out]. Pass base with std::move: when nothing else
+// holds it (and it came from a matmul, whose gradient does not read it) the sum is written into
+// base's own buffer, so an adapted projection keeps one [..., out] tensor instead of three.
+Tensor lora_add(Tensor base, const Tensor& x, const Tensor& a, const Tensor& b, double scale);
 
 // q[B, Hq, Tq, D], k/v[B, Hkv, Tk, D]; mask bool (true = attend) or additive float, broadcastable
 // to [B, Hq, Tq, Tk]; causal is aligned to the end (see primitives.h). scale defaults to 1/sqrt(D).
@@ -207,6 +211,7 @@ Tensor swiglu(const Tensor& gate, const Tensor& up);
 // The LoRA update scale * (x @ A^T) @ B^T for x[..., in], A[r, in], B[out, r] (PEFT layout), fused
 // into one kernel on the GPU.
 Tensor lora_delta(const Tensor& x, const Tensor& a, const Tensor& b, double scale);
+Tensor lora_add(const Tensor& base, const Tensor& x, const Tensor& a, const Tensor& b, double scale);
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const std::optional<Tensor>& mask, bool causal, std::optional<double> scale);
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, Reduction reduction);

@@ -198,9 +198,39 @@ Tensor lora_delta(const Tensor& x, const Tensor& a, const Tensor& b, double scal
   return reshape(y, out_shape);
 }
 
+Tensor lora_add(Tensor base, const Tensor& x, const Tensor& a, const Tensor& b, double scale) {
+  check_floating("lora_add", x);
+  check_device("lora_add", x, a);
+  check_device("lora_add", x, b);
+  check_device("lora_add", x, base);
+  WICK_CHECK(a.ndim() == 2 && b.ndim() == 2 && x.ndim() >= 1 && a.shape(1) == x.shape(-1) && b.shape(1) == a.shape(0),
+             "lora_add: expected x[..., in], A[r, in], B[out, r], got ", shape_str(x.shape()), ", ",
+             shape_str(a.shape()), ", ", shape_str(b.shape()));
+  Shape out_shape = x.shape();
+  out_shape.back() = b.shape(0);
+  WICK_CHECK(base.shape() == out_shape, "lora_add: base ", shape_str(base.shape()), " does not match the update ",
+             shape_str(out_shape));
+  WICK_CHECK(base.dtype() == x.dtype(), "lora_add: base is ", dtype_name(base.dtype()), " but x is ",
+             dtype_name(x.dtype()));
+  WICK_CHECK(a.shape(0) <= LoraDelta::kMaxRank, "lora_add: rank ", a.shape(0), " is above the fused limit of ",
+             LoraDelta::kMaxRank);
+  Dtype dtype = x.dtype();
+  // The buffer can be taken over when this call holds the only reference to base and to its
+  // storage, and no gradient will read base's values (untraced, or a matmul's output).
+  bool from_matmul = base.impl().primitive && dynamic_cast<const Matmul*>(base.impl().primitive.get()) != nullptr;
+  bool donate = base.is_evaluated() && base.impl_ptr().use_count() == 1 && base.storage().use_count() == 1 &&
+                base.is_contiguous() && base.offset() == 0 && (!base.tracks_grad() || from_matmul);
+  Tensor x2 = reshape(x, {-1, x.shape(-1)});
+  return Tensor::make(out_shape, dtype, x.device(), std::make_shared<LoraDelta>(scale, true, donate),
+                      {x2, astype(a, dtype), astype(b, dtype), std::move(base)});
+}
+
 namespace reference {
 Tensor lora_delta(const Tensor& x, const Tensor& a, const Tensor& b, double scale) {
   return matmul(matmul(x, transpose(a, 0, 1)), transpose(b, 0, 1)) * scale;
+}
+Tensor lora_add(const Tensor& base, const Tensor& x, const Tensor& a, const Tensor& b, double scale) {
+  return base + reference::lora_delta(x, a, b, scale);
 }
 }  // namespace reference
 

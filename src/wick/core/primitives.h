@@ -374,17 +374,24 @@ class AttentionBackward : public Primitive {
 };
 
 // The LoRA update scale * (x @ A^T) @ B^T in one pass (PEFT layout: A [r, in], B [out, r]);
-// inputs x[M, in], A, B, with the rank small enough to keep x @ A^T of a row on chip.
+// inputs x[M, in], A, B, with the rank small enough to keep x @ A^T of a row on chip. With
+// `accumulate`, a fourth input base (M * out elements, any shape) is added: out = base + update;
+// with `donate` the output takes over base's buffer (nothing else holds it and no gradient reads
+// it), so the projection and its update share one tensor.
 class LoraDelta : public Primitive {
  public:
-  explicit LoraDelta(double scale) : scale_(scale) {}
-  const char* name() const override { return "lora_delta"; }
+  explicit LoraDelta(double scale, bool accumulate = false, bool donate = false)
+      : scale_(scale), accumulate_(accumulate), donate_(donate) {}
+  const char* name() const override { return accumulate_ ? "lora_add" : "lora_delta"; }
   double scale() const { return scale_; }
+  bool accumulate() const { return accumulate_; }
+  bool donate() const { return donate_; }
   static constexpr int kMaxRank = 128;
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
  private:
   double scale_;
+  bool accumulate_, donate_;
 };
 
 // Per-row cross-entropy of logits[N, V] against targets[N] (i32/i64), f32 output [N];

@@ -297,12 +297,15 @@ std::vector<Tensor> Attention::vjp(const std::vector<Tensor>& in, const Tensor& 
 std::vector<Tensor> LoraDelta::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
                                    const Tensor&) {
   const Tensor &x = in[0], &a = in[1], &b = in[2];
-  Tensor gb = matmul(g, b) * scale_;  // [M, r]
+  // lora_add's output has the base's shape; the update's products work on [M, out].
+  Tensor g2d = accumulate_ ? reshape(g, {x.shape(0), b.shape(0)}) : g;
+  Tensor gb = matmul(g2d, b) * scale_;  // [M, r]
   std::vector<Tensor> all;
   for (int i : argnums) {
     if (i == 0) all.push_back(matmul(gb, a));
     else if (i == 1) all.push_back(matmul(transpose(gb, 0, 1), x));
-    else all.push_back(matmul(transpose(g, 0, 1), matmul(x, transpose(a, 0, 1))) * scale_);
+    else if (i == 2) all.push_back(matmul(transpose(g2d, 0, 1), matmul(x, transpose(a, 0, 1))) * scale_);
+    else all.push_back(g);  // lora_add's base passes straight through
   }
   return all;
 }

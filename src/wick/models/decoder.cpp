@@ -202,7 +202,8 @@ Tensor DecoderModel::forward(const Tensor& ids, KVCache* cache, const std::optio
         auto it = lora->find(module_name(i, name));
         if (it != lora->end()) {
           const LoraDelta& d = it->second;
-          y = y + lora_delta(d.dropout > 0 ? dropout(in, d.dropout, d.dropout_key) : in, d.a, d.b, d.scale);
+          // Added in place into the projection's own buffer where possible (see lora_add).
+          y = lora_add(std::move(y), d.dropout > 0 ? dropout(in, d.dropout, d.dropout_key) : in, d.a, d.b, d.scale);
         }
       }
       return y;

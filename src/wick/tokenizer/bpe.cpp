@@ -23,8 +23,7 @@ class Bpe : public Model {
     fuse_unk_ = value_or(j, "fuse_unk", false, where);
     byte_fallback_ = value_or(j, "byte_fallback", false, where);
     ignore_merges_ = value_or(j, "ignore_merges", false, where);
-    auto dropout = j.find("dropout");
-    WICK_CHECK(dropout == j.end() || dropout->is_null() || dropout->get<double>() == 0.0, where,
+    WICK_CHECK(value_or(j, "dropout", 0.0, where) == 0.0, where,
                ".dropout: BPE dropout is not supported (it is for training only)");
     const json& merges = require_field(j, "merges", where);
     WICK_CHECK(merges.is_array(), where, ".merges: expected an array");

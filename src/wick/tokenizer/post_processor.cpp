@@ -37,7 +37,7 @@ class Sequence : public PostProcessor {
 int32_t token_pair_id(const json& j, const char* key, const std::string& where) {
   const json& v = require_field(j, key, where);
   WICK_CHECK(v.is_array() && v.size() == 2 && v[1].is_number_integer(), where, ".", key, ": expected [token, id]");
-  return v[1].get<int32_t>();
+  return require_token_id(v[1], str_cat(where, ".", key, "[1]"));
 }
 
 std::unique_ptr<PostProcessor> template_from_json(const json& j, const std::string& where) {
@@ -55,8 +55,11 @@ std::unique_ptr<PostProcessor> template_from_json(const json& j, const std::stri
     } else if (item.contains("SpecialToken")) {
       std::string name = require_string(item["SpecialToken"], "id", at + ".SpecialToken");
       WICK_CHECK(specials.contains(name), at, ": special token '", name, "' is not in special_tokens");
-      const json& ids = require_field(specials[name], "ids", str_cat(where, ".special_tokens['", name, "']"));
-      for (const json& id : ids) (seen_sequence ? after : before).push_back(id.get<int32_t>());
+      std::string special_at = str_cat(where, ".special_tokens['", name, "']");
+      const json& ids = require_field(specials[name], "ids", special_at);
+      WICK_CHECK(ids.is_array(), special_at, ".ids: expected an array, got ", ids.type_name());
+      for (size_t k = 0; k < ids.size(); ++k)
+        (seen_sequence ? after : before).push_back(require_token_id(ids[k], str_cat(special_at, ".ids[", k, "]")));
     } else {
       fail(at, ": expected {\"Sequence\": ...} or {\"SpecialToken\": ...}, got ", item.dump());
     }

@@ -280,6 +280,7 @@ std::unique_ptr<PreTokenizer> PreTokenizer::from_json(const json& j, const std::
   }
   if (type == "Metaspace") {
     std::string replacement = value_or<std::string>(j, "replacement", "\u2581", where);
+    WICK_CHECK(!replacement.empty(), where, ".replacement: expected one character, got an empty string");
     PrependScheme scheme = PrependScheme::Always;
     if (j.contains("prepend_scheme")) {
       std::string s = require_string(j, "prepend_scheme", where);

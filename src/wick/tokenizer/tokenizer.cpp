@@ -35,7 +35,7 @@ std::string read_file(const fs::path& path) {
 json parse_json(std::string_view text, const std::string& source) {
   try {
     return json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     fail(source, ": malformed JSON: ", e.what());
   }
 }
@@ -81,8 +81,12 @@ Tokenizer Tokenizer::from_json(const json& j, const json* config, const std::str
   if (present("post_processor"))
     t.post_processor_ = PostProcessor::from_json(j["post_processor"], source + ": post_processor");
   if (present("decoder")) t.decoder_ = Decoder::from_json(j["decoder"], source + ": decoder");
-  if (present("truncation") && j["truncation"].contains("max_length"))
-    t.truncation_max_length_ = j["truncation"]["max_length"].get<size_t>();
+  if (present("truncation") && j["truncation"].contains("max_length") && !j["truncation"]["max_length"].is_null()) {
+    const json& max_length = j["truncation"]["max_length"];
+    WICK_CHECK(max_length.is_number_unsigned(), source,
+               ": truncation.max_length: expected a non-negative integer, got ", max_length.dump());
+    t.truncation_max_length_ = max_length.get<size_t>();
+  }
 
   t.added_ = std::make_unique<AddedVocabulary>();
   if (present("added_tokens")) {

@@ -25,13 +25,15 @@ class Vocab {
     Vocab v;
     v.to_id_.reserve(j.size());
     for (auto it = j.begin(); it != j.end(); ++it) {
-      WICK_CHECK(it.value().is_number_integer(), where, "['", it.key(), "']: expected an integer id");
-      v.add(it.key(), it.value().get<int32_t>(), where);
+      std::optional<int32_t> id = as_token_id(it.value());
+      if (!id) require_token_id(it.value(), str_cat(where, "['", it.key(), "']"));  // throws, naming the token
+      v.add(it.key(), *id, where);
     }
     return v;
   }
   void add(const std::string& token, int32_t id, const std::string& where) {
-    WICK_CHECK(id >= 0, where, ": negative id ", id, " for token '", token, "'");
+    WICK_CHECK(id >= 0 && id <= kMaxTokenId, where, ": id ", id, " of token '", token, "' is out of range [0, ",
+               kMaxTokenId, "]");
     to_id_[token] = id;
     if (static_cast<size_t>(id) >= to_token_.size()) {
       to_token_.resize(static_cast<size_t>(id) + 1);

@@ -87,10 +87,26 @@ void LoraDelta::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   };
   Tensor xa = Tensor::empty({m, r}, x.dtype(), x.device());
   Matmul().eval_cpu({x, transposed(a)}, xa);
-  Matmul().eval_cpu({xa, transposed(b)}, out);
+  if (!accumulate_) {
+    Matmul().eval_cpu({xa, transposed(b)}, out);
+    dispatch_float(out.dtype(), name(), [&]<typename T>() {
+      T* po = cpu::mdata<T>(out);
+      for (int64_t i = 0, total = m * n; i < total; ++i) po[i] = T(compute_t<T>(double(po[i]) * scale_));
+    });
+    return;
+  }
+  // lora_add: out = base + scale * update, in base's buffer when it was handed over.
+  Tensor update = Tensor::empty({m, n}, x.dtype(), x.device());
+  Matmul().eval_cpu({xa, transposed(b)}, update);
+  Tensor base = cpu::contiguous_copy(in[3]);
+  if (donate_) out.set_data(base.storage(), contiguous_strides(out.shape()), base.offset());
+  else out.allocate();
   dispatch_float(out.dtype(), name(), [&]<typename T>() {
+    const T* pb = cpu::cdata<T>(base);
+    const T* pu = cpu::cdata<T>(update);
     T* po = cpu::mdata<T>(out);
-    for (int64_t i = 0, total = m * n; i < total; ++i) po[i] = T(compute_t<T>(double(po[i]) * scale_));
+    for (int64_t i = 0, total = m * n; i < total; ++i)
+      po[i] = T(compute_t<T>(double(pb[i]) + double(pu[i]) * scale_));
   });
 }
 

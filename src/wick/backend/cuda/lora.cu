@@ -15,9 +15,11 @@ constexpr int kRowsPerBlock = 8;  // one warp per row in the first phase
 constexpr int kRankChunk = 16;
 constexpr int64_t kGemmRows = 64;  // from this many rows on, two cuBLASLt GEMMs beat the fused kernel
 
+// `base` (may alias `out`, may be null) is added to the update: each element is read and written
+// by the same thread.
 template <typename D>
 __global__ void lora_delta_kernel(const D* __restrict__ x, const D* __restrict__ a, const D* __restrict__ b,
-                                  D* __restrict__ out, int64_t m, int k, int r, int n, float scale) {
+                                  const D* base, D* out, int64_t m, int k, int r, int n, float scale) {
   using C = std::conditional_t<std::is_same_v<D, double>, double, float>;
   __shared__ C t[kRowsPerBlock][LoraDelta::kMaxRank];
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -55,8 +57,12 @@ __global__ void lora_delta_kernel(const D* __restrict__ x, const D* __restrict__
 #pragma unroll
       for (int i = 0; i < kRowsPerBlock; ++i) acc[i] += t[i][j] * bv;
     }
-    for (int i = 0; i < rows; ++i)
-      out[(int64_t(blockIdx.x) * kRowsPerBlock + i) * n + col] = cuda::from_c<D>(acc[i] * C(scale));
+    for (int i = 0; i < rows; ++i) {
+      int64_t at = (int64_t(blockIdx.x) * kRowsPerBlock + i) * n + col;
+      C v = acc[i] * C(scale);
+      if (base != nullptr) v += C(cuda::to_c(base[at]));
+      out[at] = cuda::from_c<D>(v);
+    }
   }
 }
 
@@ -66,17 +72,24 @@ void LoraDelta::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   Tensor x = cuda::contiguous_on_device(in[0]);
   Tensor a = cuda::contiguous_on_device(in[1]);
   Tensor b = cuda::contiguous_on_device(in[2]);
-  out.allocate();
+  // lora_add: the base is summed in; a donated base's buffer becomes the output.
+  Tensor base = accumulate_ ? cuda::contiguous_on_device(in[3]) : Tensor();
+  if (donate_) out.set_data(base.storage(), contiguous_strides(out.shape()), base.offset());
+  else out.allocate();
   int64_t m = x.shape(0);
   int k = int(x.shape(1)), r = int(a.shape(0)), n = int(b.shape(0));
   if (m == 0 || n == 0) return;
   int device = out.device().index;
   if (m >= kGemmRows && out.dtype() != Dtype::F64) {
     // Many rows (training, prefill): two tensor-core GEMMs, t = x A^T (rounded to the data type,
-    // as PEFT's lora_A output is) and out = scale * t B^T.
+    // as PEFT's lora_A output is) and out = scale * t B^T (+ base).
     Tensor t = Tensor::empty({m, int64_t(r)}, out.dtype(), out.device());
-    cuda::gemm_nt(out.dtype(), m, r, k, x.data_ptr(), a.data_ptr(), t.data_ptr(), 1.0f, device);
-    cuda::gemm_nt(out.dtype(), m, n, r, t.data_ptr(), b.data_ptr(), out.data_ptr(), float(scale_), device);
+    cuda::gemm_nt(out.dtype(), m, r, k, x.data_ptr(), a.data_ptr(), t.data_ptr(), 1.0f, 0.0f, device);
+    if (accumulate_ && !donate_)
+      WICK_CUDA_CHECK(cudaMemcpyAsync(out.data_ptr(), base.data_ptr(), size_t(m * n) * out.itemsize(),
+                                      cudaMemcpyDeviceToDevice, cuda::stream(device)));
+    cuda::gemm_nt(out.dtype(), m, n, r, t.data_ptr(), b.data_ptr(), out.data_ptr(), float(scale_),
+                  accumulate_ ? 1.0f : 0.0f, device);
     return;
   }
   int64_t blocks = (m + kRowsPerBlock - 1) / kRowsPerBlock;
@@ -84,7 +97,8 @@ void LoraDelta::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
     using D = dev_t<T>;
     lora_delta_kernel<D><<<unsigned(blocks), 32 * kRowsPerBlock, 0, cuda::stream(device)>>>(
         static_cast<const D*>(x.data_ptr()), static_cast<const D*>(a.data_ptr()), static_cast<const D*>(b.data_ptr()),
-        static_cast<D*>(out.data_ptr()), m, k, r, n, float(scale_));
+        accumulate_ ? static_cast<const D*>(base.data_ptr()) : nullptr, static_cast<D*>(out.data_ptr()), m, k, r, n,
+        float(scale_));
     WICK_CUDA_LAUNCH_CHECK("lora_delta_kernel");
   });
 }

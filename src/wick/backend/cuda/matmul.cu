@@ -70,7 +70,7 @@ struct Gemm {
 };
 
 void lt_matmul(const Gemm& g, cudaDataType_t type, size_t item, const void* pa, const void* pb, void* po, int device,
-               float alpha = 1.0f) {
+               float alpha = 1.0f, float beta = 0.0f) {
   LtDesc d;
   bool f32 = type == CUDA_R_32F;
   cublasComputeType_t compute = f32 && cuda::allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
@@ -108,7 +108,6 @@ void lt_matmul(const Gemm& g, cudaDataType_t type, size_t item, const void* pa, 
   WICK_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &result, &found));
   WICK_CHECK(found > 0, "matmul: cuBLASLt has no algorithm for [", g.m, ", ", g.k, "] @ [", g.k, ", ", g.n, "] x ",
              g.batch);
-  float beta = 0.0f;
   WICK_CUBLAS_CHECK(cublasLtMatmul(handle, d.op, &alpha, pb, d.a, pa, d.b, &beta, po, d.c, po, d.c, &result.algo, ws,
                                    ws_bytes, cuda::stream(device)));
 }
@@ -136,11 +135,11 @@ cudaDataType_t cuda_type(Dtype dt) {
 namespace cuda {
 
 void gemm_nt(Dtype dtype, int64_t m, int64_t n, int64_t k, const void* a, const void* b, void* out, float alpha,
-             int device) {
+             float beta, int device) {
   WICK_CHECK(dtype != Dtype::F64, "gemm_nt: f64 is not supported");
   // b[N, K] row-major is the [K, N] operand stored transposed (column-major with ld K).
   Gemm g{m, n, k, BlasView{false, k}, BlasView{true, k}, 1, 0, 0, 0};
-  lt_matmul(g, cuda_type(dtype), dtype_size(dtype), a, b, out, device, alpha);
+  lt_matmul(g, cuda_type(dtype), dtype_size(dtype), a, b, out, device, alpha, beta);
 }
 
 }  // namespace cuda

@@ -42,10 +42,10 @@ void* cublaslt_workspace(int device, size_t* nbytes);
 // A contiguous copy of x on its device (x itself when already contiguous).
 Tensor contiguous_on_device(const Tensor& x);
 
-// out[M, N] = alpha * a[M, K] @ b[N, K]^T through cuBLASLt (f32, bf16, f16 with f32 accumulation),
-// all three contiguous row-major on `device`.
+// out[M, N] = alpha * a[M, K] @ b[N, K]^T + beta * out through cuBLASLt (f32, bf16, f16 with f32
+// accumulation), all three contiguous row-major on `device`.
 void gemm_nt(Dtype dtype, int64_t m, int64_t n, int64_t k, const void* a, const void* b, void* out, float alpha,
-             int device);
+             float beta, int device);
 
 }  // namespace wick::cuda
 
