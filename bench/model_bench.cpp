@@ -154,7 +154,7 @@ struct TrainFigures {
 // `lazy`: the step is recorded as a graph and evaluated at once (intermediates freed after their
 // last use); eager: ops run as created. forward_gib: device memory in use when the forward is done
 // (eager only), the activations kept for the backward.
-TrainFigures train_tokens_per_second(const models::DecoderModel& m, int64_t rank, bool lazy) {
+TrainFigures train_tokens_per_second(const models::DecoderModel& m, int64_t rank, bool lazy, bool checkpoint_layers) {
   lora::LoraConfig cfg;
   cfg.r = rank;
   cfg.alpha = 2.0 * double(rank);
@@ -172,7 +172,9 @@ TrainFigures train_tokens_per_second(const models::DecoderModel& m, int64_t rank
     auto [loss, grads] = value_and_grad(
         [&](const std::vector<Tensor>& p) {
           models::LoraDeltas d = adapter.deltas(&p);
-          Tensor l = train::causal_lm_loss(m.forward(ids, nullptr, std::nullopt, std::nullopt, &d), ids);
+          // As wick train runs it: logits in the model's dtype for the loss.
+          models::ForwardOptions fo{.logits_in_compute_dtype = true, .checkpoint_layers = checkpoint_layers};
+          Tensor l = train::causal_lm_loss(m.forward(ids, nullptr, std::nullopt, std::nullopt, &d, fo), ids);
           if (measure_forward && !lazy && m.device().is_cuda()) {
             synchronize(m.device());
             forward_bytes = std::max(forward_bytes, double(cuda::memory_stats(m.device().index).active));
@@ -234,13 +236,16 @@ int main(int argc, char** argv) {
   auto m = qwen05b(device, dtype);
   for (int i = 1; i < argc; ++i)
     if (!std::strcmp(argv[i], "--train")) {
-      bool lazy = false;
-      for (int j = 1; j < argc; ++j) lazy = lazy || !std::strcmp(argv[j], "--lazy");
-      TrainFigures f = train_tokens_per_second(m, 16, lazy);
-      std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s\", \"train_r16_all_linear_tok_s\": %.1f, "
+      bool lazy = false, ckpt = false;
+      for (int j = 1; j < argc; ++j) {
+        lazy = lazy || !std::strcmp(argv[j], "--lazy");
+        ckpt = ckpt || !std::strcmp(argv[j], "--checkpoint");
+      }
+      TrainFigures f = train_tokens_per_second(m, 16, lazy, ckpt);
+      std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s%s\", \"train_r16_all_linear_tok_s\": %.1f, "
                   "\"peak_gib\": %.2f, \"after_forward_gib\": %.2f}\n",
-                  device.str().c_str(), dtype_name(dtype), lazy ? "lazy" : "eager", f.tokens_per_second, f.peak_gib,
-                  f.forward_gib);
+                  device.str().c_str(), dtype_name(dtype), lazy ? "lazy" : "eager", ckpt ? "+checkpointing" : "",
+                  f.tokens_per_second, f.peak_gib, f.forward_gib);
       return 0;
     }
   double d1 = decode_tokens_per_second(m, 1, 128, 128);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The LoRA training benchmark on a GPU machine (PERFORMANCE.md D(ii)): builds model_bench (with the
-# dependency handling of gpu-check.sh), runs wick's training step eager and lazy, then the PEFT
-# peer (bench/peers/train_peer.py) in the same call; prints one JSON line each, then a summary.
+# dependency handling of gpu-check.sh), runs wick's training step eager, lazy and eager with
+# activation checkpointing, then the PEFT peer (bench/peers/train_peer.py) in the same call;
+# prints one JSON line each.
 #
 # Usage: scripts/gpu-train-bench.sh        (run gpu-check.sh first in the same call, or let this
 #                                          script run it with its tests skipped)
@@ -14,7 +15,7 @@ DEPS=$(pwd)/.deps/root/usr/lib/x86_64-linux-gnu
 [ -d "$DEPS" ] && export LD_LIBRARY_PATH="$DEPS:$DEPS/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 cmake --build build-gpu --target model_bench -j"$(nproc)" >build-gpu/model_bench-build.log 2>&1 ||
   { grep -E "error" build-gpu/model_bench-build.log | head -20; echo "FATAL: model_bench build failed"; exit 4; }
-for mode in "" "--lazy"; do
+for mode in "" "--lazy" "--checkpoint"; do
   timeout 300 build-gpu/bench/model_bench --device cuda --dtype bf16 --train $mode 2>&1 | tail -3
 done
 timeout 300 python3 bench/peers/train_peer.py 2>&1 | tail -3

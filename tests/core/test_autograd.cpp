@@ -8,6 +8,38 @@ namespace {
 
 using namespace testing;
 
+// Activation checkpointing: the same value and gradients as the plain function, the segment run
+// a second time in the backward, and nothing special outside a gradient computation.
+TEST(Autograd, CheckpointRecomputesInTheBackward) {
+  Tensor x = normal({3, 4}, 0, 1, Dtype::F64, Device::cpu()).eval();
+  Tensor w = normal({4, 5}, 0, 1, Dtype::F64, Device::cpu()).eval();
+  int calls = 0;
+  auto segment = [&calls](const std::vector<Tensor>& in) {
+    ++calls;
+    return tanh(matmul(in[0], in[1])) * exp(sum(in[0]) * 0.1);
+  };
+  auto plain = [&](const std::vector<Tensor>& in) { return sum(segment(in) * segment(in)); };
+  auto checkpointed = [&](const std::vector<Tensor>& in) {
+    Tensor y = checkpoint(segment, in);
+    return sum(y * y);
+  };
+  auto [v0, g0] = value_and_grad(plain, {x, w});
+  calls = 0;
+  auto [v1, g1] = value_and_grad(checkpointed, {x, w});
+  EXPECT_EQ(calls, 2) << "one forward without a graph, one in the backward";
+  EXPECT_NEAR(v1.item<double>(), v0.item<double>(), 1e-12);
+  for (int i = 0; i < 2; ++i) EXPECT_LE(max(abs(g1[i] - g0[i])).item<double>(), 1e-12) << "input " << i;
+  check_grads(checkpointed, {x, w}, "checkpoint");
+  calls = 0;
+  {
+    NoGradGuard no_grad;
+    checkpoint(segment, {x, w});
+  }
+  EXPECT_EQ(calls, 1);
+  ExecModeScope lazy(ExecMode::Lazy);
+  expect_error([&] { value_and_grad(checkpointed, {x, w}); }, {"checkpoint", "eager"});
+}
+
 TEST(Autograd, BroadcastInputsAccumulate) {
   Rand x = rand({3}), y = rand({2, 3}), s = rand({});
   auto [value, grads] = value_and_grad(

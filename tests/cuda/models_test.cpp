@@ -137,3 +137,35 @@ TEST(CudaLoraDropout, TrainingForwardAndGradientsMatchTheCpu) {
 
 }  // namespace
 }  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+// The training forward as wick train runs it on the GPU (bf16 logits for the loss, layers
+// checkpointed) gives the PEFT fixture's gradients, like the plain forward.
+TEST(CudaTrainingForward, CheckpointedLayersAndCompactLogitsKeepTheGradients) {
+  WICK_REQUIRE_GPU();
+  Device gpu = Device::cuda(0);
+  auto base = models::DecoderModel::load(kData + "qwen2_tied", gpu, Dtype::F32);
+  auto file = io::SafeTensors::open(kData + "qwen2_lora/expected.safetensors");
+  lora::Adapter adapter = lora::Adapter::load(kData + "qwen2_lora/adapter", base);
+  Tensor ids = fixture_tensor(file, "input_ids", gpu), labels = fixture_tensor(file, "labels", gpu);
+  for (bool ckpt : {false, true}) {
+    auto [loss, grads] = value_and_grad(
+        [&](const std::vector<Tensor>& p) {
+          models::LoraDeltas d = adapter.deltas(&p);
+          models::ForwardOptions fo{.logits_in_compute_dtype = true, .checkpoint_layers = ckpt};
+          return train::causal_lm_loss(base.forward(ids, nullptr, std::nullopt, std::nullopt, &d, fo), labels);
+        },
+        adapter.parameters());
+    for (size_t i = 0; i < adapter.modules().size(); ++i)
+      for (int which = 0; which < 2; ++which) {
+        std::string name = "grad.base_model.model." + adapter.modules()[i] + (which ? ".lora_B.weight" : ".lora_A.weight");
+        EXPECT_LE(relative_max_error(grads[2 * i + which], fixture_tensor(file, name, Device::cpu())), 1e-3)
+            << name << " checkpointing " << ckpt;
+      }
+  }
+}
+
+}  // namespace
+}  // namespace wick::test

@@ -88,8 +88,7 @@ TEST(Train, GradientAccumulationEqualsOneLargeBatch) {
   for (size_t i = 0; i < p1.size(); ++i) EXPECT_LE(max(abs(p1[i] - p2[i])).item<double>(), 1e-6) << "parameter " << i;
 }
 
-// A step recorded and evaluated as one graph (lazy, the default on CUDA) trains exactly as the
-// eager step: the same losses, gradient norms and adapter, with dropout and accumulation.
+// A step recorded and evaluated as one graph (lazy) trains exactly as the eager step: the same losses, gradient norms and adapter, with dropout and accumulation.
 TEST(Train, LazyStepsMatchEagerSteps) {
   auto model = models::DecoderModel::load(kData + "qwen2_tied", Device::cpu(), Dtype::F32);
   lora::LoraConfig cfg;
@@ -119,6 +118,35 @@ TEST(Train, LazyStepsMatchEagerSteps) {
   }
   for (size_t i = 0; i < pe.size(); ++i) EXPECT_LE(max(abs(pe[i] - pl[i])).item<double>(), 1e-5) << "parameter " << i;
   EXPECT_THROW(train::parse_exec_choice("fast"), Error);
+}
+
+// Activation checkpointing recomputes each layer in the backward: the same losses and adapter
+// as the plain eager step (dropout masks included), and it refuses lazy execution.
+TEST(Train, ActivationCheckpointingMatchesThePlainStep) {
+  auto model = models::DecoderModel::load(kData + "qwen2_tied", Device::cpu(), Dtype::F32);
+  lora::LoraConfig cfg;
+  cfg.r = 4;
+  cfg.dropout = 0.1;
+  cfg.target_modules = {"all-linear"};
+  auto data = repeated_patterns(8, 5);
+  auto run = [&](bool checkpointing, train::ExecChoice exec) {
+    lora::Adapter a = lora::Adapter::init(model, cfg, 3);
+    train::TrainOptions o;
+    o.steps = 3;
+    o.batch_size = 4;
+    o.adamw.lr = 5e-3;
+    o.exec = exec;
+    o.activation_checkpointing = checkpointing;
+    std::vector<double> losses;
+    train::train_lora(model, a, data, {}, o, [&](const train::StepMetrics& m) { losses.push_back(m.loss); });
+    return std::make_pair(losses, a.parameters());
+  };
+  auto [plain, pp] = run(false, train::ExecChoice::Eager);
+  auto [ckpt, pc] = run(true, train::ExecChoice::Eager);
+  ASSERT_EQ(ckpt.size(), 3u);
+  for (size_t i = 0; i < plain.size(); ++i) EXPECT_NEAR(ckpt[i], plain[i], 1e-6 * std::abs(plain[i])) << "step " << i + 1;
+  for (size_t i = 0; i < pp.size(); ++i) EXPECT_LE(max(abs(pp[i] - pc[i])).item<double>(), 1e-6) << "parameter " << i;
+  EXPECT_THROW(run(true, train::ExecChoice::Lazy), Error);
 }
 
 TEST(Train, SchedulesFollowTransformers) {

@@ -19,7 +19,7 @@ namespace wick::cli {
 namespace {
 
 struct TrainCliOptions {
-  std::string model, data, validation, out, init_adapter, schedule = "constant", targets = "q_proj,v_proj", exec = "auto";
+  std::string model, data, validation, out, init_adapter, schedule = "constant", targets = "q_proj,v_proj", exec = "eager";
   int64_t rank = 8, max_length = 1024, epochs = 0;
   int64_t log_every = -1;  // not given: 1 when stderr is not a terminal, 0 on one
   double alpha = 16, dropout = 0;
@@ -215,10 +215,13 @@ void register_train(CLI::App& app) {
                   "a progress line every N steps (default: 1 when stderr is not a terminal; on one, 0: the bar only)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--train-on-prompt", o->train_on_prompt, "take the loss on prompt tokens too");
+  cmd->add_flag("--gradient-checkpointing", o->t.activation_checkpointing,
+               "keep only each layer's input for the backward and recompute the rest (less memory, more compute; "
+               "eager steps)");
   cmd->add_option("--exec", o->exec,
-                  "auto (lazy on CUDA, eager on the CPU), eager, or lazy: each step recorded and run as one graph "
-                  "that frees activations after their last use")
-      ->check(CLI::IsMember({"auto", "eager", "lazy"}));
+                  "eager (default, fastest) or lazy: each step recorded and run as one graph that frees activations "
+                  "after their last use (less memory)")
+      ->check(CLI::IsMember({"eager", "lazy"}));
   add_runtime_options(cmd, o->runtime);
   cmd->callback([o, cmd] {
     for (const char* flag : {"--rank", "--alpha", "--dropout", "--rslora", "--targets"})

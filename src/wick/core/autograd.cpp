@@ -7,6 +7,7 @@
 #include "wick/core/graph.h"
 #include "wick/core/ops.h"
 #include "wick/core/primitive.h"
+#include "wick/core/shape.h"
 
 namespace wick {
 
@@ -154,6 +155,52 @@ std::pair<Tensor, std::vector<Tensor>> value_and_grad(const ScalarFn& fn, const 
 
 std::vector<Tensor> grad(const ScalarFn& fn, const std::vector<Tensor>& inputs) {
   return value_and_grad(fn, inputs).second;
+}
+
+namespace {
+
+// The node of a checkpointed segment: its output was computed without a graph; its vjp runs the
+// segment again under vjp() to differentiate it.
+class Checkpoint : public Primitive {
+ public:
+  using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+  Checkpoint(Fn fn, Tensor value) : fn_(std::move(fn)), value_(std::move(value)) {}
+  const char* name() const override { return "checkpoint"; }
+  void eval_cpu(const std::vector<Tensor>&, const Tensor& out) override { take(out); }
+  void eval_cuda(const std::vector<Tensor>&, const Tensor& out) override { take(out); }
+  std::vector<Tensor> vjp(const std::vector<Tensor>& inputs, const Tensor& g, const std::vector<int>& argnums,
+                          const Tensor&) override {
+    auto [outs, grads] = wick::vjp([this](const std::vector<Tensor>& xs) { return std::vector<Tensor>{fn_(xs)}; },
+                                   inputs, {g});
+    std::vector<Tensor> picked;
+    for (int i : argnums) picked.push_back(grads[size_t(i)]);
+    return picked;
+  }
+
+ private:
+  // The value computed in checkpoint() becomes the node's data (no copy).
+  void take(const Tensor& out) {
+    WICK_CHECK(value_.defined(), "checkpoint: the segment's value was already taken");
+    out.set_data(value_.storage(), value_.strides(), value_.offset());
+    value_ = Tensor();
+  }
+  Fn fn_;
+  Tensor value_;
+};
+
+}  // namespace
+
+Tensor checkpoint(const std::function<Tensor(const std::vector<Tensor>&)>& fn, const std::vector<Tensor>& inputs) {
+  bool traced = false;
+  for (const Tensor& x : inputs) traced = traced || x.tracks_grad();
+  if (!grad_enabled() || !traced) return fn(inputs);
+  WICK_CHECK(exec_mode() == ExecMode::Eager, "checkpoint: activation checkpointing needs eager execution");
+  Tensor value;
+  {
+    NoGradGuard no_grad;
+    value = fn(inputs);
+  }
+  return Tensor::make(value.shape(), value.dtype(), value.device(), std::make_shared<Checkpoint>(fn, value), inputs);
 }
 
 }  // namespace wick

@@ -24,6 +24,12 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> vjp(
     const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& fn, const std::vector<Tensor>& inputs,
     const std::vector<Tensor>& cotangents);
 
+// Activation checkpointing: fn(inputs), keeping none of fn's intermediates for the backward.
+// Inside a gradient computation the forward runs without a graph and the backward runs fn again
+// (on the same inputs, so it must be deterministic) to take its gradients; elsewhere it is just
+// fn(inputs). fn is kept until the backward, so it must own what it captures. Eager mode only.
+Tensor checkpoint(const std::function<Tensor(const std::vector<Tensor>&)>& fn, const std::vector<Tensor>& inputs);
+
 // While alive, no graph is kept for gradients on this thread (inference).
 class NoGradGuard {
  public:

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 
+#include "wick/core/autograd.h"
 #include "wick/core/ops.h"
 #include "wick/io/gguf.h"
 #include "wick/io/gguf_model.h"
@@ -171,8 +172,49 @@ std::string DecoderModel::module_name(int64_t layer, const char* projection) {
   return "model.layers." + std::to_string(layer) + (attention ? ".self_attn." : ".mlp.") + p;
 }
 
+Tensor DecoderModel::layer_forward(int64_t i, Tensor x, const Tensor& pos, const std::optional<Tensor>& mask,
+                                   const RopeOptions& rope_opts, KVCache* cache, int64_t past, const LoraDeltas* lora) const {
+  const DecoderConfig& c = config_;
+  int64_t b = x.shape(0), t = x.shape(1);
+  const DecoderLayer& l = layers[i];
+  // A linear module, plus its low-rank update when the adapter has one.
+  auto proj = [&](const char* name, const Tensor& in, const Tensor& w, const std::optional<Tensor>& bias) {
+    Tensor y = linear(in, w, bias);
+    if (lora) {
+      auto it = lora->find(module_name(i, name));
+      if (it != lora->end()) {
+        const LoraDelta& d = it->second;
+        // Added in place into the projection's own buffer where possible (see lora_add).
+        y = lora_add(std::move(y), d.dropout > 0 ? dropout(in, d.dropout, d.dropout_key) : in, d.a, d.b, d.scale);
+      }
+    }
+    return y;
+  };
+  Tensor h = rms_norm(x, l.input_norm, c.rms_norm_eps);
+  auto heads = [&](const char* name, const Tensor& w, const std::optional<Tensor>& bias, int64_t n) {
+    return transpose(reshape(proj(name, h, w, bias), {b, t, n, c.head_dim}), 1, 2);
+  };
+  Tensor q = rope(heads("q_proj", l.q, l.q_bias, c.num_heads), pos, rope_opts);
+  Tensor k = rope(heads("k_proj", l.k, l.k_bias, c.num_kv_heads), pos, rope_opts);
+  Tensor v = heads("v_proj", l.v, l.v_bias, c.num_kv_heads);
+  if (cache) {
+    cache->keys[i] = slice_update(std::move(cache->keys[i]), k, {0, 0, past, 0});
+    cache->values[i] = slice_update(std::move(cache->values[i]), v, {0, 0, past, 0});
+    k = narrow(cache->keys[i], 2, 0, past + t);
+    v = narrow(cache->values[i], 2, 0, past + t);
+  }
+  Tensor a = scaled_dot_product_attention(q, k, v, mask, /*causal=*/true);
+  a = reshape(transpose(a, 1, 2), {b, t, c.num_heads * c.head_dim});
+  x = x + proj("o_proj", a, l.o, l.o_bias);
+  h = rms_norm(x, l.post_norm, c.rms_norm_eps);
+  x = x + proj("down_proj", swiglu(proj("gate_proj", h, l.gate, std::nullopt), proj("up_proj", h, l.up, std::nullopt)),
+               l.down, std::nullopt);
+  return x;
+}
+
 Tensor DecoderModel::forward(const Tensor& ids, KVCache* cache, const std::optional<Tensor>& attention_mask,
-                             const std::optional<Tensor>& positions, const LoraDeltas* lora) const {
+                             const std::optional<Tensor>& positions, const LoraDeltas* lora,
+                             const ForwardOptions& options) const {
   const DecoderConfig& c = config_;
   WICK_CHECK(ids.ndim() == 2, "forward: ids must be [batch, seq], got ", shape_str(ids.shape()));
   int64_t b = ids.shape(0), t = ids.shape(1), past = cache ? cache->length : 0;
@@ -194,43 +236,38 @@ Tensor DecoderModel::forward(const Tensor& ids, KVCache* cache, const std::optio
   rope_opts.inv_freq = inv_freq;
   Tensor x = embedding(embed_tokens, ids);
   for (int64_t i = 0; i < c.num_layers; ++i) {
-    const DecoderLayer& l = layers[i];
-    // A linear module, plus its low-rank update when the adapter has one.
-    auto proj = [&](const char* name, const Tensor& in, const Tensor& w, const std::optional<Tensor>& bias) {
-      Tensor y = linear(in, w, bias);
-      if (lora) {
-        auto it = lora->find(module_name(i, name));
-        if (it != lora->end()) {
-          const LoraDelta& d = it->second;
-          // Added in place into the projection's own buffer where possible (see lora_add).
-          y = lora_add(std::move(y), d.dropout > 0 ? dropout(in, d.dropout, d.dropout_key) : in, d.a, d.b, d.scale);
-        }
-      }
-      return y;
-    };
-    Tensor h = rms_norm(x, l.input_norm, c.rms_norm_eps);
-    auto heads = [&](const char* name, const Tensor& w, const std::optional<Tensor>& bias, int64_t n) {
-      return transpose(reshape(proj(name, h, w, bias), {b, t, n, c.head_dim}), 1, 2);
-    };
-    Tensor q = rope(heads("q_proj", l.q, l.q_bias, c.num_heads), pos, rope_opts);
-    Tensor k = rope(heads("k_proj", l.k, l.k_bias, c.num_kv_heads), pos, rope_opts);
-    Tensor v = heads("v_proj", l.v, l.v_bias, c.num_kv_heads);
-    if (cache) {
-      cache->keys[i] = slice_update(std::move(cache->keys[i]), k, {0, 0, past, 0});
-      cache->values[i] = slice_update(std::move(cache->values[i]), v, {0, 0, past, 0});
-      k = narrow(cache->keys[i], 2, 0, past + t);
-      v = narrow(cache->values[i], 2, 0, past + t);
+    if (!options.checkpoint_layers || cache != nullptr || !grad_enabled()) {
+      x = layer_forward(i, std::move(x), pos, mask, rope_opts, cache, past, lora);
+      continue;
     }
-    Tensor a = scaled_dot_product_attention(q, k, v, mask, /*causal=*/true);
-    a = reshape(transpose(a, 1, 2), {b, t, c.num_heads * c.head_dim});
-    x = x + proj("o_proj", a, l.o, l.o_bias);
-    h = rms_norm(x, l.post_norm, c.rms_norm_eps);
-    x = x + proj("down_proj", swiglu(proj("gate_proj", h, l.gate, std::nullopt), proj("up_proj", h, l.up, std::nullopt)),
-                 l.down, std::nullopt);
+    // Checkpointed: the layer's input and its adapter tensors are the segment's inputs; the closure
+    // owns copies of everything else it needs, since the backward runs it again later.
+    std::vector<Tensor> inputs{x};
+    std::vector<std::pair<std::string, LoraDelta>> adapted;
+    if (lora != nullptr)
+      for (const char* p : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"})
+        if (auto it = lora->find(module_name(i, p)); it != lora->end()) {
+          adapted.emplace_back(it->first, it->second);
+          inputs.push_back(it->second.a);
+          inputs.push_back(it->second.b);
+        }
+    x = checkpoint(
+        [this, i, pos, mask, rope_opts, past, adapted](const std::vector<Tensor>& in) {
+          LoraDeltas local;
+          for (size_t k = 0; k < adapted.size(); ++k) {
+            LoraDelta d = adapted[k].second;
+            d.a = in[1 + 2 * k];
+            d.b = in[2 + 2 * k];
+            local.emplace(adapted[k].first, std::move(d));
+          }
+          return layer_forward(i, in[0], pos, mask, rope_opts, nullptr, past, adapted.empty() ? nullptr : &local);
+        },
+        inputs);
   }
   if (cache) cache->length = past + t;
   x = rms_norm(x, final_norm, c.rms_norm_eps);
-  return astype(linear(x, lm_head), Dtype::F32);
+  Tensor logits = linear(x, lm_head);
+  return options.logits_in_compute_dtype ? logits : astype(logits, Dtype::F32);
 }
 
 }  // namespace wick::models

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "wick/core/ops.h"
 #include "wick/core/tensor.h"
 #include "wick/io/hf_config.h"
 #include "wick/models/lora_deltas.h"
@@ -44,6 +45,16 @@ struct DecoderLayer {
   Tensor gate, up, down;
 };
 
+// How a forward runs, for training.
+struct ForwardOptions {
+  // Logits in the model's compute dtype instead of f32 (a loss that computes in f32 reads them as
+  // they are: no f32 copy of [B, T, vocab] and of its gradient).
+  bool logits_in_compute_dtype = false;
+  // Activation checkpointing: each layer keeps only its input for the backward, which runs the
+  // layer again (eager execution; see wick::checkpoint).
+  bool checkpoint_layers = false;
+};
+
 class DecoderModel {
  public:
   // A Hugging Face folder with config.json and model.safetensors (or a sharded index).
@@ -64,7 +75,8 @@ class DecoderModel {
   // masks padded keys; `positions` [B, T] overrides the default past .. past+T-1 (left padding).
   // `lora`, when given, adds its low-rank updates to the linear modules it names.
   Tensor forward(const Tensor& ids, KVCache* cache = nullptr, const std::optional<Tensor>& attention_mask = std::nullopt,
-                 const std::optional<Tensor>& positions = std::nullopt, const LoraDeltas* lora = nullptr) const;
+                 const std::optional<Tensor>& positions = std::nullopt, const LoraDeltas* lora = nullptr,
+                 const ForwardOptions& options = {}) const;
 
   // The names of the linear modules of layer i, in Hugging Face form ("model.layers.i.self_attn.q_proj").
   static std::string module_name(int64_t layer, const char* projection);
@@ -74,6 +86,10 @@ class DecoderModel {
   Tensor inv_freq;
 
  private:
+  // Layer i of the forward: x [B, T, hidden] -> x.
+  Tensor layer_forward(int64_t i, Tensor x, const Tensor& pos, const std::optional<Tensor>& mask,
+                       const RopeOptions& rope_opts, KVCache* cache, int64_t past, const LoraDeltas* lora) const;
+
   DecoderConfig config_;
   Device device_;
   Dtype dtype_;

@@ -25,10 +25,9 @@
 namespace wick::train {
 
 ExecChoice parse_exec_choice(const std::string& name) {
-  if (name == "auto") return ExecChoice::Auto;
   if (name == "eager") return ExecChoice::Eager;
   if (name == "lazy") return ExecChoice::Lazy;
-  fail("unknown execution mode '", name, "' (expected auto, eager or lazy)");
+  fail("unknown execution mode '", name, "' (expected eager or lazy)");
 }
 
 Schedule parse_schedule(const std::string& name) {
@@ -79,10 +78,12 @@ Batch make_batch(const std::vector<const Example*>& rows, Device device) {
 }
 
 // `dropout`: the key of a training forward's LoRA dropout masks; none: no dropout (evaluation).
+// The loss reads the logits in the model's dtype (it computes in f32 itself).
 Tensor forward_loss_sum(const models::DecoderModel& model, const lora::Adapter& adapter, const std::vector<Tensor>& params,
-                        const Batch& b, std::optional<RandomKey> dropout = std::nullopt) {
+                        const Batch& b, std::optional<RandomKey> dropout = std::nullopt, bool checkpoint_layers = false) {
   models::LoraDeltas d = dropout ? adapter.training_deltas(params, *dropout) : adapter.deltas(&params);
-  return causal_lm_loss_sum(model.forward(b.ids, nullptr, b.mask, std::nullopt, &d), b.labels);
+  models::ForwardOptions fo{.logits_in_compute_dtype = true, .checkpoint_layers = checkpoint_layers};
+  return causal_lm_loss_sum(model.forward(b.ids, nullptr, b.mask, std::nullopt, &d, fo), b.labels);
 }
 
 // What, besides the adapter and the optimizer, a checkpoint must hold to continue exactly.
@@ -330,7 +331,9 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
     result.stop_reason = stop_reason();
   }
   std::vector<Tensor> params = adapter.parameters();
-  bool lazy = o.exec == ExecChoice::Lazy || (o.exec == ExecChoice::Auto && model.device().is_cuda());
+  WICK_CHECK(!(o.activation_checkpointing && o.exec == ExecChoice::Lazy),
+             "train: activation checkpointing runs eager steps; it cannot be combined with lazy execution");
+  bool lazy = o.exec == ExecChoice::Lazy;
   for (int64_t step = st.step + 1; step <= o.steps && !stop; ++step) {
     auto start = std::chrono::steady_clock::now();
     std::vector<Batch> micro;
@@ -352,7 +355,10 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
       const Batch& b = micro[mi];
       RandomKey key = dropout_key(o.seed, step, int64_t(mi));
       auto [value, g] = value_and_grad(
-          [&](const std::vector<Tensor>& p) { return forward_loss_sum(model, adapter, p, b, key) / double(targets); }, params);
+          [&](const std::vector<Tensor>& p) {
+            return forward_loss_sum(model, adapter, p, b, key, o.activation_checkpointing) / double(targets);
+          },
+          params);
       if (lazy) {
         std::vector<Tensor> all = g;
         all.push_back(value);

@@ -18,16 +18,19 @@ Schedule parse_schedule(const std::string& name);
 // The learning rate of step (1-based) out of total, warming up linearly over `warmup` steps.
 double learning_rate(Schedule schedule, double base, int64_t step, int64_t total, int64_t warmup);
 
-// How a training step runs: eager (ops run as created), lazy (the step is recorded and evaluated
-// as one graph, freeing activations after their last use), or auto: lazy on CUDA, eager on the CPU.
-enum class ExecChoice { Auto, Eager, Lazy };
+// How a training step runs: eager (ops run as created; the fastest) or lazy (the step is recorded
+// and evaluated as one graph that frees each activation after its last use: less memory).
+enum class ExecChoice { Eager, Lazy };
 ExecChoice parse_exec_choice(const std::string& name);
 
 struct TrainOptions {
   int64_t steps = 100;  // optimizer steps
   int64_t batch_size = 4;
   int64_t grad_accum = 1;
-  ExecChoice exec = ExecChoice::Auto;
+  ExecChoice exec = ExecChoice::Eager;
+  // Each decoder layer keeps only its input for the backward and is run again there (less memory,
+  // about a third more compute); steps then run eagerly.
+  bool activation_checkpointing = false;
   double max_grad_norm = 1.0;  // 0: no clipping
   Schedule schedule = Schedule::Constant;
   int64_t warmup = 0;
