@@ -14,27 +14,16 @@
 #include "wick/lora/adapter.h"
 #include "wick/tokenizer/template.h"
 #include "wick/train/trainer.h"
+#include "train_fixtures.h"
 
 using namespace wick;
 
 namespace {
 
+using test::repeated_patterns;
+
 const std::string kData = std::string(WICK_TEST_DATA_DIR) + "/models/";
 
-std::vector<train::Example> repeated_patterns(int n, uint64_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<train::Example> out;
-  for (int i = 0; i < n; ++i) {
-    std::vector<int32_t> unit;
-    for (int k = 0; k < 5; ++k) unit.push_back(int32_t(rng() % 256));
-    train::Example e;
-    for (int r = 0; r < 3; ++r) e.ids.insert(e.ids.end(), unit.begin(), unit.end());
-    e.labels = e.ids;
-    e.line = i + 1;
-    out.push_back(e);
-  }
-  return out;
-}
 
 TEST(Train, LossFallsAndValidationIsReported) {
   auto model = models::DecoderModel::load(kData + "qwen2_tied", Device::cpu(), Dtype::F32);

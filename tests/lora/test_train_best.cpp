@@ -16,31 +16,19 @@
 #include "wick/core/ops.h"
 #include "wick/lora/adapter.h"
 #include "wick/train/trainer.h"
+#include "train_fixtures.h"
 
 using namespace wick;
 namespace fs = std::filesystem;
 
 namespace {
 
+using test::repeated_patterns;
+
 const std::string kModels = std::string(WICK_TEST_DATA_DIR) + "/models/";
 
 models::DecoderModel tiny_model() { return models::DecoderModel::load(kModels + "qwen2_tied", Device::cpu(), Dtype::F32); }
 
-// Rows of a 5-token unit repeated 3 times: learnable.
-std::vector<train::Example> patterns(int n, uint64_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<train::Example> out;
-  for (int i = 0; i < n; ++i) {
-    std::vector<int32_t> unit;
-    for (int k = 0; k < 5; ++k) unit.push_back(int32_t(rng() % 256));
-    train::Example e;
-    for (int r = 0; r < 3; ++r) e.ids.insert(e.ids.end(), unit.begin(), unit.end());
-    e.labels = e.ids;
-    e.line = i + 1;
-    out.push_back(e);
-  }
-  return out;
-}
 
 // The same inputs with other targets: the better the model learns `train`, the worse its loss on
 // these, so the first validation pass is the best one.
@@ -105,7 +93,7 @@ train::TrainOptions options(const std::string& out) {
 
 TEST(TrainBest, BestAdapterIsWrittenAndItsCheckpointSurvivesPruning) {
   auto model = tiny_model();
-  auto data = patterns(8, 2), val = contradicting(data, 3);
+  auto data = repeated_patterns(8, 2), val = contradicting(data, 3);
   std::string out = fresh_dir("best");
   train::TrainOptions o = options(out);
   o.checkpoint_every = 2;
@@ -149,7 +137,7 @@ TEST(TrainBest, BestAdapterIsWrittenAndItsCheckpointSurvivesPruning) {
 
 TEST(TrainBest, EarlyStoppingStopsAfterPatienceAndAResumedRunStopsAlike) {
   auto model = tiny_model();
-  auto data = patterns(8, 2), val = contradicting(data, 3);
+  auto data = repeated_patterns(8, 2), val = contradicting(data, 3);
   std::string base = fresh_dir("early");
   train::TrainOptions o = options(base + "/full");
   o.steps = 20;
@@ -223,7 +211,7 @@ TEST(TrainBest, EarlyStoppingStopsAfterPatienceAndAResumedRunStopsAlike) {
 
 TEST(TrainBest, EarlyStoppingNeedsValidationPasses) {
   auto model = tiny_model();
-  auto data = patterns(4, 2);
+  auto data = repeated_patterns(4, 2);
   lora::Adapter a = lora::Adapter::init(model, config(), 1);
   train::TrainOptions o;
   o.steps = 2;
@@ -271,7 +259,7 @@ std::string error_of(const std::function<void()>& fn) {
 
 TEST(TrainBadLoss, LossThatIsNotFiniteStopsAndKeepsTheLastGoodCheckpoint) {
   auto model = tiny_model();
-  auto data = patterns(8, 2);
+  auto data = repeated_patterns(8, 2);
   std::string out = fresh_dir("nan");
   train::TrainOptions o = exploding(out);
   lora::Adapter a = lora::Adapter::init(model, config(), 1);
@@ -298,7 +286,7 @@ TEST(TrainBadLoss, LossThatIsNotFiniteStopsAndKeepsTheLastGoodCheckpoint) {
 
 TEST(TrainBadLoss, ValidationLossThatIsNotFiniteKeepsTheBestAdapter) {
   auto model = tiny_model();
-  auto data = patterns(8, 2);
+  auto data = repeated_patterns(8, 2);
   std::string out = fresh_dir("nan_val");
   train::TrainOptions o = exploding(out);
   o.eval_every = 1;
