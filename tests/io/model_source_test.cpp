@@ -89,6 +89,14 @@ TEST(ModelSource, ByContentAndFolderAndCache) {
   expect_error([&] { resolve_model_source("org/absent", cache.path().string()); },
                {"org/absent", "not in the Hugging Face cache", cache.path().string(), "wick pull org/absent"});
   expect_error([&] { resolve_model_source("/no/such/model.gguf"); }, {"/no/such/model.gguf", "no such file"});
+  // Shaped like an id but named like a file: no download hint.
+  try {
+    resolve_model_source("models/absent.gguf", cache.path().string());
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("models/absent.gguf: no such file or folder"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("wick pull"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -48,8 +48,12 @@ ModelSource resolve_model_source(const std::string& spec, const std::string& cac
   if (is_hub_repo_id(spec)) {
     std::string cache = cache_dir.empty() ? hf_hub_cache_dir() : cache_dir;
     if (auto snapshot = hub_cached_snapshot(spec, "main", cache)) return from_folder(*snapshot);
-    fail(spec, ": no such file or folder, and not in the Hugging Face cache (", cache, "); `wick pull ", spec,
-         "` downloads it");
+    // A name that ends like a model file was meant as a path: no download hint for it.
+    bool file_like = false;
+    for (const char* ext : {".gguf", ".safetensors", ".bin", ".json"})
+      file_like = file_like || (spec.size() > std::strlen(ext) && spec.ends_with(ext));
+    fail(spec, ": no such file or folder, and not in the Hugging Face cache (", cache, ")",
+         file_like ? "" : "; `wick pull " + spec + "` downloads it");
   }
   fail(spec, ": no such file or folder");
 }
