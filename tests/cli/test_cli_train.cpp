@@ -229,6 +229,14 @@ namespace {
 
 // --init-adapter takes rank, alpha, dropout, rsLoRA and targets from the adapter's config: giving
 // them too is an error rather than a silently ignored option.
+TEST_F(TrainCli, GradientCheckpointingNeedsEagerSteps) {
+  Result r = train("--steps 1 --gradient-checkpointing --exec lazy");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("activation checkpointing runs eager steps"), std::string::npos) << r.err;
+  Result ok = train("--steps 2 --gradient-checkpointing");
+  EXPECT_EQ(ok.code, 0) << ok.err;
+}
+
 TEST_F(TrainCli, InitAdapterRefusesTheOptionsItsConfigSets) {
   ASSERT_EQ(train("--steps 2").code, 0);
   Result r = train("--steps 2 --init-adapter " + out() + " --alpha 8");  // train() passes --rank 4 too

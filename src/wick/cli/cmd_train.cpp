@@ -106,6 +106,7 @@ class ProgressDisplay {
 
 void run_train(TrainCliOptions o) {
   WICK_CHECK(o.dropout >= 0 && o.dropout < 1, "train: --dropout must be in [0, 1), got ", o.dropout);
+  o.t.exec = train::parse_exec_choice(o.exec);
   train::check_options(o.t, !o.validation.empty());
   LoadedDecoder loaded = load_decoder(o.model, o.runtime);
   // A model without a tokenizer can still train on pre-tokenised data, and one without a chat
@@ -148,7 +149,6 @@ void run_train(TrainCliOptions o) {
     adapter = lora::Adapter::init(loaded.model, cfg, o.t.seed);
   }
   o.t.schedule = train::parse_schedule(o.schedule);
-  o.t.exec = train::parse_exec_choice(o.exec);
   o.t.shuffle = !o.no_shuffle;
   o.t.out_dir = o.out;
   o.t.base_model = loaded.path;

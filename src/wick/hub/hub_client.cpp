@@ -24,6 +24,7 @@
 
 #include "wick/hub/http.h"
 #include "wick/io/hub_cache.h"
+#include "wick/io/safetensors.h"
 
 namespace wick::hub {
 namespace {
@@ -87,18 +88,6 @@ class FileLock {
  private:
   int fd_ = -1;
 };
-
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  fs::create_directories(path.parent_path());
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    WICK_CHECK(out.good(), "cannot write ", tmp.string());
-  }
-  fs::rename(tmp, path);
-}
 
 struct RepoFile {
   std::string path;  // inside the repo
@@ -385,7 +374,11 @@ PullResult pull(const std::string& repo_id, const std::string& revision, const H
   }
   WICK_CHECK(!out.files.empty(), repo_id, " at ", revision, ": no file matches the include/exclude patterns (",
              files.size(), " files in the repository)");
-  if (revision != commit) write_text_atomic(c.repo_dir / "refs" / revision, commit);
+  if (revision != commit) {
+    fs::path ref = c.repo_dir / "refs" / revision;
+    fs::create_directories(ref.parent_path());
+    io::write_text_atomic(ref.string(), commit);
+  }
   std::sort(out.files.begin(), out.files.end());
   return out;
 }

@@ -89,5 +89,7 @@ struct ByteRange {
   size_t size;
 };
 void write_file_atomic(const std::string& path, const std::vector<ByteRange>& chunks);
+// The same for one text (a JSON or SVG file).
+void write_text_atomic(const std::string& path, std::string_view text);
 
 }  // namespace wick::io

@@ -94,6 +94,10 @@ std::vector<uint8_t> serialize_safetensors(const std::vector<TensorToWrite>& ten
   return out;
 }
 
+void write_text_atomic(const std::string& path, std::string_view text) {
+  write_file_atomic(path, {{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
+}
+
 void write_file_atomic(const std::string& path, const std::vector<ByteRange>& chunks) {
   namespace fs = std::filesystem;
   fs::path target(path);

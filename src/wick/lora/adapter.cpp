@@ -131,7 +131,7 @@ void Adapter::save(const std::string& dir, const std::string& base_model_name) c
   j["modules_to_save"] = nullptr;
   j["use_dora"] = false;
   std::string text = j.dump(2);
-  io::write_file_atomic(dir + "/adapter_config.json", {{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
+  io::write_text_atomic(dir + "/adapter_config.json", text);
 
   std::vector<std::vector<float>> data;
   std::vector<io::TensorToWrite> tensors;

@@ -77,7 +77,7 @@ void save_decoder(const DecoderModel& m, const std::string& dir, Dtype dtype) {
   std::filesystem::create_directories(dir);
   io::save_safetensors(dir + "/model.safetensors", out, {{"format", "pt"}});
   std::string config = hf_config_json(c, dtype).dump(2);
-  io::write_file_atomic(dir + "/config.json", {{reinterpret_cast<const uint8_t*>(config.data()), config.size()}});
+  io::write_text_atomic(dir + "/config.json", config);
 }
 
 }  // namespace wick::models

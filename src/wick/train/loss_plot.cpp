@@ -193,7 +193,7 @@ std::string render_loss_svg(const LossHistory& history, const std::string& title
 
 void write_loss_svg(const std::string& path, const LossHistory& history) {
   std::string text = render_loss_svg(history);
-  io::write_file_atomic(path, {{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
+  io::write_text_atomic(path, text);
 }
 
 }  // namespace wick::train

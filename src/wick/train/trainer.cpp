@@ -144,8 +144,7 @@ void save_checkpoint(const std::string& out_dir, const lora::Adapter& adapter, c
     state["best_val_loss"] = st.best_val_loss;
   }
   std::string text = state.dump();
-  io::write_file_atomic((tmp / "trainer_state.json").string(),
-                        {{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
+  io::write_text_atomic((tmp / "trainer_state.json").string(), text);
   fs::remove_all(final_dir);
   fs::rename(tmp, final_dir);  // the checkpoint appears whole or not at all
   auto all = checkpoints(out_dir);
@@ -194,7 +193,7 @@ void save_best(const std::string& out_dir, const lora::Adapter& adapter, const s
   fs::remove_all(tmp);
   adapter.save(tmp.string(), base_model);
   std::string text = nlohmann::json{{"step", step}, {"val_loss", val_loss}}.dump();
-  io::write_file_atomic((tmp / "best.json").string(), {{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
+  io::write_text_atomic((tmp / "best.json").string(), text);
   fs::remove_all(old);
   if (fs::exists(dir)) fs::rename(dir, old);
   fs::rename(tmp, dir);
@@ -250,6 +249,8 @@ double evaluate_loss(const models::DecoderModel& model, const lora::Adapter& ada
 }
 
 void check_options(const TrainOptions& o, bool has_validation) {
+  WICK_CHECK(!(o.activation_checkpointing && o.exec == ExecChoice::Lazy),
+             "train: activation checkpointing runs eager steps; it cannot be combined with lazy execution");
   WICK_CHECK(o.early_stopping_patience >= 0 && o.early_stopping_delta >= 0,
              "train: --early-stopping-patience and --early-stopping-delta must not be negative");
   if (o.early_stopping_patience > 0) {
@@ -331,8 +332,6 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
     result.stop_reason = stop_reason();
   }
   std::vector<Tensor> params = adapter.parameters();
-  WICK_CHECK(!(o.activation_checkpointing && o.exec == ExecChoice::Lazy),
-             "train: activation checkpointing runs eager steps; it cannot be combined with lazy execution");
   bool lazy = o.exec == ExecChoice::Lazy;
   for (int64_t step = st.step + 1; step <= o.steps && !stop; ++step) {
     auto start = std::chrono::steady_clock::now();
