@@ -2,6 +2,7 @@
 // Qwen2.5-0.5B batch-1 decode and prefill, and all-MiniLM-L6-v2 embedding throughput. Prints one
 // JSON object; its peer is bench/peers/model_peer.py (transformers on the same card).
 // Usage: model_bench [--device cuda|cpu] [--dtype bf16|f32]
+//        model_bench --train [--lazy] [--checkpoint] [--quantize q4_0|q8_0] (LoRA training step)
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include "wick/core/autograd.h"
 #include "wick/core/backend_hooks.h"
 #include "wick/core/graph.h"
+#include "wick/core/quantized.h"
 #include "wick/lora/adapter.h"
 #include "wick/train/adamw.h"
 #include "wick/train/loss.h"
@@ -237,15 +239,24 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)
     if (!std::strcmp(argv[i], "--train")) {
       bool lazy = false, ckpt = false;
+      std::string quant;  // --quantize q4_0|q8_0: the projections kept as blocks (QLoRA-style)
       for (int j = 1; j < argc; ++j) {
         lazy = lazy || !std::strcmp(argv[j], "--lazy");
         ckpt = ckpt || !std::strcmp(argv[j], "--checkpoint");
+        if (!std::strcmp(argv[j], "--quantize") && j + 1 < argc) quant = argv[j + 1];
+      }
+      if (!quant.empty()) {
+        io::GgmlType type = quant == "q8_0" ? io::GgmlType::Q8_0 : io::GgmlType::Q4_0;
+        for (auto& l : m.layers)
+          for (models::LinearWeight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) *w = quantize(w->dense(), type);
+        if (device.is_cuda()) cuda::empty_cache(device.index);
       }
       TrainFigures f = train_tokens_per_second(m, 16, lazy, ckpt);
-      std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s%s\", \"train_r16_all_linear_tok_s\": %.1f, "
-                  "\"peak_gib\": %.2f, \"after_forward_gib\": %.2f}\n",
+      std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s%s%s%s\", \"train_r16_all_linear_tok_s\": %.1f, "
+                  "\"peak_gib\": %.2f, \"after_forward_gib\": %.2f, \"linear_weights_gib\": %.3f}\n",
                   device.str().c_str(), dtype_name(dtype), lazy ? "lazy" : "eager", ckpt ? "+checkpointing" : "",
-                  f.tokens_per_second, f.peak_gib, f.forward_gib);
+                  quant.empty() ? "" : "+base ", quant.c_str(), f.tokens_per_second, f.peak_gib, f.forward_gib,
+                  double(m.linear_weight_bytes()) / (1 << 30));
       return 0;
     }
   double d1 = decode_tokens_per_second(m, 1, 128, 128);

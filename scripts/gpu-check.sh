@@ -8,7 +8,8 @@
 # unpacked into .deps/root, and handed to CMake.
 #
 # Usage: scripts/gpu-check.sh [gtest filter]      Logs go to $OUT (or build-gpu/check).
-# MEMCHECK_TIMEOUT=seconds bounds the sanitizer pass (default 420; 0 skips it), TEST_TIMEOUT the
+# MEMCHECK_TIMEOUT=seconds bounds the sanitizer pass (default 420; 0 skips it), MEMCHECK_FILTER is
+# its gtest filter (default: every CUDA test but the out-of-memory one), TEST_TIMEOUT the
 # tests (default 600); BUILD_ALL=0 skips building the rest of the tree (CLI, other tests, benchmarks).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -121,7 +122,8 @@ test_rc=$?
 grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure|error:|^\[ *OK *\].*\([0-9]{4,} ms\)" "$OUT/test_cuda.log" | head -80
 
 say "compute-sanitizer memcheck"
-SAN_FILTER='*-CudaRuntime.OutOfMemoryIsCatchable'  # all but the 10 TiB request, which the sanitizer reports
+# All but the 10 TiB request, which the sanitizer reports; MEMCHECK_FILTER narrows it.
+SAN_FILTER=${MEMCHECK_FILTER:-'*-CudaRuntime.OutOfMemoryIsCatchable'}
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 SAN_TIMEOUT=${MEMCHECK_TIMEOUT:-420}
 if [ "$SAN_TIMEOUT" = 0 ]; then

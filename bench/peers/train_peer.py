@@ -1,8 +1,14 @@
 """Peer of `model_bench --train`: PEFT LoRA training of a Qwen2.5-0.5B-shaped model with random
 bf16 weights, batch 8 x 512 tokens, rank 16 (alpha 32) on all seven projections, AdamW;
 tokens/s and peak GPU memory. Prints one JSON object.
+
+--qlora: the QLoRA form (peer of `model_bench --train --quantize q4_0`): the same random model saved,
+then loaded with bitsandbytes 4-bit NF4 weights (bf16 compute); no gradient checkpointing, as in
+wick's run. Reports {"skipped": ...} when bitsandbytes is not installed.
 """
 import json
+import sys
+import tempfile
 import time
 
 import torch
@@ -15,7 +21,22 @@ def main():
     cfg = Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
                       num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
                       rope_theta=1000000.0, tie_word_embeddings=True)
-    model = Qwen2ForCausalLM(cfg).to(torch.bfloat16).cuda()
+    qlora = "--qlora" in sys.argv
+    if qlora:
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            print(json.dumps({"qlora": True, "skipped": "bitsandbytes is not installed"}))
+            return
+        from transformers import BitsAndBytesConfig
+        with tempfile.TemporaryDirectory() as tmp:
+            Qwen2ForCausalLM(cfg).to(torch.bfloat16).save_pretrained(tmp)
+            bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                     bnb_4bit_compute_dtype=torch.bfloat16)
+            model = Qwen2ForCausalLM.from_pretrained(tmp, quantization_config=bnb, torch_dtype=torch.bfloat16,
+                                                     device_map={"": 0})
+    else:
+        model = Qwen2ForCausalLM(cfg).to(torch.bfloat16).cuda()
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM",
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                                              "up_proj", "down_proj"]))
@@ -38,7 +59,8 @@ def main():
         step()
     torch.cuda.synchronize()
     secs = time.perf_counter() - t0
-    print(json.dumps({"device": torch.cuda.get_device_name(), "train_r16_all_linear_tok_s": 8 * 512 * 5 / secs,
+    print(json.dumps({"device": torch.cuda.get_device_name(), "qlora": qlora,
+                      "train_r16_all_linear_tok_s": 8 * 512 * 5 / secs,
                       "peak_gib": torch.cuda.max_memory_allocated() / 2**30}))
 
 

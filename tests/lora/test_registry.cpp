@@ -56,7 +56,9 @@ struct Fixture {
   std::vector<std::vector<uint8_t>> weight_bytes() const {
     std::vector<Tensor> all{base.embed_tokens, base.final_norm, base.lm_head};
     for (const auto& l : base.layers)
-      for (const Tensor& t : {l.input_norm, l.post_norm, l.q, l.k, l.v, l.o, l.gate, l.up, l.down}) all.push_back(t);
+      for (const Tensor& t : {l.input_norm, l.post_norm, l.q.dense(), l.k.dense(), l.v.dense(), l.o.dense(),
+                              l.gate.dense(), l.up.dense(), l.down.dense()})
+        all.push_back(t);
     std::vector<std::vector<uint8_t>> out;
     for (const Tensor& t : all) {
       std::vector<uint8_t> bytes(size_t(t.numel()) * t.itemsize());

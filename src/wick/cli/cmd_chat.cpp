@@ -114,6 +114,7 @@ void register_chat(CLI::App& app) {
   cmd->add_option("--system", o->system, "a system message");
   add_sampling_options(cmd, o->gen);  // per reply
   add_runtime_options(cmd, o->runtime);
+  add_quantized_base_option(cmd, o->runtime);
   cmd->callback([o] { run_chat(*o); });
 }
 

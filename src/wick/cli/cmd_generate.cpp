@@ -86,6 +86,13 @@ void add_runtime_options(CLI::App* cmd, RuntimeOptions& runtime) {
   cmd->add_option("--dtype", runtime.dtype, "f32, bf16 or f16 (default: bf16 on CUDA, f32 on the CPU)");
 }
 
+void add_quantized_base_option(CLI::App* cmd, RuntimeOptions& runtime) {
+  cmd->add_option("--quantized-base", runtime.quantized_base,
+                  "keep the linear layers quantized in memory, dequantized on the fly (QLoRA-style): 'file' keeps a "
+                  "GGUF's own blocks; q4_0, q4_1, q5_0, q5_1 or q8_0 quantizes any base at load")
+      ->check(CLI::IsMember({"file", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0"}));
+}
+
 void add_sampling_options(CLI::App* cmd, models::GenerateOptions& g) {
   cmd->add_option("--max-tokens", g.max_tokens, "the most tokens to generate")->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--temperature", g.sampling.temperature, "0: greedy")->check(CLI::Range(0.0, 100.0));
@@ -109,6 +116,7 @@ void register_generate(CLI::App& app) {
   cmd->add_flag("--chat", o->chat, "wrap the prompt as a user turn of the model's chat template");
   cmd->add_flag("--json", o->json, "print {\"token_ids\", \"text\", \"finish_reason\"} instead of streaming");
   add_runtime_options(cmd, o->runtime);
+  add_quantized_base_option(cmd, o->runtime);
   cmd->callback([o] { run_generate(*o); });
 }
 

@@ -77,6 +77,7 @@ void register_logits(CLI::App& app) {
   cmd->add_option("--ids-json", o->ids_json, "a file holding {\"input_ids\": [[...], ...]}")->required();
   cmd->add_option("--adapter", o->adapter, "a PEFT LoRA adapter folder");
   add_runtime_options(cmd, o->runtime);
+  add_quantized_base_option(cmd, o->runtime);
   cmd->callback([o] { run_logits(*o); });
 }
 

@@ -152,6 +152,9 @@ void run_train(TrainCliOptions o) {
   o.t.shuffle = !o.no_shuffle;
   o.t.out_dir = o.out;
   o.t.base_model = loaded.path;
+  if (!o.runtime.quantized_base.empty())
+    std::fprintf(stderr, "base linear layers kept quantized (%s): %.1f MiB\n", o.runtime.quantized_base.c_str(),
+                 double(loaded.model.linear_weight_bytes()) / (1 << 20));
   std::fprintf(stderr, "training %zu examples (%zu validation) for %lld steps, %zu LoRA modules, rank %lld\n", data.size(),
                val.size(), (long long)o.t.steps, adapter.modules().size(), (long long)adapter.config().r);
   ProgressDisplay progress(o.t.steps, o.log_every);
@@ -223,6 +226,7 @@ void register_train(CLI::App& app) {
                   "after their last use (less memory)")
       ->check(CLI::IsMember({"eager", "lazy"}));
   add_runtime_options(cmd, o->runtime);
+  add_quantized_base_option(cmd, o->runtime);
   cmd->callback([o, cmd] {
     for (const char* flag : {"--rank", "--alpha", "--dropout", "--rslora", "--targets"})
       if (cmd->count(flag) > 0) o->adapter_flags.push_back(flag);

@@ -21,6 +21,8 @@ void register_pull(CLI::App& app);
 struct RuntimeOptions;
 // --device and --dtype, shared by every command that runs a model.
 void add_runtime_options(CLI::App* cmd, RuntimeOptions& runtime);
+// --quantized-base, for the commands that load a decoder.
+void add_quantized_base_option(CLI::App* cmd, RuntimeOptions& runtime);
 
 }  // namespace wick::cli
 

@@ -217,7 +217,9 @@ Tensor lora_add(Tensor base, const Tensor& x, const Tensor& a, const Tensor& b, 
   Dtype dtype = x.dtype();
   // The buffer can be taken over when this call holds the only reference to base and to its
   // storage, and no gradient will read base's values (untraced, or a matmul's output).
-  bool from_matmul = base.impl().primitive && dynamic_cast<const Matmul*>(base.impl().primitive.get()) != nullptr;
+  const Primitive* producer = base.impl().primitive.get();
+  bool from_matmul = producer != nullptr && (dynamic_cast<const Matmul*>(producer) != nullptr ||
+                                             dynamic_cast<const QuantizedMatmul*>(producer) != nullptr);
   bool donate = base.is_evaluated() && base.impl_ptr().use_count() == 1 && base.storage().use_count() == 1 &&
                 base.is_contiguous() && base.offset() == 0 && (!base.tracks_grad() || from_matmul);
   Tensor x2 = reshape(x, {-1, x.shape(-1)});

@@ -7,6 +7,7 @@
 
 #include "wick/core/elementwise_fns.h"
 #include "wick/core/primitive.h"
+#include "wick/io/ggml_quants.h"
 
 namespace wick {
 
@@ -394,6 +395,39 @@ class LoraDelta : public Primitive {
   bool accumulate_, donate_;
 };
 
+// ---------------------------------------------------------------- quantized weights (core/quantized.h)
+// The dense matrix [rows, cols] (f32, bf16 or f16) of GGML blocks: input U8 [rows, row_bytes].
+// Each element comes out of the same float32 operations as io::dequantize_to_f32 on both backends.
+class Dequantize : public Primitive {
+ public:
+  explicit Dequantize(io::GgmlType type) : type_(type) {}
+  const char* name() const override { return "dequantize"; }
+  io::GgmlType type() const { return type_; }
+  WICK_DECLARE_EVAL
+ private:
+  io::GgmlType type_;
+};
+
+// A product with a quantized matrix W [rows, cols] (input 1: its blocks, U8 [rows, row_bytes]),
+// dequantized into a scratch buffer of x's dtype that lives only for the call. `transposed`:
+// x[..., cols] @ W^T -> [..., rows] (a linear layer); else x[..., rows] @ W -> [..., cols] (its
+// input gradient). The vjp is the other form, so the backward dequantizes again and the graph
+// holds only the blocks.
+class QuantizedMatmul : public Primitive {
+ public:
+  QuantizedMatmul(io::GgmlType type, int64_t rows, int64_t cols, bool transposed)
+      : type_(type), rows_(rows), cols_(cols), transposed_(transposed) {}
+  const char* name() const override { return "quantized_matmul"; }
+  io::GgmlType type() const { return type_; }
+  bool transposed() const { return transposed_; }
+  WICK_DECLARE_EVAL
+  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+ private:
+  io::GgmlType type_;
+  int64_t rows_, cols_;
+  bool transposed_;
+};
+
 // Per-row cross-entropy of logits[N, V] against targets[N] (i32/i64), f32 output [N];
 // rows whose target equals ignore_index give 0.
 class CrossEntropy : public Primitive {
@@ -447,4 +481,4 @@ class Fused : public Primitive {
 #define WICK_PRIMITIVES(X)                                                                       \
   X(Where) X(AsType) X(Full) X(Arange) X(Random) X(Reduce) X(ArgReduce) X(Matmul) X(Gather) \
   X(ScatterAdd) X(SliceUpdate) X(Concat) X(Softmax) X(LayerNorm) X(RMSNorm) X(RoPE) X(SwiGLU)    \
-  X(Attention) X(AttentionBackward) X(CrossEntropy) X(CrossEntropyBackward) X(Fused) X(LoraDelta) X(NormBackward) X(SoftmaxBackward) X(SwiGLUBackward)
+  X(Attention) X(AttentionBackward) X(CrossEntropy) X(CrossEntropyBackward) X(Fused) X(LoraDelta) X(Dequantize) X(QuantizedMatmul) X(NormBackward) X(SoftmaxBackward) X(SwiGLUBackward)

@@ -1,13 +1,17 @@
-// Block layouts of GGML quantization types and their dequantizers.
+// Block layouts of GGML quantization types, their dequantizers and the 32-element quantizers.
 //
-// Each dequantizer reads one block and writes block_size floats. The arithmetic mirrors
-// gguf-py/gguf/quants.py operation by operation (products formed in float32, in the same order;
-// wick_formats is built with -ffp-contract=off so no FMA changes a rounding), which is what makes
-// the golden tests exact. QK_K = 256 for the K-quants ("super-blocks" of 16 or 8 sub-blocks).
+// Each dequantizer reads one block and writes block_size floats; each quantizer reads block_size
+// floats and writes one block. The arithmetic mirrors gguf-py/gguf/quants.py operation by operation
+// (products formed in float32, in the same order; wick_formats is built with -ffp-contract=off so
+// no FMA changes a rounding), which is what makes the golden tests exact. QK_K = 256 for the
+// K-quants ("super-blocks" of 16 or 8 sub-blocks).
 #include "wick/io/ggml_quants.h"
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "wick/core/error.h"
@@ -187,6 +191,143 @@ void deq_q6_k(const uint8_t* b, float* y) {
   }
 }
 
+// -- quantizers of the 32-element blocks ------------------------------------------------------------
+//
+// gguf-py's quantize_blocks, one block at a time. d and m are stored as f16 rounded to nearest even
+// with overflow to inf, as numpy's astype(np.float16) (f16::from_float matches it for every non-NaN
+// float32, checked exhaustively). Non-finite input follows numpy where that is cheap (a NaN wins the
+// argmax and propagates through min/max) but is not promised identical bytes: numpy's NaN signs
+// vary with its vectorized reductions.
+
+void store_f16(uint8_t* p, float v) {
+  uint16_t h = f16::from_float(v);
+  p[0] = uint8_t(h);
+  p[1] = uint8_t(h >> 8);
+}
+
+// numpy's float32 -> int8/uint8 cast as it runs on x86-64: truncation through a 32-bit cvttss2si,
+// then the low byte, so NaN and +-inf become 0 (the "integer indefinite" 0x80000000). They occur only
+// when 1/d overflowed (a block whose largest |x| is below ~4e-37) or the input is not finite; any
+// finite value met here is small (|t| < 129), so the int conversion is exact and defined.
+int numpy_int(float t) { return std::isfinite(t) ? int(t) : 0; }
+
+// trunc(v).astype(np.uint8).clip(0, q_max).
+uint8_t clipped_quant(float v, int q_max) {
+  return uint8_t(std::min(int(uint8_t(numpy_int(std::trunc(v)))), q_max));
+}
+
+// The reference's np_roundf (round half away from zero), in its float32 steps.
+float np_roundf(float n) {
+  float a = std::fabs(n);
+  float floored = std::floor(a);
+  float b = floored + std::floor(2.0f * (a - floored));
+  return float(int(n > 0.0f) - int(n < 0.0f)) * b;  // np.sign(n) * b
+}
+
+// The element of largest magnitude, signed (argmax of abs: the first on ties; a NaN wins).
+float largest_magnitude(const float* x) {
+  int best = 0;
+  for (int j = 0; j < 32; ++j) {
+    if (std::isnan(x[j])) return x[j];
+    if (std::fabs(x[j]) > std::fabs(x[best])) best = j;
+  }
+  return x[best];
+}
+
+// numpy's min and max (a NaN propagates). On ties the first element is kept, as in ggml-quants.c.
+void min_max(const float* x, float& mn, float& mx) {
+  mn = mx = x[0];
+  for (int j = 0; j < 32; ++j) {
+    if (std::isnan(x[j])) {
+      mn = mx = x[j];
+      return;
+    }
+    if (x[j] < mn) mn = x[j];
+    if (x[j] > mx) mx = x[j];
+  }
+}
+
+// Element j in the low nibble of byte j, element j+16 in the high nibble; for 5-bit quants, bit 4
+// of element j is bit j of the little-endian u32 qh (np.packbits(..., bitorder="little")).
+void pack_nibbles(const uint8_t q[32], uint8_t* qs) {
+  for (int j = 0; j < 16; ++j) qs[j] = uint8_t((q[j] & 0x0F) | (q[j + 16] << 4));
+}
+void pack_high_bits(const uint8_t q[32], uint8_t* qh) {
+  uint32_t bits = 0;
+  for (int j = 0; j < 32; ++j) bits |= uint32_t(q[j] >> 4) << j;
+  for (int i = 0; i < 4; ++i) qh[i] = uint8_t(bits >> (8 * i));
+}
+
+// Symmetric 4/5-bit (half = 8 or 16): d = (signed largest) / -half, q = trunc(x * (1/d) + half +
+// 0.5) clipped to 2*half - 1, so the largest element gets q = 0.
+void quant_symmetric(const float* x, uint8_t q[32], float& d, int half) {
+  d = largest_magnitude(x) / float(-half);
+  float id = d == 0.0f ? 0.0f : 1.0f / d;
+  for (int j = 0; j < 32; ++j) q[j] = clipped_quant(x[j] * id + (float(half) + 0.5f), 2 * half - 1);
+}
+
+// Affine 4/5-bit: d = (max - min) / q_max, m = min, q = trunc((x - min) * (1/d) + 0.5).
+void quant_affine(const float* x, uint8_t q[32], float& d, float& m, int q_max) {
+  float mx;
+  min_max(x, m, mx);
+  d = (mx - m) / float(q_max);
+  float id = d == 0.0f ? 0.0f : 1.0f / d;
+  for (int j = 0; j < 32; ++j) q[j] = clipped_quant((x[j] - m) * id + 0.5f, q_max);
+}
+
+void quant_q4_0(const float* x, uint8_t* b) {
+  uint8_t q[32];
+  float d;
+  quant_symmetric(x, q, d, 8);
+  store_f16(b, d);
+  pack_nibbles(q, b + 2);
+}
+
+void quant_q4_1(const float* x, uint8_t* b) {
+  uint8_t q[32];
+  float d, m;
+  quant_affine(x, q, d, m, 15);
+  store_f16(b, d);
+  store_f16(b + 2, m);
+  pack_nibbles(q, b + 4);
+}
+
+void quant_q5_0(const float* x, uint8_t* b) {
+  uint8_t q[32];
+  float d;
+  quant_symmetric(x, q, d, 16);
+  store_f16(b, d);
+  pack_high_bits(q, b + 2);
+  pack_nibbles(q, b + 6);
+}
+
+void quant_q5_1(const float* x, uint8_t* b) {
+  uint8_t q[32];
+  float d, m;
+  quant_affine(x, q, d, m, 31);
+  store_f16(b, d);
+  store_f16(b + 2, m);
+  pack_high_bits(q, b + 4);
+  pack_nibbles(q, b + 8);
+}
+
+// Q8_0: d = max|x| / 127, q = round-half-away-from-zero(x * (1/d)) as int8.
+void quant_q8_0(const float* x, uint8_t* b) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) {
+    float a = std::fabs(x[j]);
+    if (std::isnan(a)) {
+      amax = a;
+      break;
+    }
+    amax = std::max(amax, a);
+  }
+  float d = amax / 127.0f;
+  float id = d == 0.0f ? 0.0f : 1.0f / d;
+  store_f16(b, d);
+  for (int j = 0; j < 32; ++j) b[2 + j] = uint8_t(int8_t(numpy_int(np_roundf(x[j] * id))));
+}
+
 // -- plain element types ---------------------------------------------------------------------------
 
 template <typename T>
@@ -205,22 +346,32 @@ void deq_i16(const uint8_t* b, float* y) { *y = float(load<int16_t>(b)); }
 void deq_i32(const uint8_t* b, float* y) { *y = float(load<int32_t>(b)); }
 void deq_i64(const uint8_t* b, float* y) { *y = float(load<int64_t>(b)); }
 
+void quant_f32(const float* x, uint8_t* b) { std::memcpy(b, x, 4); }
+void quant_f16(const float* x, uint8_t* b) { store_f16(b, *x); }
+void quant_bf16(const float* x, uint8_t* b) {
+  uint16_t h = bf16::from_float(*x);  // as gguf-py's BF16: NaN made quiet, else nearest even
+  b[0] = uint8_t(h);
+  b[1] = uint8_t(h >> 8);
+}
+
 using BlockFn = void (*)(const uint8_t*, float*);
+using QuantizeBlockFn = void (*)(const float*, uint8_t*);
 
 struct TypeEntry {
   GgmlType type;
   GgmlTypeInfo info;
-  BlockFn dequantize;  // nullptr: known layout, no dequantizer
+  BlockFn dequantize;                  // nullptr: known layout, no dequantizer
+  QuantizeBlockFn quantize = nullptr;  // nullptr: no quantizer
 };
 
 const std::array<TypeEntry, 32> kTypes = {{
-    {GgmlType::F32, {"F32", 1, 4, true}, deq_f32},
-    {GgmlType::F16, {"F16", 1, 2, true}, deq_f16},
-    {GgmlType::Q4_0, {"Q4_0", 32, 18, true}, deq_q4_0},
-    {GgmlType::Q4_1, {"Q4_1", 32, 20, true}, deq_q4_1},
-    {GgmlType::Q5_0, {"Q5_0", 32, 22, true}, deq_q5_0},
-    {GgmlType::Q5_1, {"Q5_1", 32, 24, true}, deq_q5_1},
-    {GgmlType::Q8_0, {"Q8_0", 32, 34, true}, deq_q8_0},
+    {GgmlType::F32, {"F32", 1, 4, true}, deq_f32, quant_f32},
+    {GgmlType::F16, {"F16", 1, 2, true}, deq_f16, quant_f16},
+    {GgmlType::Q4_0, {"Q4_0", 32, 18, true}, deq_q4_0, quant_q4_0},
+    {GgmlType::Q4_1, {"Q4_1", 32, 20, true}, deq_q4_1, quant_q4_1},
+    {GgmlType::Q5_0, {"Q5_0", 32, 22, true}, deq_q5_0, quant_q5_0},
+    {GgmlType::Q5_1, {"Q5_1", 32, 24, true}, deq_q5_1, quant_q5_1},
+    {GgmlType::Q8_0, {"Q8_0", 32, 34, true}, deq_q8_0, quant_q8_0},
     {GgmlType::Q8_1, {"Q8_1", 32, 40, false}, nullptr},
     {GgmlType::Q2_K, {"Q2_K", 256, 84, true}, deq_q2_k},
     {GgmlType::Q3_K, {"Q3_K", 256, 110, true}, deq_q3_k},
@@ -242,7 +393,7 @@ const std::array<TypeEntry, 32> kTypes = {{
     {GgmlType::I64, {"I64", 1, 8, true}, deq_i64},
     {GgmlType::F64, {"F64", 1, 8, true}, deq_f64},
     {GgmlType::IQ1_M, {"IQ1_M", 256, 56, false}, nullptr},
-    {GgmlType::BF16, {"BF16", 1, 2, true}, deq_bf16},
+    {GgmlType::BF16, {"BF16", 1, 2, true}, deq_bf16, quant_bf16},
     {GgmlType::TQ1_0, {"TQ1_0", 256, 54, false}, nullptr},
     {GgmlType::TQ2_0, {"TQ2_0", 256, 66, false}, nullptr},
     {GgmlType::MXFP4, {"MXFP4", 32, 17, false}, nullptr},
@@ -286,6 +437,26 @@ void dequantize_to_f32(GgmlType type, const uint8_t* src, int64_t n_elements, fl
   int64_t blocks = n_elements / e.info.block_size;
   for (int64_t i = 0; i < blocks; ++i)
     e.dequantize(src + size_t(i) * e.info.type_size, dst + i * e.info.block_size);
+}
+
+bool ggml_quantizable(GgmlType type) {
+  const TypeEntry* e = find_entry(uint32_t(type));
+  return e != nullptr && e->quantize != nullptr;
+}
+
+void quantize_from_f32(GgmlType type, const float* src, int64_t n_elements, uint8_t* dst) {
+  const TypeEntry& e = entry(type);
+  if (e.quantize == nullptr) {
+    std::string supported;
+    for (const auto& t : kTypes) {
+      if (t.quantize != nullptr) supported += (supported.empty() ? "" : ", ") + std::string(t.info.name);
+    }
+    fail("quantize: GGML type ", e.info.name, " is not supported (quantizable: ", supported, ")");
+  }
+  ggml_nbytes(type, n_elements);  // validates the element count
+  int64_t blocks = n_elements / e.info.block_size;
+  for (int64_t i = 0; i < blocks; ++i)
+    e.quantize(src + i * e.info.block_size, dst + size_t(i) * e.info.type_size);
 }
 
 void dequantize_to_bf16(GgmlType type, const uint8_t* src, int64_t n_elements, uint16_t* dst) {

@@ -1,4 +1,5 @@
-// GGML tensor element types (as stored in GGUF files) and their dequantization to f32 / bf16.
+// GGML tensor element types (as stored in GGUF files), their dequantization to f32 / bf16 and the
+// quantization of f32 into the 32-element block types.
 #pragma once
 
 #include <cstddef>
@@ -66,5 +67,19 @@ size_t ggml_nbytes(GgmlType type, int64_t n_elements);
 void dequantize_to_f32(GgmlType type, const uint8_t* src, int64_t n_elements, float* dst);
 // Same, rounded to bfloat16 (round to nearest even) and returned as raw bf16 bits.
 void dequantize_to_bf16(GgmlType type, const uint8_t* src, int64_t n_elements, uint16_t* dst);
+
+// Whether quantize_from_f32 can produce `type` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, and the plain
+// F32/F16/BF16).
+bool ggml_quantizable(GgmlType type);
+// Quantizes `n_elements` (a multiple of the block size) from `src` into `dst` (ggml_nbytes(type,
+// n_elements) bytes), with the same float32 operations as the reference (gguf-py's numpy
+// quantizers, themselves bit-exact with ggml-quants.c), so the bytes are identical to it for finite
+// input, with two caveats. A block so small that 1/d overflows (largest |x| below ~4e-37) gets
+// quants 0, as numpy's float->int cast of inf/NaN gives on x86-64 (arm64 saturates instead). Where
+// a block's min or max is a zero present with both signs, Q4_1/Q5_1 keep the first one met (as
+// ggml-quants.c does) while numpy's vectorized min/max may return either, so the sign bit of d or
+// m can differ. Throws wick::Error naming the type for types it cannot produce, and for a bad
+// element count.
+void quantize_from_f32(GgmlType type, const float* src, int64_t n_elements, uint8_t* dst);
 
 }  // namespace wick::io

@@ -177,23 +177,48 @@ void unpermute_qk_rows(float* data, int64_t n_head, int64_t rows, int64_t cols) 
   unpermute_qk_rows_bytes(reinterpret_cast<uint8_t*>(data), n_head, rows, size_t(cols) * sizeof(float));
 }
 
-std::vector<float> gguf_tensor_f32_hf_order(const GgufFile& f, std::string_view name) {
-  std::vector<float> data = f.dequantize(name);
+namespace {
+
+// The head count llama.cpp's converter permuted this tensor's rows with; none when it did not.
+std::optional<int64_t> permuted_qk_heads(const GgufFile& f, std::string_view name) {
   const GgufValue* arch_value = f.find("general.architecture");
-  if (arch_value == nullptr) return data;
+  if (arch_value == nullptr) return std::nullopt;
   const std::string& arch = arch_value->as_string(str_cat(f.source(), ": general.architecture"));
-  if (!gguf_qk_rows_permuted(arch)) return data;
+  if (!gguf_qk_rows_permuted(arch)) return std::nullopt;
   std::string_view layer, rest, stem, suffix;
-  if (!split_layer(name, "blk.", layer, rest) || !split_suffix(rest, stem, suffix)) return data;
-  if (stem != "attn_q" && stem != "attn_k") return data;
+  if (!split_layer(name, "blk.", layer, rest) || !split_suffix(rest, stem, suffix)) return std::nullopt;
+  if (stem != "attn_q" && stem != "attn_k") return std::nullopt;
   // The converter permutes q with the attention head count and k with the kv head count.
   std::string key = arch + (stem == "attn_q" ? ".attention.head_count" : ".attention.head_count_kv");
   if (stem == "attn_k" && f.find(key) == nullptr) key = arch + ".attention.head_count";
+  return f.get_int(key);
+}
+
+}  // namespace
+
+std::vector<float> gguf_tensor_f32_hf_order(const GgufFile& f, std::string_view name) {
+  std::vector<float> data = f.dequantize(name);
+  std::optional<int64_t> heads = permuted_qk_heads(f, name);
+  if (!heads) return data;
   const GgufTensor& t = f.tensor(name);
   int64_t rows = t.shape.empty() ? 1 : t.shape[0];
   int64_t cols = rows == 0 ? 0 : t.numel() / rows;
   try {
-    unpermute_qk_rows(data.data(), f.get_int(key), rows, cols);
+    unpermute_qk_rows(data.data(), *heads, rows, cols);
+  } catch (const Error& e) {
+    fail(f.source(), ": tensor '", name, "': ", e.what());
+  }
+  return data;
+}
+
+std::vector<uint8_t> gguf_tensor_bytes_hf_order(const GgufFile& f, std::string_view name) {
+  const GgufTensor& t = f.tensor(name);
+  std::vector<uint8_t> data(t.data, t.data + t.nbytes);
+  std::optional<int64_t> heads = permuted_qk_heads(f, name);
+  if (!heads) return data;
+  int64_t rows = t.shape.empty() ? 1 : t.shape[0];
+  try {
+    unpermute_qk_rows_bytes(data.data(), *heads, rows, rows == 0 ? 0 : t.nbytes / size_t(rows));
   } catch (const Error& e) {
     fail(f.source(), ": tensor '", name, "': ", e.what());
   }

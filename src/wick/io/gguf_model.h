@@ -45,6 +45,8 @@ void unpermute_qk_rows_bytes(uint8_t* data, int64_t n_head, int64_t rows, size_t
 // were permuted (gguf_qk_rows_permuted), blk.N.attn_q / attn_k weights and biases restored to HF
 // row order using the file's head counts.
 std::vector<float> gguf_tensor_f32_hf_order(const GgufFile& file, std::string_view gguf_name);
+// The same tensor's raw bytes (still quantized), its rows in Hugging Face order.
+std::vector<uint8_t> gguf_tensor_bytes_hf_order(const GgufFile& file, std::string_view gguf_name);
 
 // The tokenizer stored in a GGUF, as plain data (the tokenizer library builds a tokenizer from it).
 struct GgufTokenizerData {

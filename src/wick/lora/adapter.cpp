@@ -187,14 +187,17 @@ models::DecoderModel merge(const models::DecoderModel& base, const Adapter& adap
   models::LoraDeltas deltas = adapter.deltas();
   for (int64_t i = 0; i < base.config().num_layers; ++i) {
     models::DecoderLayer& l = merged.layers[i];
-    std::pair<const char*, Tensor*> slots[] = {{"q_proj", &l.q}, {"k_proj", &l.k}, {"v_proj", &l.v}, {"o_proj", &l.o},
-                                               {"gate_proj", &l.gate}, {"up_proj", &l.up}, {"down_proj", &l.down}};
+    std::pair<const char*, models::LinearWeight*> slots[] = {
+        {"q_proj", &l.q}, {"k_proj", &l.k}, {"v_proj", &l.v}, {"o_proj", &l.o},
+        {"gate_proj", &l.gate}, {"up_proj", &l.up}, {"down_proj", &l.down}};
     for (auto [name, w] : slots) {
       auto it = deltas.find(models::DecoderModel::module_name(i, name));
       if (it == deltas.end()) continue;
       const models::LoraDelta& d = it->second;
       Tensor update = matmul(astype(d.b, Dtype::F32), astype(d.a, Dtype::F32)) * d.scale;
-      *w = astype(astype(*w, Dtype::F32) + to_device(update, w->device()), w->dtype());
+      // A quantized weight becomes dense in the model's dtype: the merged sum is not on its grid.
+      Dtype dtype = w->is_quantized() ? base.dtype() : w->dense().dtype();
+      *w = astype(w->to_dense(Dtype::F32) + to_device(update, w->device()), dtype);
     }
   }
   return merged;

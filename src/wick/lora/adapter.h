@@ -51,7 +51,8 @@ class Adapter {
 };
 
 // A copy of `base` with each adapted projection's weight replaced by W + scale * B A (computed in
-// f32, stored in the base's dtype): the merged model needs no adapter at run time.
+// f32, stored in the base's dtype; quantized weights become dense in the model's dtype): the
+// merged model needs no adapter at run time.
 models::DecoderModel merge(const models::DecoderModel& base, const Adapter& adapter);
 
 // The seven projections of a decoder layer, in order.

@@ -6,10 +6,10 @@ namespace wick::lora {
 namespace {
 
 // The base's weight [out, in] of a module named as DecoderModel::module_name names it.
-const Tensor* base_weight(const models::DecoderModel& base, const std::string& module) {
+const models::LinearWeight* base_weight(const models::DecoderModel& base, const std::string& module) {
   for (int64_t i = 0; i < base.config().num_layers; ++i) {
     const models::DecoderLayer& l = base.layers[i];
-    std::pair<const char*, const Tensor*> slots[] = {{"q_proj", &l.q}, {"k_proj", &l.k}, {"v_proj", &l.v}, {"o_proj", &l.o},
+    std::pair<const char*, const models::LinearWeight*> slots[] = {{"q_proj", &l.q}, {"k_proj", &l.k}, {"v_proj", &l.v}, {"o_proj", &l.o},
                                                      {"gate_proj", &l.gate}, {"up_proj", &l.up}, {"down_proj", &l.down}};
     for (auto [name, w] : slots)
       if (models::DecoderModel::module_name(i, name) == module) return w;
@@ -44,10 +44,10 @@ void AdapterRegistry::add(const std::string& name, Adapter adapter) {
   const std::vector<Tensor>& p = adapter.parameters();
   for (size_t i = 0; i < adapter.modules().size(); ++i) {
     const std::string& module = adapter.modules()[i];
-    const Tensor* w = base_weight(*base_, module);
+    const models::LinearWeight* w = base_weight(*base_, module);
     WICK_CHECK(w, "lora: adapter '", name, "': the base model has no module ", module);
     const Tensor &a = p[2 * i], &b = p[2 * i + 1];
-    WICK_CHECK(a.ndim() == 2 && b.ndim() == 2 && a.shape(1) == w->shape(1) && b.shape(0) == w->shape(0) &&
+    WICK_CHECK(a.ndim() == 2 && b.ndim() == 2 && a.shape(1) == w->shape()[1] && b.shape(0) == w->shape()[0] &&
                    b.shape(1) == a.shape(0),
                "lora: adapter '", name, "': ", module, " has A ", shape_str(a.shape()), " and B ", shape_str(b.shape()),
                ", which do not fit the base's weight ", shape_str(w->shape()));

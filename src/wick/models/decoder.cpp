@@ -6,6 +6,7 @@
 
 #include "wick/core/autograd.h"
 #include "wick/core/ops.h"
+#include "wick/core/quantized.h"
 #include "wick/io/gguf.h"
 #include "wick/io/gguf_model.h"
 #include "wick/io/safetensors.h"
@@ -76,11 +77,13 @@ Tensor rope_frequencies(const DecoderConfig& config, Device device) {
 
 namespace {
 
-// Reads the weights named in Hugging Face form from whichever file holds them.
+// Reads the weights named in Hugging Face form from whichever file holds them; the linear layers'
+// weights through `linear_source`, which may keep them quantized.
 using WeightSource = std::function<Tensor(const std::string& name, const Shape& shape)>;
+using LinearSource = std::function<LinearWeight(const std::string& name, const Shape& shape)>;
 
 DecoderModel build_decoder(const DecoderConfig& c, Device device, Dtype dtype, const WeightSource& w,
-                           const std::function<bool(const std::string&)>& has) {
+                           const LinearSource& lw, const std::function<bool(const std::string&)>& has) {
   DecoderModel m(c, device, dtype);
   int64_t h = c.hidden_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
   m.embed_tokens = w("model.embed_tokens.weight", {c.vocab_size, h});
@@ -94,59 +97,90 @@ DecoderModel build_decoder(const DecoderConfig& c, Device device, Dtype dtype, c
     DecoderLayer l;
     l.input_norm = w(p + "input_layernorm.weight", {h});
     l.post_norm = w(p + "post_attention_layernorm.weight", {h});
-    l.q = w(p + "self_attn.q_proj.weight", {qd, h});
-    l.k = w(p + "self_attn.k_proj.weight", {kvd, h});
-    l.v = w(p + "self_attn.v_proj.weight", {kvd, h});
-    l.o = w(p + "self_attn.o_proj.weight", {h, qd});
+    l.q = lw(p + "self_attn.q_proj.weight", {qd, h});
+    l.k = lw(p + "self_attn.k_proj.weight", {kvd, h});
+    l.v = lw(p + "self_attn.v_proj.weight", {kvd, h});
+    l.o = lw(p + "self_attn.o_proj.weight", {h, qd});
     if (c.qkv_bias) {
       l.q_bias = w(p + "self_attn.q_proj.bias", {qd});
       l.k_bias = w(p + "self_attn.k_proj.bias", {kvd});
       l.v_bias = w(p + "self_attn.v_proj.bias", {kvd});
     }
     if (c.o_bias) l.o_bias = w(p + "self_attn.o_proj.bias", {h});
-    l.gate = w(p + "mlp.gate_proj.weight", {c.intermediate_size, h});
-    l.up = w(p + "mlp.up_proj.weight", {c.intermediate_size, h});
-    l.down = w(p + "mlp.down_proj.weight", {h, c.intermediate_size});
+    l.gate = lw(p + "mlp.gate_proj.weight", {c.intermediate_size, h});
+    l.up = lw(p + "mlp.up_proj.weight", {c.intermediate_size, h});
+    l.down = lw(p + "mlp.down_proj.weight", {h, c.intermediate_size});
     m.layers.push_back(std::move(l));
   }
   m.inv_freq = rope_frequencies(c, device);
   return m;
 }
 
-}  // namespace
-
-DecoderModel DecoderModel::load(const std::string& dir, Device device, Dtype dtype) {
-  DecoderConfig c = DecoderConfig::from_model_config(io::load_model_config(dir + "/config.json"));
-  io::SafeTensors file = io::SafeTensors::open_dir(dir);
-  return build_decoder(
-      c, device, dtype, [&](const std::string& name, const Shape& shape) { return load_weight(file, name, shape, dtype, device); },
-      [&](const std::string& name) { return file.contains(name); });
+void check_storage(const WeightStorage& storage) {
+  WICK_CHECK(!(storage.keep_file_blocks && storage.quantize),
+             "weights: keeping a file's quantized blocks and quantizing at load exclude each other");
 }
 
-DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dtype dtype) {
+// A linear weight quantized at load from its f32 values (on the CPU), then moved to `device`.
+LinearWeight quantized_at_load(const std::string& name, const Tensor& f32, io::GgmlType type, Device device) {
+  try {
+    return to_device(quantize(f32, type), device);
+  } catch (const Error& e) {
+    fail("weight '", name, "': ", e.what());
+  }
+}
+
+}  // namespace
+
+DecoderModel DecoderModel::load(const std::string& dir, Device device, Dtype dtype, const WeightStorage& storage) {
+  check_storage(storage);
+  WICK_CHECK(!storage.keep_file_blocks, dir, ": only a GGUF base has quantized blocks to keep (this is a ",
+             "safetensors folder; quantize it at load instead)");
+  DecoderConfig c = DecoderConfig::from_model_config(io::load_model_config(dir + "/config.json"));
+  io::SafeTensors file = io::SafeTensors::open_dir(dir);
+  WeightSource w = [&](const std::string& name, const Shape& shape) { return load_weight(file, name, shape, dtype, device); };
+  LinearSource lw = [&](const std::string& name, const Shape& shape) -> LinearWeight {
+    if (!storage.quantize) return w(name, shape);
+    return quantized_at_load(name, load_weight(file, name, shape, Dtype::F32, Device::cpu()), *storage.quantize, device);
+  };
+  return build_decoder(c, device, dtype, w, lw, [&](const std::string& name) { return file.contains(name); });
+}
+
+DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dtype dtype, const WeightStorage& storage) {
+  check_storage(storage);
   io::GgufFile file = io::GgufFile::open(path);
   DecoderConfig c = DecoderConfig::from_model_config(io::model_config_from_gguf(file));
-  auto gguf_name = [&](const std::string& name) {
+  auto tensor = [&](const std::string& name, const Shape& shape) -> const io::GgufTensor& {
     std::optional<std::string> g = io::hf_to_gguf_name(name);
     WICK_CHECK(g.has_value(), path, ": no GGUF name for weight '", name, "'");
-    return *g;
+    const io::GgufTensor* t = file.find_tensor(*g);
+    WICK_CHECK(t != nullptr, "missing weight '", *g, "' (", name, ") in ", path);
+    WICK_CHECK(t->shape == shape, "weight '", *g, "' in ", path, " has shape ", shape_str(t->shape),
+               " but the metadata implies ", shape_str(shape));
+    return *t;
   };
-  DecoderModel m = build_decoder(
-      c, device, dtype,
-      [&](const std::string& name, const Shape& shape) {
-        std::string g = gguf_name(name);
-        const io::GgufTensor* t = file.find_tensor(g);
-        WICK_CHECK(t != nullptr, "missing weight '", g, "' (", name, ") in ", path);
-        WICK_CHECK(t->shape == shape, "weight '", g, "' in ", path, " has shape ", shape_str(t->shape),
-                   " but the metadata implies ", shape_str(shape));
-        // Quantized blocks are expanded once, at load.
-        std::vector<float> values = io::gguf_tensor_f32_hf_order(file, g);
-        return to_device(astype(Tensor::from_vector(values, shape), dtype), device);
-      },
-      [&](const std::string& name) {
-        std::optional<std::string> g = io::hf_to_gguf_name(name);
-        return g && file.find_tensor(*g) != nullptr;
-      });
+  // Quantized blocks are expanded once, at load, unless kept.
+  auto f32 = [&](const std::string& name, const Shape& shape) {
+    return Tensor::from_vector(io::gguf_tensor_f32_hf_order(file, tensor(name, shape).name), shape);
+  };
+  WeightSource w = [&](const std::string& name, const Shape& shape) {
+    return to_device(astype(f32(name, shape), dtype), device);
+  };
+  LinearSource lw = [&](const std::string& name, const Shape& shape) -> LinearWeight {
+    const io::GgufTensor& t = tensor(name, shape);
+    if (storage.keep_file_blocks && keeps_blocks(t.type)) {
+      std::vector<uint8_t> bytes = io::gguf_tensor_bytes_hf_order(file, t.name);
+      int64_t row_bytes = int64_t(bytes.size()) / shape[0];
+      Tensor blocks = Tensor::from_data(bytes.data(), {shape[0], row_bytes}, Dtype::U8, Device::cpu());
+      return quantized_matrix(to_device(blocks, device), t.type, shape[0], shape[1]);
+    }
+    if (storage.quantize) return quantized_at_load(name, f32(name, shape), *storage.quantize, device);
+    return w(name, shape);
+  };
+  DecoderModel m = build_decoder(c, device, dtype, w, lw, [&](const std::string& name) {
+    std::optional<std::string> g = io::hf_to_gguf_name(name);
+    return g && file.find_tensor(*g) != nullptr;
+  });
   // llama.cpp stores scaled RoPE (llama3) as per-frequency divisors.
   if (const io::GgufTensor* f = file.find_tensor("rope_freqs.weight")) {
     WICK_CHECK(f->numel() == c.head_dim / 2, path, ": rope_freqs.weight has ", f->numel(), " entries, expected ",
@@ -155,6 +189,13 @@ DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dty
     m.inv_freq = m.inv_freq / factors;
   }
   return m;
+}
+
+size_t DecoderModel::linear_weight_bytes() const {
+  size_t total = 0;
+  for (const DecoderLayer& l : layers)
+    for (const LinearWeight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) total += w->nbytes();
+  return total;
 }
 
 KVCache DecoderModel::make_cache(int64_t batch, int64_t capacity) const {
@@ -178,7 +219,7 @@ Tensor DecoderModel::layer_forward(int64_t i, Tensor x, const Tensor& pos, const
   int64_t b = x.shape(0), t = x.shape(1);
   const DecoderLayer& l = layers[i];
   // A linear module, plus its low-rank update when the adapter has one.
-  auto proj = [&](const char* name, const Tensor& in, const Tensor& w, const std::optional<Tensor>& bias) {
+  auto proj = [&](const char* name, const Tensor& in, const LinearWeight& w, const std::optional<Tensor>& bias) {
     Tensor y = linear(in, w, bias);
     if (lora) {
       auto it = lora->find(module_name(i, name));
@@ -191,7 +232,7 @@ Tensor DecoderModel::layer_forward(int64_t i, Tensor x, const Tensor& pos, const
     return y;
   };
   Tensor h = rms_norm(x, l.input_norm, c.rms_norm_eps);
-  auto heads = [&](const char* name, const Tensor& w, const std::optional<Tensor>& bias, int64_t n) {
+  auto heads = [&](const char* name, const LinearWeight& w, const std::optional<Tensor>& bias, int64_t n) {
     return transpose(reshape(proj(name, h, w, bias), {b, t, n, c.head_dim}), 1, 2);
   };
   Tensor q = rope(heads("q_proj", l.q, l.q_bias, c.num_heads), pos, rope_opts);

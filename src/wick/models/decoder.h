@@ -10,6 +10,7 @@
 #include "wick/core/tensor.h"
 #include "wick/io/hf_config.h"
 #include "wick/models/lora_deltas.h"
+#include "wick/models/weights.h"
 
 namespace wick::models {
 
@@ -40,9 +41,21 @@ struct KVCache {
 
 struct DecoderLayer {
   Tensor input_norm, post_norm;
-  Tensor q, k, v, o;
+  LinearWeight q, k, v, o;
   std::optional<Tensor> q_bias, k_bias, v_bias, o_bias;
-  Tensor gate, up, down;
+  LinearWeight gate, up, down;
+};
+
+// How a decoder keeps the weights of its linear layers (the seven projections of every layer;
+// embeddings, norms and lm_head stay dense, as with bitsandbytes' QLoRA). Quantized weights are
+// dequantized on the fly by each product, in the forward and in the backward.
+struct WeightStorage {
+  // GGUF bases: keep the file's quantized blocks (Q4_0 ... Q6_K) instead of expanding them at
+  // load. Projections the file stores as F32/F16/BF16 stay dense.
+  bool keep_file_blocks = false;
+  // Quantize the projections into this type at load, from any base (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
+  std::optional<io::GgmlType> quantize;
+  bool dense() const { return !keep_file_blocks && !quantize; }
 };
 
 // How a forward runs, for training.
@@ -58,15 +71,17 @@ struct ForwardOptions {
 class DecoderModel {
  public:
   // A Hugging Face folder with config.json and model.safetensors (or a sharded index).
-  static DecoderModel load(const std::string& dir, Device device, Dtype dtype);
-  // A .gguf file (llama, qwen2): quantized weights are dequantized at load, llama.cpp's q/k row
-  // permutation is undone, and rope_freqs (llama3 scaling) is honoured.
-  static DecoderModel load_gguf(const std::string& path, Device device, Dtype dtype);
+  static DecoderModel load(const std::string& dir, Device device, Dtype dtype, const WeightStorage& storage = {});
+  // A .gguf file (llama, qwen2): quantized weights are dequantized at load unless `storage` keeps
+  // them, llama.cpp's q/k row permutation is undone, and rope_freqs (llama3 scaling) is honoured.
+  static DecoderModel load_gguf(const std::string& path, Device device, Dtype dtype, const WeightStorage& storage = {});
   DecoderModel(DecoderConfig config, Device device, Dtype dtype) : config_(std::move(config)), device_(device), dtype_(dtype) {}
 
   const DecoderConfig& config() const { return config_; }
   Device device() const { return device_; }
   Dtype dtype() const { return dtype_; }
+  // Bytes held by the linear layers' weights (quantized ones as blocks).
+  size_t linear_weight_bytes() const;
 
   KVCache make_cache(int64_t batch, int64_t capacity) const;
 

@@ -51,17 +51,17 @@ void save_decoder(const DecoderModel& m, const std::string& dir, Dtype dtype) {
     std::string p = "model.layers." + std::to_string(i) + ".";
     weights.emplace_back(p + "input_layernorm.weight", l.input_norm);
     weights.emplace_back(p + "post_attention_layernorm.weight", l.post_norm);
-    weights.emplace_back(p + "self_attn.q_proj.weight", l.q);
-    weights.emplace_back(p + "self_attn.k_proj.weight", l.k);
-    weights.emplace_back(p + "self_attn.v_proj.weight", l.v);
-    weights.emplace_back(p + "self_attn.o_proj.weight", l.o);
+    weights.emplace_back(p + "self_attn.q_proj.weight", l.q.to_dense(dtype));
+    weights.emplace_back(p + "self_attn.k_proj.weight", l.k.to_dense(dtype));
+    weights.emplace_back(p + "self_attn.v_proj.weight", l.v.to_dense(dtype));
+    weights.emplace_back(p + "self_attn.o_proj.weight", l.o.to_dense(dtype));
     if (l.q_bias) weights.emplace_back(p + "self_attn.q_proj.bias", *l.q_bias);
     if (l.k_bias) weights.emplace_back(p + "self_attn.k_proj.bias", *l.k_bias);
     if (l.v_bias) weights.emplace_back(p + "self_attn.v_proj.bias", *l.v_bias);
     if (l.o_bias) weights.emplace_back(p + "self_attn.o_proj.bias", *l.o_bias);
-    weights.emplace_back(p + "mlp.gate_proj.weight", l.gate);
-    weights.emplace_back(p + "mlp.up_proj.weight", l.up);
-    weights.emplace_back(p + "mlp.down_proj.weight", l.down);
+    weights.emplace_back(p + "mlp.gate_proj.weight", l.gate.to_dense(dtype));
+    weights.emplace_back(p + "mlp.up_proj.weight", l.up.to_dense(dtype));
+    weights.emplace_back(p + "mlp.down_proj.weight", l.down.to_dense(dtype));
   }
   io::FileDtype file_dtype = dtype == Dtype::F32 ? io::FileDtype::F32 : (dtype == Dtype::BF16 ? io::FileDtype::BF16 : io::FileDtype::F16);
   std::vector<std::vector<uint8_t>> bytes;

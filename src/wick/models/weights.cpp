@@ -44,4 +44,20 @@ Tensor load_weight(const io::SafeTensors& file, const std::string& name, const S
   return to_tensor(*view, dtype, device);
 }
 
+const Tensor& LinearWeight::dense() const {
+  WICK_CHECK(!blocks_, "this weight is kept quantized (", io::ggml_type_name(blocks_->type), "); ask for to_dense()");
+  return dense_;
+}
+
+const QuantizedMatrix& LinearWeight::blocks() const {
+  WICK_CHECK(blocks_.has_value(), "this weight is dense, not quantized");
+  return *blocks_;
+}
+
+Tensor LinearWeight::to_dense(Dtype dtype) const { return blocks_ ? dequantize(*blocks_, dtype) : astype(dense_, dtype); }
+
+Tensor linear(const Tensor& x, const LinearWeight& w, const std::optional<Tensor>& bias) {
+  return w.is_quantized() ? wick::linear(x, w.blocks(), bias) : wick::linear(x, w.dense(), bias);
+}
+
 }  // namespace wick::models

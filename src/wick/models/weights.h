@@ -2,8 +2,10 @@
 // CPU when the dtype already matches, else one conversion; then moved to the model's device.
 #pragma once
 
+#include <optional>
 #include <string>
 
+#include "wick/core/quantized.h"
 #include "wick/core/tensor.h"
 #include "wick/io/safetensors.h"
 
@@ -17,5 +19,33 @@ Tensor to_tensor(const io::TensorView& view, Dtype dtype, Device device);
 
 // Loads `name` from `file`, checking its shape; errors name the tensor, the file and both shapes.
 Tensor load_weight(const io::SafeTensors& file, const std::string& name, const Shape& shape, Dtype dtype, Device device);
+
+// The weight [out, in] of a linear module: a dense tensor, or GGML blocks kept quantized and
+// dequantized on the fly by each product (a QLoRA-style frozen base; see core/quantized.h).
+class LinearWeight {
+ public:
+  LinearWeight() = default;
+  LinearWeight(Tensor dense) : dense_(std::move(dense)) {}              // NOLINT: a tensor is a weight
+  LinearWeight(QuantizedMatrix blocks) : blocks_(std::move(blocks)) {}  // NOLINT
+
+  bool is_quantized() const { return blocks_.has_value(); }
+  Shape shape() const { return blocks_ ? blocks_->shape() : dense_.shape(); }
+  Device device() const { return blocks_ ? blocks_->device() : dense_.device(); }
+  // Bytes held in memory.
+  size_t nbytes() const { return blocks_ ? blocks_->nbytes() : size_t(dense_.numel()) * dense_.itemsize(); }
+  // The dense tensor; throws for a quantized weight.
+  const Tensor& dense() const;
+  // The blocks; throws for a dense weight.
+  const QuantizedMatrix& blocks() const;
+  // The matrix as a dense tensor of `dtype` (dequantized when quantized).
+  Tensor to_dense(Dtype dtype) const;
+
+ private:
+  Tensor dense_;
+  std::optional<QuantizedMatrix> blocks_;
+};
+
+// x @ W^T + bias, whichever form W is kept in.
+Tensor linear(const Tensor& x, const LinearWeight& w, const std::optional<Tensor>& bias = std::nullopt);
 
 }  // namespace wick::models

@@ -142,6 +142,13 @@ void gemm_nt(Dtype dtype, int64_t m, int64_t n, int64_t k, const void* a, const 
   lt_matmul(g, cuda_type(dtype), dtype_size(dtype), a, b, out, device, alpha, beta);
 }
 
+void gemm_nn(Dtype dtype, int64_t m, int64_t n, int64_t k, const void* a, const void* b, void* out, float alpha,
+             float beta, int device) {
+  WICK_CHECK(dtype != Dtype::F64, "gemm_nn: f64 is not supported");
+  Gemm g{m, n, k, BlasView{false, k}, BlasView{false, n}, 1, 0, 0, 0};
+  lt_matmul(g, cuda_type(dtype), dtype_size(dtype), a, b, out, device, alpha, beta);
+}
+
 }  // namespace cuda
 
 void Matmul::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {

@@ -46,6 +46,9 @@ Tensor contiguous_on_device(const Tensor& x);
 // accumulation), all three contiguous row-major on `device`.
 void gemm_nt(Dtype dtype, int64_t m, int64_t n, int64_t k, const void* a, const void* b, void* out, float alpha,
              float beta, int device);
+// out[M, N] = alpha * a[M, K] @ b[K, N] + beta * out, likewise.
+void gemm_nn(Dtype dtype, int64_t m, int64_t n, int64_t k, const void* a, const void* b, void* out, float alpha,
+             float beta, int device);
 
 }  // namespace wick::cuda
 
