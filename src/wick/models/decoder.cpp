@@ -231,7 +231,10 @@ Tensor DecoderModel::layer_forward(int64_t i, Tensor x, const Tensor& pos, const
     }
     return y;
   };
-  Tensor h = rms_norm(x, l.input_norm, c.rms_norm_eps);
+  // The projections run on rows [B * T, features], so each product's output reaches lora_add
+  // directly (not through a reshape) and the update is added into its buffer.
+  int64_t hidden = c.hidden_size;
+  Tensor h = reshape(rms_norm(x, l.input_norm, c.rms_norm_eps), {b * t, hidden});
   auto heads = [&](const char* name, const LinearWeight& w, const std::optional<Tensor>& bias, int64_t n) {
     return transpose(reshape(proj(name, h, w, bias), {b, t, n, c.head_dim}), 1, 2);
   };
@@ -245,11 +248,12 @@ Tensor DecoderModel::layer_forward(int64_t i, Tensor x, const Tensor& pos, const
     v = narrow(cache->values[i], 2, 0, past + t);
   }
   Tensor a = scaled_dot_product_attention(q, k, v, mask, /*causal=*/true);
-  a = reshape(transpose(a, 1, 2), {b, t, c.num_heads * c.head_dim});
-  x = x + proj("o_proj", a, l.o, l.o_bias);
-  h = rms_norm(x, l.post_norm, c.rms_norm_eps);
-  x = x + proj("down_proj", swiglu(proj("gate_proj", h, l.gate, std::nullopt), proj("up_proj", h, l.up, std::nullopt)),
-               l.down, std::nullopt);
+  a = reshape(transpose(a, 1, 2), {b * t, c.num_heads * c.head_dim});
+  x = x + reshape(proj("o_proj", a, l.o, l.o_bias), {b, t, hidden});
+  h = reshape(rms_norm(x, l.post_norm, c.rms_norm_eps), {b * t, hidden});
+  Tensor mlp = proj("down_proj", swiglu(proj("gate_proj", h, l.gate, std::nullopt), proj("up_proj", h, l.up, std::nullopt)),
+                    l.down, std::nullopt);
+  x = x + reshape(mlp, {b, t, hidden});
   return x;
 }
 
