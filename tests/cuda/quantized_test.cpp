@@ -43,10 +43,10 @@ TEST(CudaQuantized, LinearAndInputGradientMatchTheCpu) {
       SCOPED_TRACE(std::string(io::ggml_type_name(type)) + " " + dtype_name(dtype));
       Tensor x = randn({2, 9, cols_for(type)}, dtype);
       auto f = [&](const std::vector<Tensor>& in) { return linear(in[0], in[0].device().is_cuda() ? g : w); };
-      // K-quant values reach the hundreds: f32 sums of 768 such products differ in their last bits
-      // between the backends' summation orders, hence the absolute term.
+      // K-quant values reach the hundreds: f32 sums of such products differ in their last bits
+      // between the backends' summation orders (and cuBLASLt's algorithms), hence the absolute terms.
       EXPECT_TRUE(same_on_gpu(f, {x}, dtype == Dtype::F32 ? Tol{2e-5, 2e-3} : tol_for(dtype)));
-      EXPECT_TRUE(same_grads_on_gpu(f, {x}, grad_tol(dtype, {1e-4, 1e-4})));
+      EXPECT_TRUE(same_grads_on_gpu(f, {x}, grad_tol(dtype, {1e-4, 2e-3})));
     }
   }
 }
