@@ -57,8 +57,6 @@ LoadedDecoder load_decoder(const std::string& spec, const RuntimeOptions& runtim
     return {models::DecoderModel::load_gguf(src.path, device, dtype, storage), eos, src.path};
   }
   WICK_CHECK(src.format == io::ModelFormat::kHfFolder, spec, ": a decoder needs a model folder or a .gguf file");
-  WICK_CHECK(!storage.keep_file_blocks, "--quantized-base file keeps a GGUF file's quantized blocks, but ", spec,
-             " is a safetensors folder; name a type to quantize it into at load (q4_0, q4_1, q5_0, q5_1, q8_0)");
   io::ModelConfig config = io::load_model_config(src.path + "/config.json");
   for (int64_t id : config.eos_token_ids) add(id);
   std::string gen = src.path + "/generation_config.json";

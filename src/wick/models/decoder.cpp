@@ -135,7 +135,7 @@ LinearWeight quantized_at_load(const std::string& name, const Tensor& f32, io::G
 DecoderModel DecoderModel::load(const std::string& dir, Device device, Dtype dtype, const WeightStorage& storage) {
   check_storage(storage);
   WICK_CHECK(!storage.keep_file_blocks, dir, ": only a GGUF base has quantized blocks to keep (this is a ",
-             "safetensors folder; quantize it at load instead)");
+             "safetensors folder; quantize it at load instead: q4_0, q4_1, q5_0, q5_1 or q8_0)");
   DecoderConfig c = DecoderConfig::from_model_config(io::load_model_config(dir + "/config.json"));
   io::SafeTensors file = io::SafeTensors::open_dir(dir);
   WeightSource w = [&](const std::string& name, const Shape& shape) { return load_weight(file, name, shape, dtype, device); };

@@ -55,7 +55,6 @@ struct WeightStorage {
   bool keep_file_blocks = false;
   // Quantize the projections into this type at load, from any base (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
   std::optional<io::GgmlType> quantize;
-  bool dense() const { return !keep_file_blocks && !quantize; }
 };
 
 // How a forward runs, for training.
