@@ -77,8 +77,8 @@ Tensor rope_frequencies(const DecoderConfig& config, Device device) {
 
 namespace {
 
-// Reads the weights named in Hugging Face form from whichever file holds them; the linear layers'
-// weights through `linear_source`, which may keep them quantized.
+// Reads the weights named in Hugging Face form from whichever file holds them; the projections'
+// weights through the LinearSource, which may keep them quantized.
 using WeightSource = std::function<Tensor(const std::string& name, const Shape& shape)>;
 using LinearSource = std::function<LinearWeight(const std::string& name, const Shape& shape)>;
 

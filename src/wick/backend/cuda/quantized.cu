@@ -1,5 +1,5 @@
 // GPU dequantization of GGML blocks and products with a quantized matrix (dequantized into a
-// scratch matrix from the caching allocator, then cuBLASLt through the Matmul kernel).
+// scratch matrix from the caching allocator, then one cuBLASLt GEMM: cuda::gemm_nt or gemm_nn).
 //
 // Each element is computed on its own, with the operations of io's CPU dequantizers in the same
 // order and explicitly rounded intrinsics (__fmul_rn, __fadd_rn, __fsub_rn) so that nvcc does not
