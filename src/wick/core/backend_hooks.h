@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 
 #include "wick/core/device.h"
@@ -25,8 +26,19 @@ struct MemoryStats {
 };
 MemoryStats memory_stats(int device);
 void reset_peak_memory(int device);
+// Device memory the driver has free (cudaMemGetInfo), not counting the allocator's cached blocks.
+size_t free_memory(int device);
 // Returns cached free blocks to the driver.
 void empty_cache(int device);
+
+// Graph capture (core/capture.h). capture_begin starts recording the device's stream and routes
+// the device's allocations to a pool owned by the graph; capture_end stops, instantiates the graph
+// and returns it with that pool; capture_abort stops a failed capture and discards it.
+struct Graph;
+void capture_begin(int device);
+std::shared_ptr<Graph> capture_end(int device);
+void capture_abort(int device);
+void graph_launch(const Graph& graph, int device);
 
 // Per-op GPU time, on when WICK_PROFILE=1 is set: run_node brackets each op on a CUDA device with
 // profile_begin/profile_end; profile_report prints GPU time by op and by op + output shape.

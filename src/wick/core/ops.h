@@ -6,6 +6,8 @@
 #include <optional>
 #include <vector>
 
+#include "wick/core/ops/lora_gather.h"
+#include "wick/core/ops/paged_attention.h"
 #include "wick/core/tensor.h"
 
 namespace wick {

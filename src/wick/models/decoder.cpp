@@ -82,16 +82,24 @@ namespace {
 using WeightSource = std::function<Tensor(const std::string& name, const Shape& shape)>;
 using LinearSource = std::function<LinearWeight(const std::string& name, const Shape& shape)>;
 
+// `ew` reads the embedding and lm_head matrices (dense, or kept as blocks).
 DecoderModel build_decoder(const DecoderConfig& c, Device device, Dtype dtype, const WeightSource& w,
-                           const LinearSource& lw, const std::function<bool(const std::string&)>& has) {
+                           const LinearSource& lw, const LinearSource& ew,
+                           const std::function<bool(const std::string&)>& has) {
   DecoderModel m(c, device, dtype);
   int64_t h = c.hidden_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
-  m.embed_tokens = w("model.embed_tokens.weight", {c.vocab_size, h});
+  auto set = [](const LinearWeight& wt, Tensor& dense, std::optional<QuantizedMatrix>& blocks) {
+    if (wt.is_quantized()) blocks = wt.blocks();
+    else dense = wt.dense();
+  };
+  set(ew("model.embed_tokens.weight", {c.vocab_size, h}), m.embed_tokens, m.embed_blocks);
   m.final_norm = w("model.norm.weight", {h});
-  if (c.tie_word_embeddings && !has("lm_head.weight"))
+  if (c.tie_word_embeddings && !has("lm_head.weight")) {
     m.lm_head = m.embed_tokens;
-  else
-    m.lm_head = w("lm_head.weight", {c.vocab_size, h});
+    m.lm_head_blocks = m.embed_blocks;
+  } else {
+    set(ew("lm_head.weight", {c.vocab_size, h}), m.lm_head, m.lm_head_blocks);
+  }
   for (int64_t i = 0; i < c.num_layers; ++i) {
     std::string p = "model.layers." + std::to_string(i) + ".";
     DecoderLayer l;
@@ -143,7 +151,9 @@ DecoderModel DecoderModel::load(const std::string& dir, Device device, Dtype dty
     if (!storage.quantize) return w(name, shape);
     return quantized_at_load(name, load_weight(file, name, shape, Dtype::F32, Device::cpu()), *storage.quantize, device);
   };
-  return build_decoder(c, device, dtype, w, lw, [&](const std::string& name) { return file.contains(name); });
+  WICK_CHECK(!storage.keep_embedding_blocks, dir, ": only a GGUF base has quantized embeddings to keep");
+  LinearSource ew = [&](const std::string& name, const Shape& shape) -> LinearWeight { return w(name, shape); };
+  return build_decoder(c, device, dtype, w, lw, ew, [&](const std::string& name) { return file.contains(name); });
 }
 
 DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dtype dtype, const WeightStorage& storage) {
@@ -177,7 +187,17 @@ DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dty
     if (storage.quantize) return quantized_at_load(name, f32(name, shape), *storage.quantize, device);
     return w(name, shape);
   };
-  DecoderModel m = build_decoder(c, device, dtype, w, lw, [&](const std::string& name) {
+  LinearSource ew = [&](const std::string& name, const Shape& shape) -> LinearWeight {
+    const io::GgufTensor& t = tensor(name, shape);
+    if (storage.keep_embedding_blocks && keeps_blocks(t.type)) {
+      std::vector<uint8_t> bytes = io::gguf_tensor_bytes_hf_order(file, t.name);
+      int64_t row_bytes = int64_t(bytes.size()) / shape[0];
+      Tensor blocks = Tensor::from_data(bytes.data(), {shape[0], row_bytes}, Dtype::U8, Device::cpu());
+      return quantized_matrix(to_device(blocks, device), t.type, shape[0], shape[1]);
+    }
+    return w(name, shape);
+  };
+  DecoderModel m = build_decoder(c, device, dtype, w, lw, ew, [&](const std::string& name) {
     std::optional<std::string> g = io::hf_to_gguf_name(name);
     return g && file.find_tensor(*g) != nullptr;
   });
@@ -196,6 +216,20 @@ size_t DecoderModel::linear_weight_bytes() const {
   for (const DecoderLayer& l : layers)
     for (const LinearWeight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) total += w->nbytes();
   return total;
+}
+
+Tensor DecoderModel::embed_rows(const Tensor& ids) const {
+  if (!embed_blocks) return embedding(embed_tokens, ids);
+  Shape shape = ids.shape();
+  Tensor flat = reshape(ids, {-1});
+  Tensor rows = take(embed_blocks->blocks, flat, 0);  // the blocks of each id's row
+  Tensor dense = dequantize(quantized_matrix(rows, embed_blocks->type, flat.shape(0), embed_blocks->cols), dtype_);
+  shape.push_back(embed_blocks->cols);
+  return reshape(dense, shape);
+}
+
+Tensor DecoderModel::lm_head_product(const Tensor& x) const {
+  return lm_head_blocks ? wick::linear(x, *lm_head_blocks) : linear(x, lm_head);
 }
 
 KVCache DecoderModel::make_cache(int64_t batch, int64_t capacity) const {
@@ -279,7 +313,7 @@ Tensor DecoderModel::forward(const Tensor& ids, KVCache* cache, const std::optio
   }
   RopeOptions rope_opts;
   rope_opts.inv_freq = inv_freq;
-  Tensor x = embedding(embed_tokens, ids);
+  Tensor x = embed_rows(ids);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     if (!options.checkpoint_layers || cache != nullptr || !grad_enabled()) {
       x = layer_forward(i, std::move(x), pos, mask, rope_opts, cache, past, lora);
@@ -311,7 +345,7 @@ Tensor DecoderModel::forward(const Tensor& ids, KVCache* cache, const std::optio
   }
   if (cache) cache->length = past + t;
   x = rms_norm(x, final_norm, c.rms_norm_eps);
-  Tensor logits = linear(x, lm_head);
+  Tensor logits = lm_head_product(x);
   return options.logits_in_compute_dtype ? logits : astype(logits, Dtype::F32);
 }
 

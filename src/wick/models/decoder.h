@@ -55,6 +55,9 @@ struct WeightStorage {
   bool keep_file_blocks = false;
   // Quantize the projections into this type at load, from any base (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
   std::optional<io::GgmlType> quantize;
+  // GGUF bases: keep the token embeddings (and an untied lm_head) as the file's blocks too, for
+  // inference in the memory of the file (embed_blocks / lm_head_blocks instead of the dense tensors).
+  bool keep_embedding_blocks = false;
 };
 
 // How a forward runs, for training.
@@ -95,7 +98,14 @@ class DecoderModel {
   // The names of the linear modules of layer i, in Hugging Face form ("model.layers.i.self_attn.q_proj").
   static std::string module_name(int64_t layer, const char* projection);
 
+  // The token embeddings of ids (any shape) -> ids.shape + [hidden], in the model's dtype, from
+  // embed_tokens or the kept blocks.
+  Tensor embed_rows(const Tensor& ids) const;
+  // x[..., hidden] @ lm_head^T -> [..., vocab] in x's dtype, from lm_head or the kept blocks.
+  Tensor lm_head_product(const Tensor& x) const;
+
   Tensor embed_tokens, final_norm, lm_head;
+  std::optional<QuantizedMatrix> embed_blocks, lm_head_blocks;  // set instead of the dense ones when kept
   std::vector<DecoderLayer> layers;
   Tensor inv_freq;
 

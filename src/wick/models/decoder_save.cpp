@@ -43,9 +43,12 @@ void save_decoder(const DecoderModel& m, const std::string& dir, Dtype dtype) {
   WICK_CHECK(dtype == Dtype::F32 || dtype == Dtype::BF16 || dtype == Dtype::F16, "save: dtype must be f32, bf16 or f16");
   const DecoderConfig& c = m.config();
   std::vector<std::pair<std::string, Tensor>> weights;
-  weights.emplace_back("model.embed_tokens.weight", m.embed_tokens);
+  Tensor embed = m.embed_blocks ? dequantize(*m.embed_blocks, dtype) : m.embed_tokens;
+  weights.emplace_back("model.embed_tokens.weight", embed);
   weights.emplace_back("model.norm.weight", m.final_norm);
-  if (!m.lm_head.same(m.embed_tokens)) weights.emplace_back("lm_head.weight", m.lm_head);
+  bool tied = m.embed_blocks ? m.lm_head_blocks && m.lm_head_blocks->blocks.same(m.embed_blocks->blocks)
+                             : m.lm_head.same(m.embed_tokens);
+  if (!tied) weights.emplace_back("lm_head.weight", m.lm_head_blocks ? dequantize(*m.lm_head_blocks, dtype) : m.lm_head);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const DecoderLayer& l = m.layers[i];
     std::string p = "model.layers." + std::to_string(i) + ".";

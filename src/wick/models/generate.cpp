@@ -23,6 +23,37 @@ std::vector<float> last_logits(const Tensor& logits) {
 
 }  // namespace
 
+TextStream::TextStream(const tok::Tokenizer& tokenizer, std::vector<std::string> stop)
+    : stream_(tokenizer, /*skip_special_tokens=*/true), stop_(std::move(stop)) {
+  // A stop string can only start in the last (longest stop - 1) bytes.
+  for (const std::string& s : stop_) hold_ = std::max(hold_, s.empty() ? 0 : s.size() - 1);
+}
+
+std::string TextStream::push(int32_t id) {
+  if (stopped_) return {};
+  text_ += stream_.step(id);
+  // The earliest stop string in the text ends generation there.
+  size_t cut = std::string::npos;
+  for (const std::string& s : stop_)
+    if (!s.empty()) cut = std::min(cut, text_.find(s, emitted_ > s.size() ? emitted_ - s.size() : 0));
+  size_t safe = cut != std::string::npos ? cut : utf8_boundary(text_, text_.size() > hold_ ? text_.size() - hold_ : 0);
+  std::string piece = safe > emitted_ ? text_.substr(emitted_, safe - emitted_) : std::string();
+  emitted_ = std::max(emitted_, safe);
+  if (cut != std::string::npos) {
+    text_.resize(cut);
+    stopped_ = true;
+  }
+  return piece;
+}
+
+std::string TextStream::finish() {
+  if (stopped_) return {};
+  text_ += stream_.finish();
+  std::string rest = text_.size() > emitted_ ? text_.substr(emitted_) : std::string();
+  emitted_ = text_.size();
+  return rest;
+}
+
 GenerateResult generate(const DecoderModel& model, const tok::Tokenizer& tokenizer, const std::vector<int32_t>& prompt,
                         const GenerateOptions& options, const std::function<void(const TokenEvent&)>& on_token,
                         const LoraDeltas* lora) {
@@ -36,14 +67,10 @@ GenerateResult generate(const DecoderModel& model, const tok::Tokenizer& tokeniz
   NoGradGuard no_grad;
   KVCache cache = model.make_cache(1, needed);
   Sampler sampler(options.sampling);
-  tok::StreamingDecoder stream(tokenizer, /*skip_special_tokens=*/true);
+  TextStream text(tokenizer, options.stop);
   std::vector<int32_t> history = prompt;
   GenerateResult result;
   result.finish_reason = "length";
-  std::string text;     // everything decoded so far
-  size_t emitted = 0;   // bytes of `text` already handed out
-  size_t hold = 0;      // a stop string can only start in the last (longest stop - 1) bytes
-  for (const std::string& s : options.stop) hold = std::max(hold, s.empty() ? 0 : s.size() - 1);
 
   std::vector<int64_t> ids64(prompt.begin(), prompt.end());
   Tensor logits = model.forward(Tensor::from_vector(ids64, {1, int64_t(ids64.size())}, model.device()), &cache,
@@ -57,17 +84,9 @@ GenerateResult generate(const DecoderModel& model, const tok::Tokenizer& tokeniz
     }
     result.ids.push_back(id);
     history.push_back(id);
-    text += stream.step(id);
-    // The earliest stop string in the text ends generation there.
-    size_t cut = std::string::npos;
-    for (const std::string& s : options.stop)
-      if (!s.empty()) cut = std::min(cut, text.find(s, emitted > s.size() ? emitted - s.size() : 0));
-    size_t safe = cut != std::string::npos ? cut : utf8_boundary(text, text.size() > hold ? text.size() - hold : 0);
-    std::string piece = safe > emitted ? text.substr(emitted, safe - emitted) : std::string();
-    emitted = std::max(emitted, safe);
+    std::string piece = text.push(id);
     if (on_token) on_token({id, piece, p, lp});
-    if (cut != std::string::npos) {
-      text.resize(cut);
+    if (text.stopped()) {
       result.finish_reason = "stop";
       break;
     }
@@ -76,10 +95,10 @@ GenerateResult generate(const DecoderModel& model, const tok::Tokenizer& tokeniz
                            std::nullopt, lora);
   }
   if (result.finish_reason != "stop") {
-    text += stream.finish();
-    if (on_token && text.size() > emitted) on_token({-1, text.substr(emitted), 1.0, 0.0});
+    std::string rest = text.finish();
+    if (on_token && !rest.empty()) on_token({-1, rest, 1.0, 0.0});
   }
-  result.text = text;
+  result.text = text.text();
   return result;
 }
 

@@ -28,6 +28,28 @@ struct TokenEvent {
   double probability, logprob;
 };
 
+// The text of a generation as tokens arrive: UTF-8-safe pieces, with stop strings found in the
+// decoded text (the text ends before the first match) and the bytes that could still begin a stop
+// string held back until they cannot.
+class TextStream {
+ public:
+  TextStream(const tok::Tokenizer& tokenizer, std::vector<std::string> stop);
+  // Adds a generated token; returns the text that is now final (may be empty).
+  std::string push(int32_t id);
+  // The text still held back once generation ends without a stop string.
+  std::string finish();
+  bool stopped() const { return stopped_; }
+  // Everything decoded so far (cut at the stop string once stopped).
+  const std::string& text() const { return text_; }
+
+ private:
+  tok::StreamingDecoder stream_;
+  std::vector<std::string> stop_;
+  std::string text_;
+  size_t emitted_ = 0, hold_ = 0;
+  bool stopped_ = false;
+};
+
 struct GenerateResult {
   std::vector<int32_t> ids;  // generated ids (an EOS id that ended generation is not included)
   std::string text;

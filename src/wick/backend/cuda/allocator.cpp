@@ -2,6 +2,9 @@
 // 2 MiB above) and kept in per-device free lists when released; since all work of a device runs
 // in order on one stream, a released block may be handed out again at once. cudaMalloc is called
 // only when no cached block fits; on failure the cache is emptied and the call retried once.
+// While a CUDA graph is being captured, the device allocates from a private pool owned by the
+// graph: blocks the captured work uses stay reserved for its replays, and go back to the shared
+// free list only when the graph is destroyed.
 #include <cuda_runtime.h>
 
 #include <map>
@@ -25,9 +28,24 @@ size_t size_class(size_t nbytes) {
   return (nbytes + r - 1) / r * r;
 }
 
+}  // namespace
+
+struct PrivatePool {
+  std::multimap<size_t, void*> free_blocks;  // size -> block
+  bool closed = false;                       // its graph is gone: releases go to the shared list
+};
+
+namespace {
+
+struct LiveBlock {
+  size_t size;
+  std::shared_ptr<PrivatePool> owner;  // null for the shared free list
+};
+
 struct DevicePool {
-  std::multimap<size_t, void*> free_blocks;       // size -> block
-  std::unordered_map<void*, size_t> live_blocks;  // block -> size
+  std::multimap<size_t, void*> free_blocks;          // size -> block
+  std::unordered_map<void*, LiveBlock> live_blocks;  // block -> size and owner
+  std::shared_ptr<PrivatePool> capturing;            // set while a graph is captured on the device
   size_t active = 0, reserved = 0, peak = 0;
 };
 
@@ -61,17 +79,18 @@ void* allocate(size_t nbytes, int device) {
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mutex);
   DevicePool& pool = a.pools[device];
+  std::multimap<size_t, void*>& free_blocks = pool.capturing ? pool.capturing->free_blocks : pool.free_blocks;
   void* ptr = nullptr;
   // Best fit among cached blocks, not more than twice the request (or one large class above it).
-  auto it = pool.free_blocks.lower_bound(size);
-  if (it != pool.free_blocks.end() && it->first <= std::max(2 * size, size + kLargeRound)) {
+  auto it = free_blocks.lower_bound(size);
+  if (it != free_blocks.end() && it->first <= std::max(2 * size, size + kLargeRound)) {
     ptr = it->second;
     size = it->first;
-    pool.free_blocks.erase(it);
+    free_blocks.erase(it);
   } else {
     stream(device);  // makes the device current
     cudaError_t e = cudaMalloc(&ptr, size);
-    if (e == cudaErrorMemoryAllocation) {
+    if (e == cudaErrorMemoryAllocation && !pool.capturing) {  // (freeing would synchronise a capture)
       cudaGetLastError();
       a.release_cached(device, pool);
       e = cudaMalloc(&ptr, size);
@@ -86,7 +105,7 @@ void* allocate(size_t nbytes, int device) {
     WICK_CUDA_CHECK(e);
     pool.reserved += size;
   }
-  pool.live_blocks[ptr] = size;
+  pool.live_blocks[ptr] = LiveBlock{size, pool.capturing};
   pool.active += size;
   pool.peak = std::max(pool.peak, pool.active);
   return ptr;
@@ -99,10 +118,34 @@ void release(void* ptr, int device) {
   DevicePool& pool = a.pools[device];
   auto it = pool.live_blocks.find(ptr);
   if (it == pool.live_blocks.end()) return;  // not ours; never happens for Storage made by allocate()
-  size_t size = it->second;
+  size_t size = it->second.size;
+  std::shared_ptr<PrivatePool> owner = std::move(it->second.owner);
   pool.live_blocks.erase(it);
   pool.active -= size;
-  pool.free_blocks.emplace(size, ptr);
+  if (owner && !owner->closed) owner->free_blocks.emplace(size, ptr);
+  else pool.free_blocks.emplace(size, ptr);
+}
+
+void allocator_capture_begin(int device) {
+  Allocator& a = allocator();
+  std::lock_guard<std::mutex> lock(a.mutex);
+  DevicePool& pool = a.pools[device];
+  WICK_CHECK(!pool.capturing, "cuda:", device, ": a graph is already being captured on this device");
+  pool.capturing = std::make_shared<PrivatePool>();
+}
+
+std::shared_ptr<PrivatePool> allocator_capture_end(int device) {
+  Allocator& a = allocator();
+  std::lock_guard<std::mutex> lock(a.mutex);
+  return std::move(a.pools[device].capturing);
+}
+
+void allocator_close_pool(int device, PrivatePool& owned) {
+  Allocator& a = allocator();
+  std::lock_guard<std::mutex> lock(a.mutex);
+  DevicePool& pool = a.pools[device];
+  owned.closed = true;
+  pool.free_blocks.merge(owned.free_blocks);
 }
 
 MemoryStats memory_stats(int device) {
@@ -117,6 +160,13 @@ void reset_peak_memory(int device) {
   std::lock_guard<std::mutex> lock(a.mutex);
   DevicePool& pool = a.pools[device];
   pool.peak = pool.active;
+}
+
+size_t free_memory(int device) {
+  stream(device);  // makes the device current
+  size_t free_bytes = 0, total_bytes = 0;
+  WICK_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return free_bytes;
 }
 
 void empty_cache(int device) {

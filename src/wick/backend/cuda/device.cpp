@@ -78,6 +78,8 @@ const char* error_op(int code) {
     case kErrGatherIndex: return "gather";
     case kErrScatterIndex: return "scatter_add";
     case kErrCrossEntropyTarget: return "cross_entropy";
+    case kErrPagedIndex: return "paged attention (row, position or block)";
+    case kErrLoraSlot: return "lora_gather_add (adapter slot)";
     default: return "a kernel";
   }
 }

@@ -3,7 +3,9 @@
 // batches with one stride per operand run as one strided-batched call.
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <optional>
+#include <unordered_map>
 
 #include "wick/backend/cuda/kernel_utils.cuh"
 #include "wick/backend/cuda/settings.h"
@@ -69,14 +71,44 @@ struct Gemm {
   int64_t sa, sb, so;  // batch strides in elements
 };
 
-void lt_matmul(const Gemm& g, cudaDataType_t type, size_t item, const void* pa, const void* pb, void* po, int device,
-               float alpha = 1.0f, float beta = 0.0f) {
+// What decides a cuBLASLt plan: the descriptors and the heuristic's choice depend only on these.
+struct PlanKey {
+  int device, type, compute, ta, tb, batch;
+  int64_t m, n, k, lda, ldb, sa, sb, so;
+  uint32_t align_a, align_b, align_c;
+  bool operator==(const PlanKey&) const = default;
+};
+struct PlanKeyHash {
+  size_t operator()(const PlanKey& p) const {
+    size_t h = 1469598103934665603ull;
+    auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+    for (int64_t v : {int64_t(p.device), int64_t(p.type), int64_t(p.compute), int64_t(p.ta), int64_t(p.tb),
+                      int64_t(p.batch), p.m, p.n, p.k, p.lda, p.ldb, p.sa, p.sb, p.so, int64_t(p.align_a),
+                      int64_t(p.align_b), int64_t(p.align_c)})
+      mix(uint64_t(v));
+    return h;
+  }
+};
+struct Plan {
   LtDesc d;
-  bool f32 = type == CUDA_R_32F;
-  cublasComputeType_t compute = f32 && cuda::allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  cublasLtMatmulAlgo_t algo;
+};
+
+// Plans are made once per shape and kept: building the descriptors and asking the heuristic costs
+// more host time than a small product takes on the GPU.
+// (Never destroyed: cuBLASLt may be gone at static destruction.)
+std::mutex g_plans_mutex;
+auto& g_plans = *new std::unordered_map<PlanKey, std::unique_ptr<Plan>, PlanKeyHash>();
+
+const Plan& plan_for(const PlanKey& key, const Gemm& g, cudaDataType_t type, cublasComputeType_t compute,
+                     size_t ws_bytes, int device) {
+  std::lock_guard<std::mutex> lock(g_plans_mutex);
+  auto it = g_plans.find(key);
+  if (it != g_plans.end()) return *it->second;
+  auto plan = std::make_unique<Plan>();
+  LtDesc& d = plan->d;
   WICK_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d.op, compute, CUDA_R_32F));
-  cublasOperation_t ta = g.vb.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS's A is our b
-  cublasOperation_t tb = g.va.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t ta = cublasOperation_t(key.ta), tb = cublasOperation_t(key.tb);
   WICK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
   WICK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
   // Stored (column-major) shapes: b is [N, K] (or [K, N] when transposed), a is [K, M] (or [M, K]).
@@ -85,31 +117,43 @@ void lt_matmul(const Gemm& g, cudaDataType_t type, size_t item, const void* pa, 
   if (g.va.transposed) set_layout(d.b, type, g.m, g.k, g.va.ld, g.batch, g.sa);
   else set_layout(d.b, type, g.k, g.m, g.va.ld, g.batch, g.sa);
   set_layout(d.c, type, g.n, g.m, g.n, g.batch, g.so);
-
-  size_t ws_bytes = 0;
-  void* ws = cuda::cublaslt_workspace(device, &ws_bytes);
   WICK_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&d.pref));
   WICK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
                                                          sizeof(ws_bytes)));
-  uint32_t align_a = alignment_of(pb, g.batch > 1 ? g.sb * int64_t(item) : 0);
-  uint32_t align_b = alignment_of(pa, g.batch > 1 ? g.sa * int64_t(item) : 0);
-  uint32_t align_c = alignment_of(po, g.batch > 1 ? g.so * int64_t(item) : 0);
-  WICK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a,
-                                                         sizeof(align_a)));
-  WICK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b,
-                                                         sizeof(align_b)));
-  WICK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c,
-                                                         sizeof(align_c)));
-  WICK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c,
-                                                         sizeof(align_c)));
-  cublasLtHandle_t handle = cuda::cublaslt_handle(device);
+  WICK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                         &key.align_a, sizeof(key.align_a)));
+  WICK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                         &key.align_b, sizeof(key.align_b)));
+  WICK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                         &key.align_c, sizeof(key.align_c)));
+  WICK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                         &key.align_c, sizeof(key.align_c)));
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  WICK_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &result, &found));
+  WICK_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(cuda::cublaslt_handle(device), d.op, d.a, d.b, d.c, d.c, d.pref, 1,
+                                                   &result, &found));
   WICK_CHECK(found > 0, "matmul: cuBLASLt has no algorithm for [", g.m, ", ", g.k, "] @ [", g.k, ", ", g.n, "] x ",
              g.batch);
-  WICK_CUBLAS_CHECK(cublasLtMatmul(handle, d.op, &alpha, pb, d.a, pa, d.b, &beta, po, d.c, po, d.c, &result.algo, ws,
-                                   ws_bytes, cuda::stream(device)));
+  plan->algo = result.algo;
+  return *g_plans.emplace(key, std::move(plan)).first->second;
+}
+
+void lt_matmul(const Gemm& g, cudaDataType_t type, size_t item, const void* pa, const void* pb, void* po, int device,
+               float alpha = 1.0f, float beta = 0.0f) {
+  bool f32 = type == CUDA_R_32F;
+  cublasComputeType_t compute = f32 && cuda::allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  cublasOperation_t ta = g.vb.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS's A is our b
+  cublasOperation_t tb = g.va.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
+  size_t ws_bytes = 0;
+  void* ws = cuda::cublaslt_workspace(device, &ws_bytes);
+  PlanKey key{device, int(type), int(compute), int(ta), int(tb), g.batch, g.m, g.n, g.k, g.va.ld, g.vb.ld,
+              g.batch > 1 ? g.sa : 0, g.batch > 1 ? g.sb : 0, g.batch > 1 ? g.so : 0,
+              alignment_of(pb, g.batch > 1 ? g.sb * int64_t(item) : 0),
+              alignment_of(pa, g.batch > 1 ? g.sa * int64_t(item) : 0),
+              alignment_of(po, g.batch > 1 ? g.so * int64_t(item) : 0)};
+  const Plan& plan = plan_for(key, g, type, compute, ws_bytes, device);
+  WICK_CUBLAS_CHECK(cublasLtMatmul(cuda::cublaslt_handle(device), plan.d.op, &alpha, pb, plan.d.a, pa, plan.d.b, &beta,
+                                   po, plan.d.c, po, plan.d.c, &plan.algo, ws, ws_bytes, cuda::stream(device)));
 }
 
 void dgemm(const Gemm& g, const double* pa, const double* pb, double* po, int device) {

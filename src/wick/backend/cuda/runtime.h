@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <memory>
 
 #include "wick/core/tensor.h"
 
@@ -29,7 +30,14 @@ struct DeviceError {
   int code;  // 0: none; see error_name() in device.cpp
   long long value, limit;
 };
-enum DeviceErrorCode : int { kErrNone = 0, kErrGatherIndex = 1, kErrScatterIndex = 2, kErrCrossEntropyTarget = 3 };
+enum DeviceErrorCode : int {
+  kErrNone = 0,
+  kErrGatherIndex = 1,
+  kErrScatterIndex = 2,
+  kErrCrossEntropyTarget = 3,
+  kErrPagedIndex = 4,  // a paged-cache row, position or block out of range
+  kErrLoraSlot = 5,    // an adapter slot past the stacked adapters
+};
 DeviceError* device_error(int device);  // device pointer of mapped pinned memory
 // Throws if a kernel raised an error since the last check (call after a stream synchronisation).
 void check_device_error(int device);
@@ -38,6 +46,14 @@ cublasLtHandle_t cublaslt_handle(int device);
 cublasHandle_t cublas_handle(int device);
 // A workspace for cuBLASLt, allocated once per device.
 void* cublaslt_workspace(int device, size_t* nbytes);
+
+// Graph capture support of the caching allocator (allocator.cpp): between begin and end, the
+// device's allocations come from a private pool that the graph keeps; closing it (when the graph
+// is destroyed, after its last replay finished) returns its blocks to the shared free list.
+struct PrivatePool;
+void allocator_capture_begin(int device);
+std::shared_ptr<PrivatePool> allocator_capture_end(int device);
+void allocator_close_pool(int device, PrivatePool& pool);
 
 // A contiguous copy of x on its device (x itself when already contiguous).
 Tensor contiguous_on_device(const Tensor& x);

@@ -20,11 +20,17 @@ void synchronize(int) { no_cuda("cuda synchronize"); }
 MemoryStats memory_stats(int) { no_cuda("cuda memory stats"); }
 void reset_peak_memory(int) { no_cuda("cuda memory stats"); }
 void empty_cache(int) {}
+size_t free_memory(int) { no_cuda("cuda memory info"); }
 bool profiling() { return false; }
 void profile_begin(int, void**) {}
 void profile_end(int, void*, const char*, const std::string&) {}
 void profile_reset() {}
 void profile_report() {}
+struct Graph {};
+void capture_begin(int) { no_cuda("cuda graph capture"); }
+std::shared_ptr<Graph> capture_end(int) { no_cuda("cuda graph capture"); }
+void capture_abort(int) {}
+void graph_launch(const Graph&, int) { no_cuda("cuda graph launch"); }
 }  // namespace cuda
 
 #define WICK_NO_CUDA(P) \

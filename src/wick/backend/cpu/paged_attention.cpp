@@ -1,0 +1,149 @@
+// CPU kernels of the paged KV cache: writing new keys (rotated when asked) and values into their
+// blocks, and attention of each new token over its row's cached positions (sums in double).
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "wick/backend/cpu/strided.h"
+#include "wick/core/ops/paged_attention.h"
+#include "wick/core/primitives.h"
+
+namespace wick {
+
+using cpu::cdata;
+using cpu::mdata;
+
+namespace {
+
+// Where position `pos` of `row` lives: block * block_size + slot. Errors name the bad value.
+struct Paging {
+  const int32_t* tables;
+  int64_t rows, width, block_size, num_blocks;
+  const char* op;
+
+  int64_t slot(int32_t row, int64_t pos) const {
+    WICK_CHECK(row >= 0 && row < rows, op, ": token row ", row, " is out of range for ", rows, " block-table rows");
+    WICK_CHECK(pos >= 0 && pos < width * block_size, op, ": position ", pos, " is out of range for a block table of ",
+               width, " blocks of ", block_size);
+    int32_t block = tables[row * width + pos / block_size];
+    WICK_CHECK(block >= 0 && block < num_blocks, op, ": block ", block, " (row ", row, ", position ", pos,
+               ") is out of range for a cache of ", num_blocks, " blocks");
+    return int64_t(block) * block_size + pos % block_size;
+  }
+};
+
+Paging paging_of(const char* op, const Tensor& cache, const Tensor& tables) {
+  return Paging{cdata<int32_t>(tables), tables.shape(0), tables.shape(1), cache.shape(3), cache.shape(0), op};
+}
+
+}  // namespace
+
+void PagedKVWrite::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  const Tensor& cache = in[0];
+  if (SliceUpdate::can_reuse(cache)) {
+    out.set_data(cache.storage(), cache.strides(), 0);
+  } else {
+    out.allocate();
+    Tensor whole = cpu::contiguous_copy(cache);
+    std::memcpy(out.data_ptr(), whole.data_ptr(), size_t(out.numel()) * out.itemsize());
+  }
+  Tensor k = cpu::contiguous_copy(in[1]), v = cpu::contiguous_copy(in[2]);
+  Tensor tables = cpu::contiguous_copy(in[3]), rows = cpu::contiguous_copy(in[4]), pos = cpu::contiguous_copy(in[5]);
+  const float* inv = rope_ ? cdata<float>(in[6]) : nullptr;
+  Paging paging = paging_of(name(), out, tables);
+  int64_t heads = out.shape(2), bs = out.shape(3), d = out.shape(4), n = k.shape(0), half = d / 2;
+  const int32_t* pr = cdata<int32_t>(rows);
+  const int32_t* pp = cdata<int32_t>(pos);
+  dispatch_float(out.dtype(), name(), [&]<typename T>() {
+    using C = compute_t<T>;
+    T* dst = mdata<T>(out);
+    const T* pk = cdata<T>(k);
+    const T* pv = cdata<T>(v);
+    std::vector<C> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+    for (int64_t t = 0; t < n; ++t) {
+      int64_t slot = paging.slot(pr[t], pp[t]);
+      int64_t block = slot / bs, offset = slot % bs;
+      if (inv)
+        for (int64_t i = 0; i < half; ++i) {
+          // The angle in f32 as the rope op forms it (and HF), unless the data is f64.
+          C angle = std::is_same_v<C, double> ? C(double(pp[t]) * double(inv[i])) : C(float(pp[t]) * inv[i]);
+          cs[i] = std::cos(angle);
+          sn[i] = std::sin(angle);
+        }
+      for (int64_t h = 0; h < heads; ++h) {
+        T* kd = dst + (((block * 2 + 0) * heads + h) * bs + offset) * d;
+        T* vd = dst + (((block * 2 + 1) * heads + h) * bs + offset) * d;
+        const T* ks = pk + (t * heads + h) * d;
+        std::memcpy(vd, pv + (t * heads + h) * d, size_t(d) * sizeof(T));
+        if (!inv) {
+          std::memcpy(kd, ks, size_t(d) * sizeof(T));
+          continue;
+        }
+        for (int64_t i = 0; i < half; ++i) {
+          C x1 = C(ks[i]), x2 = C(ks[i + half]);
+          kd[i] = T(x1 * cs[i] - x2 * sn[i]);
+          kd[i + half] = T(x2 * cs[i] + x1 * sn[i]);
+        }
+      }
+    }
+  });
+}
+
+// Per (token, head): scores q.k over the token's context, softmax, then the weighted sum of the
+// values. Sums run in float (double for f64 data) over contiguous rows, which compilers vectorise.
+void PagedAttention::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  Tensor q = cpu::contiguous_copy(in[0]), cache = cpu::contiguous_copy(in[1]);
+  Tensor tables = cpu::contiguous_copy(in[2]), rows = cpu::contiguous_copy(in[3]), pos = cpu::contiguous_copy(in[4]);
+  out.allocate();
+  Paging paging = paging_of(name(), cache, tables);
+  int64_t n = q.shape(0), hq = q.shape(1), d = q.shape(2), hkv = cache.shape(2), bs = cache.shape(3);
+  int64_t group = hq / hkv;
+  const int32_t* pr = cdata<int32_t>(rows);
+  const int32_t* pp = cdata<int32_t>(pos);
+  dispatch_float(q.dtype(), name(), [&]<typename T>() {
+    using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
+    const T* pq = cdata<T>(q);
+    const T* pc = cdata<T>(cache);
+    T* po = mdata<T>(out);
+    std::vector<A> scores, acc(static_cast<size_t>(d)), qa(static_cast<size_t>(d));
+    std::vector<const T*> keys, values;
+    for (int64_t t = 0; t < n; ++t) {
+      WICK_CHECK(pp[t] < max_context_, name(), ": position ", pp[t], " is not below max_context ", max_context_);
+      int64_t len = int64_t(pp[t]) + 1;
+      scores.resize(static_cast<size_t>(len));
+      for (int64_t h = 0; h < hq; ++h) {
+        int64_t g = h / group;
+        if (h % group == 0) {  // the rows of this token's context for kv head g
+          keys.resize(static_cast<size_t>(len));
+          values.resize(static_cast<size_t>(len));
+          for (int64_t p = 0; p < len; ++p) {
+            int64_t slot = paging.slot(pr[t], p), block = slot / bs, offset = slot % bs;
+            keys[p] = pc + (((block * 2 + 0) * hkv + g) * bs + offset) * d;
+            values[p] = pc + (((block * 2 + 1) * hkv + g) * bs + offset) * d;
+          }
+        }
+        const T* qv = pq + (t * hq + h) * d;
+        for (int64_t j = 0; j < d; ++j) qa[j] = A(qv[j]) * A(scale_);
+        A best = -INFINITY;
+        for (int64_t p = 0; p < len; ++p) {
+          const T* kv = keys[p];
+          A dot = 0;
+          for (int64_t j = 0; j < d; ++j) dot += qa[j] * A(kv[j]);
+          scores[p] = dot;
+          best = std::max(best, dot);
+        }
+        A total = 0;
+        for (A& s : scores) total += (s = std::exp(s - best));
+        std::fill(acc.begin(), acc.end(), A(0));
+        for (int64_t p = 0; p < len; ++p) {
+          const T* vv = values[p];
+          A w = scores[p];
+          for (int64_t j = 0; j < d; ++j) acc[j] += w * A(vv[j]);
+        }
+        for (int64_t j = 0; j < d; ++j) po[(t * hq + h) * d + j] = T(compute_t<T>(acc[j] / total));
+      }
+    }
+  });
+}
+
+}  // namespace wick
