@@ -148,13 +148,16 @@ WICK_DEVICE_TEST(Lazy, ForwardOfEveryOpFamily) {
   };
   for (const auto& [name, f] : ops) {
     Tensor eager = f();
+    // Lazy runs the eager kernels: the same values, except that repeated indices of index_add are
+    // added up in any order on the GPU.
+    Tol tol = std::string(name) == "indexing" ? tol_for(Dtype::F32) : Tol{0, 0};
     for (bool fusion : {false, true}) {
       bool saved = fusion_enabled();
       set_fusion_enabled(fusion);
       ExecModeScope lazy(ExecMode::Lazy);
       Tensor l = f();
       eval({l});
-      expect_tensors_close(l, eager, Tol{0, 0}, str_cat("lazy ", name, fusion ? " fused" : ""));
+      expect_tensors_close(l, eager, tol, str_cat("lazy ", name, fusion ? " fused" : ""));
       set_fusion_enabled(saved);
     }
   }
