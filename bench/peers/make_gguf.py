@@ -73,15 +73,18 @@ def make_hf_folder(folder, seed, tokenizer_dir):
             sys.exit(f"make_gguf: {tokenizer_dir / name} is missing (give --tokenizer-dir)")
     config = Qwen2Config(**SHAPE)
     # transformers 5 keeps RoPE settings in rope_parameters; older versions read rope_theta.
-    if hasattr(config, "rope_parameters") and isinstance(config.rope_parameters, dict):
-        config.rope_parameters["rope_theta"] = SHAPE["rope_theta"]
+    if hasattr(config, "rope_parameters"):
+        params = dict(config.rope_parameters or {})
+        params.setdefault("rope_type", "default")
+        params["rope_theta"] = SHAPE["rope_theta"]
+        config.rope_parameters = params
     torch.manual_seed(seed)
     # Initialised on the CPU, so a seed gives the same weights on any machine with this torch.
     model = Qwen2ForCausalLM(config).to(torch.bfloat16)
     model.eval()
     if folder.exists():
         shutil.rmtree(folder)
-    model.save_pretrained(folder, safe_serialization=True)
+    model.save_pretrained(folder)  # safetensors (transformers 5 writes nothing else)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(tokenizer_dir / name, folder / name)
     saved = json.loads((folder / "config.json").read_text())
