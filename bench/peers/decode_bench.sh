@@ -115,7 +115,7 @@ build_phase() {
       --types "$quantized" >>"$RESULTS/make_gguf.log" 2>&1 || { tail -20 "$RESULTS/make_gguf.log"; say "FATAL: quantization failed"; exit 4; }
   fi
   say "model files:"
-  grep -E '^ +[0-9,]+  [0-9a-f]{64}' "$RESULTS/make_gguf.log" | sort -u -k3 | tee -a "$RESULTS/decode_bench.log"
+  grep -E '^ *[0-9,]+  [0-9a-f]{64}' "$RESULTS/make_gguf.log" | sort -u -k3 | tee -a "$RESULTS/decode_bench.log"
   cp "$MODELS/manifest.json" "$RESULTS/manifest.json"
 }
 
