@@ -117,6 +117,7 @@ build_phase() {
   say "model files:"
   grep -E '^ *[0-9,]+  [0-9a-f]{64}' "$RESULTS/make_gguf.log" | sort -u -k3 | tee -a "$RESULTS/decode_bench.log"
   cp "$MODELS/manifest.json" "$RESULTS/manifest.json"
+  cp "$MODELS"/*.log "$RESULTS/" 2>/dev/null  # the converter's and quantizer's own logs
 }
 
 # run_step NAME SECONDS_NEEDED COMMAND...: runs COMMAND under a timeout that ends it before the
