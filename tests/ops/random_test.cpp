@@ -1,8 +1,8 @@
-// Random draws (uniform, normal, bernoulli) and dropout: seeding, statistics with bounds of
-// several standard errors, dropout's scaling and gradient, and draws from explicit keys.
+// Random draws on every device (uniform, normal, bernoulli) and dropout: statistics within bounds
+// of several standard errors, dropout's scaling and its gradient (the same mask and scale).
 #include <cmath>
 
-#include "testing.h"
+#include "support/testing.h"
 
 namespace wick {
 namespace {
@@ -20,30 +20,12 @@ Stats stats(const Values& v) {
   return {m, std::sqrt(s / double(v.size()))};
 }
 
-TEST(Random, SeedingIsReproducible) {
-  manual_seed(42);
-  Values a = values(normal({1001})), b = values(uniform({7, 3}));
-  manual_seed(42);
-  Values a2 = values(normal({1001})), b2 = values(uniform({7, 3}));
-  EXPECT_EQ(a, a2);
-  EXPECT_EQ(b, b2);
-  // Consecutive draws and other seeds differ.
-  Values c = values(normal({1001}));
-  EXPECT_NE(a, c);
-  manual_seed(43);
-  EXPECT_NE(a, values(normal({1001})));
-  // Lazy draws give the same values as eager ones.
-  manual_seed(7);
-  Values eager = values(uniform({5, 5}, -1, 1));
-  manual_seed(7);
-  ExecModeScope lazy(ExecMode::Lazy);
-  EXPECT_EQ(eager, values(uniform({5, 5}, -1, 1)));
-}
+WICK_DEVICE_SUITE(Random);
 
-TEST(Random, UniformStatistics) {
+WICK_DEVICE_TEST(Random, UniformStatistics) {
   manual_seed(1);
   const int64_t n = 200001;
-  Values u = values(uniform({n}));
+  Values u = values(uniform({n}, 0, 1, Dtype::F32, device()));
   for (double x : u) ASSERT_TRUE(x >= 0 && x < 1) << x;
   Stats s = stats(u);
   EXPECT_NEAR(s.mean, 0.5, 0.005);
@@ -51,20 +33,21 @@ TEST(Random, UniformStatistics) {
   std::vector<int> bins(10, 0);
   for (double x : u) ++bins[int(x * 10)];
   for (int b : bins) EXPECT_NEAR(double(b) / n, 0.1, 0.005);
-  Tensor r = uniform({n}, -3, 5, Dtype::F64);
+  Tensor r = uniform({n}, -3, 5, Dtype::F64, device());
   EXPECT_EQ(r.dtype(), Dtype::F64);
+  EXPECT_EQ(r.device(), device());
   Values rv = values(r);
   for (double x : rv) ASSERT_TRUE(x >= -3 && x < 5) << x;
   Stats rs = stats(rv);
   EXPECT_NEAR(rs.mean, 1, 0.05);
   EXPECT_NEAR(rs.std, 8 / std::sqrt(12.0), 0.05);
-  EXPECT_EQ(uniform({3}, 0, 1, Dtype::BF16).dtype(), Dtype::BF16);
+  EXPECT_EQ(uniform({3}, 0, 1, Dtype::BF16, device()).dtype(), Dtype::BF16);
 }
 
-TEST(Random, NormalStatistics) {
+WICK_DEVICE_TEST(Random, NormalStatistics) {
   manual_seed(2);
   const int64_t n = 200001;  // odd: the last Box-Muller pair is half used
-  Values z = values(normal({n}));
+  Values z = values(normal({n}, 0, 1, Dtype::F32, device()));
   Stats s = stats(z);
   EXPECT_NEAR(s.mean, 0, 0.01);
   EXPECT_NEAR(s.std, 1, 0.01);
@@ -79,31 +62,32 @@ TEST(Random, NormalStatistics) {
   double corr = 0;
   for (int64_t i = 0; i + 1 < n; i += 2) corr += z[i] * z[i + 1];
   EXPECT_NEAR(corr / double(n / 2), 0, 0.015);
-  Stats t = stats(values(normal({n}, 3, 2, Dtype::F64)));
+  Stats t = stats(values(normal({n}, 3, 2, Dtype::F64, device())));
   EXPECT_NEAR(t.mean, 3, 0.02);
   EXPECT_NEAR(t.std, 2, 0.02);
-  Tensor h = normal({4, 5}, 0, 1, Dtype::F16);
+  Tensor h = normal({4, 5}, 0, 1, Dtype::F16, device());
   EXPECT_EQ(h.dtype(), Dtype::F16);
   EXPECT_EQ(shape_str(h.shape()), "[4,5]");
 }
 
-TEST(Random, BernoulliFrequency) {
+WICK_DEVICE_TEST(Random, BernoulliFrequency) {
   manual_seed(3);
   const int64_t n = 100000;
   for (double p : {0.0, 0.3, 0.9, 1.0}) {
-    Tensor b = bernoulli({n}, p);
+    Tensor b = bernoulli({n}, p, device());
     EXPECT_EQ(b.dtype(), Dtype::Bool);
     double freq = double(sum(b).item<int64_t>()) / n;
     EXPECT_NEAR(freq, p, 0.01) << p;
   }
 }
 
-TEST(Random, DropoutStatisticsScaleAndGradient) {
+WICK_DEVICE_TEST(Random, DropoutStatisticsScaleAndGradient) {
   manual_seed(4);
   const double p = 0.25;
   Rand x = rand({400, 250}, Dtype::F32, 0.5, 1.5);  // no zeros in x
   Tensor y = dropout(x.t, p);
   EXPECT_EQ(y.dtype(), Dtype::F32);
+  EXPECT_EQ(y.device(), device());
   Values yv = values(y);
   int64_t kept = 0;
   for (size_t i = 0; i < yv.size(); ++i) {
@@ -128,27 +112,6 @@ TEST(Random, DropoutStatisticsScaleAndGradient) {
       {xd.t});
   Values ov = values(out), gv = values(grads[0]);
   for (size_t i = 0; i < ov.size(); ++i) ASSERT_EQ(gv[i], ov[i] == 0 ? 0.0 : 2.0) << i;
-}
-
-// Keyed draws (RandomKey) are pure functions of the key: untouched by the default generator,
-// different for folded-in data, and dropout through one is differentiable with its fixed mask.
-TEST(Random, KeyedDrawsAreReplayable) {
-  RandomKey key = fold_in(RandomKey{3}, 8);
-  manual_seed(1);
-  std::vector<uint8_t> m1 = bernoulli({301}, 0.6, key).to_vector<uint8_t>();
-  normal({77});
-  manual_seed(99);
-  EXPECT_EQ(bernoulli({301}, 0.6, key).to_vector<uint8_t>(), m1);
-  EXPECT_NE(bernoulli({301}, 0.6, fold_in(RandomKey{3}, 9)).to_vector<uint8_t>(), m1);
-  EXPECT_NE(bernoulli({301}, 0.6, fold_in(RandomKey{4}, 8)).to_vector<uint8_t>(), m1);
-  EXPECT_NE(fold_in(key, 0).seed, fold_in(key, 1).seed);
-  // The mask is bernoulli(1 - p) under the same key.
-  Rand x = rand({301}, Dtype::F64, 0.5, 1.5);
-  Values y = values(dropout(x.t, 0.4, key));
-  std::vector<uint8_t> keep = bernoulli({301}, 0.6, key).to_vector<uint8_t>();
-  for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], keep[i] ? x.v[i] / 0.6 : 0.0, 1e-12) << i;
-  check_grads([&](const std::vector<Tensor>& in) { return dropout(in[0], 0.4, key) * in[0]; }, {rand({6, 7}).t},
-              "keyed dropout");
 }
 
 }  // namespace

@@ -1,15 +1,13 @@
-// Gathers (take, index_select, embedding), index_add with repeated indices and slice_update
-// (incl. the buffer-donation path), against float64 loops; and their gradients.
-#include "testing.h"
+// Indexing ops on every device: gathers (take, index_select, embedding; negative, repeated and
+// strided indices), index_add with repeated indices and slice_update (incl. the buffer-donation path
+// of KV-cache writes), against float64 loops; gradients against finite differences and in lower
+// precisions.
+#include "support/testing.h"
 
 namespace wick {
 namespace {
 
 using namespace testing;
-
-Tensor index_tensor(const std::vector<int64_t>& v, const Shape& shape, Dtype dt) {
-  return astype(Tensor::from_vector(v, shape), dt);
-}
 
 // numpy.take: out[pre, idx, post] = x[pre, index[idx], post].
 Values take_ref(const Values& x, const Shape& sx, const std::vector<int64_t>& index, const Shape& si, int dim,
@@ -29,7 +27,16 @@ Values take_ref(const Values& x, const Shape& sx, const std::vector<int64_t>& in
   return out;
 }
 
-TEST(Indexing, TakeIndexSelectEmbedding) {
+// 16-bit sums round after each addition; f32 sums (atomics on the GPU) in any order, of terms up to 8.
+Tol index_add_tol(Dtype dt) {
+  if (dt == Dtype::BF16) return {0.05, 0.02};
+  if (dt == Dtype::F16) return {0.02, 0.01};
+  return sum_tol(dt, 8.0);
+}
+
+WICK_DEVICE_SUITE(Indexing);
+
+WICK_DEVICE_TEST(Indexing, TakeIndexSelectEmbedding) {
   const Shape sx{4, 6, 3};
   for (Dtype dt : {Dtype::F64, Dtype::F32, Dtype::BF16, Dtype::I32})
     for (Dtype it : {Dtype::I32, Dtype::I64})
@@ -42,33 +49,61 @@ TEST(Indexing, TakeIndexSelectEmbedding) {
         Shape si{2, 5}, so;
         Values ref = take_ref(xv, sx, idx, si, dim, so);
         std::string what = str_cat("take ", dtype_name(dt), " ", dtype_name(it), " dim ", dim);
-        Tensor y = take(x, index_tensor(idx, si, it), dim);
+        Tensor y = take(x, ints(idx, si, it), dim);
         EXPECT_EQ(y.dtype(), dt);
         expect_close(y, ref, so, Tol{0, 0}, what);
-        expect_close(take(noncontiguous(xv, sx, dt), index_tensor(idx, si, it), dim), ref, so, Tol{0, 0},
-                     what + " of a view");
+        expect_close(take(noncontiguous(xv, sx, dt), ints(idx, si, it), dim), ref, so, Tol{0, 0}, what + " of a view");
         // A strided index.
-        Tensor sidx = transpose(index_tensor(idx, {5, 2}, it), 0, 1);
+        Tensor sidx = transpose(ints(idx, {5, 2}, it), 0, 1);
         std::vector<int64_t> tidx;
         for (int a = 0; a < 2; ++a)
           for (int b = 0; b < 5; ++b) tidx.push_back(idx[b * 2 + a]);
         expect_close(take(x, sidx, dim), take_ref(xv, sx, tidx, si, dim, so), so, Tol{0, 0}, what + " strided index");
         Shape s1;
         std::vector<int64_t> one(idx.begin(), idx.begin() + 4);
-        expect_close(index_select(x, dim, index_tensor(one, {4}, it)), take_ref(xv, sx, one, {4}, dim, s1), s1,
-                     Tol{0, 0}, "index_select");
+        expect_close(index_select(x, dim, ints(one, {4}, it)), take_ref(xv, sx, one, {4}, dim, s1), s1, Tol{0, 0},
+                     "index_select");
       }
   Rand w = rand({11, 5}, Dtype::F32);
   std::vector<int64_t> ids = {3, 0, 10, 3, 7, 7};
   Shape so;
-  expect_close(embedding(w.t, index_tensor(ids, {2, 3}, Dtype::I64)), take_ref(w.v, {11, 5}, ids, {2, 3}, 0, so), so,
-               Tol{0, 0}, "embedding");
+  expect_close(embedding(w.t, ints(ids, {2, 3}, Dtype::I64)), take_ref(w.v, {11, 5}, ids, {2, 3}, 0, so), so, Tol{0, 0},
+               "embedding");
   EXPECT_EQ(shape_str(so), "[2,3,5]");
 }
 
-TEST(Indexing, IndexAddRepeatedIndices) {
+// Model-sized gathers in every dtype: an embedding table of 129 rows (ids incl. the last row and -1),
+// i32 ids of shape [2, 3] into dim 0, and into dim 1 of a transposed tensor.
+WICK_DEVICE_TEST(Indexing, GathersAtModelSizes) {
+  for (Dtype dt : {Dtype::F32, Dtype::BF16, Dtype::F16, Dtype::F64}) {
+    std::string what = dtype_name(dt);
+    Rand table = rand({129, 17}, dt), x = rand({5, 33, 7}, dt);
+    std::vector<int64_t> ids = {3, 0, 128, 5, 5, -1, 77}, ids2 = {1, 4, 4, 0, 2, 3};
+    Shape so;
+    expect_close(embedding(table.t, ints(ids, {7})), take_ref(table.v, {129, 17}, ids, {7}, 0, so), so, Tol{0, 0},
+                 "embedding " + what);
+    expect_close(take(x.t, ints(ids2, {2, 3}, Dtype::I32), 0), take_ref(x.v, {5, 33, 7}, ids2, {2, 3}, 0, so), so,
+                 Tol{0, 0}, "take dim 0 " + what);
+    Values xt;  // x transposed to [7, 33, 5]
+    for (int64_t a = 0; a < 7; ++a)
+      for (int64_t b = 0; b < 33; ++b)
+        for (int64_t c = 0; c < 5; ++c) xt.push_back(x.v[(c * 33 + b) * 7 + a]);
+    expect_close(take(transpose(x.t, 0, 2), ints(ids2, {2, 3}, Dtype::I32), 1),
+                 take_ref(xt, {7, 33, 5}, ids2, {2, 3}, 1, so), so, Tol{0, 0}, "take dim 1 of a transpose " + what);
+    // index_add of [5, 7, 7] rows into dim 1 of [5, 33, 7], rows repeated.
+    std::vector<int64_t> rows = {0, 32, 5, 5, 5, 1, 0};
+    Rand src = rand({5, 7, 7}, dt);
+    Values ref = x.v;
+    for (int64_t a = 0; a < 5; ++a)
+      for (int64_t i = 0; i < 7; ++i)
+        for (int64_t c = 0; c < 7; ++c) ref[(a * 33 + rows[i]) * 7 + c] += src.v[(a * 7 + i) * 7 + c];
+    expect_close(index_add(x.t, 1, ints(rows, {7}), src.t), ref, {5, 33, 7}, index_add_tol(dt), "index_add " + what);
+  }
+}
+
+WICK_DEVICE_TEST(Indexing, IndexAddRepeatedIndices) {
   const Shape sx{3, 5, 2};
-  for (Dtype dt : {Dtype::F64, Dtype::F32, Dtype::BF16})
+  for (Dtype dt : {Dtype::F64, Dtype::F32, Dtype::BF16, Dtype::F16})
     for (int dim : {0, 1, 2}) {
       Rand x = rand(sx, dt);
       std::vector<int64_t> idx = random_indices(7, sx[dim]);
@@ -85,18 +120,17 @@ TEST(Indexing, IndexAddRepeatedIndices) {
         for (int64_t i = 0; i < 7; ++i)
           for (int64_t j = 0; j < inner; ++j) ref[(o * sx[dim] + idx[i]) * inner + j] += src.v[(o * 7 + i) * inner + j];
       std::string what = str_cat("index_add ", dtype_name(dt), " dim ", dim);
-      // 16-bit sums round after each addition.
-      Tol tol = dt == Dtype::BF16 ? Tol{0.05, 0.02} : tol_for(dt);
-      expect_close(index_add(x.t, dim, index_tensor(idx, {7}, Dtype::I64), src.t), ref, sx, tol, what);
-      expect_close(index_add(noncontiguous(x.v, sx, dt), dim, index_tensor(idx, {7}, Dtype::I32),
-                             noncontiguous(src.v, ss, dt, 1)),
-                   ref, sx, tol, what + " of views");
+      Tol tol = index_add_tol(dt);
+      expect_close(index_add(x.t, dim, ints(idx, {7}, Dtype::I64), src.t), ref, sx, tol, what);
+      expect_close(
+          index_add(noncontiguous(x.v, sx, dt), dim, ints(idx, {7}, Dtype::I32), noncontiguous(src.v, ss, dt, 1)), ref,
+          sx, tol, what + " of views");
       // The input is not modified.
       expect_close(x.t, x.v, sx, Tol{0, 0}, what + " input untouched");
     }
 }
 
-TEST(Indexing, SliceUpdate) {
+WICK_DEVICE_TEST(Indexing, SliceUpdate) {
   const Shape sd{4, 6, 3};
   for (Dtype dt : {Dtype::F64, Dtype::F32, Dtype::BF16, Dtype::I64}) {
     Values dv = values(make(random_values(numel(sd), -5, 5), sd, dt));
@@ -122,10 +156,28 @@ TEST(Indexing, SliceUpdate) {
   }
 }
 
-TEST(Indexing, SliceUpdateDonatesAMovedBuffer) {
+// A KV-cache-sized write: a [4, 3, 7] block into [4, 40, 7] at row 17, and a stepped slice of a
+// wider buffer (a non-contiguous source) at row 37.
+WICK_DEVICE_TEST(Indexing, SliceUpdateAtModelSizes) {
+  for (Dtype dt : {Dtype::F32, Dtype::BF16, Dtype::F16, Dtype::F64}) {
+    Rand dst = rand({4, 40, 7}, dt), piece = rand({4, 3, 7}, dt), wide = rand({4, 6, 7}, dt);
+    Values ref = dst.v, ref2 = dst.v;
+    for (int64_t a = 0; a < 4; ++a)
+      for (int64_t t = 0; t < 3; ++t)
+        for (int64_t c = 0; c < 7; ++c) {
+          ref[(a * 40 + 17 + t) * 7 + c] = piece.v[(a * 3 + t) * 7 + c];
+          ref2[(a * 40 + 37 + t) * 7 + c] = wide.v[(a * 6 + 2 * t) * 7 + c];
+        }
+    expect_close(slice_update(dst.t, piece.t, {0, 17, 0}), ref, {4, 40, 7}, Tol{0, 0}, dtype_name(dt));
+    expect_close(slice_update(dst.t, slice(wide.t, 1, 0, 6, 2), {0, 37, 0}), ref2, {4, 40, 7}, Tol{0, 0},
+                 str_cat(dtype_name(dt), " from a stepped slice"));
+  }
+}
+
+WICK_DEVICE_TEST(Indexing, SliceUpdateDonatesAMovedBuffer) {
   for (ExecMode mode : {ExecMode::Eager, ExecMode::Lazy}) {
     ExecModeScope scope(mode);
-    Tensor cache = zeros({2, 8, 4}).eval();
+    Tensor cache = zeros({2, 8, 4}, Dtype::F32, device()).eval();
     void* p = cache.data_ptr();
     Rand src = rand({2, 1, 4}, Dtype::F32);
     for (int64_t t = 0; t < 3; ++t) {
@@ -139,25 +191,34 @@ TEST(Indexing, SliceUpdateDonatesAMovedBuffer) {
         for (int c = 0; c < 4; ++c) EXPECT_EQ(v[(b * 8 + t) * 4 + c], t < 3 ? src.v[b * 4 + c] : 0.0);
   }
   // A view of the buffer keeps it alive elsewhere: no donation, and the view keeps its values.
-  Tensor cache = zeros({4, 2});
+  Tensor cache = zeros({4, 2}, Dtype::F32, device());
   Tensor view = narrow(cache, 0, 0, 2);
-  Tensor out = slice_update(std::move(cache), ones({1, 2}), {0, 0});
+  Tensor out = slice_update(std::move(cache), ones({1, 2}, Dtype::F32, device()), {0, 0});
   expect_close(view, Values(4, 0.0), {2, 2}, Tol{0, 0}, "view of a non-donated buffer");
   expect_close(out, {1, 1, 0, 0, 0, 0, 0, 0}, {4, 2}, Tol{0, 0});
+  // A bf16 cache written one position at a time keeps its buffer.
+  Tensor kv = zeros({2, 64, 8}, Dtype::BF16, device());
+  const void* before = kv.storage()->data();
+  for (int t = 0; t < 5; ++t)
+    kv = slice_update(std::move(kv), full({2, 1, 8}, t + 1, Dtype::BF16, device()), {0, t, 0});
+  EXPECT_EQ(kv.storage()->data(), before);
+  Values kvv = values(kv);
+  for (int b = 0; b < 2; ++b)
+    for (int t = 0; t < 64; ++t) EXPECT_EQ(kvv[(b * 64 + t) * 8], t < 5 ? t + 1.0 : 0.0) << b << " " << t;
 }
 
-TEST(Indexing, Gradients) {
+WICK_DEVICE_TEST(Indexing, Gradients) {
   Rand x = rand({4, 3, 2});
-  Tensor idx = index_tensor({2, 0, 2, -1, 1}, {5}, Dtype::I64);
+  Tensor idx = ints({2, 0, 2, -1, 1}, {5}, Dtype::I64);
   check_grads([&](const std::vector<Tensor>& in) { return take(in[0], idx, 0); }, {x.t}, "take dim 0");
   check_grads([&](const std::vector<Tensor>& in) { return take(in[0], reshape(idx, {5, 1}), 1); }, {x.t}, "take dim 1");
   check_grads([&](const std::vector<Tensor>& in) { return index_select(transpose(in[0], 0, 2), 2, idx); }, {x.t},
               "index_select of a view");
   Rand w = rand({6, 3});
-  Tensor ids = index_tensor({1, 5, 1, 0}, {2, 2}, Dtype::I32);
+  Tensor ids = ints({1, 5, 1, 0}, {2, 2}, Dtype::I32);
   check_grads([&](const std::vector<Tensor>& in) { return embedding(in[0], ids); }, {w.t}, "embedding");
   Rand src = rand({4, 5, 2});
-  Tensor add_idx = index_tensor({2, 0, 2, 2, 1}, {5}, Dtype::I64);
+  Tensor add_idx = ints({2, 0, 2, 2, 1}, {5}, Dtype::I64);
   check_grads([&](const std::vector<Tensor>& in) { return index_add(in[0], 1, add_idx, in[1]); }, {x.t, src.t},
               "index_add");
   Rand upd = rand({2, 2, 2});
@@ -171,6 +232,20 @@ TEST(Indexing, Gradients) {
         return slice_update(in[0] * 2.0, transpose(in[1], 0, 2), {1, 1, 0});
       },
       {x.t, upd.t}, "slice_update of computed and transposed inputs");
+}
+
+WICK_DEVICE_TEST(Indexing, GradientsInLowerPrecision) {
+  Tensor ids = ints({2, 0, 2}, {3});
+  Tensor table_ids = ints({3, 0, 32, 5, 5, 5}, {2, 3});
+  std::vector<Tensor> in{rand({4, 5}).t, rand({3, 5}).t};
+  std::vector<Tensor> table{rand({33, 9}).t};
+  for (Dtype dt : {Dtype::F32, Dtype::BF16, Dtype::F16}) {
+    double rel = dt == Dtype::F32 ? 1e-5 : dt == Dtype::F16 ? 1e-2 : 5e-2;
+    check_grads_in(
+        dt, [&](auto& v) { return index_add(take(v[0], ids, 0), 0, ids, v[1]); }, in, rel, "indexing");
+    check_grads_in(
+        dt, [&](auto& v) { return embedding(v[0], table_ids); }, table, rel, "embedding");
+  }
 }
 
 }  // namespace

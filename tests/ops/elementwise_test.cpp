@@ -1,9 +1,12 @@
-// Creation, dtype conversion (with an independent round-to-nearest-even reference for bf16/f16),
-// unary and binary elementwise ops with broadcasting and promotion, against float64 loops.
+// Elementwise ops on every device: dtype conversion (against an independent round-to-nearest-even
+// reference for bf16/f16), unary and binary ops with broadcasting, promotion and views (odd sizes,
+// transposed and stepped), integer ops, against float64 loops; gradients against finite differences
+// and, in 16-bit dtypes, against the float64 gradients of the rounded inputs.
+#include <bit>
 #include <cmath>
 #include <limits>
 
-#include "testing.h"
+#include "support/testing.h"
 
 namespace wick {
 namespace {
@@ -14,41 +17,11 @@ const Dtype kFloatDtypes[] = {Dtype::F64, Dtype::F32, Dtype::BF16, Dtype::F16};
 const Dtype kAllDtypes[] = {Dtype::Bool, Dtype::U8,   Dtype::I32, Dtype::I64,
                             Dtype::F16,  Dtype::BF16, Dtype::F32, Dtype::F64};
 
-// ---------------------------------------------------------------- creation
-TEST(Creation, FullZerosOnesScalar) {
-  for (Dtype dt : kAllDtypes) {
-    Tensor f = full({2, 3}, 3.0, dt);
-    EXPECT_EQ(f.dtype(), dt);
-    expect_close(f, Values(6, dt == Dtype::Bool ? 1.0 : 3.0), {2, 3}, Tol{0, 0}, dtype_name(dt));
-    expect_close(zeros({4}, dt), Values(4, 0.0), {4}, Tol{0, 0});
-    expect_close(ones({1, 2}, dt), Values(2, 1.0), {1, 2}, Tol{0, 0});
-  }
-  Tensor s = scalar(2.5, Dtype::F32);
-  EXPECT_EQ(s.ndim(), 0);
-  EXPECT_EQ(s.item<double>(), 2.5);
-  EXPECT_EQ(full({0, 3}, 1.0).numel(), 0);
-  Tensor x = full({3, 2}, -1.5, Dtype::BF16);
-  expect_close(full_like(x, 7), Values(6, 7.0), {3, 2}, Tol{0, 0});
-  EXPECT_EQ(zeros_like(x).dtype(), Dtype::BF16);
-  expect_close(ones_like(x), Values(6, 1.0), {3, 2}, Tol{0, 0});
-}
-
-TEST(Creation, Arange) {
-  auto ref = [](double start, double stop, double step) {
-    Values v;
-    for (double x = start; step > 0 ? x < stop : x > stop; x += step) v.push_back(x);
-    return v;
-  };
-  expect_close(arange(0, 5), ref(0, 5, 1), {5}, Tol{0, 0});
-  EXPECT_EQ(arange(0, 5).dtype(), Dtype::I64);
-  expect_close(arange(2, -3, -1.5, Dtype::F64), ref(2, -3, -1.5), {4}, Tol{0, 0});
-  expect_close(arange(0.5, 2.0, 0.25, Dtype::F32), ref(0.5, 2.0, 0.25), {6}, Tol{0, 0});
-  EXPECT_EQ(arange(5, 1).numel(), 0);
-}
+WICK_DEVICE_SUITE(Elementwise);
 
 // ---------------------------------------------------------------- astype
 // Round-to-nearest-even of x to a binary float with `mant` explicit mantissa bits, minimum normal
-// exponent `emin` and largest finite value `maxv` (written independently of half.h).
+// exponent `emin` and largest finite value `maxv` (written independently of the engine's half types).
 double round_float(double x, int mant, int emin, double maxv) {
   if (std::isnan(x) || x == 0) return x;
   int e;
@@ -82,42 +55,48 @@ double convert_ref(double x, Dtype to) {
   return NAN;
 }
 
-TEST(AsType, BetweenAllDtypes) {
+WICK_DEVICE_TEST(Elementwise, CastBetweenAllDtypes) {
   // Non-negative values below 200 fit every dtype; fractions exercise truncation and rounding.
   Values v = random_values(37, 0, 200);
   v[0] = 0;
   v[1] = 1;
   for (double& x : v) x = double(float(x));  // exact in f32, so f64->16-bit is one rounding
   for (Dtype from : kAllDtypes) {
-    Tensor src = Tensor::from_vector(v, {37});
+    Tensor src = make(v, {37}, Dtype::F64);
     if (from != Dtype::F64) src = astype(src, from);
     Values sv = values(src);
     for (size_t i = 0; i < v.size(); ++i) ASSERT_EQ(sv[i], convert_ref(v[i], from)) << dtype_name(from);
+    // The same values as a [37, 3] matrix seen transposed.
+    Tensor wide = transpose(concat({unsqueeze(src, 0), unsqueeze(src, 0), unsqueeze(src, 0)}, 0), 0, 1);
     for (Dtype to : kAllDtypes) {
       Values ref(sv.size());
       for (size_t i = 0; i < sv.size(); ++i) ref[i] = convert_ref(sv[i], to);
+      std::string what = str_cat(dtype_name(from), "->", dtype_name(to));
       Tensor out = astype(src, to);
       EXPECT_EQ(out.dtype(), to);
-      expect_close(out, ref, {37}, Tol{0, 0}, str_cat(dtype_name(from), "->", dtype_name(to)));
+      expect_close(out, ref, {37}, Tol{0, 0}, what);
       // Non-contiguous sources take the strided path.
-      Tensor nc = slice(astype(Tensor::from_vector(v, {37}), from), 0, 1, 37, 3);
+      Tensor nc = slice(astype(make(v, {37}, Dtype::F64), from), 0, 1, 37, 3);
       Values nref;
       for (size_t i = 1; i < sv.size(); i += 3) nref.push_back(convert_ref(sv[i], to));
-      expect_close(astype(nc, to), nref, {12}, Tol{0, 0}, "strided");
+      expect_close(astype(nc, to), nref, {12}, Tol{0, 0}, what + " strided");
+      Values tref;
+      for (double x : ref) tref.insert(tref.end(), {x, x, x});
+      expect_close(astype(wide, to), tref, {37, 3}, Tol{0, 0}, what + " transposed");
     }
   }
 }
 
-TEST(AsType, SignedValues) {
+WICK_DEVICE_TEST(Elementwise, CastSignedValues) {
   Values v = random_values(20, -100, 100);
   for (Dtype to : {Dtype::I32, Dtype::I64, Dtype::F32, Dtype::BF16, Dtype::F16, Dtype::Bool}) {
     Values ref;
     for (double x : v) ref.push_back(convert_ref(x, to));
-    expect_close(astype(Tensor::from_vector(v, {20}), to), ref, {20}, Tol{0, 0}, dtype_name(to));
+    expect_close(astype(make(v, {20}), to), ref, {20}, Tol{0, 0}, dtype_name(to));
   }
 }
 
-TEST(AsType, HalfRoundingTiesAndLimits) {
+WICK_DEVICE_TEST(Elementwise, CastHalfRoundingTiesAndLimits) {
   const double tiny = std::ldexp(1.0, -24);  // the smallest f16 subnormal
   Values v = {1 + std::ldexp(1.0, -8),
               1 + 3 * std::ldexp(1.0, -8),
@@ -138,7 +117,7 @@ TEST(AsType, HalfRoundingTiesAndLimits) {
               NAN,
               1.0 / 3,
               std::ldexp(1.0, -14) * 1.0009765625};
-  Tensor src = astype(Tensor::from_vector(v, {int64_t(v.size())}), Dtype::F32);
+  Tensor src = astype(make(v, {int64_t(v.size())}), Dtype::F32);
   Values sv = values(src);
   for (Dtype to : {Dtype::BF16, Dtype::F16}) {
     Values ref;
@@ -147,15 +126,15 @@ TEST(AsType, HalfRoundingTiesAndLimits) {
   }
 }
 
-TEST(AsType, HalfRoundingFuzz) {
+WICK_DEVICE_TEST(Elementwise, CastHalfRoundingFuzz) {
   // Random f32 bit patterns over the whole half range (subnormals to overflow), both signs.
   std::uniform_int_distribution<uint32_t> mantissa(0, (1u << 23) - 1), exponent(127 - 30, 127 + 17);
   std::vector<float> v(20000);
   for (float& x : v) {
     uint32_t bits = (exponent(rng()) << 23) | mantissa(rng()) | (mantissa(rng()) & 1u) << 31;
-    x = bits_float(bits);
+    x = std::bit_cast<float>(bits);
   }
-  Tensor src = Tensor::from_vector(v, {int64_t(v.size())});
+  Tensor src = here(Tensor::from_vector(v, {int64_t(v.size())}, Device::cpu()));
   for (Dtype to : {Dtype::BF16, Dtype::F16}) {
     Values ref;
     for (float x : v) ref.push_back(convert_ref(x, to));
@@ -166,25 +145,15 @@ TEST(AsType, HalfRoundingFuzz) {
   }
 }
 
-TEST(AsType, ToDeviceAndStopGradient) {
+WICK_DEVICE_TEST(Elementwise, ToDeviceAndStopGradient) {
   Rand x = rand({2, 3}, Dtype::F32);
-  EXPECT_TRUE(to_device(x.t, Device::cpu()).same(x.t));  // already there
+  EXPECT_TRUE(to_device(x.t, device()).same(x.t));  // already there
   Tensor s = stop_gradient(x.t);
   EXPECT_EQ(s.data_ptr(), x.t.data_ptr());  // same data, no copy
   expect_close(s, x.v, {2, 3}, Tol{0, 0});
-}
-
-TEST(AsType, Contiguous) {
-  Rand a = rand({4, 6});
-  Tensor t = transpose(a.t, 0, 1);
-  EXPECT_FALSE(t.is_contiguous());
-  Tensor c = contiguous(t);
-  EXPECT_TRUE(c.is_contiguous());
-  Values ref;
-  for (int j = 0; j < 6; ++j)
-    for (int i = 0; i < 4; ++i) ref.push_back(a.v[i * 6 + j]);
-  expect_close(c, ref, {6, 4}, Tol{0, 0});
-  EXPECT_TRUE(contiguous(a.t).same(a.t));  // already contiguous: the same tensor
+  // A round trip through the other device keeps every value.
+  Device other = on_cuda() ? Device::cpu() : device();
+  expect_close(here(to_device(x.t, other)), x.v, {2, 3}, Tol{0, 0}, "round trip");
 }
 
 // ---------------------------------------------------------------- unary
@@ -216,10 +185,12 @@ const UnaryCase kUnary[] = {
     {"square", square, [](double x) { return x * x; }, -3, 3},
 };
 
-TEST(Unary, MatchesFloat64Reference) {
+WICK_DEVICE_TEST(Elementwise, UnaryMatchesFloat64) {
+  // Odd sizes up to 3000 elements cover the vectorised kernels' tails.
   for (const UnaryCase& c : kUnary)
     for (Dtype dt : kFloatDtypes)
-      for (Shape shape : {Shape{}, Shape{7}, Shape{3, 5, 2}, Shape{0, 3}}) {
+      for (Shape shape :
+           {Shape{}, Shape{7}, Shape{3, 5, 2}, Shape{0, 3}, Shape{3, 33}, Shape{3, 129}, Shape{3, 1000}}) {
         Rand x = rand(shape, dt, c.lo, c.hi);
         Values ref;
         for (double v : x.v) ref.push_back(c.ref(v));
@@ -235,7 +206,7 @@ TEST(Unary, MatchesFloat64Reference) {
       }
 }
 
-TEST(Unary, BroadcastInputs) {
+WICK_DEVICE_TEST(Elementwise, UnaryOfBroadcastInputs) {
   // Zero strides: every output element reads one of a few inputs.
   for (const UnaryCase& c : kUnary) {
     Rand x = rand({1, 5, 1}, Dtype::F32, c.lo, c.hi);
@@ -247,8 +218,8 @@ TEST(Unary, BroadcastInputs) {
   }
 }
 
-TEST(Unary, IntegerInputs) {
-  Tensor x = Tensor::from_vector(std::vector<int32_t>{-3, 0, 2, 7}, {4});
+WICK_DEVICE_TEST(Elementwise, UnaryIntegerInputs) {
+  Tensor x = make({-3, 0, 2, 7}, {4}, Dtype::I32);
   EXPECT_EQ(neg(x).dtype(), Dtype::I32);
   expect_close(neg(x), {3, 0, -2, -7}, {4}, Tol{0, 0});
   expect_close(abs(x), {3, 0, 2, 7}, {4}, Tol{0, 0});
@@ -260,7 +231,34 @@ TEST(Unary, IntegerInputs) {
   expect_close(e, {std::exp(-3.0), 1, std::exp(2.0), std::exp(7.0)}, {4});
 }
 
-TEST(Unary, Gradients) {
+WICK_DEVICE_TEST(Elementwise, IntegerArithmeticIsExact) {
+  for (Dtype dt : {Dtype::I32, Dtype::I64, Dtype::U8}) {
+    // Non-negative values whose products u8 holds, b >= 1 for the division.
+    Values va = random_values(4 * 33, 0, 16), vb = random_values(4 * 33, 1, 16);
+    for (double& x : va) x = std::floor(x);
+    for (double& x : vb) x = std::floor(x);
+    Tensor a = make(va, {4, 33}, dt), b = make(vb, {4, 33}, dt);
+    auto ref = [&](auto f) {
+      Values r;
+      for (size_t i = 0; i < va.size(); ++i) r.push_back(f(va[i], vb[i]));
+      return r;
+    };
+    std::string what = dtype_name(dt);
+    expect_close(a + b, ref([](double p, double q) { return p + q; }), {4, 33}, Tol{0, 0}, what + " add");
+    expect_close(a * b, ref([](double p, double q) { return p * q; }), {4, 33}, Tol{0, 0}, what + " mul");
+    Tensor q = div(a, b);
+    EXPECT_TRUE(is_floating(q.dtype())) << what;
+    expect_close(q, ref([](double p, double r) { return p / r; }), {4, 33}, what + " true division");
+    expect_close(lt(a, b), ref([](double p, double r) { return double(p < r); }), {4, 33}, Tol{0, 0}, what + " lt");
+    expect_close(abs(a), va, {4, 33}, Tol{0, 0}, what + " abs");
+    Values mref;
+    for (int j = 0; j < 33; ++j)
+      for (int i = 0; i < 4; ++i) mref.push_back(std::max(va[i * 33 + j], vb[i * 33 + j]));
+    expect_close(maximum(transpose(a, 0, 1), transpose(b, 0, 1)), mref, {33, 4}, Tol{0, 0}, what + " maximum of views");
+  }
+}
+
+WICK_DEVICE_TEST(Elementwise, UnaryGradients) {
   for (const UnaryCase& c : kUnary) {
     Rand x = rand({3, 4}, Dtype::F64, c.lo, c.hi);
     check_grads([&](const std::vector<Tensor>& in) { return c.op(in[0]); }, {x.t}, c.name);
@@ -293,9 +291,10 @@ const BinaryCase kCompare[] = {
     {"ge", ge, [](double a, double b) { return double(a >= b); }, false},
 };
 
-const std::pair<Shape, Shape> kBroadcastPairs[] = {{{7}, {7}},      {{3, 1, 5}, {4, 5}}, {{}, {2, 3}},
-                                                   {{2, 3}, {}},    {{5, 1}, {1, 6}},    {{2, 1, 3}, {2, 4, 1}},
-                                                   {{0, 3}, {1, 3}}};
+const std::pair<Shape, Shape> kBroadcastPairs[] = {{{7}, {7}},        {{3, 1, 5}, {4, 5}}, {{}, {2, 3}},
+                                                   {{2, 3}, {}},      {{5, 1}, {1, 6}},    {{2, 1, 3}, {2, 4, 1}},
+                                                   {{0, 3}, {1, 3}},  {{5, 129}, {129}},   {{5, 1}, {5, 1000}},
+                                                   {{33, 7}, {33, 7}}};
 
 Values broadcast_ref(const Values& a, const Shape& sa, const Values& b, const Shape& sb, double (*f)(double, double),
                      Shape& out_shape) {
@@ -308,7 +307,7 @@ Values broadcast_ref(const Values& a, const Shape& sa, const Values& b, const Sh
   return out;
 }
 
-TEST(Binary, BroadcastingMatchesFloat64Reference) {
+WICK_DEVICE_TEST(Elementwise, BinaryBroadcastingMatchesFloat64) {
   for (const BinaryCase& c : kBinary)
     for (Dtype dt : kFloatDtypes)
       for (const auto& [sa, sb] : kBroadcastPairs) {
@@ -325,9 +324,9 @@ TEST(Binary, BroadcastingMatchesFloat64Reference) {
       }
 }
 
-TEST(Binary, Comparisons) {
+WICK_DEVICE_TEST(Elementwise, Comparisons) {
   for (const BinaryCase& c : kCompare)
-    for (Dtype dt : {Dtype::F32, Dtype::I32, Dtype::BF16, Dtype::F64})
+    for (Dtype dt : {Dtype::F32, Dtype::I32, Dtype::BF16, Dtype::F64, Dtype::F16})
       for (const auto& [sa, sb] : kBroadcastPairs) {
         // Small integers give plenty of ties.
         Values va = random_values(numel(sa), -2, 2), vb = random_values(numel(sb), -2, 2);
@@ -337,18 +336,21 @@ TEST(Binary, Comparisons) {
         Values ref = broadcast_ref(va, sa, vb, sb, c.ref, so);
         Tensor y = c.op(make(va, sa, dt), make(vb, sb, dt));
         EXPECT_EQ(y.dtype(), Dtype::Bool);
-        expect_close(y, ref, so, Tol{0, 0}, str_cat(c.name, " ", dtype_name(dt)));
+        std::string what = str_cat(c.name, " ", dtype_name(dt), " ", shape_str(sa), " ", shape_str(sb));
+        expect_close(y, ref, so, Tol{0, 0}, what);
+        if (sa.size() >= 2)
+          expect_close(c.op(noncontiguous(va, sa, dt), make(vb, sb, dt)), ref, so, Tol{0, 0}, what + " permuted a");
       }
 }
 
-TEST(Binary, NaNPropagatesThroughMaximumMinimum) {
-  Tensor a = Tensor::from_vector(std::vector<float>{NAN, 1, 2}, {3});
-  Tensor b = Tensor::from_vector(std::vector<float>{0, NAN, 1}, {3});
+WICK_DEVICE_TEST(Elementwise, MaximumMinimumPropagateNaN) {
+  Tensor a = make({NAN, 1, 2}, {3}, Dtype::F32);
+  Tensor b = make({0, NAN, 1}, {3}, Dtype::F32);
   expect_close(maximum(a, b), {NAN, NAN, 2}, {3});
   expect_close(minimum(a, b), {NAN, NAN, 1}, {3});
 }
 
-TEST(Binary, DtypePromotion) {
+WICK_DEVICE_TEST(Elementwise, DtypePromotion) {
   struct Case {
     Dtype a, b, out;
   };
@@ -377,8 +379,8 @@ TEST(Binary, DtypePromotion) {
   expect_close(q, {3.5, -3.5, 1.0 / 3}, {3});
 }
 
-TEST(Binary, Where) {
-  for (Dtype dt : {Dtype::F32, Dtype::F64, Dtype::I64, Dtype::BF16}) {
+WICK_DEVICE_TEST(Elementwise, Where) {
+  for (Dtype dt : {Dtype::F32, Dtype::F64, Dtype::I64, Dtype::BF16, Dtype::F16}) {
     Shape sc{3, 1}, sa{1, 4}, sb{};
     Values vc = {1, 0, 1}, va = random_values(4), vb = {0.5};
     if (!is_floating(dt)) {
@@ -390,15 +392,20 @@ TEST(Binary, Where) {
     Values ref;
     for (int i = 0; i < 3; ++i)
       for (int j = 0; j < 4; ++j) ref.push_back(vc[i] ? va[j] : vb[0]);
-    expect_close(y, values(make(ref, {3, 4}, dt)), {3, 4}, Tol{0, 0}, dtype_name(dt));
+    expect_close(y, values(testing::make(ref, {3, 4}, dt)), {3, 4}, Tol{0, 0}, dtype_name(dt));
   }
+  // A condition computed from the operands, with a broadcast row.
+  Rand a = rand({5, 33}, Dtype::F32), b = rand({5, 33}, Dtype::F32), row = rand({33}, Dtype::F32);
+  Values ref;
+  for (int i = 0; i < 5 * 33; ++i) ref.push_back(a.v[i] > b.v[i] ? a.v[i] : row.v[i % 33]);
+  expect_close(where(gt(a.t, b.t), a.t, row.t), ref, {5, 33}, Tol{0, 0}, "where(a > b, a, row)");
   // Mixed dtypes are promoted.
   Tensor y = where(make({1, 0}, {2}, Dtype::Bool), make({1, 2}, {2}, Dtype::I32), make({0.5, 0.25}, {2}, Dtype::F32));
   EXPECT_EQ(y.dtype(), Dtype::F32);
   expect_close(y, {1, 0.25}, {2});
 }
 
-TEST(Binary, ScalarOperators) {
+WICK_DEVICE_TEST(Elementwise, ScalarOperators) {
   Rand x = rand({2, 3}, Dtype::F32);
   auto ref = [&](auto f) {
     Values r;
@@ -433,7 +440,7 @@ TEST(Binary, ScalarOperators) {
   expect_close(1.0 - m, {0, 1, 0}, {3}, Tol{0, 0}, "1 - bool");
 }
 
-TEST(Binary, Gradients) {
+WICK_DEVICE_TEST(Elementwise, BinaryGradients) {
   for (const BinaryCase& c : kBinary)
     for (const auto& [sa, sb] : {std::pair<Shape, Shape>{{3, 4}, {3, 4}}, {{3, 1, 4}, {2, 4}}, {{}, {2, 3}}}) {
       Rand a = rand(sa, Dtype::F64, c.positive_a ? 0.3 : -2, 2);
@@ -441,7 +448,7 @@ TEST(Binary, Gradients) {
       check_grads([&](const std::vector<Tensor>& in) { return c.op(in[0], in[1]); }, {a.t, b.t},
                   str_cat(c.name, " ", shape_str(sa), " ", shape_str(sb)));
     }
-  Rand a = rand({2, 3}), b = rand({3}), c = rand({2, 1});
+  Rand b = rand({3}), c = rand({2, 1});
   Tensor cond = make({1, 0, 1, 0, 0, 1}, {2, 3}, Dtype::Bool);
   check_grads([&](const std::vector<Tensor>& in) { return where(cond, in[0], in[1]); }, {b.t, c.t}, "where");
   check_grads([&](const std::vector<Tensor>& in) { return in[0] * 3.0 - 2.0 / in[0] + 1.0; },
@@ -460,6 +467,19 @@ TEST(Binary, Gradients) {
   expect_close(ties[1], {1, 0, 2}, {3}, "maximum ties b");
   expect_close(grad([](const std::vector<Tensor>& in) { return sum(maximum(in[0], in[0])); }, {k})[0], {1, 1, 1}, {3},
                "maximum of x with itself");
+}
+
+WICK_DEVICE_TEST(Elementwise, GradientsInLowerPrecision) {
+  const std::pair<const char*, Fn> cases[] = {
+      {"gelu * sigmoid + exp", [](auto& in) { return gelu(in[0]) * sigmoid(in[1]) + exp(in[0] / 4.0) - in[1]; }},
+      {"tanh / abs", [](auto& in) { return gelu(in[0]) * sigmoid(in[1]) + tanh(in[0]) / (abs(in[1]) + 1.0); }},
+      {"maximum * exp", [](auto& in) { return maximum(in[0], in[1]) * exp(in[0] * 0.1); }},
+  };
+  for (const auto& [name, fn] : cases) {
+    std::vector<Tensor> x64{rand({7, 33}).t, rand({33}).t};
+    for (Dtype dt : {Dtype::F32, Dtype::BF16, Dtype::F16})
+      check_grads_in(dt, fn, x64, dt == Dtype::F32 ? 1e-5 : dt == Dtype::F16 ? 1e-2 : 5e-2, name);
+  }
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-// Views and joins: reshape (views where the strides allow, copies otherwise), permute, slice,
-// broadcast, squeeze, flatten, concat, stack and split, with their gradients.
-#include "testing.h"
+// Shape ops on every device: views and joins (reshape as a view where the strides allow and a copy
+// otherwise, permute, slice, broadcast, squeeze, flatten, concat, stack, split, contiguous), 0-dim and
+// empty tensors, random views, against float64 gathers; their gradients against finite differences.
+#include "support/testing.h"
 
 namespace wick {
 namespace {
@@ -23,7 +24,9 @@ int64_t flat(const std::vector<int64_t>& idx, const Shape& shape) {
 
 bool shares_storage(const Tensor& a, const Tensor& b) { return a.storage().get() == b.storage().get(); }
 
-TEST(Reshape, ContiguousIsAView) {
+WICK_DEVICE_SUITE(ShapeOps);
+
+WICK_DEVICE_TEST(ShapeOps, ReshapeContiguousIsAView) {
   Rand x = rand({2, 3, 4}, Dtype::F32);
   for (Shape s : {Shape{24}, Shape{4, -1}, Shape{2, 12}, Shape{1, 24, 1}, Shape{3, 2, 2, 2}}) {
     Tensor y = reshape(x.t, s);
@@ -33,7 +36,7 @@ TEST(Reshape, ContiguousIsAView) {
   EXPECT_EQ(shape_str(reshape(x.t, {4, -1}).shape()), "[4,6]");
 }
 
-TEST(Reshape, NonContiguousCopiesOrStaysAView) {
+WICK_DEVICE_TEST(ShapeOps, ReshapeNonContiguousCopiesOrStaysAView) {
   Shape s{2, 3, 4};
   Rand x = rand(s);
   Tensor t = transpose(x.t, 0, 1);  // [3, 2, 4]
@@ -70,7 +73,7 @@ TEST(Reshape, NonContiguousCopiesOrStaysAView) {
   expect_close(b, bv, {48}, Tol{0, 0}, "broadcast");
 }
 
-TEST(Views, PermuteAndTranspose) {
+WICK_DEVICE_TEST(ShapeOps, PermuteAndTranspose) {
   Shape s{2, 3, 4, 5};
   Rand x = rand(s, Dtype::BF16);
   Tensor p = permute(x.t, {2, 0, 3, 1});
@@ -93,7 +96,7 @@ TEST(Views, PermuteAndTranspose) {
   expect_close(pp, x.v, s, Tol{0, 0}, "inverse permute");
 }
 
-TEST(Views, SliceWithStepsAndNegatives) {
+WICK_DEVICE_TEST(ShapeOps, SliceWithStepsAndNegatives) {
   Shape s{5, 9};
   Rand x = rand(s);
   auto ref = [&](int64_t start, int64_t stop, int64_t step) {
@@ -134,7 +137,7 @@ TEST(Views, SliceWithStepsAndNegatives) {
   expect_close(narrow(x.t, 0, 2, 3), Values(x.v.begin() + 18, x.v.begin() + 45), {3, 9}, Tol{0, 0}, "narrow");
 }
 
-TEST(Views, BroadcastExpandSqueezeUnsqueezeFlatten) {
+WICK_DEVICE_TEST(ShapeOps, BroadcastExpandSqueezeUnsqueezeFlatten) {
   Rand x = rand({3, 1, 2}, Dtype::F32);
   Tensor b = broadcast_to(x.t, {4, 3, 5, 2});
   EXPECT_TRUE(shares_storage(x.t, b));
@@ -156,10 +159,10 @@ TEST(Views, BroadcastExpandSqueezeUnsqueezeFlatten) {
   EXPECT_EQ(shape_str(flatten(y.t, 1, 2).shape()), "[2,12,5]");
   EXPECT_EQ(shape_str(flatten(y.t, -2).shape()), "[2,3,20]");
   expect_close(flatten(y.t, 1, 2), y.v, {2, 12, 5}, Tol{0, 0}, "flatten");
-  EXPECT_EQ(shape_str(flatten(scalar(1.0)).shape()), "[1]");
+  EXPECT_EQ(shape_str(flatten(scalar(1.0, Dtype::F32, device())).shape()), "[1]");
 }
 
-TEST(Joins, ConcatStackSplit) {
+WICK_DEVICE_TEST(ShapeOps, ConcatStackSplit) {
   Rand a = rand({2, 3, 4}), b = rand({2, 1, 4}, Dtype::F32), c = rand({2, 5, 4}, Dtype::BF16);
   Tensor cat = concat({a.t, noncontiguous(b.v, {2, 1, 4}, Dtype::F32, 1), transpose(transpose(c.t, 0, 2), 0, 2)}, -2);
   EXPECT_EQ(cat.dtype(), Dtype::F64);
@@ -205,8 +208,8 @@ TEST(Joins, ConcatStackSplit) {
   }
 }
 
-TEST(Views, FromStorage) {
-  // A strided view over existing memory (as for a memory-mapped file), without a copy.
+// A strided view over existing host memory (as for a memory-mapped file), without a copy: the CPU's alone.
+TEST(HostMemory, FromStorageIsAViewWithoutACopy) {
   std::vector<float> host(20);
   for (int i = 0; i < 20; ++i) host[i] = float(i);
   auto storage = std::make_shared<Storage>(host.data(), host.size() * sizeof(float), Device::cpu(), nullptr);
@@ -221,14 +224,14 @@ TEST(Views, FromStorage) {
       {"from_storage", "[4,2]", "reaches past the end of its 80-byte storage"});
 }
 
-TEST(Views, ZeroDimTensors) {
-  Tensor s = scalar(3.0, Dtype::F64);
+WICK_DEVICE_TEST(ShapeOps, ZeroDimTensors) {
+  Tensor s = scalar(3.0, Dtype::F64, device());
   expect_close(squeeze(s, 0), {3}, {}, Tol{0, 0}, "squeeze");
   expect_close(squeeze(s, -1), {3}, {}, Tol{0, 0}, "squeeze -1");
   expect_close(transpose(s, 0, -1), {3}, {}, Tol{0, 0}, "transpose");
   expect_close(unsqueeze(s, 0), {3}, {1}, Tol{0, 0}, "unsqueeze");
   expect_close(reshape(s, {1, 1}), {3}, {1, 1}, Tol{0, 0}, "reshape");
-  expect_close(reshape(full({1, 1}, 2.0), {}), {2}, {}, Tol{0, 0}, "reshape to 0-dim");
+  expect_close(reshape(full({1, 1}, 2.0, Dtype::F32, device()), {}), {2}, {}, Tol{0, 0}, "reshape to 0-dim");
   expect_close(stack({s, s * 2.0}, 0), {3, 6}, {2}, Tol{0, 0}, "stack");
   expect_close(broadcast_to(s, {2, 2}), Values(4, 3.0), {2, 2}, Tol{0, 0}, "broadcast_to");
   expect_close(softmax(s, 0), {1}, {}, "softmax");
@@ -237,7 +240,7 @@ TEST(Views, ZeroDimTensors) {
   expect_close(logsumexp(s, {0}), {3}, {}, "logsumexp");
   expect_close(argmax(s, 0), {0}, {}, Tol{0, 0}, "argmax");
   // Ops that index into a dim reject 0-dim tensors instead of reading past the shape.
-  Tensor idx = Tensor::from_vector(std::vector<int64_t>{0}, {1});
+  Tensor idx = ints({0}, {1});
   for (auto& [name, f] :
        std::vector<std::pair<std::string, std::function<void()>>>{{"slice", [&] { slice(s, 0, 0, 1); }},
                                                                   {"narrow", [&] { narrow(s, 0, 0, 1); }},
@@ -252,18 +255,19 @@ TEST(Views, ZeroDimTensors) {
   expect_error([&] { max(s, {3}); }, {"max: dim 3 out of range for a tensor of 0 dims"});
 }
 
-TEST(Views, EmptyTensors) {
-  EXPECT_EQ(shape_str(matmul(zeros({2, 3, 0}), zeros({0, 4})).shape()), "[2,3,4]");
-  expect_close(matmul(zeros({2, 3, 0}), zeros({0, 4})), Values(24, 0.0), {2, 3, 4}, Tol{0, 0}, "K = 0");
-  EXPECT_EQ(shape_str(matmul(zeros({2, 0, 3}), zeros({3, 4})).shape()), "[2,0,4]");
-  expect_close(sum(zeros({2, 0, 3}), {1}), Values(6, 0.0), {2, 3}, Tol{0, 0}, "sum over an empty dim");
-  EXPECT_EQ(shape_str(concat({zeros({2, 0}), ones({2, 3})}, 1).shape()), "[2,3]");
-  EXPECT_EQ(shape_str(layer_norm(zeros({0, 4}), std::nullopt, std::nullopt).shape()), "[0,4]");
-  expect_error([] { expand(zeros({3}), {-1, 3}); }, {"expand: -1 is not allowed for the new leading dim 0 of [-1,3]"});
-  expect_error([] { broadcast_to(zeros({3}), {-2, 3}); }, {"broadcast_to: bad size in [-2,3]"});
+WICK_DEVICE_TEST(ShapeOps, EmptyTensors) {
+  auto z = [&](const Shape& s) { return zeros(s, Dtype::F32, device()); };
+  EXPECT_EQ(shape_str(matmul(z({2, 3, 0}), z({0, 4})).shape()), "[2,3,4]");
+  expect_close(matmul(z({2, 3, 0}), z({0, 4})), Values(24, 0.0), {2, 3, 4}, Tol{0, 0}, "K = 0");
+  EXPECT_EQ(shape_str(matmul(z({2, 0, 3}), z({3, 4})).shape()), "[2,0,4]");
+  expect_close(sum(z({2, 0, 3}), {1}), Values(6, 0.0), {2, 3}, Tol{0, 0}, "sum over an empty dim");
+  EXPECT_EQ(shape_str(concat({z({2, 0}), ones({2, 3}, Dtype::F32, device())}, 1).shape()), "[2,3]");
+  EXPECT_EQ(shape_str(layer_norm(z({0, 4}), std::nullopt, std::nullopt).shape()), "[0,4]");
+  expect_error([&] { expand(z({3}), {-1, 3}); }, {"expand: -1 is not allowed for the new leading dim 0 of [-1,3]"});
+  expect_error([&] { broadcast_to(z({3}), {-2, 3}); }, {"broadcast_to: bad size in [-2,3]"});
 }
 
-TEST(Views, Gradients) {
+WICK_DEVICE_TEST(ShapeOps, Gradients) {
   Rand x = rand({2, 3, 4});
   auto check = [&](const char* what, Fn f) { check_grads(f, {x.t}, what); };
   check("reshape", [](auto& in) { return reshape(in[0], {4, 6}); });
@@ -289,8 +293,8 @@ TEST(Views, Gradients) {
 }
 
 // A random view of a fresh tensor: a permutation of its dims, then a slice of each dim.
-Tensor random_view(const Shape& base_shape, Dtype dt) {
-  Tensor t = rand(base_shape, dt).t;
+Tensor random_view(const Shape& base_shape, Dtype dt, Device device) {
+  Tensor t = rand(base_shape, dt, -2, 2, device).t;
   std::vector<int> perm(base_shape.size());
   for (size_t i = 0; i < perm.size(); ++i) perm[i] = int(i);
   std::shuffle(perm.begin(), perm.end(), rng());
@@ -309,9 +313,9 @@ Shape random_shape(int max_dims, int64_t max_size) {
   return s;
 }
 
-TEST(Views, FuzzReshapeOfViews) {
+WICK_DEVICE_TEST(ShapeOps, FuzzReshapeOfViews) {
   for (int trial = 0; trial < 300; ++trial) {
-    Tensor v = random_view(random_shape(4, 4), Dtype::F32);
+    Tensor v = random_view(random_shape(4, 4), Dtype::F32, device());
     Values expected = values(v);  // the view's elements in row-major order
     // A random target shape with the same number of elements: split numel into factors.
     int64_t n = v.numel();
@@ -336,9 +340,9 @@ TEST(Views, FuzzReshapeOfViews) {
   }
 }
 
-TEST(Views, FuzzStridedBinaryOps) {
+WICK_DEVICE_TEST(ShapeOps, FuzzStridedBinaryOps) {
   for (int trial = 0; trial < 200; ++trial) {
-    Tensor a = random_view(random_shape(4, 5), Dtype::F64);
+    Tensor a = random_view(random_shape(4, 5), Dtype::F64, device());
     Tensor b = rand(a.shape(), Dtype::F64).t;
     // b as a permuted copy viewed back to a's shape.
     std::vector<int> perm(a.ndim());
@@ -347,6 +351,97 @@ TEST(Views, FuzzStridedBinaryOps) {
     Values va = values(a), vb = values(b), ref;
     for (size_t i = 0; i < va.size(); ++i) ref.push_back(va[i] * 2 - vb[i]);
     expect_close(a * 2.0 - bt, ref, a.shape(), Tol{1e-15, 1e-15}, str_cat("strides ", shape_str(a.strides())));
+  }
+}
+
+WICK_DEVICE_TEST(ShapeOps, Contiguous) {
+  Rand a = rand({4, 6});
+  Tensor t = transpose(a.t, 0, 1);
+  EXPECT_FALSE(t.is_contiguous());
+  Tensor c = contiguous(t);
+  EXPECT_TRUE(c.is_contiguous());
+  Values ref;
+  for (int j = 0; j < 6; ++j)
+    for (int i = 0; i < 4; ++i) ref.push_back(a.v[i * 6 + j]);
+  expect_close(c, ref, {6, 4}, Tol{0, 0});
+  EXPECT_TRUE(contiguous(a.t).same(a.t));  // already contiguous: the same tensor
+}
+
+// Copies out of views (the strided copy kernels) in every float dtype, at odd sizes.
+WICK_DEVICE_TEST(ShapeOps, CopiesOfViewsInEveryDtype) {
+  for (Dtype dt : {Dtype::F32, Dtype::BF16, Dtype::F16, Dtype::F64}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const Shape sx{5, 33, 7}, ss{5, 7, 7};
+    Rand x = rand(sx, dt), src = rand(ss, dt);
+    auto at = [&](const Values& v, const Shape& s, std::vector<int64_t> idx) { return v[flat(idx, s)]; };
+    // concat of x, a transposed src and x again along dim 1.
+    Tensor cat = concat({x.t, transpose(src.t, 1, 2), x.t}, 1);
+    Values ref;
+    for (int64_t a = 0; a < 5; ++a)
+      for (int64_t b = 0; b < 73; ++b)
+        for (int64_t c = 0; c < 7; ++c)
+          ref.push_back(b < 33   ? at(x.v, sx, {a, b, c})
+                        : b < 40 ? at(src.v, ss, {a, c, b - 33})
+                                 : at(x.v, sx, {a, b - 40, c}));
+    expect_close(cat, ref, {5, 73, 7}, Tol{0, 0}, "concat");
+    // stack of x and 2x along dim 2 (2x is exact in every dtype).
+    Values sref;
+    for (int64_t a = 0; a < 5; ++a)
+      for (int64_t b = 0; b < 33; ++b)
+        for (int64_t k = 0; k < 2; ++k)
+          for (int64_t c = 0; c < 7; ++c) sref.push_back(at(x.v, sx, {a, b, c}) * (k ? 2 : 1));
+    expect_close(stack({x.t, x.t * 2.0}, 2), sref, {5, 33, 2, 7}, Tol{0, 0}, "stack");
+    expect_close(split(x.t, {10, 23}, 1)[1] + 0.0,
+                 gather_ref(x.v, {5, 23, 7},
+                            [&](auto i) {
+                              return flat({i[0], i[1] + 10, i[2]}, sx);
+                            }),
+                 {5, 23, 7}, Tol{0, 0}, "split");
+    expect_close(reshape(transpose(x.t, 0, 1), {-1, 5}),
+                 gather_ref(x.v, {33, 5, 7},
+                            [&](auto i) {
+                              return flat({i[1], i[0], i[2]}, sx);
+                            }),
+                 {231, 5}, Tol{0, 0}, "reshape of a transpose");
+    expect_close(contiguous(expand(x.t, {2, 5, 33, 7})),
+                 gather_ref(x.v, {2, 5, 33, 7},
+                            [&](auto i) {
+                              return flat({i[1], i[2], i[3]}, sx);
+                            }),
+                 {2, 5, 33, 7}, Tol{0, 0}, "contiguous of an expand");
+    const Shape sy{4, 1, 33, 6};
+    Rand y = rand(sy, dt);
+    expect_close(flatten(squeeze(y.t, 1), 1) + 0.0, y.v, {4, 198}, Tol{0, 0}, "flatten of a squeeze");
+    expect_close(contiguous(unsqueeze(narrow(y.t, 2, 3, 20), 0)),
+                 gather_ref(y.v, {1, 4, 1, 20, 6},
+                            [&](auto i) {
+                              return flat({i[1], 0, i[3] + 3, i[4]}, sy);
+                            }),
+                 {1, 4, 1, 20, 6}, Tol{0, 0}, "unsqueeze of a narrow");
+    expect_close(contiguous(broadcast_to(y.t, {2, 4, 5, 33, 6})),
+                 gather_ref(y.v, {2, 4, 5, 33, 6},
+                            [&](auto i) {
+                              return flat({i[1], 0, i[3], i[4]}, sy);
+                            }),
+                 {2, 4, 5, 33, 6}, Tol{0, 0}, "broadcast_to");
+  }
+}
+
+WICK_DEVICE_TEST(ShapeOps, GradientsInLowerPrecision) {
+  const std::pair<const char*, Fn> cases[] = {
+      {"views",
+       [](auto& in) {
+         return concat({transpose(in[0], 0, 1), slice(transpose(in[0], 0, 1), 0, 1, 5, 2)}, 0);
+       }},
+      {"concat",
+       [](auto& in) {
+         return concat({in[0], in[1] * 2.0}, 0);
+       }},
+  };
+  for (const auto& [name, fn] : cases) {
+    std::vector<Tensor> x64{rand({3, 5}).t, rand({4, 5}).t};
+    for (Dtype dt : {Dtype::F32, Dtype::BF16, Dtype::F16})
+      check_grads_in(dt, fn, x64, dt == Dtype::F32 ? 1e-5 : dt == Dtype::F16 ? 1e-2 : 5e-2, name);
   }
 }
 

@@ -1,9 +1,10 @@
-// Reductions over single, multiple and all dims, with and without keepdim, against float64 loops;
-// and their gradients (incl. ties of max/min).
+// Reductions on every device over single, multiple and all dims, with and without keepdim, at odd
+// sizes (one warp, one block, two passes), of views and broadcasts, against float64 loops; NaN and
+// ties; gradients (incl. ties of max/min) against finite differences and in 16-bit dtypes.
 #include <cmath>
 #include <limits>
 
-#include "testing.h"
+#include "support/testing.h"
 
 namespace wick {
 namespace {
@@ -12,7 +13,13 @@ using namespace testing;
 
 enum class Kind { Sum, Mean, Max, Min, LogSumExp, ArgMax, ArgMin };
 
+const char* kind_name(Kind k) {
+  const char* names[] = {"sum", "mean", "max", "min", "logsumexp", "argmax", "argmin"};
+  return names[int(k)];
+}
+
 // Reduces x (row-major, `shape`) over `dims`; returns the values and the output shape.
+// argmax/argmin give the first extreme, or the first NaN (torch's semantics); max/min propagate NaN.
 std::pair<Values, Shape> reduce_ref(const Values& x, const Shape& shape, std::vector<int> dims, bool keepdim,
                                     Kind kind) {
   int nd = int(shape.size());
@@ -23,15 +30,24 @@ std::pair<Values, Shape> reduce_ref(const Values& x, const Shape& shape, std::ve
     if (reduced(d)) kept[d] = 1;
     if (!reduced(d) || keepdim) out_shape.push_back(reduced(d) ? 1 : shape[d]);
   }
+  // The output slot of each element, from its index along the dims that are kept.
+  std::vector<int64_t> kept_stride(nd, 0);
+  for (int64_t d = nd - 1, stride = 1; d >= 0; --d) {
+    kept_stride[d] = reduced(int(d)) ? 0 : stride;
+    stride *= kept[d];
+  }
   std::vector<Values> groups(numel(kept));
   for (int64_t i = 0; i < numel(shape); ++i) {
-    auto idx = unravel(i, shape);
-    int64_t o = 0;
-    for (int d = 0; d < nd; ++d) o = o * kept[d] + (reduced(d) ? 0 : idx[d]);
+    int64_t o = 0, rest = i;
+    for (int d = nd - 1; d >= 0; --d) {
+      o += rest % shape[d] * kept_stride[d];
+      rest /= shape[d];
+    }
     groups[o].push_back(x[i]);
   }
   Values out;
   for (const Values& g : groups) {
+    auto first_nan = std::find_if(g.begin(), g.end(), [](double v) { return std::isnan(v); });
     double r = 0;
     switch (kind) {
       case Kind::Sum:
@@ -42,16 +58,16 @@ std::pair<Values, Shape> reduce_ref(const Values& x, const Shape& shape, std::ve
         r /= double(g.size());
         break;
       case Kind::Max:
-        r = *std::max_element(g.begin(), g.end());
+        r = first_nan != g.end() ? NAN : *std::max_element(g.begin(), g.end());
         break;
       case Kind::Min:
-        r = *std::min_element(g.begin(), g.end());
+        r = first_nan != g.end() ? NAN : *std::min_element(g.begin(), g.end());
         break;
       case Kind::ArgMax:
-        r = double(std::max_element(g.begin(), g.end()) - g.begin());
+        r = double((first_nan != g.end() ? first_nan : std::max_element(g.begin(), g.end())) - g.begin());
         break;
       case Kind::ArgMin:
-        r = double(std::min_element(g.begin(), g.end()) - g.begin());
+        r = double((first_nan != g.end() ? first_nan : std::min_element(g.begin(), g.end())) - g.begin());
         break;
       case Kind::LogSumExp: {
         double m = *std::max_element(g.begin(), g.end());
@@ -85,12 +101,23 @@ Tensor apply(Kind kind, const Tensor& x, const std::vector<int>& dims, bool keep
   return Tensor();
 }
 
-const char* kind_name(Kind k) {
-  const char* names[] = {"sum", "mean", "max", "min", "logsumexp", "argmax", "argmin"};
-  return names[int(k)];
+// The tolerance of a reduction of `x`: max/min and the arg forms are exact; sums are allowed the
+// accumulation error of their largest group's magnitude; logsumexp that of a sum of terms <= 1.
+Tol reduce_tol(Kind kind, Dtype dt, const Values& x, const Shape& shape, const std::vector<int>& dims) {
+  if (kind == Kind::Max || kind == Kind::Min || kind == Kind::ArgMax || kind == Kind::ArgMin) return Tol{0, 0};
+  if (kind == Kind::LogSumExp) {
+    // 16-bit logsumexp rounds intermediates.
+    return dt == Dtype::BF16 || dt == Dtype::F16 ? Tol{0.05, 0.02} : sum_tol(dt, 1.0);
+  }
+  Values a;
+  for (double v : x) a.push_back(std::abs(v));
+  Values m = reduce_ref(a, shape, dims, false, kind).first;
+  return sum_tol(dt, m.empty() ? 0 : *std::max_element(m.begin(), m.end()));
 }
 
-TEST(Reduce, MatchesFloat64Reference) {
+WICK_DEVICE_SUITE(Reduce);
+
+WICK_DEVICE_TEST(Reduce, MatchesFloat64) {
   const Shape shape{3, 5, 4, 2};
   const std::vector<std::vector<int>> dim_sets = {{0}, {1}, {-1}, {2}, {0, 2}, {1, -1}, {3, 0, 1}, {0, 1, 2, 3}};
   for (Kind kind : {Kind::Sum, Kind::Mean, Kind::Max, Kind::Min, Kind::LogSumExp})
@@ -103,9 +130,8 @@ TEST(Reduce, MatchesFloat64Reference) {
                                      shape_str(Shape(dims.begin(), dims.end())), keepdim ? " keepdim" : "");
           Tensor y = apply(kind, x.t, dims, keepdim);
           EXPECT_EQ(y.dtype(), dt) << what;
-          // 16-bit sums of up to 120 terms round once at the end; logsumexp rounds intermediates.
-          Tol tol = tol_for(dt);
-          if (kind == Kind::LogSumExp && (dt == Dtype::BF16 || dt == Dtype::F16)) tol = {0.05, 0.02};
+          // 16-bit results are rounded once at the end.
+          Tol tol = reduce_tol(kind, dt, x.v, shape, dims);
           expect_close(y, ref, out_shape, tol, what);
           expect_close(apply(kind, noncontiguous(x.v, shape, dt, 0), dims, keepdim), ref, out_shape, tol,
                        what + " permuted");
@@ -114,7 +140,63 @@ TEST(Reduce, MatchesFloat64Reference) {
         }
 }
 
-TEST(Reduce, AllDimsAndOddSizes) {
+// Reduced lengths from 1 to 5000 (one warp, one block, several blocks) over each dim of [3, n, 5].
+WICK_DEVICE_TEST(Reduce, OddSizesAlongEveryDim) {
+  for (Dtype dt : {Dtype::F32, Dtype::BF16, Dtype::F16, Dtype::F64})
+    for (int64_t n : {1, 7, 33, 129, 1000, 5000}) {
+      const Shape shape{3, n, 5};
+      Rand x = rand(shape, dt);
+      std::string at = str_cat(dtype_name(dt), " n=", n);
+      for (const std::vector<int>& dims : std::vector<std::vector<int>>{{0}, {1}, {2}, {0, 2}, {1, 2}, {0, 1, 2}})
+        for (Kind kind : {Kind::Sum, Kind::Mean, Kind::Max}) {
+          bool keepdim = kind == Kind::Mean;
+          auto [ref, so] = reduce_ref(x.v, shape, dims, keepdim, kind);
+          expect_close(apply(kind, x.t, dims, keepdim), ref, so, reduce_tol(kind, dt, x.v, shape, dims),
+                       str_cat(kind_name(kind), " ", at, " dims ", dims.size()));
+        }
+      // min over the transpose [n, 3, 5], and argmin over the transpose [3, 5, n].
+      Tensor t = transpose(x.t, 0, 1), xt = transpose(x.t, 1, 2);
+      Values tv(x.v.size()), xtv(x.v.size());
+      for (int64_t i = 0; i < 3; ++i)
+        for (int64_t j = 0; j < n; ++j)
+          for (int64_t k = 0; k < 5; ++k) {
+            tv[(j * 3 + i) * 5 + k] = x.v[(i * n + j) * 5 + k];
+            xtv[(i * 5 + k) * n + j] = x.v[(i * n + j) * 5 + k];
+          }
+      for (const std::vector<int>& dims : std::vector<std::vector<int>>{{0}, {1}, {0, 2}}) {
+        auto [ref, so] = reduce_ref(tv, {n, 3, 5}, dims, false, Kind::Min);
+        expect_close(min(t, dims), ref, so, Tol{0, 0}, str_cat("min of a transpose ", at));
+      }
+      for (int d : {0, 1, 2}) {
+        auto [ref, so] = reduce_ref(x.v, shape, {d}, false, Kind::ArgMax);
+        expect_close(argmax(x.t, d), ref, so, Tol{0, 0}, str_cat("argmax ", at, " dim ", d));
+        auto [ref2, so2] = reduce_ref(xtv, {3, 5, n}, {d}, true, Kind::ArgMin);
+        expect_close(argmin(xt, d, true), ref2, so2, Tol{0, 0}, str_cat("argmin of a transpose ", at, " dim ", d));
+      }
+      auto [ref, so] = reduce_ref(x.v, shape, {1}, false, Kind::LogSumExp);
+      expect_close(logsumexp(x.t, {1}), ref, so, reduce_tol(Kind::LogSumExp, dt, x.v, shape, {1}),
+                   str_cat("logsumexp ", at));
+    }
+}
+
+// Few outputs over long rows take the two-pass path (partial sums per block, then combined).
+WICK_DEVICE_TEST(Reduce, LongReductionsWithFewOutputs) {
+  const Shape shape{3, 400001};
+  Rand x = rand(shape, Dtype::F32);
+  for (const std::vector<int>& dims : std::vector<std::vector<int>>{{0, 1}, {1}}) {
+    auto [ref, so] = reduce_ref(x.v, shape, dims, false, Kind::Sum);
+    expect_close(sum(x.t, dims), ref, so, reduce_tol(Kind::Sum, Dtype::F32, x.v, shape, dims), "sum");
+  }
+  auto [mref, mso] = reduce_ref(x.v, shape, {1}, false, Kind::Max);
+  expect_close(max(x.t, {1}), mref, mso, Tol{0, 0}, "max");
+  auto [nref, nso] = reduce_ref(x.v, shape, {1}, false, Kind::Min);
+  expect_close(min(transpose(x.t, 0, 1), {0}), nref, nso, Tol{0, 0}, "min of a transpose");
+  Rand b = rand({1 << 18}, Dtype::BF16);
+  auto [bref, bso] = reduce_ref(b.v, {1 << 18}, {0}, false, Kind::Sum);
+  expect_close(sum(b.t), bref, bso, reduce_tol(Kind::Sum, Dtype::BF16, b.v, {1 << 18}, {0}), "bf16 sum");
+}
+
+WICK_DEVICE_TEST(Reduce, AllDimsAndOddSizes) {
   for (Shape shape : {Shape{1}, Shape{7}, Shape{33, 3}, Shape{1, 65}, Shape{2, 1, 3}}) {
     Rand x = rand(shape, Dtype::F32);
     std::vector<int> all;
@@ -125,12 +207,13 @@ TEST(Reduce, AllDimsAndOddSizes) {
                  : kind == Kind::Mean ? mean(x.t)
                  : kind == Kind::Max  ? max(x.t)
                                       : min(x.t);
-      expect_close(y, ref, {}, str_cat(kind_name(kind), " all of ", shape_str(shape)));
+      expect_close(y, ref, {}, reduce_tol(kind, Dtype::F32, x.v, shape, all),
+                   str_cat(kind_name(kind), " all of ", shape_str(shape)));
     }
   }
 }
 
-TEST(Reduce, BroadcastInputs) {
+WICK_DEVICE_TEST(Reduce, BroadcastInputs) {
   // Inputs with zero strides (expanded views) reduce like their materialised copies.
   Rand x = rand({3, 1, 5});
   Tensor b = broadcast_to(x.t, {2, 3, 4, 5});
@@ -149,7 +232,7 @@ TEST(Reduce, BroadcastInputs) {
   expect_close(argmin(b, 3, true), ref, out_shape, Tol{0, 0}, "argmin of a broadcast");
 }
 
-TEST(Reduce, ArgMaxArgMin) {
+WICK_DEVICE_TEST(Reduce, ArgMaxArgMin) {
   const Shape shape{4, 7, 3};
   for (Dtype dt : {Dtype::F64, Dtype::F32, Dtype::BF16, Dtype::I32})
     for (int dim : {0, 1, 2, -1})
@@ -169,7 +252,17 @@ TEST(Reduce, ArgMaxArgMin) {
         }
 }
 
-TEST(Reduce, IntegerAndBoolSums) {
+WICK_DEVICE_TEST(Reduce, NaNAndTies) {
+  Values v = {1, 3, 3, 2, NAN, 3, -1, -1, 0};
+  Tensor x = make(v, {3, 3}, Dtype::F32);
+  for (Kind kind : {Kind::Max, Kind::Min, Kind::ArgMax, Kind::ArgMin})
+    for (int dim : {0, 1}) {
+      auto [ref, so] = reduce_ref(v, {3, 3}, {dim}, false, kind);
+      expect_close(apply(kind, x, {dim}, false), ref, so, Tol{0, 0}, str_cat(kind_name(kind), " dim ", dim));
+    }
+}
+
+WICK_DEVICE_TEST(Reduce, IntegerAndBoolSums) {
   Tensor b = make({1, 0, 1, 1, 0, 1}, {2, 3}, Dtype::Bool);
   Tensor s = sum(b);
   EXPECT_EQ(s.dtype(), Dtype::I64);
@@ -178,24 +271,32 @@ TEST(Reduce, IntegerAndBoolSums) {
   Tensor i = make({1, -2, 3, 4, 5, -6}, {2, 3}, Dtype::I32);
   EXPECT_EQ(sum(i, {1}).dtype(), Dtype::I64);
   expect_close(sum(i, {1}), {2, 3}, {2}, Tol{0, 0});
-  Tensor big = full({3}, 2e9, Dtype::I32);
+  Tensor big = full({3}, 2e9, Dtype::I32, device());
   EXPECT_EQ(sum(big).item<int64_t>(), int64_t(6e9));  // beyond i32
   EXPECT_EQ(max(i, {1}).dtype(), Dtype::I32);
   expect_close(max(i, {0}), {4, 5, 3}, {3}, Tol{0, 0});
   Tensor m = mean(i, {1});
   EXPECT_TRUE(is_floating(m.dtype()));
   expect_close(m, {2.0 / 3, 1}, {2});
+  // Long i64 rows: exact sums and the first maximum.
+  Values lv = random_values(4 * 1000, -300, 300);
+  for (double& x : lv) x = std::trunc(x);
+  Tensor l = make(lv, {4, 1000}, Dtype::I64);
+  for (Kind kind : {Kind::Sum, Kind::ArgMax}) {
+    auto [ref, so] = reduce_ref(lv, {4, 1000}, {1}, false, kind);
+    expect_close(apply(kind, l, {1}, false), ref, so, Tol{0, 0}, str_cat(kind_name(kind), " of i64 rows"));
+  }
 }
 
-TEST(Reduce, LogSumExpLargeAndInfinite) {
-  Tensor x = Tensor::from_vector(std::vector<float>{1000, 1000, -INFINITY, -INFINITY, 0, -INFINITY}, {3, 2});
+WICK_DEVICE_TEST(Reduce, LogSumExpLargeAndInfinite) {
+  Tensor x = make({1000, 1000, -INFINITY, -INFINITY, 0, -INFINITY}, {3, 2}, Dtype::F32);
   expect_close(logsumexp(x, {1}), {1000 + std::log(2.0), -INFINITY, 0}, {3});
-  Tensor nan = Tensor::from_vector(std::vector<double>{1, NAN, 2, 3}, {2, 2});
+  Tensor nan = make({1, NAN, 2, 3}, {2, 2});
   expect_close(max(nan, {1}), {NAN, 3}, {2});
   expect_close(min(nan, {1}), {NAN, 2}, {2});
 }
 
-TEST(Reduce, Gradients) {
+WICK_DEVICE_TEST(Reduce, Gradients) {
   Rand x = rand({3, 4, 5});
   for (Kind kind : {Kind::Sum, Kind::Mean, Kind::Max, Kind::Min, Kind::LogSumExp})
     for (const std::vector<int>& dims : {std::vector<int>{1}, {0, 2}, {0, 1, 2}, {-1}})
@@ -214,6 +315,18 @@ TEST(Reduce, Gradients) {
         return logsumexp(transpose(in[0], 0, 2), {0, 1});
       },
       {x.t}, "logsumexp of a transpose");
+}
+
+WICK_DEVICE_TEST(Reduce, GradientsInLowerPrecision) {
+  const std::pair<const char*, Fn> cases[] = {
+      {"sum + max + logsumexp", [](auto& in) { return sum(in[0], {1}) + max(in[0], {1}) + logsumexp(in[0], {1}); }},
+      {"sum of squares + max", [](auto& in) { return sum(in[0] * in[0], {1}) + max(in[0], {1}); }},
+  };
+  for (const auto& [name, fn] : cases) {
+    std::vector<Tensor> x64{rand({7, 33}).t};
+    for (Dtype dt : {Dtype::F32, Dtype::BF16, Dtype::F16})
+      check_grads_in(dt, fn, x64, dt == Dtype::F32 ? 1e-5 : dt == Dtype::F16 ? 1e-2 : 5e-2, name);
+  }
 }
 
 }  // namespace

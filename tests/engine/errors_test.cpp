@@ -1,5 +1,5 @@
 // Bad arguments throw wick::Error naming the op and the offending shapes, dtypes or devices.
-#include "testing.h"
+#include "support/testing.h"
 #include "wick/core/backend_hooks.h"
 
 namespace wick {
