@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cuda_test_util.h"
+#include "support/testing.h"
 #include "wick/core/capture.h"
 #include "wick/io/safetensors.h"
 #include "wick/lora/adapter.h"
@@ -19,100 +19,16 @@
 #include "wick/runtime/decoder_runner.h"
 #include "wick/runtime/generator.h"
 
-namespace wick::test {
+namespace wick {
 namespace {
 
+Tensor on_gpu(const Tensor& x) { return to_device(x, Device::cuda(0)); }
+Tensor on_cpu(const Tensor& x) { return to_device(x, Device::cpu()); }
+Tensor randn(const Shape& shape) { return normal(shape, 0, 1, Dtype::F32, Device::cpu()).eval(); }
+using testing::Tol;
+using testing::expect_tensors_close;
+
 const std::string kData = std::string(WICK_TEST_DATA_DIR) + "/models/";
-
-Tensor random_tables(int64_t rows, int64_t width, int64_t num_blocks, uint32_t seed) {
-  std::vector<int32_t> ids(size_t(num_blocks - 1));
-  std::iota(ids.begin(), ids.end(), 1);
-  std::mt19937 rng(seed);
-  std::shuffle(ids.begin(), ids.end(), rng);
-  ids.resize(size_t(rows * width));
-  return Tensor::from_vector(ids, {rows, width}, Device::cpu());
-}
-
-struct AttnCase {
-  Dtype dtype;
-  int64_t hq, hkv, d, bs, width;
-  std::vector<int32_t> rows, positions;
-};
-
-class CudaPagedAttention : public ::testing::TestWithParam<AttnCase> {};
-
-TEST_P(CudaPagedAttention, MatchesTheCpu) {
-  WICK_REQUIRE_GPU();
-  AttnCase c = GetParam();
-  int64_t nrows = *std::max_element(c.rows.begin(), c.rows.end()) + 1, num_blocks = nrows * c.width + 3;
-  int64_t n = int64_t(c.positions.size());
-  Tensor tables = random_tables(nrows, c.width, num_blocks, 5);
-  Tensor cache = randn({num_blocks, 2, c.hkv, c.bs, c.d}, c.dtype);
-  Tensor q = randn({n, c.hq, c.d}, c.dtype);
-  Tensor tr = Tensor::from_vector(c.rows, {n}, Device::cpu()), pos = Tensor::from_vector(c.positions, {n}, Device::cpu());
-  int64_t ctx = c.width * c.bs;
-  Tensor want = paged_attention(q, cache, tables, tr, pos, ctx);
-  Tensor got = paged_attention(on_gpu(q), on_gpu(cache), on_gpu(tables), on_gpu(tr), on_gpu(pos), ctx);
-  EXPECT_TRUE(close(on_cpu(got), want, tol_for(c.dtype)));
-  // The cache write for the same tokens: plain, and with the keys rotated (strided views of one
-  // projection output, as the step passes them).
-  Tensor kv = randn({n, 2 * c.hkv * c.d}, c.dtype);
-  Tensor k = reshape(narrow(kv, 1, 0, c.hkv * c.d), {n, c.hkv, c.d});
-  Tensor v = reshape(narrow(kv, 1, c.hkv * c.d, c.hkv * c.d), {n, c.hkv, c.d});
-  Tensor kg = reshape(narrow(on_gpu(kv), 1, 0, c.hkv * c.d), {n, c.hkv, c.d});
-  Tensor vg = reshape(narrow(on_gpu(kv), 1, c.hkv * c.d, c.hkv * c.d), {n, c.hkv, c.d});
-  Tensor inv = rope_inv_freq(int(c.d), 10000.0, Device::cpu());
-  for (bool rope : {false, true}) {
-    std::optional<Tensor> ci = rope ? std::optional<Tensor>(inv) : std::nullopt;
-    std::optional<Tensor> gi = rope ? std::optional<Tensor>(on_gpu(inv)) : std::nullopt;
-    Tensor cw = paged_kv_write(cache, k, v, tables, tr, pos, ci);
-    Tensor gw = paged_kv_write(on_gpu(cache), kg, vg, on_gpu(tables), on_gpu(tr), on_gpu(pos), gi);
-    EXPECT_TRUE(close(on_cpu(gw), cw, rope ? tol_for(c.dtype) : Tol{0, 0})) << "rope " << rope;
-  }
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, CudaPagedAttention,
-    ::testing::Values(
-        // A prefill chunk and decodes of several rows, GQA 7:1 (the Qwen2.5-0.5B grouping).
-        AttnCase{Dtype::BF16, 14, 2, 64, 16, 8, {0, 0, 0, 0, 1, 2, 3}, {0, 1, 2, 3, 77, 127, 5}},
-        // One token deep in a long context: split across many CTAs (flash-decoding) and combined.
-        AttnCase{Dtype::F32, 8, 2, 128, 16, 128, {0, 1}, {2047, 1000}},
-        AttnCase{Dtype::F16, 4, 4, 32, 8, 40, {0, 1, 1}, {319, 0, 200}},
-        AttnCase{Dtype::F32, 3, 1, 80, 4, 9, {0}, {35}}));
-
-TEST(CudaPagedAttention, BadPagingIsReportedAtTheNextSync) {
-  WICK_REQUIRE_GPU();
-  Device gpu = Device::cuda(0);
-  Tensor cache = zeros({4, 2, 1, 2, 2}, Dtype::F32, gpu);
-  Tensor tables = Tensor::from_vector(std::vector<int32_t>{1, 9}, {1, 2}, gpu);
-  Tensor rows = Tensor::from_vector(std::vector<int32_t>{0}, {1}, gpu);
-  Tensor pos = Tensor::from_vector(std::vector<int32_t>{3}, {1}, gpu);
-  Tensor one = ones({1, 1, 2}, Dtype::F32, gpu);
-  Tensor out = paged_kv_write(cache, one, one, tables, rows, pos);
-  try {
-    out.to_vector<float>();
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("paged"), std::string::npos) << e.what();
-  }
-}
-
-TEST(CudaLoraGatherAdd, MatchesTheCpu) {
-  WICK_REQUIRE_GPU();
-  int64_t n = 37, in = 96, out = 200, slots = 5, r = 48;
-  for (Dtype dtype : {Dtype::F32, Dtype::BF16}) {
-    Tensor base = randn({n, out}, dtype), x = randn({n, in}, dtype);
-    Tensor a = randn({slots, r, in}, dtype, 0.2), b = randn({slots, out, r}, dtype, 0.2);
-    Tensor scales = Tensor::from_vector(std::vector<float>{0.5f, 2.0f, -1.0f, 1.0f, 0.25f}, {slots}, Device::cpu());
-    std::vector<int32_t> ids(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) ids[i] = int32_t(i % (slots + 1)) - 1;  // no adapter, then slots 0..4
-    Tensor slot_ids = Tensor::from_vector(ids, {n}, Device::cpu());
-    Tensor want = lora_gather_add(base, x, slot_ids, a, b, scales);
-    Tensor got = lora_gather_add(on_gpu(base), on_gpu(x), on_gpu(slot_ids), on_gpu(a), on_gpu(b), on_gpu(scales));
-    EXPECT_TRUE(close(on_cpu(got), want, dtype == Dtype::F32 ? Tol{1e-4, 1e-4} : Tol{3e-2, 3e-2})) << dtype_name(dtype);
-  }
-}
 
 TEST(CudaCapture, ReplayRecomputesFromTheStaticInputs) {
   WICK_REQUIRE_GPU();
@@ -125,7 +41,7 @@ TEST(CudaCapture, ReplayRecomputesFromTheStaticInputs) {
     Tensor x = randn({64, 32});
     copy_into(input, on_gpu(x));
     g.replay();
-    EXPECT_TRUE(close(on_cpu(g.outputs()[0]), softmax(matmul(x, w) * 2.0), Tol{1e-5, 1e-5})) << "round " << round;
+    expect_tensors_close(on_cpu(g.outputs()[0]), softmax(matmul(x, w) * 2.0), Tol{1e-5, 1e-5}, str_cat("round ", round));
   }
 }
 
@@ -157,7 +73,7 @@ TEST(CudaRunner, LogitsMatchTheCpuRunnerWithAndWithoutAdapters) {
   }
   Tensor want = cpu.step({{&cb[0], 0, p0, cs}, {&cb[1], 0, p1, -1}});
   Tensor got = gpu.step({{&gb[0], 0, p0, gs}, {&gb[1], 0, p1, -1}});
-  EXPECT_TRUE(close(on_cpu(got), want, Tol{1e-3, 1e-3}));
+  expect_tensors_close(on_cpu(got), want, Tol{1e-3, 1e-3}, "runner logits, cuda vs cpu");
 }
 
 TEST(CudaRunner, GraphReplayedDecodingEqualsEagerAndTransformers) {
@@ -216,4 +132,4 @@ TEST(CudaRunner, SmolLM2QuantizedGreedyTokensMatchTransformers) {
 }
 
 }  // namespace
-}  // namespace wick::test
+}  // namespace wick

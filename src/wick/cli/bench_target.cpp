@@ -1,4 +1,4 @@
-// BenchTarget over DecoderModel::forward: the decode path `wick generate` uses.
+// BenchTargets over DecoderModel::forward and over the inference runtime.
 #include "wick/cli/bench_target.h"
 
 #include <optional>
@@ -7,6 +7,7 @@
 #include "wick/core/error.h"
 #include "wick/core/ops.h"
 #include "wick/core/storage.h"
+#include "wick/runtime/decoder_runner.h"
 
 namespace wick::cli {
 
@@ -61,7 +62,80 @@ class ForwardBenchTarget : public BenchTarget {
   int64_t steps_ = 0;
 };
 
+class RuntimeBenchTarget : public BenchTarget {
+ public:
+  RuntimeBenchTarget(models::DecoderModel& model, int64_t max_batch, int64_t max_context)
+      : runner_(model, options(max_batch, max_context)) {}
+
+  void prefill(const std::vector<int32_t>& prompt) override {
+    WICK_CHECK(!prompt.empty(), "bench: a prefill needs at least one token");
+    std::vector<int32_t> blocks;
+    allocate(int64_t(prompt.size()), blocks);
+    runner_.step({runtime::StepRow{&blocks, 0, prompt, -1}});
+    synchronize(runner_.model().device());
+    runner_.blocks().release(blocks);
+  }
+
+  void prepare_decode(const std::vector<std::vector<int32_t>>& sequences, int64_t steps) override {
+    WICK_CHECK(!sequences.empty() && steps > 0, "bench: a decode test needs sequences and steps");
+    release();
+    context_ = int64_t(sequences[0].size()) - 1;
+    for (const auto& s : sequences)
+      WICK_CHECK(int64_t(s.size()) == context_ + 1, "bench: the sequences of a batch differ in length");
+    sequences_ = sequences;
+    blocks_.assign(sequences.size(), {});
+    for (auto& b : blocks_) allocate(context_ + steps, b);
+    if (context_ > 0) {
+      std::vector<runtime::StepRow> rows;
+      for (size_t i = 0; i < sequences.size(); ++i)
+        rows.push_back({&blocks_[i], 0, std::span<const int32_t>(sequences_[i]).subspan(0, size_t(context_)), -1});
+      runner_.step(rows);
+    }
+    next_.clear();
+    for (const auto& s : sequences) next_.push_back(s.back());
+    steps_ = steps;
+    synchronize(runner_.model().device());
+  }
+
+  void decode(int64_t steps) override {
+    WICK_CHECK(!blocks_.empty() && steps == steps_, "bench: decode(", steps, ") without prepare_decode for as many steps");
+    for (int64_t i = 0; i < steps; ++i) {
+      std::vector<runtime::StepRow> rows;
+      for (size_t r = 0; r < next_.size(); ++r) rows.push_back({&blocks_[r], context_ + i, std::span<const int32_t>(&next_[r], 1), -1});
+      std::vector<int64_t> ids = argmax(runner_.step(rows), 1).to_vector<int64_t>();  // waits for the device
+      for (size_t r = 0; r < next_.size(); ++r) next_[r] = int32_t(ids[r]);
+    }
+    release();
+  }
+
+ private:
+  static runtime::RunnerOptions options(int64_t max_batch, int64_t max_context) {
+    runtime::RunnerOptions o;
+    o.max_batch = max_batch;
+    o.max_context = max_context;
+    return o;
+  }
+  void allocate(int64_t positions, std::vector<int32_t>& blocks) {
+    WICK_CHECK(runner_.blocks().allocate(runtime::blocks_for(positions, runner_.options().block_size), blocks),
+               "bench: the KV cache has no room for ", positions, " more positions");
+  }
+  void release() {
+    for (auto& b : blocks_) runner_.blocks().release(b);
+    blocks_.clear();
+  }
+
+  runtime::DecoderRunner runner_;
+  std::vector<std::vector<int32_t>> sequences_, blocks_;
+  std::vector<int32_t> next_;
+  int64_t context_ = 0, steps_ = 0;
+};
+
 }  // namespace
+
+std::unique_ptr<BenchTarget> make_runtime_bench_target(models::DecoderModel& model, int64_t max_batch,
+                                                       int64_t max_context) {
+  return std::make_unique<RuntimeBenchTarget>(model, max_batch, max_context);
+}
 
 std::unique_ptr<BenchTarget> make_forward_bench_target(const models::DecoderModel& model) {
   return std::make_unique<ForwardBenchTarget>(model);

@@ -28,4 +28,10 @@ class BenchTarget {
 // DecoderModel::forward over its KV cache, with argmax on the device.
 std::unique_ptr<BenchTarget> make_forward_bench_target(const models::DecoderModel& model);
 
+// The inference runtime (runtime/decoder_runner.h: paged KV cache, CUDA-graph steps), the path of
+// `wick generate`, `wick chat` and `wick serve`, sized for `max_batch` sequences of `max_context`
+// positions; greedy ids by argmax on the device, read back every step.
+std::unique_ptr<BenchTarget> make_runtime_bench_target(models::DecoderModel& model, int64_t max_batch,
+                                                       int64_t max_context);
+
 }  // namespace wick::cli

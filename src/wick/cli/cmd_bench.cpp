@@ -33,6 +33,7 @@ using json = nlohmann::ordered_json;
 struct BenchCliOptions {
   std::string model;
   RuntimeOptions runtime;
+  std::string engine = "runtime";
   std::string n_prompt = "128,512", n_gen = "128", batch = "1,8,32", n_depth = "0";
   int repetitions = 5;
   uint64_t seed = 0;
@@ -178,12 +179,22 @@ TestResult run_one(BenchTarget& target, const TestSpec& spec, int repetitions, D
 void run_bench(const BenchCliOptions& o) {
   BenchPlan plan = parse_plan(o);
   LoadedDecoder loaded = load_decoder(o.model, o.runtime);
-  const models::DecoderModel& model = loaded.model;
+  models::DecoderModel& model = loaded.model;
   std::vector<TestSpec> tests = plan_tests(plan, model.config());
   Device device = model.device();
   std::optional<size_t> model_memory;
   if (device.is_cuda()) model_memory = cuda::memory_stats(device.index).active;
-  std::unique_ptr<BenchTarget> target = make_forward_bench_target(model);
+  std::unique_ptr<BenchTarget> target;
+  if (o.engine == "forward") {
+    target = make_forward_bench_target(model);
+  } else {
+    int64_t batch = 1, context = 1;
+    for (const TestSpec& t : tests) {
+      batch = std::max(batch, t.batch);
+      context = std::max(context, t.n_prompt + t.n_depth + t.n_gen + 1);
+    }
+    target = make_runtime_bench_target(model, batch, context);
+  }
   std::mt19937_64 rng(o.seed);
   int64_t vocab = model.config().vocab_size;
 
@@ -196,6 +207,7 @@ void run_bench(const BenchCliOptions& o) {
   out["dtype"] = dtype_name(model.dtype());
   out["quantized_base"] = o.runtime.quantized_base.empty() ? json(nullptr) : json(o.runtime.quantized_base);
   out["commit"] = build_commit();
+  out["engine"] = o.engine;
   out["repetitions"] = o.repetitions;
   out["seed"] = o.seed;
   out["model_memory_bytes"] = model_memory ? json(*model_memory) : json(nullptr);
@@ -246,6 +258,11 @@ void register_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed of the random token ids")->capture_default_str();
   cmd->add_flag("--json", o->json, "print one JSON object instead of the table");
+  cmd->add_option("--engine", o->engine,
+                  "runtime: the inference runtime (paged KV cache, CUDA graphs) of generate/chat/serve; forward: "
+                  "DecoderModel::forward over a contiguous KV cache")
+      ->check(CLI::IsMember({"runtime", "forward"}))
+      ->capture_default_str();
   add_runtime_options(cmd, o->runtime);
   add_quantized_base_option(cmd, o->runtime);
   cmd->callback([o] { run_bench(*o); });

@@ -151,12 +151,13 @@ void Scheduler::sample(const Tensor& logits, const std::vector<std::shared_ptr<S
     if (s && (s->callbacks_.choose || s->params_.sampling.temperature != 0 ||
               s->params_.sampling.repetition_penalty != 1.0))
       device_only = false;
-  std::vector<int64_t> ids;
-  std::vector<float> best, lse, host;
+  std::vector<double> picked;  // per row: argmax id, its logit, log-sum-exp (one read-back)
+  std::vector<float> host;
   if (device_only) {
-    ids = argmax(logits, 1).to_vector<int64_t>();
-    best = max(logits, {1}).to_vector<float>();
-    lse = logsumexp(logits, {1}).to_vector<float>();
+    picked = stack({astype(argmax(logits, 1), Dtype::F64), astype(max(logits, {1}), Dtype::F64),
+                    astype(logsumexp(logits, {1}), Dtype::F64)},
+                   1)
+                 .to_vector<double>();
   } else {
     host = logits.to_vector<float>();
   }
@@ -168,8 +169,8 @@ void Scheduler::sample(const Tensor& logits, const std::vector<std::shared_ptr<S
     double logprob = 0;
     try {
       if (device_only) {
-        id = int32_t(ids[i]);
-        logprob = double(best[i]) - double(lse[i]);
+        id = int32_t(picked[size_t(3 * i)]);
+        logprob = picked[size_t(3 * i + 1)] - picked[size_t(3 * i + 2)];
       } else if (s->callbacks_.choose) {
         id = s->callbacks_.choose(host.data() + i * vocab, vocab, s->tokens_);
         WICK_CHECK(id >= 0 && id < vocab, "sampling: the chooser picked id ", id, " outside the vocabulary of ", vocab);

@@ -32,8 +32,10 @@ Tensor lora_gather_add(Tensor base, const Tensor& x, const Tensor& slots, const 
   Shape shape = base.shape();
   Dtype dtype = base.dtype();
   Device device = base.device();
-  return Tensor::make(shape, dtype, device, std::make_shared<LoraGatherAdd>(),
-                      {std::move(base), x, slots, a_stack, b_stack, scales});
+  // Built apart from the call: an initializer list in the call would hold base until it returns,
+  // and the node could not take over base's buffer.
+  std::vector<Tensor> inputs{std::move(base), x, slots, a_stack, b_stack, scales};
+  return Tensor::make(shape, dtype, device, std::make_shared<LoraGatherAdd>(), std::move(inputs));
 }
 
 namespace reference {
