@@ -3,7 +3,7 @@
 # backend) and a compute-sanitizer memcheck pass over a quick subset, then prints a short summary.
 #
 # The GPU machine has nvcc, cmake, ninja and a compiler but maybe not the dev packages wick needs
-# (nlohmann-json, CLI11, GoogleTest, Google Benchmark, OpenBLAS) and no package registry. Whatever
+# (nlohmann-json, CLI11, GoogleTest, Google Benchmark, OpenBLAS, cpp-httplib) and no package registry. Whatever
 # is missing is taken from .deps/debs (prepared by scripts/gpu-deps.sh on a machine with apt),
 # unpacked into .deps/root, and handed to CMake.
 #
@@ -36,13 +36,18 @@ have_header() {  # name, then the folders to look in
 SYS_INC=(/usr/include /usr/local/include)
 BLAS_INC=(/usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas /usr/include /usr/local/include)
 missing=()      # found by CMake packages or headers
-missing_pc=()   # found through pkg-config (the tokenizer's PCRE2 and ICU)
+missing_pc=()   # found through pkg-config (the tokenizer's PCRE2 and ICU, the server's cpp-httplib)
 have_header nlohmann/json.hpp "${SYS_INC[@]}" || missing+=(nlohmann-json)
 have_header CLI/CLI.hpp "${SYS_INC[@]}" || missing+=(CLI11)
 have_header gtest/gtest.h "${SYS_INC[@]}" || missing+=(gtest)
 have_header benchmark/benchmark.h "${SYS_INC[@]}" || missing+=(benchmark)
 have_header cblas.h "${BLAS_INC[@]}" || missing+=(openblas)
 for pc in libpcre2-8 icu-uc; do pkg-config --exists "$pc" 2>/dev/null || missing_pc+=("$pc"); done
+# `wick serve`'s cpp-httplib (Debian builds it as a library) and what its pkg-config file requires.
+if ! pkg-config --exists cpp-httplib 2>/dev/null; then
+  missing_pc+=(cpp-httplib)
+  for pc in openssl zlib libbrotlicommon; do pkg-config --exists "$pc" 2>/dev/null || missing_pc+=("$pc"); done
+fi
 say "missing on this machine: ${missing[*]:-} ${missing_pc[*]:-}"
 
 CMAKE_ARGS=(-DWICK_CUDA=ON -DWICK_CUDA_ARCH=90 -DWICK_BENCH=ON -DCMAKE_BUILD_TYPE=Release)
@@ -64,6 +69,10 @@ if [ ${#missing[@]} -gt 0 ] || [ ${#missing_pc[@]} -gt 0 ]; then
       openblas) globs+=("libopenblas*" "libgfortran5_*") ;;
       libpcre2-8) globs+=("libpcre2-*") ;;
       icu-uc) globs+=("libicu*") ;;
+      cpp-httplib) globs+=("libcpp-httplib*") ;;
+      openssl) globs+=("libssl-dev_*" "libssl3_*") ;;
+      zlib) globs+=("zlib1g-dev_*") ;;
+      libbrotlicommon) globs+=("libbrotli*") ;;
     esac
   done
   stamp="$DEPS/.unpacked-$(echo "${globs[*]}" | md5sum | cut -c1-8)"
