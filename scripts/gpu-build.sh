@@ -3,7 +3,7 @@
 # builds the named targets. Used by scripts/gpu-check.sh and bench/peers/decode_bench.sh.
 #
 # The GPU machine has nvcc, cmake, ninja and a compiler but maybe not the dev packages wick needs
-# (nlohmann-json, CLI11, GoogleTest, Google Benchmark, OpenBLAS) and no package registry. Whatever
+# (nlohmann-json, CLI11, GoogleTest, Google Benchmark, OpenBLAS, cpp-httplib) and no package registry. Whatever
 # is missing is taken from .deps/debs (prepared by scripts/gpu-deps.sh on a machine with apt),
 # unpacked into .deps/root, and handed to CMake. Programs built against those libraries find them
 # with LD_LIBRARY_PATH=.deps/root/usr/lib/x86_64-linux-gnu:.deps/root/usr/lib/x86_64-linux-gnu/openblas-pthread.
@@ -42,13 +42,18 @@ have_header() {  # name, then the folders to look in
 SYS_INC=(/usr/include /usr/local/include)
 BLAS_INC=(/usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas /usr/include /usr/local/include)
 missing=()      # found by CMake packages or headers
-missing_pc=()   # found through pkg-config (the tokenizer's PCRE2 and ICU)
+missing_pc=()   # found through pkg-config (the tokenizer's PCRE2 and ICU, the server's cpp-httplib)
 have_header nlohmann/json.hpp "${SYS_INC[@]}" || missing+=(nlohmann-json)
 have_header CLI/CLI.hpp "${SYS_INC[@]}" || missing+=(CLI11)
 have_header gtest/gtest.h "${SYS_INC[@]}" || missing+=(gtest)
 have_header benchmark/benchmark.h "${SYS_INC[@]}" || missing+=(benchmark)
 have_header cblas.h "${BLAS_INC[@]}" || missing+=(openblas)
 for pc in libpcre2-8 icu-uc; do pkg-config --exists "$pc" 2>/dev/null || missing_pc+=("$pc"); done
+# `wick serve`'s cpp-httplib (Debian builds it as a library) and what its pkg-config file requires.
+if ! pkg-config --exists cpp-httplib 2>/dev/null; then
+  missing_pc+=(cpp-httplib)
+  for pc in openssl zlib libbrotlicommon; do pkg-config --exists "$pc" 2>/dev/null || missing_pc+=("$pc"); done
+fi
 say "missing on this machine: ${missing[*]:-} ${missing_pc[*]:-}"
 
 # WICK_COMMIT is reset unless given (a copy of the tree without .git reports the commit it is told).
@@ -71,6 +76,10 @@ if [ ${#missing[@]} -gt 0 ] || [ ${#missing_pc[@]} -gt 0 ]; then
       openblas) globs+=("libopenblas*" "libgfortran5_*") ;;
       libpcre2-8) globs+=("libpcre2-*") ;;
       icu-uc) globs+=("libicu*") ;;
+      cpp-httplib) globs+=("libcpp-httplib*") ;;
+      openssl) globs+=("libssl-dev_*" "libssl3_*") ;;
+      zlib) globs+=("zlib1g-dev_*") ;;
+      libbrotlicommon) globs+=("libbrotli*") ;;
     esac
   done
   stamp="$DEPS/.unpacked-$(echo "${globs[*]}" | md5sum | cut -c1-8)"
