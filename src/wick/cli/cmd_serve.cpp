@@ -18,7 +18,7 @@
 #include "wick/io/model_source.h"
 #include "wick/models/sampling_defaults.h"
 #include "wick/serve/openai_request.h"
-#include "wick/serve/serial_engine.h"
+#include "wick/serve/batching_engine.h"
 #include "wick/serve/server.h"
 
 namespace wick::cli {
@@ -31,6 +31,7 @@ struct ServeOptions {
   RuntimeOptions runtime;
   serve::ServerOptions server;
   serve::EngineOptions engine;
+  serve::BatchingOptions batching;
   double shutdown_grace_s = 30;
 };
 
@@ -96,7 +97,8 @@ void run_serve(ServeOptions o) {
   }
   models.sampling_defaults = models::sampling_defaults(models::find_generation_config(loaded.path));
 
-  serve::SerialEngine engine(loaded.model, loaded.eos_ids, o.engine);
+  if (o.engine.max_batch == 0) o.engine.max_batch = loaded.model.device().is_cuda() ? 64 : 16;
+  serve::BatchingEngine engine(loaded.model, loaded.eos_ids, o.engine, o.batching);
   models.engine = &engine;
   for (const std::string& spec : o.adapters) {
     auto [name, dir] = adapter_spec(spec);
@@ -117,11 +119,13 @@ void run_serve(ServeOptions o) {
     WICK_CHECK(models.embedding_model_id != models.model_id, "--embedding-model has the base model's id");
   }
 
+  serve::EngineStats st = engine.stats();
   std::fprintf(stderr,
-               "wick serve: %s on %s, context %lld tokens, %zu adapter(s); engine: serial (one sequence at a time; "
-               "--max-batch %lld applies to the batching engine)\n",
+               "wick serve: %s on %s, context %lld tokens, %zu adapter(s); continuous batching of up to %lld "
+               "sequences over %lld KV blocks of %lld positions\n",
                models.model_id.c_str(), loaded.model.device().str().c_str(), (long long)engine.context_length(),
-               engine.adapters().size(), (long long)o.engine.max_batch);
+               engine.adapters().size(), (long long)o.engine.max_batch, (long long)st.kv_blocks_total,
+               (long long)o.batching.block_size);
 
   serve::Server server(o.server, models);
   WICK_CHECK(pipe(g_signal_pipe) == 0, "serve: cannot create the signal pipe");
@@ -176,9 +180,18 @@ void register_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-queue", o->engine.max_queue, "requests waiting beyond the running ones; more get 429")
       ->capture_default_str();
-  cmd->add_option("--max-batch", o->engine.max_batch,
-                  "sequences run together (the serial engine runs one; the value is checked and kept)")
+  o->engine.max_batch = 0;
+  cmd->add_option("--max-batch", o->engine.max_batch, "sequences decoded together (0: 64 on CUDA, 16 on the CPU)")
       ->capture_default_str();
+  cmd->add_option("--kv-cache-mb", o->batching.kv_cache_mb,
+                  "memory of the paged KV cache (0: 40% of free GPU memory, 1024 on the CPU)")
+      ->capture_default_str();
+  cmd->add_option("--max-lora-rank", o->batching.max_lora_rank, "the largest adapter rank the resident slots hold")
+      ->capture_default_str();
+  cmd->add_option("--max-step-tokens", o->batching.max_step_tokens,
+                  "tokens of one batching step, decodes plus prefill chunks (0: 2048 on CUDA, 512 on the CPU)")
+      ->capture_default_str();
+  cmd->add_flag("!--no-cuda-graphs", o->batching.cuda_graphs, "run every step eagerly instead of replaying CUDA graphs");
   cmd->add_option("--max-loras", o->engine.max_loras, "adapters loaded at once")->capture_default_str();
   cmd->add_flag("--allow-adapter-loading", o->server.allow_adapter_loading,
                 "enable POST /v1/adapters {name, path} and DELETE /v1/adapters/NAME");
