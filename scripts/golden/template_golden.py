@@ -28,7 +28,6 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA = os.path.join(ROOT, "tests", "data", "template")
-SHARED = os.path.join(ROOT, "..", "shared", "data", "tokenizers")
 
 
 # --- template sources ------------------------------------------------------------------------

@@ -158,8 +158,9 @@ std::string write(const std::string& name, const std::string& text) {
 }
 
 TEST(TrainData, PromptCompletionAndChatMasks) {
-  auto tokenizer = tok::Tokenizer::from_file(std::string(WICK_SHARED_DIR) + "/data/tokenizers/qwen2.5");
-  auto chat = tok::load_chat_template_config(std::string(WICK_SHARED_DIR) + "/data/tokenizers/qwen2.5/tokenizer_config.json");
+  const std::string qwen = std::string(WICK_TEST_DATA_DIR) + "/tokenizer/qwen2.5";
+  auto tokenizer = tok::Tokenizer::from_file(qwen);
+  auto chat = tok::load_chat_template_config(qwen + "/tokenizer_config.json");
   int32_t eos = *tokenizer.token_to_id("<|im_end|>");
   train::DataContext ctx{&tokenizer, &chat, eos};
   std::string path = write("wick_data.jsonl",

@@ -15,14 +15,10 @@
 
 namespace wick::tok::test {
 
-inline std::filesystem::path shared_dir() { return WICK_SHARED_DIR; }
 inline std::filesystem::path data_dir() { return std::filesystem::path(WICK_TEST_DATA_DIR) / "tokenizer"; }
 
-// The tokenizer.json of a golden name: qwen2.5, gpt2, mistral (shared) or minilm (tests/data).
-inline std::filesystem::path tokenizer_path(const std::string& name) {
-  if (name == "minilm") return data_dir() / "minilm" / "tokenizer.json";
-  return shared_dir() / "data" / "tokenizers" / name / "tokenizer.json";
-}
+// The tokenizer.json of a golden name: qwen2.5, gpt2, mistral or minilm (tests/data/tokenizer/NAME).
+inline std::filesystem::path tokenizer_path(const std::string& name) { return data_dir() / name / "tokenizer.json"; }
 
 inline nlohmann::json load_json(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
