@@ -104,7 +104,7 @@ TEST(Cli, TokenizeAndDetokenizeQwenCoderTokenizerOnlyGguf) {
 }
 
 TEST(Cli, TemplateMatchesTransformers) {
-  json golden = load_json(kData + "/template/golden_qwen2.5-instruct.json");
+  json golden = load_json(kData + "/chat/golden_qwen2.5-instruct.json");
   int checked = 0;
   for (const auto& c : golden["cases"]) {
     if (!c["tools"].is_null() || !c.contains("expected")) continue;

@@ -47,8 +47,8 @@ std::pair<std::string, std::string> adapter_spec(const std::string& spec) {
 void run_chat(ChatOptions o) {
   LoadedDecoder loaded = load_decoder(o.model, o.runtime);
   tok::Tokenizer tokenizer = load_tokenizer(loaded.path);
-  tok::ChatTemplateConfig config = load_chat_template(loaded.path);
-  tok::ChatTemplate tmpl(config.chat_template);
+  chat::ChatTemplateConfig config = load_chat_template(loaded.path);
+  chat::ChatTemplate tmpl(config.chat_template);
   o.gen.eos_ids = loaded.eos_ids;
   lora::AdapterRegistry adapters(loaded.model);
   for (const std::string& spec : o.adapters) {

@@ -48,9 +48,9 @@ void run_generate(const GenerateCliOptions& o) {
   if (!o.prompt_ids.empty()) {
     prompt = parse_ids(o.prompt_ids);
   } else if (o.chat) {
-    tok::ChatTemplateConfig config = load_chat_template(loaded.path);
+    chat::ChatTemplateConfig config = load_chat_template(loaded.path);
     nlohmann::ordered_json messages = nlohmann::ordered_json::array({{{"role", "user"}, {"content", o.prompt}}});
-    prompt = tokenizer.encode(tok::ChatTemplate(config.chat_template).render(messages, true, config.options), false);
+    prompt = tokenizer.encode(chat::ChatTemplate(config.chat_template).render(messages, true, config.options), false);
   } else {
     prompt = tokenizer.encode(o.prompt, true);
   }

@@ -73,11 +73,11 @@ void register_text_commands(CLI::App& app) {
   tmpl->add_option("--tokenizer", o->tokenizer, "model folder, tokenizer_config.json's folder, .gguf or ORG/NAME")->required();
   tmpl->add_flag("--add-generation-prompt", o->generation_prompt, "end with the assistant turn's opening");
   tmpl->callback([o] {
-    tok::ChatTemplateConfig config = load_chat_template(o->tokenizer);
+    chat::ChatTemplateConfig config = load_chat_template(o->tokenizer);
     std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
     nlohmann::ordered_json messages = nlohmann::ordered_json::parse(input, nullptr, false);
     WICK_CHECK(!messages.is_discarded() && messages.is_array(), "stdin: expected a JSON array of chat messages");
-    std::cout << tok::ChatTemplate(config.chat_template).render(messages, o->generation_prompt, config.options);
+    std::cout << chat::ChatTemplate(config.chat_template).render(messages, o->generation_prompt, config.options);
   });
 }
 

@@ -112,7 +112,7 @@ void run_train(TrainCliOptions o) {
   // A model without a tokenizer can still train on pre-tokenised data, and one without a chat
   // template on text and prompt/completion data; the data loader names what is missing.
   std::optional<tok::Tokenizer> tokenizer;
-  std::optional<tok::ChatTemplateConfig> chat;
+  std::optional<chat::ChatTemplateConfig> chat;
   try {
     tokenizer = load_tokenizer(loaded.path);
     chat = load_chat_template(loaded.path);

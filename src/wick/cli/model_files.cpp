@@ -38,13 +38,13 @@ tok::Tokenizer load_tokenizer(const std::string& path) {
   return tok::Tokenizer::from_file(p);
 }
 
-tok::ChatTemplateConfig load_chat_template(const std::string& path) {
+chat::ChatTemplateConfig load_chat_template(const std::string& path) {
   std::string p = resolve(path);
   if (fs::is_regular_file(p) && is_gguf_file(p)) {
     io::GgufFile file = io::GgufFile::open(p);
     io::GgufTokenizerData d = io::gguf_tokenizer_data(file);
     WICK_CHECK(d.chat_template.has_value(), p, ": the GGUF metadata has no tokenizer.chat_template");
-    tok::ChatTemplateConfig config;
+    chat::ChatTemplateConfig config;
     config.chat_template = *d.chat_template;
     auto token = [&](const std::optional<int64_t>& id) -> std::optional<std::string> {
       if (id) return d.tokens.at(size_t(*id));
@@ -55,7 +55,7 @@ tok::ChatTemplateConfig load_chat_template(const std::string& path) {
     return config;
   }
   fs::path config = fs::is_directory(p) ? fs::path(p) : fs::path(p).parent_path() / "tokenizer_config.json";
-  return tok::load_chat_template_config(config.string());
+  return chat::load_chat_template_config(config.string());
 }
 
 }  // namespace wick::cli

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "wick/tokenizer/template.h"
+#include "wick/chat/template.h"
 #include "wick/tokenizer/tokenizer.h"
 
 namespace wick::cli {
@@ -13,6 +13,6 @@ namespace wick::cli {
 bool is_gguf_file(const std::string& path);
 
 tok::Tokenizer load_tokenizer(const std::string& path);
-tok::ChatTemplateConfig load_chat_template(const std::string& path);
+chat::ChatTemplateConfig load_chat_template(const std::string& path);
 
 }  // namespace wick::cli
