@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything done on a GPU machine in one go: the CUDA check (scripts/gpu-check.sh: build for
-# sm_90, CUDA tests against the CPU backend, compute-sanitizer memcheck), the engine benchmarks
+# sm_90, the CUDA tests, compute-sanitizer memcheck), the engine benchmarks
 # with their PyTorch peers on the GPU and the CPU, and the model benchmarks with transformers.
 # (The model fixtures of tests/data/models come from scripts/golden/models_golden.py.)
 # Logs and results are packed into $OUT/results.tar.gz; a summary is printed last.

@@ -3,7 +3,8 @@
 // identical, bf16 logits within 2e-2, embeddings, and PEFT's gradients and AdamW losses.
 #include <filesystem>
 
-#include "cuda_test_util.h"
+#include "support/testing.h"
+#include "wick/backend/cuda/settings.h"
 #include "wick/io/safetensors.h"
 #include "wick/lora/adapter.h"
 #include "wick/models/decoder.h"
@@ -12,8 +13,10 @@
 #include "wick/train/adamw.h"
 #include "wick/train/loss.h"
 
-namespace wick::test {
+namespace wick {
 namespace {
+
+Tensor on_cpu(const Tensor& x) { return to_device(x, Device::cpu()); }
 
 const std::string kData = std::string(WICK_TEST_DATA_DIR) + "/models/";
 
@@ -95,10 +98,12 @@ TEST(CudaPeftParity, GradientsAndAdamWLosses) {
   auto [loss, grads] = value_and_grad(loss_of, adapter.parameters());
   for (size_t i = 0; i < adapter.modules().size(); ++i)
     for (int which = 0; which < 2; ++which) {
-      std::string name = "grad.base_model.model." + adapter.modules()[i] + (which ? ".lora_B.weight" : ".lora_A.weight");
+      std::string name =
+          "grad.base_model.model." + adapter.modules()[i] + (which ? ".lora_B.weight" : ".lora_A.weight");
       EXPECT_LE(relative_max_error(grads[2 * i + which], fixture_tensor(file, name, Device::cpu())), 1e-3) << name;
     }
-  std::vector<double> want = astype(fixture_tensor(file, "adamw_losses", Device::cpu()), Dtype::F64).to_vector<double>();
+  std::vector<double> want =
+      astype(fixture_tensor(file, "adamw_losses", Device::cpu()), Dtype::F64).to_vector<double>();
   train::AdamW opt({.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01});
   std::vector<Tensor> params = adapter.parameters();
   for (size_t step = 0; step < want.size(); ++step) {
@@ -136,9 +141,9 @@ TEST(CudaLoraDropout, TrainingForwardAndGradientsMatchTheCpu) {
 }
 
 }  // namespace
-}  // namespace wick::test
+}  // namespace wick
 
-namespace wick::test {
+namespace wick {
 namespace {
 
 // The training forward as wick train runs it on the GPU (bf16 logits for the loss, layers
@@ -160,7 +165,8 @@ TEST(CudaTrainingForward, CheckpointedLayersAndCompactLogitsKeepTheGradients) {
         adapter.parameters());
     for (size_t i = 0; i < adapter.modules().size(); ++i)
       for (int which = 0; which < 2; ++which) {
-        std::string name = "grad.base_model.model." + adapter.modules()[i] + (which ? ".lora_B.weight" : ".lora_A.weight");
+        std::string name =
+            "grad.base_model.model." + adapter.modules()[i] + (which ? ".lora_B.weight" : ".lora_A.weight");
         EXPECT_LE(relative_max_error(grads[2 * i + which], fixture_tensor(file, name, Device::cpu())), 1e-3)
             << name << " checkpointing " << ckpt;
       }
@@ -168,4 +174,4 @@ TEST(CudaTrainingForward, CheckpointedLayersAndCompactLogitsKeepTheGradients) {
 }
 
 }  // namespace
-}  // namespace wick::test
+}  // namespace wick

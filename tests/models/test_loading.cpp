@@ -68,8 +68,7 @@ TEST(LoadDecoder, SmolLM2GgufWithItsTokenizerTemplateAndEos) {
   EXPECT_EQ(loaded.path, path);
   EXPECT_EQ(loaded.model.config().vocab_size, 49152);
   EXPECT_EQ(loaded.eos_ids, (std::vector<int32_t>{2}));  // tokenizer.ggml.eos_token_id: <|im_end|>
-  EXPECT_TRUE(loaded.generation.eos_token_ids.empty());  // a GGUF has no generation_config.json
-  EXPECT_FALSE(loaded.generation.temperature.has_value());
+  EXPECT_FALSE(loaded.generation.has_value());  // a GGUF has no generation_config.json
 
   const tok::Tokenizer& tokenizer = loaded.require_tokenizer();
   EXPECT_EQ(tokenizer.eos_id(), 2);
@@ -94,11 +93,12 @@ TEST(LoadDecoder, FolderWithTokenizerTemplateAndGenerationConfig) {
   LoadedDecoder loaded = load_decoder(dir.path(), {});
   EXPECT_EQ(loaded.path, dir.path());
   EXPECT_EQ(loaded.eos_ids, (std::vector<int32_t>{151645, 151643}));  // config.json names none
-  EXPECT_EQ(loaded.generation.temperature, 0.7);
-  EXPECT_EQ(loaded.generation.top_p, 0.8);
-  EXPECT_EQ(loaded.generation.top_k, 20);
-  EXPECT_EQ(loaded.generation.repetition_penalty, 1.05);
-  EXPECT_EQ(loaded.generation.do_sample, true);
+  ASSERT_TRUE(loaded.generation.has_value());
+  EXPECT_EQ(loaded.generation->temperature, 0.7);
+  EXPECT_EQ(loaded.generation->top_p, 0.8);
+  EXPECT_EQ(loaded.generation->top_k, 20);
+  EXPECT_EQ(loaded.generation->repetition_penalty, 1.05);
+  EXPECT_EQ(loaded.generation->do_sample, true);
 
   const tok::Tokenizer& tokenizer = loaded.require_tokenizer();
   EXPECT_EQ(tokenizer.eos_id(), 151645);

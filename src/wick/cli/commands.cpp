@@ -14,6 +14,8 @@ void register_commands(CLI::App& app) {
   register_merge(app);
   register_chat(app);
   register_pull(app);
+  register_bench(app);
+  register_serve(app);
 }
 
 }  // namespace wick::cli

@@ -17,6 +17,8 @@ void register_logits(CLI::App& app);
 void register_merge(CLI::App& app);
 void register_chat(CLI::App& app);
 void register_pull(CLI::App& app);
+void register_bench(CLI::App& app);
+void register_serve(CLI::App& app);
 
 struct RuntimeOptions;
 // --device and --dtype, shared by every command that runs a model.

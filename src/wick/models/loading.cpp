@@ -111,10 +111,11 @@ LoadedDecoder load_decoder(const std::string& path, const LoadOptions& options) 
   WICK_CHECK(src.format == io::ModelFormat::kHfFolder, path, ": a decoder needs a model folder or a .gguf file");
   std::vector<int32_t> eos;
   for (int64_t id : io::load_model_config(src.path + "/config.json").eos_token_ids) add_unique(eos, id);
-  io::GenerationConfig generation;
+  std::optional<io::GenerationConfig> generation;
   std::string generation_file = src.path + "/generation_config.json";
   if (fs::exists(generation_file)) generation = io::load_generation_config(generation_file);
-  for (int64_t id : generation.eos_token_ids) add_unique(eos, id);
+  if (generation)
+    for (int64_t id : generation->eos_token_ids) add_unique(eos, id);
   LoadedDecoder loaded{.model = DecoderModel::load(src.path, options.device, options.dtype, options.storage),
                        .path = src.path,
                        .eos_ids = std::move(eos),

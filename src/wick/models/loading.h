@@ -32,7 +32,9 @@ struct LoadedDecoder {
   // Every id that ends generation: config.json's then generation_config.json's, or the GGUF's
   // eos/eot/eom tokens.
   std::vector<int32_t> eos_ids{};
-  io::GenerationConfig generation{};  // generation_config.json's defaults (empty for a GGUF or without the file)
+  // generation_config.json (sampling defaults: see models::sampling_defaults); absent for a GGUF,
+  // or a folder without the file.
+  std::optional<io::GenerationConfig> generation{};
   // Absent when loading failed (a model can still train on token ids); the require_* functions
   // then throw the error that loading raised.
   std::optional<tok::Tokenizer> tokenizer{};

@@ -1,0 +1,74 @@
+// What only a GPU can check of quantized weights: the graph of a product keeps the blocks (not a
+// dense copy) in the GPU's memory, and a model quantized at load on the GPU gives the CPU's logits
+// and LoRA gradients. The op-level checks (dequantize, products, gradients) run on every device in
+// tests/ops/quantized_test.cpp.
+#include <gtest/gtest.h>
+
+#include "support/ggml_blocks.h"
+#include "support/testing.h"
+#include "wick/core/quantized.h"
+#include "wick/lora/adapter.h"
+#include "wick/models/decoder.h"
+#include "wick/train/loss.h"
+
+namespace wick {
+namespace {
+
+using namespace testing;
+
+TEST(CudaQuantized, TheGraphHoldsTheBlocksNotADenseCopy) {
+  WICK_REQUIRE_GPU();
+  int64_t rows = 2048, cols = 2048;
+  QuantizedMatrix w = to_device(random_blocks(io::GgmlType::Q4_0, rows, cols, 8), Device::cuda(0));
+  Tensor x = rand({4, cols}, Dtype::BF16, -2, 2, Device::cuda(0)).t;
+  cuda::synchronize(0);
+  size_t before = cuda::memory_stats(0).active, during = 0;
+  grad(
+      [&](const std::vector<Tensor>& in) {
+        Tensor y = linear(in[0], w);
+        cuda::synchronize(0);
+        during = cuda::memory_stats(0).active;
+        return sum(astype(y, Dtype::F32));
+      },
+      {x});
+  // A dense bf16 copy would be 8 MiB; what the forward leaves alive is far smaller.
+  EXPECT_LT(during - before, size_t(rows * cols * 2) / 8) << "bytes held after the forward: " << during - before;
+}
+
+TEST(CudaQuantized, ModelQuantizedAtLoadMatchesTheCpu) {
+  WICK_REQUIRE_GPU();
+  std::string dir = std::string(WICK_TEST_DATA_DIR) + "/models/qwen2_tied";
+  models::WeightStorage storage;
+  storage.quantize = io::GgmlType::Q4_1;
+  models::DecoderModel cpu = models::DecoderModel::load(dir, Device::cpu(), Dtype::F32, storage);
+  models::DecoderModel gpu = models::DecoderModel::load(dir, Device::cuda(0), Dtype::F32, storage);
+  ASSERT_TRUE(gpu.layers[0].q.is_quantized());
+  Tensor ids = Tensor::from_vector(std::vector<int64_t>{3, 17, 5, 90, 41, 8, 77, 2}, {2, 4}, Device::cpu());
+  Tensor labels = Tensor::from_vector(std::vector<int64_t>{-100, 17, 5, 90, -100, 8, 77, 2}, {2, 4}, Device::cpu());
+  lora::LoraConfig cfg;
+  cfg.r = 4;
+  cfg.target_modules = {"all-linear"};
+  // One set of parameters (B random so that A gets gradients), copied to each device.
+  std::vector<Tensor> init = lora::Adapter::init(cpu, cfg, 1).parameters();
+  for (size_t i = 1; i < init.size(); i += 2) init[i] = normal(init[i].shape(), 0, 0.05, Dtype::F32, Device::cpu());
+  auto run = [&](const models::DecoderModel& m) {
+    lora::Adapter adapter = lora::Adapter::init(m, cfg, 1);
+    std::vector<Tensor> params;
+    for (const Tensor& p : init) params.push_back(to_device(p, m.device()));
+    return value_and_grad(
+        [&](const std::vector<Tensor>& p) {
+          models::LoraDeltas d = adapter.deltas(&p);
+          return train::causal_lm_loss(m.forward(to_device(ids, m.device()), nullptr, std::nullopt, std::nullopt, &d),
+                                       to_device(labels, m.device()));
+        },
+        params);
+  };
+  auto [loss_c, grads_c] = run(cpu);
+  auto [loss_g, grads_g] = run(gpu);
+  expect_tensors_close(loss_g, loss_c, Tol{1e-5, 1e-5}, "loss");
+  for (size_t i = 0; i < grads_c.size(); ++i)
+    expect_tensors_close(grads_g[i], grads_c[i], Tol{1e-5, 1e-3}, str_cat("gradient ", i));
+}
+
+}  // namespace
+}  // namespace wick

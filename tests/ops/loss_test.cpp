@@ -1,0 +1,174 @@
+// cross_entropy on every device: every reduction, i32 and i64 targets, ignored targets, vocabularies
+// from 1 to 5003, 1-D logits, views, against float64 loops and the wick::reference composition;
+// gradients against finite differences, the exact softmax - onehot (every dtype, every vocabulary),
+// and in lower precisions against the float64 gradients.
+#include <cmath>
+
+#include "support/testing.h"
+
+namespace wick {
+namespace {
+
+using namespace testing;
+
+const Dtype kDtypes[] = {Dtype::F64, Dtype::F32, Dtype::BF16, Dtype::F16};
+
+// Per-row losses lse(row) - row[target] (0 for ignored rows) of logits [rows, V], in float64; the
+// mean divides by the number of rows not ignored.
+Values row_losses(const Values& logits, int64_t V, const std::vector<int64_t>& targets, int64_t ignore_index) {
+  Values losses;
+  for (size_t r = 0; r < targets.size(); ++r) {
+    if (targets[r] == ignore_index) {
+      losses.push_back(0);
+      continue;
+    }
+    const double* row = &logits[r * V];
+    double m = *std::max_element(row, row + V), s = 0;
+    for (int64_t j = 0; j < V; ++j) s += std::exp(row[j] - m);
+    losses.push_back(std::log(s) + m - row[targets[r]]);
+  }
+  return losses;
+}
+Values reduce_losses(const Values& losses, const std::vector<int64_t>& targets, int64_t ignore_index, Reduction red) {
+  if (red == Reduction::None) return losses;
+  double total = 0, count = 0;
+  for (size_t r = 0; r < targets.size(); ++r)
+    if (targets[r] != ignore_index) total += losses[r], count += 1;
+  return {red == Reduction::Sum ? total : total / count};
+}
+
+const char* reduction_name(Reduction red) {
+  return red == Reduction::None ? "none" : red == Reduction::Mean ? "mean" : "sum";
+}
+
+WICK_DEVICE_SUITE(Loss);
+
+WICK_DEVICE_TEST(Loss, CrossEntropyMatchesFloat64) {
+  const int64_t V = 7;
+  const std::vector<int64_t> t = {0, 6, -100, 3, 3, -100};
+  for (Dtype dt : kDtypes)
+    for (Reduction red : {Reduction::None, Reduction::Mean, Reduction::Sum})
+      for (Dtype it : {Dtype::I32, Dtype::I64}) {
+        Rand logits = rand({2, 3, V}, dt, -3, 3);
+        Values ref = reduce_losses(row_losses(logits.v, V, t, -100), t, -100, red);
+        Shape so = red == Reduction::None ? Shape{2, 3} : Shape{};
+        Tensor targets = ints(t, {2, 3}, it);
+        std::string what = str_cat("cross_entropy ", dtype_name(dt), " ", reduction_name(red), " ", dtype_name(it));
+        // The loss is computed in f32 whatever the logits' dtype.
+        Tol tol = {1e-5, 1e-5};
+        Tensor y = cross_entropy(logits.t, targets, -100, red);
+        expect_close(y, ref, so, tol, what);
+        expect_close(cross_entropy(noncontiguous(logits.v, {2, 3, V}, dt, 1), targets, -100, red), ref, so, tol,
+                     what + " of a view");
+        // The composition computes in the logits' dtype.
+        Tol ref_tol = dt == Dtype::F64 || dt == Dtype::F32 ? Tol{1e-5, 1e-5} : Tol{0.05, 0.02};
+        expect_close(reference::cross_entropy(logits.t, targets, -100, red), ref, so, ref_tol, what + " reference");
+      }
+  // 1-D logits with a 0-dim target.
+  Tensor l = make({0.5, -1, 2}, {3});
+  double lse = std::log(std::exp(0.5) + std::exp(-1.0) + std::exp(2.0));
+  expect_close(cross_entropy(l, ints({1}, {}), -100, Reduction::None), {lse + 1}, {}, {1e-6, 1e-6}, "1-D logits");
+  // Another ignore_index.
+  Rand lg = rand({4, 3});
+  std::vector<int64_t> tg = {1, 2, 2, 0};
+  expect_close(cross_entropy(lg.t, ints(tg, {4}), 2, Reduction::Mean),
+               reduce_losses(row_losses(lg.v, 3, tg, 2), tg, 2, Reduction::Mean), {}, {1e-5, 1e-5}, "ignore_index 2");
+}
+
+// Vocabularies from 1 to 5003 (one warp, one block, several); i32 targets for odd vocabularies.
+WICK_DEVICE_TEST(Loss, CrossEntropyVocabularySizes) {
+  for (Dtype dt : kDtypes)
+    for (int64_t V : {1, 7, 129, 1000, 5003}) {
+      Rand logits = rand({3, 4, V}, dt, -4, 4);
+      std::vector<int64_t> t;
+      for (int i = 0; i < 12; ++i) t.push_back(i % 5 == 3 ? -100 : (i * 7919) % V);
+      Tensor targets = ints(t, {3, 4}, V % 2 ? Dtype::I32 : Dtype::I64);
+      Values losses = row_losses(logits.v, V, t, -100);
+      for (Reduction red : {Reduction::None, Reduction::Mean, Reduction::Sum}) {
+        std::string what = str_cat(dtype_name(dt), " V=", V, " ", reduction_name(red));
+        Values ref = reduce_losses(losses, t, -100, red);
+        Shape so = red == Reduction::None ? Shape{3, 4} : Shape{};
+        expect_close(cross_entropy(logits.t, targets, -100, red), ref, so, Tol{1e-5, 1e-5}, what);
+        Tol ref_tol = dt == Dtype::F64 || dt == Dtype::F32 ? Tol{1e-5, 1e-5} : Tol{0.1, 0.02};
+        expect_close(reference::cross_entropy(logits.t, targets, -100, red), ref, so, ref_tol, what + " reference");
+      }
+    }
+}
+
+WICK_DEVICE_TEST(Loss, CrossEntropyGradients) {
+  Rand x = rand({2, 3, 5});
+  // cross_entropy computes its loss in f32: finite differences in f32 need a larger step and a
+  // looser tolerance; the analytic float64 gradient softmax - onehot is checked tightly.
+  std::vector<int64_t> tv = {4, -100, 0, 2, 1, 1};
+  Tensor targets = ints(tv, {2, 3});
+  for (Reduction red : {Reduction::None, Reduction::Mean, Reduction::Sum}) {
+    check_grads([&](const std::vector<Tensor>& in) { return cross_entropy(in[0], targets, -100, red); }, {x.t},
+                str_cat("cross_entropy ", reduction_name(red)), Tol{2e-3, 2e-2}, 1e-3);
+    Values w = random_values(red == Reduction::None ? 6 : 1);
+    Shape ws = red == Reduction::None ? Shape{2, 3} : Shape{};
+    auto g =
+        grad([&](const std::vector<Tensor>& in) { return sum(cross_entropy(in[0], targets, -100, red) * make(w, ws)); },
+             {x.t});
+    Values ref(30, 0.0);
+    for (int r = 0; r < 6; ++r) {
+      if (tv[r] == -100) continue;
+      double m = *std::max_element(x.v.begin() + r * 5, x.v.begin() + r * 5 + 5), s = 0;
+      for (int j = 0; j < 5; ++j) s += std::exp(x.v[r * 5 + j] - m);
+      double c = red == Reduction::None ? w[r] : red == Reduction::Sum ? w[0] : w[0] / 5;
+      for (int j = 0; j < 5; ++j) ref[r * 5 + j] = c * (std::exp(x.v[r * 5 + j] - m) / s - (j == tv[r]));
+    }
+    expect_close(g[0], ref, {2, 3, 5}, Tol{1e-7, 1e-5},
+                 str_cat("cross_entropy analytic gradient ", reduction_name(red)));
+    check_grads([&](const std::vector<Tensor>& in) { return reference::cross_entropy(in[0], targets, -100, red); },
+                {x.t}, str_cat("reference cross_entropy ", reduction_name(red)));
+  }
+}
+
+// The gradient of sum(w * loss) is w * (softmax(row) - onehot(target)) per row (divided by the
+// number of rows not ignored for the mean): exact, for vocabularies up to 5003, in every dtype.
+WICK_DEVICE_TEST(Loss, CrossEntropyGradientIsSoftmaxMinusOnehot) {
+  for (Dtype dt : kDtypes)
+    for (int64_t V : {7, 129, 1000, 5003}) {
+      std::vector<int64_t> t;
+      for (int i = 0; i < 12; ++i) t.push_back(i % 5 == 3 ? -100 : (i * 7919) % V);
+      Tensor targets = ints(t, {3, 4}, V % 2 ? Dtype::I32 : Dtype::I64);
+      Rand x = rand({3, 4, V}, dt, -4, 4);
+      for (Reduction red : {Reduction::None, Reduction::Mean, Reduction::Sum}) {
+        // The loss is f32: so are the weights.
+        Tensor wt = make(random_values(red == Reduction::None ? 12 : 1), red == Reduction::None ? Shape{3, 4} : Shape{},
+                         Dtype::F32);
+        Values w = values(wt);
+        auto g = grad([&](const std::vector<Tensor>& in) { return sum(cross_entropy(in[0], targets, -100, red) * wt); },
+                      {x.t});
+        EXPECT_EQ(g[0].dtype(), dt);
+        double counted = double(std::count_if(t.begin(), t.end(), [](int64_t v) { return v != -100; }));
+        Values ref(size_t(12 * V), 0.0);
+        for (int r = 0; r < 12; ++r) {
+          if (t[r] == -100) continue;
+          const double* row = &x.v[r * V];
+          double m = *std::max_element(row, row + V), s = 0;
+          for (int64_t j = 0; j < V; ++j) s += std::exp(row[j] - m);
+          double c = red == Reduction::None ? w[r] : red == Reduction::Sum ? w[0] : w[0] / counted;
+          for (int64_t j = 0; j < V; ++j) ref[r * V + j] = c * (std::exp(row[j] - m) / s - (j == t[r]));
+        }
+        // f32 probabilities err by a few ulp of 1 where p is close to 1.
+        Tol tol = dt == Dtype::F64 ? Tol{1e-7, 1e-5} : dt == Dtype::F32 ? Tol{1e-6, 1e-5} : tol_for(dt);
+        expect_close(g[0], ref, {3, 4, V}, tol, str_cat(dtype_name(dt), " V=", V, " ", reduction_name(red)));
+      }
+    }
+}
+
+WICK_DEVICE_TEST(Loss, GradientsInLowerPrecision) {
+  Tensor targets = ints({1, -100, 4}, {3});
+  std::vector<Tensor> x64{rand({3, 5}).t};
+  for (Dtype dt : {Dtype::F32, Dtype::BF16, Dtype::F16})
+    check_grads_in(
+        dt, [&](auto& in) { return cross_entropy(in[0], targets, -100, Reduction::Mean); }, x64,
+        dt == Dtype::F32   ? 1e-5
+        : dt == Dtype::F16 ? 1e-2
+                           : 5e-2,
+        "cross_entropy");
+}
+
+}  // namespace
+}  // namespace wick
