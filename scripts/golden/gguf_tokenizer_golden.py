@@ -33,7 +33,7 @@ transformers' conversion departs from the tokenizer.json of the model the GGUF w
   Qwen2.5-Coder: tokenizer.ggml.pre = "qwen2" names Qwen2's tokenizer, whose tokenizer.json normalises
     to NFC; transformers' conversion has no normalizer (10 strings with decomposed accents differ).
     The script sets NFC and checks the result: the ids of every string, with and without special
-    tokens, equal those of tests/data/tokenizer/qwen2.5/tokenizer.json (the same vocabulary and
+    tokens, equal those of tests/data/tokenizers/qwen2.5/tokenizer.json (the same vocabulary and
     merges). Decoding with skip_special_tokens differs there for the FIM tokens only: the GGUF marks
     <|fim_prefix|> ... <|file_sep|> as control tokens (special), Qwen2.5's tokenizer.json does not.
 """
@@ -56,7 +56,7 @@ from gguf_metadata_only import read_file_header  # noqa: E402
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 MODELS = os.path.join(ROOT, "models")
 OUT = os.path.join(ROOT, "tests", "data", "tokenizer")
-QWEN_TOKENIZER = os.path.join(OUT, "qwen2.5", "tokenizer.json")
+QWEN_TOKENIZER = os.path.join(ROOT, "tests", "data", "tokenizers", "qwen2.5", "tokenizer.json")
 QWEN_FULL = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 
 

@@ -5,8 +5,8 @@ Regenerate (from the repo root):
     python3 -m pip install tokenizers==0.23.3
     python3 scripts/golden/tokenizer_golden.py          # writes tests/data/tokenizer/
 
-Tokenizers: tests/data/tokenizer/{qwen2.5,gpt2,mistral,minilm}/tokenizer.json (sources in
-tests/data/tokenizer/SOURCES.md); text: tests/data/text/tinyshakespeare.txt.
+Tokenizers: tests/data/tokenizers/{qwen2.5,gpt2,mistral,minilm}/tokenizer.json (sources in
+tests/data/tokenizers/SOURCES.md); text: tests/data/text/tinyshakespeare.txt.
 The BERT file sets truncation (128) and padding; wick's encode never truncates or pads, so both are
 switched off here.
 
@@ -35,7 +35,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 OUT = os.path.join(ROOT, "tests", "data", "tokenizer")
 SHAKESPEARE = os.path.join(ROOT, "tests", "data", "text", "tinyshakespeare.txt")
 
-TOKENIZERS = {name: os.path.join(OUT, name, "tokenizer.json") for name in ("qwen2.5", "gpt2", "mistral", "minilm")}
+TOKENIZERS = {name: os.path.join(ROOT, "tests", "data", "tokenizers", name, "tokenizer.json")
+              for name in ("qwen2.5", "gpt2", "mistral", "minilm")}
 
 FIXED = [
     "", " ", "  ", "a", "A", "é", "中", "😀", "\n", "\t", "\r\n", "0", "!", "'", "▁", "Ġ",

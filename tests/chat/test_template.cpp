@@ -91,7 +91,7 @@ TEST(TemplateGolden, LanguageFeatures) {
 }
 
 TEST(TemplateConfig, ReadsQwenTokenizerConfig) {
-  const std::string path = std::string(WICK_TEST_DATA_DIR) + "/tokenizer/qwen2.5/tokenizer_config.json";
+  const std::string path = std::string(WICK_TEST_DATA_DIR) + "/tokenizers/qwen2.5/tokenizer_config.json";
   auto config = wick::chat::load_chat_template_config(path);
   EXPECT_EQ(config.chat_template, read_file(kDataDir + "qwen2.5-instruct.jinja"));
   EXPECT_FALSE(config.options.bos_token.has_value());  // null in the config
@@ -104,7 +104,7 @@ TEST(TemplateConfig, ReadsQwenTokenizerConfig) {
 }
 
 TEST(TemplateConfig, ModelFolderPrefersChatTemplateJinja) {
-  auto qwen = wick::chat::load_chat_template_config(std::string(WICK_TEST_DATA_DIR) + "/tokenizer/qwen2.5");
+  auto qwen = wick::chat::load_chat_template_config(std::string(WICK_TEST_DATA_DIR) + "/tokenizers/qwen2.5");
   EXPECT_EQ(qwen.chat_template, read_file(kDataDir + "qwen2.5-instruct.jinja"));
 
   namespace fs = std::filesystem;

@@ -14,7 +14,7 @@ namespace {
 
 using json = nlohmann::json;
 const std::string kData = WICK_TEST_DATA_DIR;
-const std::string kTokenizers = kData + "/tokenizer";
+const std::string kTokenizers = kData + "/tokenizers";
 
 struct Result {
   int code;

@@ -158,7 +158,7 @@ std::string write(const std::string& name, const std::string& text) {
 }
 
 TEST(TrainData, PromptCompletionAndChatMasks) {
-  const std::string qwen = std::string(WICK_TEST_DATA_DIR) + "/tokenizer/qwen2.5";
+  const std::string qwen = std::string(WICK_TEST_DATA_DIR) + "/tokenizers/qwen2.5";
   auto tokenizer = tok::Tokenizer::from_file(qwen);
   auto chat_config = chat::load_chat_template_config(qwen + "/tokenizer_config.json");
   int32_t eos = *tokenizer.token_to_id("<|im_end|>");

@@ -87,7 +87,7 @@ TEST(LoadDecoder, SmolLM2GgufWithItsTokenizerTemplateAndEos) {
 TEST(LoadDecoder, FolderWithTokenizerTemplateAndGenerationConfig) {
   TempFolder dir("qwen2");
   for (const char* f : {"config.json", "model.safetensors"}) dir.link(kData / "models" / "qwen2_tied" / f);
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) dir.link(kData / "tokenizer" / "qwen2.5" / f);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) dir.link(kData / "tokenizers" / "qwen2.5" / f);
   dir.write("generation_config.json", R"({"bos_token_id": 151643, "pad_token_id": 151643, "do_sample": true,
     "eos_token_id": [151645, 151643], "repetition_penalty": 1.05, "temperature": 0.7, "top_p": 0.8, "top_k": 20})");
   LoadedDecoder loaded = load_decoder(dir.path(), {});

@@ -15,10 +15,14 @@
 
 namespace wick::tok::test {
 
+// The goldens (tests/data/tokenizer) and the tokenizers they were written from (tests/data/tokenizers).
 inline std::filesystem::path data_dir() { return std::filesystem::path(WICK_TEST_DATA_DIR) / "tokenizer"; }
+inline std::filesystem::path tokenizers_dir() { return std::filesystem::path(WICK_TEST_DATA_DIR) / "tokenizers"; }
 
-// The tokenizer.json of a golden name: qwen2.5, gpt2, mistral or minilm (tests/data/tokenizer/NAME).
-inline std::filesystem::path tokenizer_path(const std::string& name) { return data_dir() / name / "tokenizer.json"; }
+// The tokenizer.json of a golden name: qwen2.5, gpt2, mistral or minilm.
+inline std::filesystem::path tokenizer_path(const std::string& name) {
+  return tokenizers_dir() / name / "tokenizer.json";
+}
 
 inline nlohmann::json load_json(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
