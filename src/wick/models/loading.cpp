@@ -58,6 +58,19 @@ void load_or_keep_error(std::optional<T>& out, std::string& error, Load&& load) 
 const char* const kTokenizerNotLoaded = "the tokenizer was not loaded (LoadOptions::with_tokenizer is false)";
 const char* const kTemplateNotLoaded = "the chat template was not loaded (LoadOptions::with_tokenizer is false)";
 
+// The tokenizer and chat template of `loaded`, or why each is absent.
+template <class LoadTokenizer, class LoadTemplate>
+void load_text_files(LoadedDecoder& loaded, const LoadOptions& options, LoadTokenizer&& tokenizer_loader,
+                     LoadTemplate&& template_loader) {
+  if (!options.with_tokenizer) {
+    loaded.tokenizer_error = kTokenizerNotLoaded;
+    loaded.chat_template_error = kTemplateNotLoaded;
+    return;
+  }
+  load_or_keep_error(loaded.tokenizer, loaded.tokenizer_error, tokenizer_loader);
+  load_or_keep_error(loaded.chat_template, loaded.chat_template_error, template_loader);
+}
+
 void add_unique(std::vector<int32_t>& ids, int64_t id) {
   if (std::find(ids.begin(), ids.end(), int32_t(id)) == ids.end()) ids.push_back(int32_t(id));
 }
@@ -98,14 +111,8 @@ LoadedDecoder load_decoder(const std::string& path, const LoadOptions& options) 
     LoadedDecoder loaded{.model = DecoderModel::load_gguf(src.path, options.device, options.dtype, options.storage),
                          .path = src.path,
                          .eos_ids = std::move(eos)};
-    if (options.with_tokenizer) {
-      load_or_keep_error(loaded.tokenizer, loaded.tokenizer_error, [&] { return tokenizer_from_gguf(file); });
-      load_or_keep_error(loaded.chat_template, loaded.chat_template_error,
-                         [&] { return gguf_chat_template(file, src.path); });
-    } else {
-      loaded.tokenizer_error = kTokenizerNotLoaded;
-    loaded.chat_template_error = kTemplateNotLoaded;
-    }
+    load_text_files(
+        loaded, options, [&] { return tokenizer_from_gguf(file); }, [&] { return gguf_chat_template(file, src.path); });
     return loaded;
   }
   WICK_CHECK(src.format == io::ModelFormat::kHfFolder, path, ": a decoder needs a model folder or a .gguf file");
@@ -120,13 +127,8 @@ LoadedDecoder load_decoder(const std::string& path, const LoadOptions& options) 
                        .path = src.path,
                        .eos_ids = std::move(eos),
                        .generation = std::move(generation)};
-  if (options.with_tokenizer) {
-    load_or_keep_error(loaded.tokenizer, loaded.tokenizer_error, [&] { return load_tokenizer(src.path); });
-    load_or_keep_error(loaded.chat_template, loaded.chat_template_error, [&] { return load_chat_template(src.path); });
-  } else {
-    loaded.tokenizer_error = kTokenizerNotLoaded;
-    loaded.chat_template_error = kTemplateNotLoaded;
-  }
+  load_text_files(
+      loaded, options, [&] { return load_tokenizer(src.path); }, [&] { return load_chat_template(src.path); });
   return loaded;
 }
 
@@ -144,10 +146,13 @@ Pooling LoadedEncoder::default_pooling() const {
   return parse_pooling(m);
 }
 
-bool LoadedEncoder::default_normalize() const { return sentence_transformers ? sentence_transformers->normalize : true; }
+bool LoadedEncoder::default_normalize() const {
+  return sentence_transformers ? sentence_transformers->normalize : true;
+}
 
 int64_t LoadedEncoder::max_length() const {
-  int64_t n = sentence_transformers && sentence_transformers->max_seq_length ? *sentence_transformers->max_seq_length : 512;
+  const auto& st = sentence_transformers;
+  int64_t n = st && st->max_seq_length ? *st->max_seq_length : 512;
   return std::min<int64_t>(n, model.config().max_position_embeddings);
 }
 
