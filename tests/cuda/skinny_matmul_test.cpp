@@ -534,5 +534,38 @@ TEST(SkinnyGather, AnIdOutOfRangeIsReportedAndGivesZeros) {
   }
 }
 
+// ---- the ops that use the skinny kernel (linear over blocks, dense linear at a few rows)
+
+// The kernel multiplies by the exact dequantized weights, as the CPU does in f32; the CPU's bf16
+// and f16 paths round the dequantized matrix to that dtype first, so the reference is the CPU's f32
+// product rounded once at the end.
+TEST(SkinnyMatmul, WiredLinearsMatchTheCpu) {
+  WICK_REQUIRE_GPU();
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q6_K}) {
+    const int64_t k = 3 * unit_k(type);
+    QuantizedMatrix w = wick::testing::random_blocks(type, 37, k, 21);
+    QuantizedMatrix g = to_device(w, Device::cuda(0));
+    for (Dtype dtype : {Dtype::F32, Dtype::BF16, Dtype::F16}) {
+      for (int64_t rows : {1, 3, 40}) {
+        SCOPED_TRACE(std::string(io::ggml_type_name(type)) + " " + dtype_name(dtype) + " rows " + std::to_string(rows));
+        Tensor x = randn({rows, k}, dtype);
+        Tensor want = astype(linear(astype(x, Dtype::F32), w), dtype);
+        Tensor got = on_cpu(linear(on_gpu(x), g));
+        // K-quant values reach the hundreds: f32 sums of such products differ in their last bits
+        // between summation orders, hence the absolute term.
+        EXPECT_TRUE(close(got, want, dtype == Dtype::F32 ? Tol{2e-5, 2e-3} : tol_for(dtype)));
+      }
+    }
+  }
+  for (Dtype dtype : {Dtype::BF16, Dtype::F16, Dtype::F32}) {
+    for (int64_t rows : {1, 5, 64}) {
+      SCOPED_TRACE(std::string("dense ") + dtype_name(dtype) + " rows " + std::to_string(rows));
+      Tensor x = randn({rows, 96}, dtype), weight = randn({45, 96}, dtype), bias = randn({45}, dtype);
+      auto f = [](const std::vector<Tensor>& in) { return linear(in[0], in[1], in[2]); };
+      EXPECT_TRUE(same_on_gpu(f, {x, weight, bias}, tol_for(dtype)));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace wick::test
