@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "core/ggml_blocks.h"
-#include "cuda_test_util.h"
+#include "support/ggml_blocks.h"
+#include "support/testing.h"
 #include "wick/backend/cuda/gemv.h"
 #include "wick/backend/cuda/gemv_launch.cuh"
 #include "wick/backend/cuda/runtime.h"
@@ -22,6 +22,18 @@ namespace wick::test {
 namespace {
 
 using io::GgmlType;
+using testing::Tol;
+
+Tensor on_gpu(const Tensor& x) { return to_device(x, Device::cuda(0)); }
+Tensor on_cpu(const Tensor& x) { return to_device(x, Device::cpu()); }
+// Random normal values of `dtype` on the CPU (rounded to the dtype, so both backends see the same data).
+Tensor randn(const Shape& shape, Dtype dtype) { return astype(normal(shape, 0, 1, Dtype::F32, Device::cpu()), dtype).eval(); }
+// GPU against CPU products whose sums run in different orders: a few roundings of the dtype.
+Tol gpu_tol(Dtype dtype) {
+  if (dtype == Dtype::BF16) return {2e-2, 2e-2};
+  if (dtype == Dtype::F16) return {5e-3, 5e-3};
+  return {2e-5, 2e-5};
+}
 using namespace wick::cuda::gemv;
 
 // ---- host data
@@ -553,7 +565,7 @@ TEST(SkinnyMatmul, WiredLinearsMatchTheCpu) {
         Tensor got = on_cpu(linear(on_gpu(x), g));
         // K-quant values reach the hundreds: f32 sums of such products differ in their last bits
         // between summation orders, hence the absolute term.
-        EXPECT_TRUE(close(got, want, dtype == Dtype::F32 ? Tol{2e-5, 2e-3} : tol_for(dtype)));
+        testing::expect_tensors_close(got, want, dtype == Dtype::F32 ? Tol{2e-3, 2e-5} : gpu_tol(dtype));
       }
     }
   }
@@ -561,8 +573,10 @@ TEST(SkinnyMatmul, WiredLinearsMatchTheCpu) {
     for (int64_t rows : {1, 5, 64}) {
       SCOPED_TRACE(std::string("dense ") + dtype_name(dtype) + " rows " + std::to_string(rows));
       Tensor x = randn({rows, 96}, dtype), weight = randn({45, 96}, dtype), bias = randn({45}, dtype);
-      auto f = [](const std::vector<Tensor>& in) { return linear(in[0], in[1], in[2]); };
-      EXPECT_TRUE(same_on_gpu(f, {x, weight, bias}, tol_for(dtype)));
+      Tensor want = linear(x, weight, bias);
+      Tensor got = linear(on_gpu(x), on_gpu(weight), on_gpu(bias));
+      EXPECT_TRUE(got.device().is_cuda());
+      testing::expect_tensors_close(on_cpu(got), want, gpu_tol(dtype));
     }
   }
 }
