@@ -80,15 +80,19 @@ struct MergeExtremes {
   }
 };
 
+// The k-th largest key. A bucket whose tokens with those above number exactly k holds it as its
+// smallest: keys >= the bucket's lowest are then the same set, and the descent may stop there.
 struct CountRule {
   double k;
   __device__ bool ok(uint64_t count, uint64_t, uint64_t, uint64_t) const { return double(count) >= k; }
-  __device__ bool stop(uint64_t) const { return false; }
+  __device__ bool stop(uint64_t count, uint64_t) const { return double(count) == k; }
 };
+// The key of the token whose mass, with that of the tokens above it, first reaches target; a
+// bucket holding that token alone decides it.
 struct MassRule {
   uint64_t target;
   __device__ bool ok(uint64_t, uint64_t mass, uint64_t, uint64_t) const { return mass >= target; }
-  __device__ bool stop(uint64_t) const { return false; }
+  __device__ bool stop(uint64_t, uint64_t in_bucket) const { return in_bucket == 1; }
 };
 // The lowest bucket above which a filter's kept set surely lies, stopping once few enough tokens
 // are above it. Each bound alone contains the final set (the filters only remove tokens).
@@ -100,7 +104,7 @@ struct SupersetRule {
     return (by_count && double(count) >= k) || (by_mass && double(mass) >= mass_fraction * double(total)) ||
            (by_min_p && low <= min_p_key);
   }
-  __device__ bool stop(uint64_t count) const { return count <= cap; }
+  __device__ bool stop(uint64_t count, uint64_t) const { return count <= cap; }
 };
 
 struct NoWeight {
@@ -234,6 +238,7 @@ __device__ void draw(const Src& src, W weight, double u, DrawShared& sh, int64_t
 }
 
 // The top-p boundary: tokens with key > tau, and those with key == tau and id >= tau_id, stay.
+// (tau may be the lowest key of a bucket holding only the boundary token: the same set.)
 struct TopPCut {
   bool found;  // false: the mass of every token is below top_p, all stay
   uint64_t tau;

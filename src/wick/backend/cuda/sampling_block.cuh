@@ -220,8 +220,9 @@ struct DescentShared {
 // holds for the elements with keys >= t (count and mass of those; `total` the mass of all). ok
 // must be monotone: true for t below the answer, false above. elem(id, u, &key) says whether an
 // element takes part and gives its key (key_bits wide); weight(id, u) its fixed-point mass, asked
-// only of participants when `weighted`. rule.stop(count) ends the descent early at a bucket whose
-// elements at or above it number `count`.
+// only of participants when `weighted`. rule.stop(count, in_bucket) ends the descent early at the
+// chosen bucket (count: its elements and those above; in_bucket: its own), returning the bucket's
+// lowest key, when every key in it would give the same set of elements at or above the answer.
 template <class Src, class Elem, class Weight, class Rule>
 __device__ Descent radix_descent(const Src& src, int key_bits, Elem elem, Weight weight, bool weighted, Rule rule,
                                  const Histogram& h, DescentShared& sh) {
@@ -293,7 +294,7 @@ __device__ Descent radix_descent(const Src& src, int key_bits, Elem elem, Weight
     d.count_at = sh.count_at;
     d.mass_at = sh.mass_at;
     d.complete = shift == 0;
-    if (!d.complete && rule.stop(count_above + d.count_at)) return d;
+    if (!d.complete && rule.stop(count_above + d.count_at, d.count_at)) return d;
     high = shift;
   }
   return d;
