@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "wick/core/ops/sampling.h"
 #include "wick/core/tensor.h"
 
 namespace wick {

@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
 
 #include "wick/core/tensor.h"
 
@@ -29,10 +30,18 @@ struct DeviceError {
   int code;  // 0: none; see error_name() in device.cpp
   long long value, limit;
 };
-enum DeviceErrorCode : int { kErrNone = 0, kErrGatherIndex = 1, kErrScatterIndex = 2, kErrCrossEntropyTarget = 3 };
+enum DeviceErrorCode : int {
+  kErrNone = 0,
+  kErrGatherIndex = 1,
+  kErrScatterIndex = 2,
+  kErrCrossEntropyTarget = 3,
+  kErrSampleTokens = 4,  // value: row * 16 + what; see backend/cuda/sampling.cu
+};
 DeviceError* device_error(int device);  // device pointer of mapped pinned memory
 // Throws if a kernel raised an error since the last check (call after a stream synchronisation).
 void check_device_error(int device);
+// The message of a kErrSampleTokens error (defined with its kernel).
+std::string sample_tokens_error(long long value, long long limit);
 
 cublasLtHandle_t cublaslt_handle(int device);
 cublasHandle_t cublas_handle(int device);
