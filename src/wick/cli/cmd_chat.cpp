@@ -11,8 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "wick/cli/commands.h"
-#include "wick/cli/model_files.h"
-#include "wick/cli/model_loading.h"
+#include "wick/cli/runtime_options.h"
 #include "wick/lora/registry.h"
 #include "wick/models/generate.h"
 
@@ -45,10 +44,10 @@ std::pair<std::string, std::string> adapter_spec(const std::string& spec) {
 }
 
 void run_chat(ChatOptions o) {
-  LoadedDecoder loaded = load_decoder(o.model, o.runtime);
-  tok::Tokenizer tokenizer = load_tokenizer(loaded.path);
-  tok::ChatTemplateConfig config = load_chat_template(loaded.path);
-  tok::ChatTemplate tmpl(config.chat_template);
+  models::LoadedDecoder loaded = models::load_decoder(o.model, o.runtime.load_options());
+  const tok::Tokenizer& tokenizer = loaded.require_tokenizer();
+  const chat::ChatTemplateConfig& config = loaded.require_chat_template();
+  chat::ChatTemplate tmpl(config.chat_template);
   o.gen.eos_ids = loaded.eos_ids;
   lora::AdapterRegistry adapters(loaded.model);
   for (const std::string& spec : o.adapters) {

@@ -6,8 +6,7 @@
 #include <sstream>
 
 #include "wick/cli/commands.h"
-#include "wick/cli/model_files.h"
-#include "wick/cli/model_loading.h"
+#include "wick/cli/runtime_options.h"
 #include "wick/lora/adapter.h"
 #include "wick/models/generate.h"
 
@@ -42,15 +41,15 @@ std::vector<int32_t> parse_ids(const std::string& text) {
 
 void run_generate(const GenerateCliOptions& o) {
   WICK_CHECK(o.prompt.empty() != o.prompt_ids.empty(), "generate: give exactly one of --prompt and --prompt-ids");
-  LoadedDecoder loaded = load_decoder(o.model, o.runtime);
-  tok::Tokenizer tokenizer = load_tokenizer(loaded.path);
+  models::LoadedDecoder loaded = models::load_decoder(o.model, o.runtime.load_options());
+  const tok::Tokenizer& tokenizer = loaded.require_tokenizer();
   std::vector<int32_t> prompt;
   if (!o.prompt_ids.empty()) {
     prompt = parse_ids(o.prompt_ids);
   } else if (o.chat) {
-    tok::ChatTemplateConfig config = load_chat_template(loaded.path);
+    const chat::ChatTemplateConfig& config = loaded.require_chat_template();
     nlohmann::ordered_json messages = nlohmann::ordered_json::array({{{"role", "user"}, {"content", o.prompt}}});
-    prompt = tokenizer.encode(tok::ChatTemplate(config.chat_template).render(messages, true, config.options), false);
+    prompt = tokenizer.encode(chat::ChatTemplate(config.chat_template).render(messages, true, config.options), false);
   } else {
     prompt = tokenizer.encode(o.prompt, true);
   }

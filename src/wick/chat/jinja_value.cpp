@@ -1,14 +1,14 @@
 // Values of the Jinja interpreter with Python's semantics (see jinja_value.h).
-#include "wick/tokenizer/jinja_value.h"
+#include "wick/chat/jinja_value.h"
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 
-#include "wick/tokenizer/jinja_text.h"
+#include "wick/chat/jinja_text.h"
 
-namespace wick::tok::jinja {
+namespace wick::chat::jinja {
 
 const Value* ValueDict::find(const Value& key) const {
   for (const auto& [k, v] : items)
@@ -483,4 +483,4 @@ std::string json_dumps(const Value& v, const JsonDumpOptions& options) {
   return out;
 }
 
-}  // namespace wick::tok::jinja
+}  // namespace wick::chat::jinja

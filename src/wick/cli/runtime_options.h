@@ -1,12 +1,11 @@
-// Loading models for the CLI's commands: resolves --model, --device and --dtype.
+// The CLI's --device, --dtype and --quantized-base, resolved into the library's load options.
 #pragma once
 
 #include <string>
-#include <vector>
 
 #include "wick/core/device.h"
 #include "wick/core/dtype.h"
-#include "wick/models/decoder.h"
+#include "wick/models/loading.h"
 
 namespace wick::cli {
 
@@ -19,15 +18,8 @@ struct RuntimeOptions {
   Device resolved_device() const;
   Dtype resolved_dtype() const;
   models::WeightStorage resolved_storage() const;
+  // Device, dtype and storage resolved; the tokenizer and chat template loaded when `with_tokenizer`.
+  models::LoadOptions load_options(bool with_tokenizer = true) const;
 };
-
-struct LoadedDecoder {
-  models::DecoderModel model;
-  std::vector<int32_t> eos_ids;  // every id that ends generation
-  std::string path;              // the resolved file or folder
-};
-
-// A decoder from a HF folder, a .gguf file or a Hub id in the cache.
-LoadedDecoder load_decoder(const std::string& spec, const RuntimeOptions& runtime);
 
 }  // namespace wick::cli

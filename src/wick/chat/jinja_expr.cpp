@@ -2,12 +2,12 @@
 #include <cmath>
 #include <cstdint>
 
-#include "wick/tokenizer/jinja_ast.h"
-#include "wick/tokenizer/jinja_builtins.h"
-#include "wick/tokenizer/jinja_context.h"
-#include "wick/tokenizer/jinja_text.h"
+#include "wick/chat/jinja_ast.h"
+#include "wick/chat/jinja_builtins.h"
+#include "wick/chat/jinja_context.h"
+#include "wick/chat/jinja_text.h"
 
-namespace wick::tok::jinja {
+namespace wick::chat::jinja {
 
 namespace {
 
@@ -259,4 +259,4 @@ Value CondExpr::evaluate(Context& ctx) const {
                           " evaluated to false and no else section was defined.");
 }
 
-}  // namespace wick::tok::jinja
+}  // namespace wick::chat::jinja

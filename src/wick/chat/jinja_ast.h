@@ -8,9 +8,9 @@
 #include <utility>
 #include <vector>
 
-#include "wick/tokenizer/jinja_value.h"
+#include "wick/chat/jinja_value.h"
 
-namespace wick::tok::jinja {
+namespace wick::chat::jinja {
 
 class Context;
 
@@ -213,4 +213,4 @@ struct BlockStmt : Stmt {
   void render(Context& ctx, std::string& out) const override;
 };
 
-}  // namespace wick::tok::jinja
+}  // namespace wick::chat::jinja

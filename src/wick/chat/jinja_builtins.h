@@ -6,9 +6,9 @@
 #include <string>
 #include <string_view>
 
-#include "wick/tokenizer/jinja_value.h"
+#include "wick/chat/jinja_value.h"
 
-namespace wick::tok::jinja {
+namespace wick::chat::jinja {
 
 bool has_filter(std::string_view name);
 bool has_test(std::string_view name);
@@ -25,4 +25,4 @@ Value get_slice(const Value& object, const Value& start, const Value& stop, cons
 // The global functions every template sees.
 ValueDict make_globals();
 
-}  // namespace wick::tok::jinja
+}  // namespace wick::chat::jinja

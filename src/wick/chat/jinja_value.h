@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace wick::tok::jinja {
+namespace wick::chat::jinja {
 
 class Value;
 using ValueList = std::vector<Value>;
@@ -130,4 +130,4 @@ struct JsonDumpOptions {
 };
 std::string json_dumps(const Value& v, const JsonDumpOptions& options);
 
-}  // namespace wick::tok::jinja
+}  // namespace wick::chat::jinja

@@ -1,18 +1,18 @@
 // ChatTemplate: parses once, renders with the variables transformers passes to chat templates.
-#include "wick/tokenizer/template.h"
+#include "wick/chat/template.h"
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "wick/core/error.h"
-#include "wick/tokenizer/jinja_ast.h"
-#include "wick/tokenizer/jinja_builtins.h"
-#include "wick/tokenizer/jinja_context.h"
-#include "wick/tokenizer/jinja_lexer.h"
-#include "wick/tokenizer/jinja_parser.h"
+#include "wick/chat/jinja_ast.h"
+#include "wick/chat/jinja_builtins.h"
+#include "wick/chat/jinja_context.h"
+#include "wick/chat/jinja_lexer.h"
+#include "wick/chat/jinja_parser.h"
 
-namespace wick::tok {
+namespace wick::chat {
 
 using jinja::Value;
 using jinja::ValueDict;
@@ -160,4 +160,4 @@ ChatTemplateConfig load_chat_template_config(const std::string& path, const std:
   }
 }
 
-}  // namespace wick::tok
+}  // namespace wick::chat

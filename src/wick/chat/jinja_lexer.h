@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace wick::tok::jinja {
+namespace wick::chat::jinja {
 
 // The template text with newlines normalised to "\n" (as jinja2 does) and a line index.
 class SourceText {
@@ -36,4 +36,4 @@ struct Token {
 
 std::vector<Token> tokenize(const SourceText& source);
 
-}  // namespace wick::tok::jinja
+}  // namespace wick::chat::jinja

@@ -7,10 +7,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "wick/tokenizer/jinja_lexer.h"
-#include "wick/tokenizer/jinja_value.h"
+#include "wick/chat/jinja_lexer.h"
+#include "wick/chat/jinja_value.h"
 
-namespace wick::tok::jinja {
+namespace wick::chat::jinja {
 
 class Context {
  public:
@@ -46,4 +46,4 @@ class ScopeGuard {
   Context& ctx_;
 };
 
-}  // namespace wick::tok::jinja
+}  // namespace wick::chat::jinja

@@ -4,11 +4,11 @@
 
 #include <vector>
 
-#include "wick/tokenizer/jinja_ast.h"
-#include "wick/tokenizer/jinja_lexer.h"
+#include "wick/chat/jinja_ast.h"
+#include "wick/chat/jinja_lexer.h"
 
-namespace wick::tok::jinja {
+namespace wick::chat::jinja {
 
 Body parse(const SourceText& source, const std::vector<Token>& tokens);
 
-}  // namespace wick::tok::jinja
+}  // namespace wick::chat::jinja

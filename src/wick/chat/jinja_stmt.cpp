@@ -1,11 +1,11 @@
 // Rendering of Jinja statements and the evaluation Context (scopes follow jinja2: `for` bodies
 // and macros get their own scope per call/iteration, `if` does not).
-#include "wick/tokenizer/jinja_ast.h"
-#include "wick/tokenizer/jinja_builtins.h"
-#include "wick/tokenizer/jinja_context.h"
-#include "wick/tokenizer/jinja_text.h"
+#include "wick/chat/jinja_ast.h"
+#include "wick/chat/jinja_builtins.h"
+#include "wick/chat/jinja_context.h"
+#include "wick/chat/jinja_text.h"
 
-namespace wick::tok::jinja {
+namespace wick::chat::jinja {
 
 Context::Context(const SourceText& source, const ValueDict& variables) : source_(source) {
   scopes_.emplace_back();
@@ -214,4 +214,4 @@ void BlockStmt::render(Context& ctx, std::string& out) const {
   render_body(body, ctx, out);
 }
 
-}  // namespace wick::tok::jinja
+}  // namespace wick::chat::jinja

@@ -1,13 +1,13 @@
 // Jinja lexer with jinja2's whitespace rules under trim_blocks=True, lstrip_blocks=True.
-#include "wick/tokenizer/jinja_lexer.h"
+#include "wick/chat/jinja_lexer.h"
 
 #include <algorithm>
 #include <cctype>
 
 #include "wick/core/error.h"
-#include "wick/tokenizer/jinja_text.h"
+#include "wick/chat/jinja_text.h"
 
-namespace wick::tok::jinja {
+namespace wick::chat::jinja {
 
 SourceText::SourceText(std::string_view raw) {
   // jinja2 splits on \r\n, \r and \n, rejoins with \n and drops one trailing newline
@@ -334,4 +334,4 @@ class Lexer {
 
 std::vector<Token> tokenize(const SourceText& source) { return Lexer(source).run(); }
 
-}  // namespace wick::tok::jinja
+}  // namespace wick::chat::jinja

@@ -1,9 +1,9 @@
 // UTF-8 text helpers with Python's str semantics.
-#include "wick/tokenizer/jinja_text.h"
+#include "wick/chat/jinja_text.h"
 
 #include <cctype>
 
-namespace wick::tok::jinja {
+namespace wick::chat::jinja {
 
 std::vector<char32_t> utf8_decode(std::string_view s) {
   std::vector<char32_t> out;
@@ -347,4 +347,4 @@ std::string py_replace(std::string_view s, std::string_view from, std::string_vi
   return out;
 }
 
-}  // namespace wick::tok::jinja
+}  // namespace wick::chat::jinja

@@ -1,12 +1,12 @@
 // Jinja parser following jinja2's parser.py: statements (for/if/set/macro/call/filter/
 // break/continue/generation) and expressions from conditional down to primaries.
-#include "wick/tokenizer/jinja_parser.h"
+#include "wick/chat/jinja_parser.h"
 
 #include <set>
 
 #include "wick/core/error.h"
 
-namespace wick::tok::jinja {
+namespace wick::chat::jinja {
 
 namespace {
 
@@ -621,4 +621,4 @@ class Parser {
 
 Body parse(const SourceText& source, const std::vector<Token>& tokens) { return Parser(source, tokens).parse_template(); }
 
-}  // namespace wick::tok::jinja
+}  // namespace wick::chat::jinja

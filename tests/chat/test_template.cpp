@@ -10,15 +10,15 @@
 #include <string>
 
 #include "wick/core/error.h"
-#include "wick/tokenizer/template.h"
+#include "wick/chat/template.h"
 
 namespace {
 
 using nlohmann::ordered_json;
-using wick::tok::ChatTemplate;
-using wick::tok::TemplateOptions;
+using wick::chat::ChatTemplate;
+using wick::chat::TemplateOptions;
 
-const std::string kDataDir = std::string(WICK_TEST_DATA_DIR) + "/template/";
+const std::string kDataDir = std::string(WICK_TEST_DATA_DIR) + "/chat/";
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -91,8 +91,8 @@ TEST(TemplateGolden, LanguageFeatures) {
 }
 
 TEST(TemplateConfig, ReadsQwenTokenizerConfig) {
-  const std::string path = std::string(WICK_SHARED_DIR) + "/data/tokenizers/qwen2.5/tokenizer_config.json";
-  auto config = wick::tok::load_chat_template_config(path);
+  const std::string path = std::string(WICK_TEST_DATA_DIR) + "/tokenizers/qwen2.5/tokenizer_config.json";
+  auto config = wick::chat::load_chat_template_config(path);
   EXPECT_EQ(config.chat_template, read_file(kDataDir + "qwen2.5-instruct.jinja"));
   EXPECT_FALSE(config.options.bos_token.has_value());  // null in the config
   EXPECT_EQ(config.options.eos_token, "<|im_end|>");
@@ -104,7 +104,7 @@ TEST(TemplateConfig, ReadsQwenTokenizerConfig) {
 }
 
 TEST(TemplateConfig, ModelFolderPrefersChatTemplateJinja) {
-  auto qwen = wick::tok::load_chat_template_config(std::string(WICK_SHARED_DIR) + "/data/tokenizers/qwen2.5");
+  auto qwen = wick::chat::load_chat_template_config(std::string(WICK_TEST_DATA_DIR) + "/tokenizers/qwen2.5");
   EXPECT_EQ(qwen.chat_template, read_file(kDataDir + "qwen2.5-instruct.jinja"));
 
   namespace fs = std::filesystem;
@@ -112,7 +112,7 @@ TEST(TemplateConfig, ModelFolderPrefersChatTemplateJinja) {
   fs::create_directories(dir);
   std::ofstream(dir / "tokenizer_config.json") << R"({"chat_template": "old", "eos_token": "</s>"})";
   std::ofstream(dir / "chat_template.jinja") << "{{ eos_token }}new";
-  auto cfg = wick::tok::load_chat_template_config(dir.string());
+  auto cfg = wick::chat::load_chat_template_config(dir.string());
   fs::remove_all(dir);
   EXPECT_EQ(cfg.chat_template, "{{ eos_token }}new");
   EXPECT_EQ(ChatTemplate(cfg.chat_template).render(ordered_json::array(), false, cfg.options), "</s>new");
@@ -124,14 +124,14 @@ TEST(TemplateConfig, TemplateListAndAddedTokens) {
                       {"name": "tool_use", "template": "tools"}],
     "bos_token": {"content": "<s>", "lstrip": false, "__type": "AddedToken"},
     "eos_token": "</s>", "unk_token": null})");
-  auto cfg = wick::tok::chat_template_config_from_json(config);
+  auto cfg = wick::chat::chat_template_config_from_json(config);
   EXPECT_EQ(ChatTemplate(cfg.chat_template).render(ordered_json::parse(R"([{"role":"user","content":"x"}])"), false,
                                                    cfg.options),
             "<s>x</s>");
-  EXPECT_EQ(wick::tok::chat_template_config_from_json(config, "tool_use").chat_template, "tools");
-  EXPECT_THROW(wick::tok::chat_template_config_from_json(config, "nope"), wick::Error);
-  EXPECT_THROW(wick::tok::chat_template_config_from_json(nlohmann::json::parse(R"({"eos_token": "x"})")), wick::Error);
-  EXPECT_THROW(wick::tok::load_chat_template_config("/nonexistent/tokenizer_config.json"), wick::Error);
+  EXPECT_EQ(wick::chat::chat_template_config_from_json(config, "tool_use").chat_template, "tools");
+  EXPECT_THROW(wick::chat::chat_template_config_from_json(config, "nope"), wick::Error);
+  EXPECT_THROW(wick::chat::chat_template_config_from_json(nlohmann::json::parse(R"({"eos_token": "x"})")), wick::Error);
+  EXPECT_THROW(wick::chat::load_chat_template_config("/nonexistent/tokenizer_config.json"), wick::Error);
 }
 
 // The error message of rendering (or parsing) `source`, or "" when it succeeds.

@@ -6,10 +6,10 @@
 #include <cstdlib>
 #include <unordered_map>
 
-#include "wick/tokenizer/jinja_builtins.h"
-#include "wick/tokenizer/jinja_text.h"
+#include "wick/chat/jinja_builtins.h"
+#include "wick/chat/jinja_text.h"
 
-namespace wick::tok::jinja {
+namespace wick::chat::jinja {
 
 namespace {
 
@@ -481,4 +481,4 @@ bool apply_test(std::string_view name, const Value& input, const CallArgs& args)
   return it->second(input, args);
 }
 
-}  // namespace wick::tok::jinja
+}  // namespace wick::chat::jinja

@@ -9,7 +9,7 @@
 
 #include "wick/core/error.h"
 
-namespace wick::tok::jinja {
+namespace wick::chat::jinja {
 
 // An error raised while evaluating; the interpreter adds the template position and turns it into
 // a wick::Error.
@@ -52,4 +52,4 @@ std::string jinja_title(std::string_view s);
 std::string html_escape(std::string_view s);
 std::string py_replace(std::string_view s, std::string_view from, std::string_view to, int64_t count);
 
-}  // namespace wick::tok::jinja
+}  // namespace wick::chat::jinja

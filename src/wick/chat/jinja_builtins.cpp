@@ -1,14 +1,14 @@
 // Attribute/item/slice access with Python's str and dict methods, and the template globals
 // (range, namespace, dict, raise_exception, strftime_now) transformers defines.
-#include "wick/tokenizer/jinja_builtins.h"
+#include "wick/chat/jinja_builtins.h"
 
 #include <algorithm>
 #include <cctype>
 #include <ctime>
 
-#include "wick/tokenizer/jinja_text.h"
+#include "wick/chat/jinja_text.h"
 
-namespace wick::tok::jinja {
+namespace wick::chat::jinja {
 
 namespace {
 
@@ -351,4 +351,4 @@ ValueDict make_globals() {
   return g;
 }
 
-}  // namespace wick::tok::jinja
+}  // namespace wick::chat::jinja

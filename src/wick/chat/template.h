@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace wick::tok {
+namespace wick::chat {
 
 struct TemplateOptions {
   std::optional<std::string> bos_token;  // absent: the variable is undefined, as transformers leaves it
@@ -57,4 +57,4 @@ ChatTemplateConfig chat_template_config_from_json(const nlohmann::json& config, 
 ChatTemplateConfig load_chat_template_config(const std::string& tokenizer_config_path,
                                              const std::string& name = "default");
 
-}  // namespace wick::tok
+}  // namespace wick::chat
