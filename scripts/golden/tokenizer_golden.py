@@ -5,8 +5,8 @@ Regenerate (from the repo root):
     python3 -m pip install tokenizers==0.23.3
     python3 scripts/golden/tokenizer_golden.py          # writes tests/data/tokenizer/
 
-Tokenizers: ../shared/data/tokenizers/{qwen2.5,gpt2,mistral}/tokenizer.json and
-tests/data/tokenizer/minilm/tokenizer.json (all-MiniLM-L6-v2, see tests/data/tokenizer/SOURCES.md).
+Tokenizers: tests/data/tokenizers/{qwen2.5,gpt2,mistral,minilm}/tokenizer.json (sources in
+tests/data/tokenizers/SOURCES.md); text: tests/data/text/tinyshakespeare.txt.
 The BERT file sets truncation (128) and padding; wick's encode never truncates or pads, so both are
 switched off here.
 
@@ -32,16 +32,11 @@ import unicodedata
 from tokenizers import Tokenizer
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
 OUT = os.path.join(ROOT, "tests", "data", "tokenizer")
-SHAKESPEARE = os.path.join(SHARED, "data", "text", "tinyshakespeare.txt")
+SHAKESPEARE = os.path.join(ROOT, "tests", "data", "text", "tinyshakespeare.txt")
 
-TOKENIZERS = {
-    "qwen2.5": os.path.join(SHARED, "data", "tokenizers", "qwen2.5", "tokenizer.json"),
-    "gpt2": os.path.join(SHARED, "data", "tokenizers", "gpt2", "tokenizer.json"),
-    "mistral": os.path.join(SHARED, "data", "tokenizers", "mistral", "tokenizer.json"),
-    "minilm": os.path.join(OUT, "minilm", "tokenizer.json"),
-}
+TOKENIZERS = {name: os.path.join(ROOT, "tests", "data", "tokenizers", name, "tokenizer.json")
+              for name in ("qwen2.5", "gpt2", "mistral", "minilm")}
 
 FIXED = [
     "", " ", "  ", "a", "A", "é", "中", "😀", "\n", "\t", "\r\n", "0", "!", "'", "▁", "Ġ",

@@ -14,7 +14,7 @@ namespace {
 
 using json = nlohmann::json;
 const std::string kData = WICK_TEST_DATA_DIR;
-const std::string kShared = WICK_SHARED_DIR;
+const std::string kTokenizers = kData + "/tokenizers";
 
 struct Result {
   int code;
@@ -84,9 +84,9 @@ void check_tokenizer(const std::string& golden_name, const std::string& tokenize
   }
 }
 
-TEST(Cli, TokenizeAndDetokenizeQwen25) { check_tokenizer("qwen2.5", kShared + "/data/tokenizers/qwen2.5"); }
-TEST(Cli, TokenizeAndDetokenizeMistral) { check_tokenizer("mistral", kShared + "/data/tokenizers/mistral/tokenizer.json"); }
-TEST(Cli, TokenizeAndDetokenizeMiniLM) { check_tokenizer("minilm", kData + "/tokenizer/minilm/tokenizer.json"); }
+TEST(Cli, TokenizeAndDetokenizeQwen25) { check_tokenizer("qwen2.5", kTokenizers + "/qwen2.5"); }
+TEST(Cli, TokenizeAndDetokenizeMistral) { check_tokenizer("mistral", kTokenizers + "/mistral/tokenizer.json"); }
+TEST(Cli, TokenizeAndDetokenizeMiniLM) { check_tokenizer("minilm", kTokenizers + "/minilm/tokenizer.json"); }
 
 // The tokenizers in the metadata of the real GGUFs fetched by scripts/fetch-models.sh (goldens of
 // scripts/golden/gguf_tokenizer_golden.py); the Qwen2.5-Coder file holds the metadata and no tensors.
@@ -104,11 +104,11 @@ TEST(Cli, TokenizeAndDetokenizeQwenCoderTokenizerOnlyGguf) {
 }
 
 TEST(Cli, TemplateMatchesTransformers) {
-  json golden = load_json(kData + "/template/golden_qwen2.5-instruct.json");
+  json golden = load_json(kData + "/chat/golden_qwen2.5-instruct.json");
   int checked = 0;
   for (const auto& c : golden["cases"]) {
     if (!c["tools"].is_null() || !c.contains("expected")) continue;
-    Result r = run_wick(std::string("template --tokenizer ") + kShared + "/data/tokenizers/qwen2.5" +
+    Result r = run_wick("template --tokenizer " + kTokenizers + "/qwen2.5" +
                             (c["add_generation_prompt"].get<bool>() ? " --add-generation-prompt" : ""),
                         c["messages"].dump());
     ASSERT_EQ(r.code, 0) << r.err;
@@ -119,14 +119,14 @@ TEST(Cli, TemplateMatchesTransformers) {
 }
 
 TEST(Cli, BadInputIsAOneLineErrorWithNonZeroExit) {
-  Result r = run_wick("tokenize --tokenizer " + kShared + "/data/tokenizers/qwen2.5", "\"fine\"\n{not json\n");
+  Result r = run_wick("tokenize --tokenizer " + kTokenizers + "/qwen2.5", "\"fine\"\n{not json\n");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("stdin line 2"), std::string::npos) << r.err;
   EXPECT_EQ(lines(r.err).size(), 1u) << r.err;
   r = run_wick("tokenize --tokenizer /nonexistent/tokenizer.json", "\"x\"\n");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("/nonexistent"), std::string::npos) << r.err;
-  r = run_wick("detokenize --tokenizer " + kShared + "/data/tokenizers/qwen2.5", "[1, 99999999]\n");
+  r = run_wick("detokenize --tokenizer " + kTokenizers + "/qwen2.5", "[1, 99999999]\n");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("99999999"), std::string::npos) << r.err;
 }

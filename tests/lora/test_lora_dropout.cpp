@@ -10,7 +10,7 @@
 #include <random>
 #include <set>
 
-#include "core/testing.h"
+#include "support/testing.h"
 #include "wick/core/autograd.h"
 #include "wick/core/ops.h"
 #include "wick/lora/adapter.h"

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "core/testing.h"
+#include "support/testing.h"
 #include "wick/core/ops.h"
 #include "wick/lora/registry.h"
 #include "wick/models/generate.h"

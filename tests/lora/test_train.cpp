@@ -12,7 +12,7 @@
 
 #include "wick/core/ops.h"
 #include "wick/lora/adapter.h"
-#include "wick/tokenizer/template.h"
+#include "wick/chat/template.h"
 #include "wick/train/trainer.h"
 #include "train_fixtures.h"
 
@@ -158,10 +158,11 @@ std::string write(const std::string& name, const std::string& text) {
 }
 
 TEST(TrainData, PromptCompletionAndChatMasks) {
-  auto tokenizer = tok::Tokenizer::from_file(std::string(WICK_SHARED_DIR) + "/data/tokenizers/qwen2.5");
-  auto chat = tok::load_chat_template_config(std::string(WICK_SHARED_DIR) + "/data/tokenizers/qwen2.5/tokenizer_config.json");
+  const std::string qwen = std::string(WICK_TEST_DATA_DIR) + "/tokenizers/qwen2.5";
+  auto tokenizer = tok::Tokenizer::from_file(qwen);
+  auto chat_config = chat::load_chat_template_config(qwen + "/tokenizer_config.json");
   int32_t eos = *tokenizer.token_to_id("<|im_end|>");
-  train::DataContext ctx{&tokenizer, &chat, eos};
+  train::DataContext ctx{&tokenizer, &chat_config, eos};
   std::string path = write("wick_data.jsonl",
                            "{\"prompt\": \"2+2=\", \"completion\": \" 4\"}\n\n"
                            "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", \"content\": \"Hello there\"}]}\n");

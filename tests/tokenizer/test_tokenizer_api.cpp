@@ -32,7 +32,7 @@ nlohmann::json tiny() {
 Tokenizer load(const nlohmann::json& j) { return Tokenizer::from_json_string(j.dump(), "", "tiny.json"); }
 
 TEST(TokenizerApi, FolderWithConfigGivesSpecialIds) {
-  Tokenizer qwen = Tokenizer::from_file(shared_dir() / "data" / "tokenizers" / "qwen2.5");
+  Tokenizer qwen = Tokenizer::from_file(tokenizers_dir() / "qwen2.5");
   EXPECT_EQ(qwen.eos_id(), 151645);
   EXPECT_EQ(qwen.pad_id(), 151643);
   EXPECT_FALSE(qwen.bos_id().has_value());
@@ -46,13 +46,13 @@ TEST(TokenizerApi, FolderWithConfigGivesSpecialIds) {
   EXPECT_TRUE(qwen.is_special(151644));
   EXPECT_FALSE(qwen.is_special(9707));
 
-  Tokenizer mistral = Tokenizer::from_file(shared_dir() / "data" / "tokenizers" / "mistral");
+  Tokenizer mistral = Tokenizer::from_file(tokenizers_dir() / "mistral");
   EXPECT_EQ(mistral.bos_id(), 1);
   EXPECT_EQ(mistral.eos_id(), 2);
   EXPECT_EQ(mistral.unk_id(), 0);
   EXPECT_EQ(mistral.vocab_size(), 32000);
 
-  Tokenizer minilm = Tokenizer::from_file(data_dir() / "minilm");
+  Tokenizer minilm = Tokenizer::from_file(tokenizers_dir() / "minilm");
   EXPECT_EQ(minilm.unk_id(), 100);
   EXPECT_EQ(minilm.pad_id(), 0);
   EXPECT_EQ(minilm.truncation_max_length(), 128u);
@@ -235,7 +235,7 @@ namespace {
 
 // A copy of the Mistral folder with a modified tokenizer_config.json.
 std::filesystem::path mistral_with_config(const nlohmann::json& changes, const std::string& tag) {
-  std::filesystem::path src = shared_dir() / "data" / "tokenizers" / "mistral";
+  std::filesystem::path src = tokenizers_dir() / "mistral";
   std::filesystem::path dir = std::filesystem::temp_directory_path() / ("wick_tok_" + tag);
   std::filesystem::create_directories(dir);
   std::filesystem::copy_file(src / "tokenizer.json", dir / "tokenizer.json",

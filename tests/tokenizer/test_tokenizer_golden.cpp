@@ -83,7 +83,7 @@ INSTANTIATE_TEST_SUITE_P(Tokenizers, VariantTest,
                          param_name);
 
 TEST(TokenizerSpeed, TinyShakespeareWithQwenUnderThreeSeconds) {
-  std::filesystem::path text_path = shared_dir() / "data" / "text" / "tinyshakespeare.txt";
+  std::filesystem::path text_path = std::filesystem::path(WICK_TEST_DATA_DIR) / "text" / "tinyshakespeare.txt";
   std::ifstream in(text_path, std::ios::binary);
   ASSERT_TRUE(in) << "missing " << text_path;
   std::stringstream ss;

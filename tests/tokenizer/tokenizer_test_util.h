@@ -15,13 +15,13 @@
 
 namespace wick::tok::test {
 
-inline std::filesystem::path shared_dir() { return WICK_SHARED_DIR; }
+// The goldens (tests/data/tokenizer) and the tokenizers they were written from (tests/data/tokenizers).
 inline std::filesystem::path data_dir() { return std::filesystem::path(WICK_TEST_DATA_DIR) / "tokenizer"; }
+inline std::filesystem::path tokenizers_dir() { return std::filesystem::path(WICK_TEST_DATA_DIR) / "tokenizers"; }
 
-// The tokenizer.json of a golden name: qwen2.5, gpt2, mistral (shared) or minilm (tests/data).
+// The tokenizer.json of a golden name: qwen2.5, gpt2, mistral or minilm.
 inline std::filesystem::path tokenizer_path(const std::string& name) {
-  if (name == "minilm") return data_dir() / "minilm" / "tokenizer.json";
-  return shared_dir() / "data" / "tokenizers" / name / "tokenizer.json";
+  return tokenizers_dir() / name / "tokenizer.json";
 }
 
 inline nlohmann::json load_json(const std::filesystem::path& path) {

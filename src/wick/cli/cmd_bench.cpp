@@ -19,7 +19,7 @@
 
 #include "wick/cli/bench_target.h"
 #include "wick/cli/commands.h"
-#include "wick/cli/model_loading.h"
+#include "wick/cli/runtime_options.h"
 #include "wick/core/backend_hooks.h"
 
 namespace wick::cli {
@@ -178,7 +178,7 @@ TestResult run_one(BenchTarget& target, const TestSpec& spec, int repetitions, D
 
 void run_bench(const BenchCliOptions& o) {
   BenchPlan plan = parse_plan(o);
-  LoadedDecoder loaded = load_decoder(o.model, o.runtime);
+  models::LoadedDecoder loaded = models::load_decoder(o.model, o.runtime.inference_load_options(o.model, false));
   models::DecoderModel& model = loaded.model;
   std::vector<TestSpec> tests = plan_tests(plan, model.config());
   Device device = model.device();

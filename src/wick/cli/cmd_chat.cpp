@@ -11,10 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include "wick/cli/commands.h"
-#include "wick/cli/model_files.h"
-#include "wick/cli/model_loading.h"
+#include "wick/cli/runtime_options.h"
 #include "wick/lora/registry.h"
 #include "wick/models/generate.h"
+#include "wick/runtime/generator.h"
 
 namespace wick::cli {
 
@@ -45,17 +45,28 @@ std::pair<std::string, std::string> adapter_spec(const std::string& spec) {
 }
 
 void run_chat(ChatOptions o) {
-  LoadedDecoder loaded = load_decoder(o.model, o.runtime);
-  tok::Tokenizer tokenizer = load_tokenizer(loaded.path);
-  tok::ChatTemplateConfig config = load_chat_template(loaded.path);
-  tok::ChatTemplate tmpl(config.chat_template);
+  models::LoadedDecoder loaded = models::load_decoder(o.model, o.runtime.inference_load_options(o.model));
+  const tok::Tokenizer& tokenizer = loaded.require_tokenizer();
+  const chat::ChatTemplateConfig& config = loaded.require_chat_template();
+  chat::ChatTemplate tmpl(config.chat_template);
   o.gen.eos_ids = loaded.eos_ids;
   lora::AdapterRegistry adapters(loaded.model);
+  int64_t max_rank = 1;
   for (const std::string& spec : o.adapters) {
     auto [name, dir] = adapter_spec(spec);
     adapters.load(name, dir);
     if (!adapters.active()) adapters.activate(name);
+    max_rank = std::max(max_rank, adapters.adapter(name).config().r);
   }
+  // The conversation runs through the inference runtime; every adapter is resident in a slot.
+  runtime::RunnerOptions ro;
+  ro.max_batch = 1;
+  int64_t context = loaded.model.config().max_position_embeddings;
+  ro.max_context = std::min<int64_t>(context > 0 ? context : 8192, 8192);
+  ro.max_loras = int(adapters.names().size());
+  ro.max_lora_rank = max_rank;
+  runtime::DecoderRunner runner(loaded.model, ro);
+  for (const std::string& name : adapters.names()) runner.adapters().load(name, adapters.deltas(name));
   bool tty = isatty(fileno(stdin));
   auto fresh = [&] {
     nlohmann::ordered_json m = nlohmann::ordered_json::array();
@@ -88,13 +99,18 @@ void run_chat(ChatOptions o) {
     }
     messages.push_back({{"role", "user"}, {"content", line}});
     std::vector<int32_t> prompt = tokenizer.encode(tmpl.render(messages, true, config.options), false);
-    models::GenerateResult r = models::generate(
-        loaded.model, tokenizer, prompt, o.gen,
-        [](const models::TokenEvent& e) {
-          std::fwrite(e.text.data(), 1, e.text.size(), stdout);
-          std::fflush(stdout);
-        },
-        adapters.active_deltas());
+    runtime::GenerationJob job;
+    job.prompt = prompt;
+    job.options = o.gen;
+    job.options.max_tokens = std::min<int64_t>(o.gen.max_tokens, ro.max_context - int64_t(prompt.size()));
+    WICK_CHECK(job.options.max_tokens > 0, "chat: the conversation (", prompt.size(), " tokens) fills the context of ",
+               ro.max_context, "; /reset starts a new one");
+    job.adapter_slot = adapters.active() ? runner.adapters().find(*adapters.active()) : -1;
+    job.on_token = [](const models::TokenEvent& e) {
+      std::fwrite(e.text.data(), 1, e.text.size(), stdout);
+      std::fflush(stdout);
+    };
+    models::GenerateResult r = runtime::generate(runner, &tokenizer, {job})[0];
     std::fputs("\n", stdout);
     messages.push_back({{"role", "assistant"}, {"content", r.text}});
   }

@@ -7,13 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "wick/cli/commands.h"
-#include "wick/cli/model_files.h"
-#include "wick/cli/model_loading.h"
+#include "wick/cli/runtime_options.h"
 #include "wick/core/autograd.h"
 #include "wick/core/ops.h"
-#include "wick/io/model_source.h"
-#include "wick/io/sentence_transformers.h"
-#include "wick/models/encoder.h"
+#include "wick/models/loading.h"
 
 namespace wick::cli {
 
@@ -52,28 +49,16 @@ void print_rows(const Tensor& emb, std::vector<std::vector<float>>* keep) {
 }
 
 void run_embed(const EmbedOptions& o) {
-  io::ModelSource src = io::resolve_model_source(o.model);
-  WICK_CHECK(src.format == io::ModelFormat::kHfFolder, o.model, ": embeddings need a model folder");
-  Device device = o.runtime.resolved_device();
   RuntimeOptions rt = o.runtime;
   if (rt.dtype == "auto") rt.dtype = "f32";  // embedding models are small; f32 matches the reference
-  auto model = models::EncoderModel::load(src.path, device, rt.resolved_dtype());
-  auto st = io::load_sentence_transformers_config(src.path);
-  std::string pooling = o.pooling;
-  if (pooling.empty()) {
-    pooling = "mean";
-    if (st && !st->pooling_modes.empty()) {
-      const std::string& m = st->pooling_modes.front();
-      WICK_CHECK(st->pooling_modes.size() == 1 && (m == "mean" || m == "cls" || m == "lasttoken"), src.path,
-                 ": pooling mode '", m, "' is not supported (mean, cls, lasttoken)");
-      pooling = m;
-    }
-  }
-  models::Pooling pool = models::parse_pooling(pooling);
+  models::LoadedEncoder loaded = models::load_encoder(o.model, rt.load_options());
+  const models::EncoderModel& model = loaded.model;
+  Device device = model.device();
+  models::Pooling pool = o.pooling.empty() ? loaded.default_pooling() : models::parse_pooling(o.pooling);
   // Normalised unless told otherwise or unless the sentence-transformers pipeline has no Normalize.
-  bool normalize = !o.no_normalize && (st ? st->normalize : true);
-  int64_t max_len = o.max_length > 0 ? o.max_length : (st && st->max_seq_length ? *st->max_seq_length : 512);
-  max_len = std::min<int64_t>(max_len, model.config().max_position_embeddings);
+  bool normalize = !o.no_normalize && loaded.default_normalize();
+  int64_t max_len = std::min<int64_t>(o.max_length > 0 ? o.max_length : loaded.max_length(),
+                                      model.config().max_position_embeddings);
 
   NoGradGuard no_grad;
   bool ranking = !o.rank.empty();
@@ -115,7 +100,7 @@ void run_embed(const EmbedOptions& o) {
     embed_batch(rows, masks);
     return;
   }
-  tok::Tokenizer tokenizer = load_tokenizer(src.path);
+  const tok::Tokenizer& tokenizer = loaded.require_tokenizer();
   std::vector<std::vector<int32_t>> batch;
   std::string line;
   for (int64_t number = 1; std::getline(std::cin, line); ++number) {

@@ -6,10 +6,10 @@
 #include <sstream>
 
 #include "wick/cli/commands.h"
-#include "wick/cli/model_files.h"
-#include "wick/cli/model_loading.h"
+#include "wick/cli/runtime_options.h"
 #include "wick/lora/adapter.h"
 #include "wick/models/generate.h"
+#include "wick/runtime/generator.h"
 
 namespace wick::cli {
 
@@ -42,15 +42,15 @@ std::vector<int32_t> parse_ids(const std::string& text) {
 
 void run_generate(const GenerateCliOptions& o) {
   WICK_CHECK(o.prompt.empty() != o.prompt_ids.empty(), "generate: give exactly one of --prompt and --prompt-ids");
-  LoadedDecoder loaded = load_decoder(o.model, o.runtime);
-  tok::Tokenizer tokenizer = load_tokenizer(loaded.path);
+  models::LoadedDecoder loaded = models::load_decoder(o.model, o.runtime.inference_load_options(o.model));
+  const tok::Tokenizer& tokenizer = loaded.require_tokenizer();
   std::vector<int32_t> prompt;
   if (!o.prompt_ids.empty()) {
     prompt = parse_ids(o.prompt_ids);
   } else if (o.chat) {
-    tok::ChatTemplateConfig config = load_chat_template(loaded.path);
+    const chat::ChatTemplateConfig& config = loaded.require_chat_template();
     nlohmann::ordered_json messages = nlohmann::ordered_json::array({{{"role", "user"}, {"content", o.prompt}}});
-    prompt = tokenizer.encode(tok::ChatTemplate(config.chat_template).render(messages, true, config.options), false);
+    prompt = tokenizer.encode(chat::ChatTemplate(config.chat_template).render(messages, true, config.options), false);
   } else {
     prompt = tokenizer.encode(o.prompt, true);
   }
@@ -59,18 +59,27 @@ void run_generate(const GenerateCliOptions& o) {
                loaded.model.config().vocab_size);
   models::GenerateOptions gen = o.gen;
   gen.eos_ids = loaded.eos_ids;
+  // One sequence through the inference runtime (the path of chat and serve), its KV cache sized for it.
+  runtime::RunnerOptions ro;
+  ro.max_batch = 1;
+  ro.max_context = int64_t(prompt.size()) + std::max<int64_t>(gen.max_tokens, 1);
   std::optional<lora::Adapter> adapter;
-  models::LoraDeltas deltas;
   if (!o.adapter.empty()) {
     adapter = lora::Adapter::load(o.adapter, loaded.model);
-    deltas = adapter->deltas();
+    ro.max_loras = 1;
+    ro.max_lora_rank = adapter->config().r;
   }
-  auto on_token = [&](const models::TokenEvent& e) {
+  runtime::DecoderRunner runner(loaded.model, ro);
+  runtime::GenerationJob job;
+  job.prompt = prompt;
+  job.options = gen;
+  if (adapter) job.adapter_slot = runner.adapters().load("adapter", adapter->deltas());
+  job.on_token = [&](const models::TokenEvent& e) {
     if (o.json) return;
     std::fwrite(e.text.data(), 1, e.text.size(), stdout);
     std::fflush(stdout);
   };
-  models::GenerateResult r = models::generate(loaded.model, tokenizer, prompt, gen, on_token, adapter ? &deltas : nullptr);
+  models::GenerateResult r = runtime::generate(runner, &tokenizer, {job})[0];
   if (o.json) {
     nlohmann::json out{{"token_ids", r.ids}, {"text", r.text}, {"finish_reason", r.finish_reason}};
     std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";

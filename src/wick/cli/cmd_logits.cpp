@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "wick/cli/commands.h"
-#include "wick/cli/model_loading.h"
+#include "wick/cli/runtime_options.h"
 #include "wick/core/autograd.h"
 #include "wick/core/ops.h"
 #include "wick/lora/adapter.h"
@@ -38,7 +38,7 @@ void run_logits(const LogitsOptions& o) {
     WICK_CHECK(rows[i].size() == width, o.ids_json, ": row ", i, " has ", rows[i].size(), " ids, row 0 has ", width);
     flat.insert(flat.end(), rows[i].begin(), rows[i].end());
   }
-  LoadedDecoder loaded = load_decoder(o.model, o.runtime);
+  models::LoadedDecoder loaded = models::load_decoder(o.model, o.runtime.load_options(false));
   for (int64_t id : flat)
     WICK_CHECK(id >= 0 && id < loaded.model.config().vocab_size, o.ids_json, ": token id ", id,
                " is outside the vocabulary of ", loaded.model.config().vocab_size);

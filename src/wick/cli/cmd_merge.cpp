@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "wick/cli/commands.h"
-#include "wick/cli/model_loading.h"
+#include "wick/cli/runtime_options.h"
 #include "wick/lora/adapter.h"
 
 namespace wick::cli {
@@ -23,7 +23,7 @@ void register_merge(CLI::App& app) {
     RuntimeOptions runtime;
     runtime.device = "cpu";
     runtime.dtype = "f32";  // merge in f32, round once when writing
-    LoadedDecoder loaded = load_decoder(o->model, runtime);
+    models::LoadedDecoder loaded = models::load_decoder(o->model, runtime.load_options(false));
     lora::Adapter adapter = lora::Adapter::load(o->adapter, loaded.model);
     models::save_decoder(lora::merge(loaded.model, adapter), o->out, parse_dtype(o->dtype));
     // A folder base brings its tokenizer and generation files along.

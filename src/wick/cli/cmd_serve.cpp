@@ -13,9 +13,8 @@
 #include <thread>
 
 #include "wick/cli/commands.h"
-#include "wick/cli/model_files.h"
-#include "wick/cli/model_loading.h"
-#include "wick/io/model_source.h"
+#include "wick/cli/runtime_options.h"
+#include "wick/models/loading.h"
 #include "wick/models/sampling_defaults.h"
 #include "wick/serve/openai_request.h"
 #include "wick/serve/batching_engine.h"
@@ -85,17 +84,15 @@ void run_serve(ServeOptions o) {
     WICK_CHECK(!o.server.api_key.empty(), "--api-key-file: ", o.api_key_file, " holds no key on its first line");
   }
 
-  LoadedDecoder loaded = load_decoder(o.model, o.runtime);
-  tok::Tokenizer tokenizer = load_tokenizer(loaded.path);
+  models::LoadedDecoder loaded = models::load_decoder(o.model, o.runtime.inference_load_options(o.model));
   serve::ServedModels models;
   models.model_id = o.served_name.empty() ? model_id(o.model) : o.served_name;
-  models.tokenizer = &tokenizer;
-  try {
-    models.chat_template = load_chat_template(loaded.path);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "wick serve: no chat template (%s): /v1/chat/completions answers 400\n", e.what());
-  }
-  models.sampling_defaults = models::sampling_defaults(models::find_generation_config(loaded.path));
+  models.tokenizer = &loaded.require_tokenizer();
+  models.chat_template = loaded.chat_template;
+  if (!loaded.chat_template)
+    std::fprintf(stderr, "wick serve: no chat template (%s): /v1/chat/completions answers 400\n",
+                 loaded.chat_template_error.c_str());
+  models.sampling_defaults = models::sampling_defaults(loaded.generation);
 
   if (o.engine.max_batch == 0) o.engine.max_batch = loaded.model.device().is_cuda() ? 64 : 16;
   serve::BatchingEngine engine(loaded.model, loaded.eos_ids, o.engine, o.batching);
@@ -108,12 +105,10 @@ void run_serve(ServeOptions o) {
 
   std::optional<serve::Embedder> embedder;
   if (!o.embedding_model.empty()) {
-    io::ModelSource src = io::resolve_model_source(o.embedding_model);
-    WICK_CHECK(src.format == io::ModelFormat::kHfFolder, o.embedding_model,
-               ": an embedding model needs a model folder");
     RuntimeOptions rt = o.runtime;
     if (rt.dtype == "auto") rt.dtype = "f32";  // as `wick embed`
-    embedder.emplace(src.path, rt.resolved_device(), rt.resolved_dtype());
+    rt.quantized_base.clear();                 // --quantized-base is the decoder's
+    embedder.emplace(models::load_encoder(o.embedding_model, rt.load_options()));
     models.embedder = &*embedder;
     models.embedding_model_id = model_id(o.embedding_model);
     WICK_CHECK(models.embedding_model_id != models.model_id, "--embedding-model has the base model's id");

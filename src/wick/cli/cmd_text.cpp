@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include "wick/cli/commands.h"
-#include "wick/cli/model_files.h"
 #include "wick/core/error.h"
+#include "wick/models/loading.h"
 
 namespace wick::cli {
 
@@ -44,7 +44,7 @@ void register_text_commands(CLI::App& app) {
   tokenize->add_option("--tokenizer", o->tokenizer, "tokenizer.json, model folder, .gguf or ORG/NAME")->required();
   tokenize->add_flag("--add-special", o->add_special, "add the special tokens of the post-processor (BOS, [CLS]...)");
   tokenize->callback([o] {
-    tok::Tokenizer t = load_tokenizer(o->tokenizer);
+    tok::Tokenizer t = models::load_tokenizer(o->tokenizer);
     for_each_json_line("a JSON string", [&](const json& v) {
       WICK_CHECK(v.is_string(), "expected a JSON string, got ", v.type_name());
       std::cout << dump(t.encode(v.get<std::string>(), o->add_special)) << "\n";
@@ -55,7 +55,7 @@ void register_text_commands(CLI::App& app) {
   detokenize->add_option("--tokenizer", o->tokenizer, "tokenizer.json, model folder, .gguf or ORG/NAME")->required();
   detokenize->add_flag("--skip-special", o->skip_special, "leave special tokens out of the text");
   detokenize->callback([o] {
-    tok::Tokenizer t = load_tokenizer(o->tokenizer);
+    tok::Tokenizer t = models::load_tokenizer(o->tokenizer);
     for_each_json_line("a JSON array of token ids", [&](const json& v) {
       WICK_CHECK(v.is_array(), "expected a JSON array of token ids, got ", v.type_name());
       std::vector<int32_t> ids;
@@ -73,11 +73,11 @@ void register_text_commands(CLI::App& app) {
   tmpl->add_option("--tokenizer", o->tokenizer, "model folder, tokenizer_config.json's folder, .gguf or ORG/NAME")->required();
   tmpl->add_flag("--add-generation-prompt", o->generation_prompt, "end with the assistant turn's opening");
   tmpl->callback([o] {
-    tok::ChatTemplateConfig config = load_chat_template(o->tokenizer);
+    chat::ChatTemplateConfig config = models::load_chat_template(o->tokenizer);
     std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
     nlohmann::ordered_json messages = nlohmann::ordered_json::parse(input, nullptr, false);
     WICK_CHECK(!messages.is_discarded() && messages.is_array(), "stdin: expected a JSON array of chat messages");
-    std::cout << tok::ChatTemplate(config.chat_template).render(messages, o->generation_prompt, config.options);
+    std::cout << chat::ChatTemplate(config.chat_template).render(messages, o->generation_prompt, config.options);
   });
 }
 

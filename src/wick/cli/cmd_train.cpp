@@ -8,8 +8,7 @@
 #include <iostream>
 
 #include "wick/cli/commands.h"
-#include "wick/cli/model_files.h"
-#include "wick/cli/model_loading.h"
+#include "wick/cli/runtime_options.h"
 #include "wick/lora/adapter.h"
 #include "wick/train/progress.h"
 #include "wick/train/trainer.h"
@@ -108,17 +107,12 @@ void run_train(TrainCliOptions o) {
   WICK_CHECK(o.dropout >= 0 && o.dropout < 1, "train: --dropout must be in [0, 1), got ", o.dropout);
   o.t.exec = train::parse_exec_choice(o.exec);
   train::check_options(o.t, !o.validation.empty());
-  LoadedDecoder loaded = load_decoder(o.model, o.runtime);
+  models::LoadedDecoder loaded = models::load_decoder(o.model, o.runtime.load_options());
   // A model without a tokenizer can still train on pre-tokenised data, and one without a chat
   // template on text and prompt/completion data; the data loader names what is missing.
-  std::optional<tok::Tokenizer> tokenizer;
-  std::optional<tok::ChatTemplateConfig> chat;
-  try {
-    tokenizer = load_tokenizer(loaded.path);
-    chat = load_chat_template(loaded.path);
-  } catch (const Error&) {
-  }
-  train::DataContext ctx{tokenizer ? &*tokenizer : nullptr, chat ? &*chat : nullptr,
+  const tok::Tokenizer* tokenizer = loaded.tokenizer ? &*loaded.tokenizer : nullptr;
+  const chat::ChatTemplateConfig* chat_template = tokenizer && loaded.chat_template ? &*loaded.chat_template : nullptr;
+  train::DataContext ctx{tokenizer, chat_template,
                          loaded.eos_ids.empty() ? std::nullopt : std::optional<int32_t>(loaded.eos_ids.front())};
   train::DataOptions dopt{o.max_length, o.train_on_prompt};
   std::vector<train::Example> data = train::load_jsonl(o.data, ctx, dopt);

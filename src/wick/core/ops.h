@@ -8,6 +8,7 @@
 
 #include "wick/core/ops/lora_gather.h"
 #include "wick/core/ops/paged_attention.h"
+#include "wick/core/ops/sampling.h"
 #include "wick/core/tensor.h"
 
 namespace wick {

@@ -8,6 +8,7 @@
 #include "wick/core/elementwise_fns.h"
 #include "wick/core/ops/lora_gather.h"
 #include "wick/core/ops/paged_attention.h"
+#include "wick/core/ops/sampling.h"
 #include "wick/core/primitive.h"
 #include "wick/io/ggml_quants.h"
 
@@ -484,4 +485,4 @@ class Fused : public Primitive {
   X(Where) X(AsType) X(Full) X(Arange) X(Random) X(Reduce) X(ArgReduce) X(Matmul) X(Gather) \
   X(ScatterAdd) X(SliceUpdate) X(Concat) X(Softmax) X(LayerNorm) X(RMSNorm) X(RoPE) X(SwiGLU)    \
   X(Attention) X(AttentionBackward) X(CrossEntropy) X(CrossEntropyBackward) X(Fused) X(LoraDelta) X(Dequantize) X(QuantizedMatmul) X(NormBackward) X(SoftmaxBackward) X(SwiGLUBackward) \
-  X(PagedKVWrite) X(PagedAttention) X(LoraGatherAdd)
+  X(PagedKVWrite) X(PagedAttention) X(LoraGatherAdd) X(SampleTokens)

@@ -1,8 +1,6 @@
 // Default sampling from generation_config.json, with transformers' semantics.
 #include "wick/models/sampling_defaults.h"
 
-#include <filesystem>
-
 namespace wick::models {
 
 SamplingOptions sampling_defaults(const std::optional<io::GenerationConfig>& config) {
@@ -18,13 +16,6 @@ SamplingOptions sampling_defaults(const std::optional<io::GenerationConfig>& con
     if (!config->top_k) s.top_k = 50;
   }
   return s;
-}
-
-std::optional<io::GenerationConfig> find_generation_config(const std::string& model_path) {
-  // Only a model folder owns a generation config: the folder of a .gguf may hold other models' files.
-  std::filesystem::path file = std::filesystem::path(model_path) / "generation_config.json";
-  if (!std::filesystem::is_directory(model_path) || !std::filesystem::exists(file)) return std::nullopt;
-  return io::load_generation_config(file.string());
 }
 
 }  // namespace wick::models

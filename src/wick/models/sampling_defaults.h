@@ -5,16 +5,13 @@
 #pragma once
 
 #include <optional>
-#include <string>
 
 #include "wick/io/hf_config.h"
 #include "wick/models/sampler.h"
 
 namespace wick::models {
 
+// `config`: a model's generation_config.json (LoadedDecoder::generation); none for a GGUF.
 SamplingOptions sampling_defaults(const std::optional<io::GenerationConfig>& config);
-
-// The generation_config.json of a model folder; none for a model file or a folder without one.
-std::optional<io::GenerationConfig> find_generation_config(const std::string& model_path);
 
 }  // namespace wick::models

@@ -2,10 +2,10 @@
 #include "wick/serve/embedder.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "wick/core/autograd.h"
 #include "wick/core/ops.h"
-#include "wick/io/sentence_transformers.h"
 
 namespace wick::serve {
 
@@ -21,22 +21,12 @@ std::vector<int32_t> truncate(std::vector<int32_t> ids, size_t max, const tok::T
 
 }  // namespace
 
-Embedder::Embedder(const std::string& model_dir, Device device, Dtype dtype)
-    : model_(models::EncoderModel::load(model_dir, device, dtype)),
-      tokenizer_(std::make_unique<tok::Tokenizer>(tok::Tokenizer::from_file(model_dir))) {
-  auto st = io::load_sentence_transformers_config(model_dir);
-  std::string pooling = "mean";
-  if (st && !st->pooling_modes.empty()) {
-    const std::string& m = st->pooling_modes.front();
-    WICK_CHECK(st->pooling_modes.size() == 1 && (m == "mean" || m == "cls" || m == "lasttoken"), model_dir,
-               ": pooling mode '", m, "' is not supported (mean, cls, lasttoken)");
-    pooling = m;
-  }
-  pooling_ = models::parse_pooling(pooling);
-  normalize_ = st ? st->normalize : true;
-  max_length_ =
-      std::min<int64_t>(st && st->max_seq_length ? *st->max_seq_length : 512, model_.config().max_position_embeddings);
-}
+Embedder::Embedder(models::LoadedEncoder encoder)
+    : encoder_(std::move(encoder)),
+      tokenizer_(&encoder_.require_tokenizer()),
+      pooling_(encoder_.default_pooling()),
+      normalize_(encoder_.default_normalize()),
+      max_length_(encoder_.max_length()) {}
 
 Embedder::Result Embedder::embed(const std::vector<std::variant<std::string, std::vector<int32_t>>>& inputs) {
   std::vector<std::vector<int32_t>> rows;
@@ -51,13 +41,13 @@ Embedder::Result Embedder::embed(const std::vector<std::variant<std::string, std
     WICK_CHECK(int64_t(ids.size()) <= max_length_, "input ", i, " has ", ids.size(),
                " tokens, more than the maximum of ", max_length_);
     for (int32_t id : ids)
-      WICK_CHECK(id >= 0 && id < model_.config().vocab_size, "input ", i, ": token id ", id,
-                 " is outside the vocabulary of ", model_.config().vocab_size);
+      WICK_CHECK(id >= 0 && id < encoder_.model.config().vocab_size, "input ", i, ": token id ", id,
+                 " is outside the vocabulary of ", encoder_.model.config().vocab_size);
     rows.push_back(ids);
   }
   std::lock_guard<std::mutex> lock(mutex_);
   NoGradGuard no_grad;
-  Device device = model_.device();
+  Device device = encoder_.model.device();
   for (size_t start = 0; start < rows.size(); start += kBatchSize) {
     size_t end = std::min(rows.size(), start + kBatchSize), width = 0;
     for (size_t i = start; i < end; ++i) width = std::max(width, rows[i].size());
@@ -73,7 +63,7 @@ Embedder::Result Embedder::embed(const std::vector<std::variant<std::string, std
     }
     Shape shape{int64_t(b), int64_t(width)};
     Tensor tid = Tensor::from_vector(ids, shape, device), tmask = Tensor::from_vector(mask, shape, device);
-    Tensor pooled = models::pool(model_.forward(tid, tmask), tmask, pooling_);
+    Tensor pooled = models::pool(encoder_.model.forward(tid, tmask), tmask, pooling_);
     if (normalize_) pooled = models::l2_normalize(pooled);
     std::vector<float> flat = pooled.to_vector<float>();
     int64_t d = pooled.shape(1);

@@ -9,10 +9,7 @@
 #include <variant>
 #include <vector>
 
-#include "wick/core/device.h"
-#include "wick/core/dtype.h"
-#include "wick/models/encoder.h"
-#include "wick/tokenizer/tokenizer.h"
+#include "wick/models/loading.h"
 
 namespace wick::serve {
 
@@ -20,8 +17,8 @@ class Embedder {
  public:
   static constexpr size_t kBatchSize = 32;  // as `wick embed --batch-size`'s default
 
-  // A sentence-transformers (or plain BERT/MPNet) model folder.
-  Embedder(const std::string& model_dir, Device device, Dtype dtype);
+  // A sentence-transformers (or plain BERT/MPNet) model (models::load_encoder); it needs its tokenizer.
+  explicit Embedder(models::LoadedEncoder encoder);
 
   struct Result {
     std::vector<std::vector<float>> vectors;
@@ -30,12 +27,12 @@ class Embedder {
   // Each input is a text or already tokenized ids (ids outside the vocabulary throw wick::Error).
   Result embed(const std::vector<std::variant<std::string, std::vector<int32_t>>>& inputs);
 
-  int64_t dimension() const { return model_.config().hidden_size; }
+  int64_t dimension() const { return encoder_.model.config().hidden_size; }
   int64_t max_length() const { return max_length_; }
 
  private:
-  models::EncoderModel model_;
-  std::unique_ptr<tok::Tokenizer> tokenizer_;
+  models::LoadedEncoder encoder_;
+  const tok::Tokenizer* tokenizer_;
   models::Pooling pooling_;
   bool normalize_;
   int64_t max_length_;

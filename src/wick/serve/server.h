@@ -9,10 +9,10 @@
 #include <optional>
 #include <string>
 
+#include "wick/chat/template.h"
 #include "wick/models/sampler.h"
 #include "wick/serve/embedder.h"
 #include "wick/serve/engine.h"
-#include "wick/tokenizer/template.h"
 #include "wick/tokenizer/tokenizer.h"
 
 namespace wick::serve {
@@ -32,7 +32,7 @@ struct ServedModels {
   std::string model_id;  // the base model's id in /v1/models; adapters are "model_id:NAME" or "NAME"
   Engine* engine = nullptr;
   const tok::Tokenizer* tokenizer = nullptr;
-  std::optional<tok::ChatTemplateConfig> chat_template;  // none: chat completions answer 400
+  std::optional<chat::ChatTemplateConfig> chat_template;  // none: chat completions answer 400
   models::SamplingOptions sampling_defaults;             // for fields a request leaves out
   std::string embedding_model_id;                        // with embedder
   Embedder* embedder = nullptr;                          // none: /v1/embeddings answers 404

@@ -19,7 +19,7 @@ std::vector<int32_t> encode(const DataContext& c, const std::string& text, bool 
 
 std::string render(const DataContext& c, const json& messages, bool generation_prompt, const std::string& where) {
   WICK_CHECK(c.chat != nullptr, where, ": {\"messages\"} examples need the model's chat template");
-  return tok::ChatTemplate(c.chat->chat_template).render(messages, generation_prompt, c.chat->options);
+  return chat::ChatTemplate(c.chat->chat_template).render(messages, generation_prompt, c.chat->options);
 }
 
 // Token count of the common prefix of a and b.

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "wick/tokenizer/template.h"
+#include "wick/chat/template.h"
 #include "wick/tokenizer/tokenizer.h"
 
 namespace wick::train {
@@ -26,7 +26,7 @@ struct DataOptions {
 // What tokenising needs; a null tokenizer allows only pre-tokenised lines.
 struct DataContext {
   const tok::Tokenizer* tokenizer = nullptr;
-  const tok::ChatTemplateConfig* chat = nullptr;  // for {"messages"}
+  const wick::chat::ChatTemplateConfig* chat = nullptr;  // for {"messages"}
   std::optional<int32_t> eos_id;                  // appended to text and completions
 };
 

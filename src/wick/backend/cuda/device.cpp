@@ -110,6 +110,7 @@ void check_device_error(int device) {
   int code = e->code;
   long long value = e->value, limit = e->limit;
   e->code = kErrNone;
+  if (code == kErrSampleTokens) fail(sample_tokens_error(value, limit), " (found on cuda:", device, ")");
   if (code == kErrCrossEntropyTarget)
     fail("cross_entropy: target ", value, " is out of range for ", limit, " classes (found on cuda:", device, ")");
   fail(error_op(code), ": index ", value, " is out of range for a dim of size ", limit, " (found on cuda:", device, ")");

@@ -1,12 +1,14 @@
 // CUDA matrix products through cuBLASLt (f32, bf16 and f16 with f32 accumulation; TF32 only when
 // allowed) and cuBLAS for f64. Transposed views are passed with trans flags instead of copies;
-// batches with one stride per operand run as one strided-batched call.
+// batches with one stride per operand run as one strided-batched call. A few rows against the
+// transpose of a weight (a linear layer in a decode step) go to the skinny kernel (gemv.h).
 #include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
 
+#include "wick/backend/cuda/gemv.h"
 #include "wick/backend/cuda/kernel_utils.cuh"
 #include "wick/backend/cuda/settings.h"
 #include "wick/backend/blas_layout.h"
@@ -174,6 +176,30 @@ cudaDataType_t cuda_type(Dtype dt) {
   }
 }
 
+// Rows of f32 activations the skinny kernel takes: it runs them on CUDA cores 8 rows a pass over
+// the weight, so past one pass cuBLAS (one read per tile of rows) is the better choice.
+constexpr int64_t kSkinnyMaxRowsF32 = 8;
+
+// out[M, N] = a[M, K] @ b[K, N] through the skinny kernel when b is the transpose of a contiguous
+// weight [N, K] and M is small (cuBLASLt's tiles are made for many rows and read the weight at a
+// fraction of the memory bandwidth there). False when the operands do not suit it.
+bool skinny_linear(const Tensor& a, const Tensor& b, const Tensor& out) {
+  if (out.ndim() != 2) return false;
+  const int64_t m = out.shape(0), n = out.shape(1), k = a.shape(1);
+  const Dtype dtype = out.dtype();
+  if (dtype != Dtype::BF16 && dtype != Dtype::F16 && dtype != Dtype::F32) return false;
+  if (m > (dtype == Dtype::F32 ? kSkinnyMaxRowsF32 : cuda::kSkinnyMaxRows)) return false;
+  if (b.strides()[0] != 1 || b.strides()[1] != k) return false;
+  const io::GgmlType type = dtype == Dtype::BF16 ? io::GgmlType::BF16
+                            : dtype == Dtype::F16 ? io::GgmlType::F16
+                                                  : io::GgmlType::F32;
+  const cuda::SkinnyWeight w{static_cast<const uint8_t*>(b.data_ptr()), type, n, k};
+  Tensor x = a.is_contiguous() ? a : cuda::contiguous_on_device(a);
+  if (!cuda::skinny_matmul_problem(w, x.data_ptr(), dtype, m, dtype).empty()) return false;
+  cuda::skinny_matmul(w, x.data_ptr(), dtype, m, out.data_ptr(), dtype, nullptr, Dtype::F32, cuda::stream_of(out));
+  return true;
+}
+
 }  // namespace
 
 namespace cuda {
@@ -207,6 +233,7 @@ void Matmul::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
     WICK_CUDA_CHECK(cudaMemsetAsync(out.data_ptr(), 0, size_t(out.numel()) * out.itemsize(), cuda::stream(device)));
     return;
   }
+  if (skinny_linear(a, b, out)) return;
   auto view_of = [&](Tensor& t, int64_t rows, int64_t cols) {
     auto v = blas_view(rows, cols, t.strides()[nd - 2], t.strides()[nd - 1]);
     if (!v) {

@@ -1,9 +1,12 @@
-// GPU dequantization of GGML blocks and products with a quantized matrix (dequantized into a
-// scratch matrix from the caching allocator, then one cuBLASLt GEMM: cuda::gemm_nt or gemm_nn).
+// GPU dequantization of GGML blocks and products with a quantized matrix: a few rows of a linear
+// layer (up to cuda::kSkinnyMaxRows, a decode step) through the skinny kernel, which dequantizes in
+// registers (gemv.h); otherwise the blocks are dequantized into a scratch matrix from the caching
+// allocator, then one cuBLASLt GEMM (cuda::gemm_nt or gemm_nn).
 //
 // Each element is computed on its own, with the operations of io's CPU dequantizers in the same
 // order and explicitly rounded intrinsics (__fmul_rn, __fadd_rn, __fsub_rn) so that nvcc does not
 // contract them into FMAs: the GPU gives the CPU's values bit for bit.
+#include "wick/backend/cuda/gemv.h"
 #include "wick/backend/cuda/kernel_utils.cuh"
 #include "wick/core/primitives.h"
 
@@ -154,6 +157,14 @@ void QuantizedMatmul::eval_cuda(const std::vector<Tensor>& in, const Tensor& out
   out.allocate();
   int64_t k = x.shape(-1), n = out.shape(-1), m = x.numel() / k;
   if (m == 0) return;
+  if (transposed_) {
+    const cuda::SkinnyWeight w{static_cast<const uint8_t*>(blocks.data_ptr()), type_, rows_, cols_};
+    if (cuda::skinny_matmul_problem(w, x.data_ptr(), x.dtype(), m, out.dtype()).empty()) {
+      cuda::skinny_matmul(w, x.data_ptr(), x.dtype(), m, out.data_ptr(), out.dtype(), nullptr, Dtype::F32,
+                          cuda::stream_of(out));
+      return;
+    }
+  }
   // The scratch matrix goes back to the caching allocator when this returns; the stream orders its
   // reuse after the GEMM.
   Tensor w = Tensor::empty({rows_, cols_}, x.dtype(), x.device());

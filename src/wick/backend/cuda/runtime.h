@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "wick/core/tensor.h"
 
@@ -37,10 +38,13 @@ enum DeviceErrorCode : int {
   kErrCrossEntropyTarget = 3,
   kErrPagedIndex = 4,  // a paged-cache row, position or block out of range
   kErrLoraSlot = 5,    // an adapter slot past the stacked adapters
+  kErrSampleTokens = 6,  // value: row * 16 + what; see backend/cuda/sampling.cu
 };
 DeviceError* device_error(int device);  // device pointer of mapped pinned memory
 // Throws if a kernel raised an error since the last check (call after a stream synchronisation).
 void check_device_error(int device);
+// The message of a kErrSampleTokens error (defined with its kernel).
+std::string sample_tokens_error(long long value, long long limit);
 
 cublasLtHandle_t cublaslt_handle(int device);
 cublasHandle_t cublas_handle(int device);

@@ -19,7 +19,7 @@ struct Server::Impl {
 
   ServerOptions options;
   ServedModels models;
-  std::optional<tok::ChatTemplate> chat_template;
+  std::optional<chat::ChatTemplate> chat_template;
   httplib::Server http;
   Metrics metrics;
 

@@ -1,0 +1,65 @@
+// The CLI's runtime options: device, dtype and weight storage from their command-line spellings.
+#include "wick/cli/runtime_options.h"
+
+#include "wick/io/model_source.h"
+
+#include <utility>
+
+#include "wick/core/error.h"
+#include "wick/io/ggml_quants.h"
+
+namespace wick::cli {
+
+Device RuntimeOptions::resolved_device() const { return device == "auto" ? best_device() : Device::parse(device); }
+
+Dtype RuntimeOptions::resolved_dtype() const {
+  if (dtype != "auto") {
+    Dtype d = parse_dtype(dtype);
+    WICK_CHECK(d == Dtype::F32 || d == Dtype::BF16 || d == Dtype::F16, "--dtype must be f32, bf16 or f16, got ", dtype);
+    return d;
+  }
+  return resolved_device().is_cuda() ? Dtype::BF16 : Dtype::F32;
+}
+
+models::WeightStorage RuntimeOptions::resolved_storage() const {
+  models::WeightStorage storage;
+  if (quantized_base.empty()) return storage;
+  if (quantized_base == "file") {
+    storage.keep_file_blocks = true;
+    return storage;
+  }
+  static const std::pair<const char*, io::GgmlType> kTypes[] = {{"q4_0", io::GgmlType::Q4_0}, {"q4_1", io::GgmlType::Q4_1},
+                                                                {"q5_0", io::GgmlType::Q5_0}, {"q5_1", io::GgmlType::Q5_1},
+                                                                {"q8_0", io::GgmlType::Q8_0}};
+  for (const auto& [name, type] : kTypes)
+    if (quantized_base == name) {
+      storage.quantize = type;
+      return storage;
+    }
+  fail("--quantized-base must be file, q4_0, q4_1, q5_0, q5_1 or q8_0, got '", quantized_base, "'");
+}
+
+models::LoadOptions RuntimeOptions::load_options(bool with_tokenizer) const {
+  models::LoadOptions options;
+  options.device = resolved_device();
+  options.dtype = resolved_dtype();
+  options.storage = resolved_storage();
+  options.with_tokenizer = with_tokenizer;
+  return options;
+}
+
+models::LoadOptions RuntimeOptions::inference_load_options(const std::string& model, bool with_tokenizer) const {
+  models::LoadOptions options = load_options(with_tokenizer);
+  if (!quantized_base.empty() || !options.device.is_cuda()) return options;
+  bool gguf = false;
+  try {
+    gguf = io::resolve_model_source(model).format == io::ModelFormat::kGguf;
+  } catch (const Error&) {
+    // load_decoder reports what is wrong with the path.
+  }
+  options.storage.keep_file_blocks = gguf;
+  options.storage.keep_embedding_blocks = gguf;
+  return options;
+}
+
+}  // namespace wick::cli

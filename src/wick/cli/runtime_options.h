@@ -1,0 +1,29 @@
+// The CLI's --device, --dtype and --quantized-base, resolved into the library's load options.
+#pragma once
+
+#include <string>
+
+#include "wick/core/device.h"
+#include "wick/core/dtype.h"
+#include "wick/models/loading.h"
+
+namespace wick::cli {
+
+struct RuntimeOptions {
+  std::string device = "auto";  // cpu, cuda, cuda:N, auto (cuda when present)
+  std::string dtype = "auto";   // f32, bf16, f16, auto (bf16 on CUDA, f32 on the CPU)
+  // Decoders: how the linear layers' weights are kept. "" (dense), "file" (a GGUF's own quantized
+  // blocks), or a type to quantize them into at load: q4_0, q4_1, q5_0, q5_1, q8_0.
+  std::string quantized_base;
+  Device resolved_device() const;
+  Dtype resolved_dtype() const;
+  models::WeightStorage resolved_storage() const;
+  // Device, dtype and storage resolved; the tokenizer and chat template loaded when `with_tokenizer`.
+  models::LoadOptions load_options(bool with_tokenizer = true) const;
+  // For the inference commands (generate, chat, bench, serve): as load_options, and a GGUF model on
+  // CUDA without --quantized-base keeps the file's blocks (projections, embeddings and lm_head), so it
+  // runs quantized in about the memory of the file (the skinny products read the blocks).
+  models::LoadOptions inference_load_options(const std::string& model, bool with_tokenizer = true) const;
+};
+
+}  // namespace wick::cli
