@@ -9,11 +9,13 @@
 #include <array>
 #include <random>
 
-#include "cuda_test_util.h"
+#include "support/testing.h"
 #include "wick/backend/cuda/runtime.h"
 
-namespace wick::test {
+namespace wick::testing {
 namespace {
+
+Tensor on_gpu(const Tensor& x) { return to_device(x, Device::cuda(0)); }
 
 enum class Logits { Flat, Peaked, Tied };
 
@@ -254,11 +256,11 @@ TEST(CudaSampleTokens, ReplaysFromACapturedGraph) {
     ASSERT_EQ(cudaMemcpyAsync(uniforms.data_ptr(), u.data(), u.size() * sizeof(double), cudaMemcpyHostToDevice, stream),
               cudaSuccess);
     ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
-    EXPECT_TRUE(close(on_cpu(out), run(next, Device::cpu()), Tol{0, 1e-5})) << "replay " << step;
+    expect_tensors_close(out, run(next, Device::cpu()), Tol{1e-5, 0}, "replay " + std::to_string(step));
   }
   EXPECT_EQ(cudaGraphExecDestroy(exec), cudaSuccess);
   EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
 }
 
 }  // namespace
-}  // namespace wick::test
+}  // namespace wick::testing
