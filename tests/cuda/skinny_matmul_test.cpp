@@ -400,7 +400,14 @@ TEST(SkinnyMatmul, RunsInsideACapturedGraph) {
   cudaGraph_t graph = nullptr;
   cudaGraphExec_t exec = nullptr;
   ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-  cuda::skinny_matmul(sw, xd.data_ptr(), Dtype::BF16, m, yd.data_ptr(), Dtype::F32, nullptr, Dtype::F32, s);
+  try {
+    cuda::skinny_matmul(sw, xd.data_ptr(), Dtype::BF16, m, yd.data_ptr(), Dtype::F32, nullptr, Dtype::F32, s);
+  } catch (...) {
+    cudaStreamEndCapture(s, &graph);  // leave the stream usable for the tests that follow
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    throw;
+  }
   ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
   ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
   ASSERT_EQ(cudaMemsetAsync(yd.data_ptr(), 0xFF, size_t(m * n) * 4, s), cudaSuccess);

@@ -138,8 +138,11 @@ WICK_DEVICE_TEST(Quantized, LoraOverAQuantizedBaseGetsTheDenseBasesGradients) {
   };
   auto q = value_and_grad(loss(w), {x.t, a.t, b.t});
   auto d = value_and_grad(loss(dense), {x.t, a.t, b.t});
-  expect_tensors_close(q.first, d.first, tol_for(Dtype::F32), "loss");
-  for (size_t i = 0; i < 3; ++i) expect_tensors_close(q.second[i], d.second[i], tol_for(Dtype::F32));
+  // The two bases take different product kernels (a skinny one over the blocks, cuBLAS over the
+  // dense matrix) that sum the 64 terms in different orders, and the loss squares what they give.
+  Tol tol = scaled(tol_for(Dtype::F32), 10);
+  expect_tensors_close(q.first, d.first, tol, "loss");
+  for (size_t i = 0; i < 3; ++i) expect_tensors_close(q.second[i], d.second[i], tol);
 }
 
 WICK_DEVICE_TEST(Quantized, LazyExecutionGivesTheEagerResult) {

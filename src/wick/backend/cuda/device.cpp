@@ -100,6 +100,13 @@ void set_attention_tensor_cores(bool allow) { g_attention_tensor_cores = allow; 
 bool attention_tensor_cores() { return g_attention_tensor_cores; }
 
 cudaStream_t stream(int device) { return state(device).stream; }
+int device_of_stream(cudaStream_t s) {
+  for (int d = 0; d < kMaxDevices; ++d)
+    if (g_devices[d].stream != nullptr && g_devices[d].stream == s) return d;
+  int current = 0;
+  WICK_CUDA_CHECK(cudaGetDevice(&current));
+  return current;
+}
 int sm_count(int device) { return state(device).sm_count; }
 DeviceError* device_error(int device) { return state(device).error_device; }
 

@@ -54,11 +54,7 @@ Dtype dense_dtype(io::GgmlType type) {
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 bool is_float_dtype(Dtype d) { return d == Dtype::F32 || d == Dtype::BF16 || d == Dtype::F16; }
 
-int device_of(cudaStream_t stream) {
-  int device = 0;
-  WICK_CUDA_CHECK(cudaStreamGetDevice(stream, &device));
-  return device;
-}
+int device_of(cudaStream_t stream) { return device_of_stream(stream); }
 
 std::string weight_str(const SkinnyWeight& w) { return str_cat(io::ggml_type_name(w.type), " [", w.n, ", ", w.k, "]"); }
 

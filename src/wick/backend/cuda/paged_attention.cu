@@ -215,8 +215,10 @@ template <typename D>
 __global__ void combine_splits_kernel(const float* __restrict__ part_acc, const float* __restrict__ part_ml,
                                       D* __restrict__ out, int splits, int dim) {
   const int64_t th = blockIdx.x;  // token * heads + head
-  extern __shared__ float weights[];  // [splits]
-  __shared__ float total;
+  // One dynamic array only: [splits] weights, then their total. (A static __shared__ variable beside
+  // the dynamic array can leave the latter's vector loads past the block's allocation.)
+  extern __shared__ float weights[];
+  float& total = weights[splits];
   if (threadIdx.x == 0) {
     float m = -INFINITY;
     for (int s = 0; s < splits; ++s) m = fmaxf(m, part_ml[(th * splits + s) * 2]);
@@ -316,7 +318,7 @@ void PagedAttention::eval_cuda(const std::vector<Tensor>& in, const Tensor& out)
         splits > 1 ? static_cast<float*>(part_ml.data_ptr()) : nullptr, pg, sh, cuda::device_error(device));
     WICK_CUDA_LAUNCH_CHECK("paged_attention");
     if (splits > 1) {
-      combine_splits_kernel<D><<<unsigned(n * sh.hq), 64, sizeof(float) * splits, cuda::stream(device)>>>(
+      combine_splits_kernel<D><<<unsigned(n * sh.hq), 64, sizeof(float) * (splits + 1), cuda::stream(device)>>>(
           static_cast<const float*>(part_acc.data_ptr()), static_cast<const float*>(part_ml.data_ptr()),
           static_cast<D*>(out.data_ptr()), sh.splits, sh.dim);
       WICK_CUDA_LAUNCH_CHECK("paged_attention (combine)");

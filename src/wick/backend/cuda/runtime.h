@@ -23,6 +23,9 @@ void check_cublas(cublasStatus_t s, const char* call, const char* file, int line
 // The stream every kernel and copy of `device` is queued on; also makes `device` current.
 cudaStream_t stream(int device);
 inline cudaStream_t stream_of(const Tensor& t) { return stream(t.device().index); }
+// The device whose wick stream is `s` (the current device for any other stream). Unlike
+// cudaStreamGetDevice, allowed while `s` is being captured into a CUDA graph.
+int device_of_stream(cudaStream_t s);
 int sm_count(int device);
 
 // Raised by kernels for bad data (an index out of range); the host reads it at the next
