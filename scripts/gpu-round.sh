@@ -45,7 +45,7 @@ case $PHASE in
 check)
   rm -f "$WORK/peer.done"
   mkdir -p "$WORK"
-  setsid bash -c "cd '$ROOT'; $(declare -f peer_job); export PYTHONUNBUFFERED=1; peer_job; echo \$? >'$WORK/peer.done'" \
+  setsid bash -c "cd '$ROOT'; WORK='$WORK'; $(declare -f peer_job); export PYTHONUNBUFFERED=1; peer_job; echo \$? >'$WORK/peer.done'" \
     >"$WORK/peer-job.log" 2>&1 </dev/null &
   say "peer build started in the background"
   commit_args=()
@@ -69,7 +69,7 @@ check)
 bench)
   for i in $(seq 1 480); do [ -f "$WORK/peer.done" ] && break; sleep 1; done
   say "peer job: rc $(cat "$WORK/peer.done" 2>/dev/null || echo 'still running')"
-  [ "$(cat "$WORK/peer.done" 2>/dev/null)" = 0 ] || { tail -30 "$WORK/llama-build.log" "$WORK/make_gguf.log"; exit 4; }
+  [ "$(cat "$WORK/peer.done" 2>/dev/null)" = 0 ] || { tail -n 30 "$WORK/llama-build.log" "$WORK/make_gguf.log"; exit 4; }
   timeout 60 build-gpu/bench/gemv_bench >"$OUT/gemv_bench.txt" 2>&1
   timeout 60 build-gpu/bench/sampling_bench >"$OUT/sampling_bench.txt" 2>&1
   say "micro-benchmarks done"
@@ -85,7 +85,7 @@ bench)
   echo "================ decode"
   sed -n '/decode_bench summary/,$p' "$OUT/decode.out"
   echo "================ serve"
-  tail -30 "$OUT/serve.out"
+  tail -n 30 "$OUT/serve.out"
   ;;
 *) echo "gpu-round.sh: unknown phase $PHASE" >&2; exit 2 ;;
 esac

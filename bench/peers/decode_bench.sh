@@ -107,7 +107,7 @@ build_phase() {
   local llama_rc=$?
   say "llama.cpp built (rc $llama_rc): $(ls "$LLAMA_BIN" 2>/dev/null | grep -c '^llama-') programs"
   [ $wick_rc -eq 0 ] && [ $gguf_rc -eq 0 ] && [ $llama_rc -eq 0 ] ||
-    { tail -20 "$RESULTS/llama-build.log" "$RESULTS/make_gguf.log" "$RESULTS/wick-build.out"; say "FATAL: build failed"; exit 4; }
+    { tail -n 20 "$RESULTS/llama-build.log" "$RESULTS/make_gguf.log" "$RESULTS/wick-build.out"; say "FATAL: build failed"; exit 4; }
   local quantized=${TYPES//bf16/}
   quantized=$(echo "$quantized" | tr -s ',' | sed 's/^,//; s/,$//')
   if [ -n "$quantized" ]; then
@@ -143,6 +143,13 @@ run_phase() {
   for p in "$WICK" "$LLAMA_BIN/llama-bench" "$LLAMA_BIN/llama-batched-bench"; do
     [ -x "$p" ] || { say "FATAL: $p is missing: the machine went cold; run without --run-only"; exit 5; }
   done
+  # A call that carries .deps again replaces the libraries unpacked from it: unpack them anew (the
+  # build itself is up to date).
+  if [ "$MODE" = run ]; then
+    local commit_args=()
+    [ -n "$COMMIT" ] && commit_args=(-- -DWICK_COMMIT="$COMMIT")
+    JOBS=$(nproc) bash scripts/gpu-build.sh "$RESULTS/wick-build" wick "${commit_args[@]}" >"$RESULTS/wick-build.out" 2>&1
+  fi
   [ -f "$MODELS/manifest.json" ] && cp "$MODELS/manifest.json" "$RESULTS/manifest.json"
   nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv,noheader | tee "$RESULTS/gpu.txt"
   for t in ${TYPES//,/ }; do

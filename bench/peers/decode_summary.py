@@ -85,7 +85,7 @@ def main():
             continue
         if wb:
             kept = wb.get("quantized_base")
-            how = f"--quantized-base {kept}" if kept else "weights dequantized at load"
+            how = wb.get("weights") or (f"--quantized-base {kept}" if kept else "weights dequantized at load")
             storage.append(f"{t}: {wb.get('dtype')}, {how}")
         file_bytes = manifest["files"].get(f"{STEM}-{t}.gguf", {}).get("bytes")
         roofline = args.hbm_tb_s * 1e12 / file_bytes if file_bytes else None

@@ -63,7 +63,8 @@ cmd_source() {
     cp -r "$src/$p" "$dir/"
   done
   for p in batched-bench llama-bench quantize mtmd server; do cp -r "$src/tools/$p" "$dir/tools/"; done
-  mkdir -p "$dir/tools/ui" && cp "$src/tools/ui/CMakeLists.txt" "$dir/tools/ui/"
+  # The server's UI target: its CMake file and the templates it fills (no web assets: an empty UI).
+  mkdir -p "$dir/tools/ui" && find "$src/tools/ui" -maxdepth 1 -type f -exec cp {} "$dir/tools/ui/" \;
   cp "$src/scripts/ui-assets.cmake" "$dir/scripts/"
   write_tools_cmake "$dir"
   # ggml adds a backend's folder only when its option is on: the others can go.

@@ -178,7 +178,8 @@ TestResult run_one(BenchTarget& target, const TestSpec& spec, int repetitions, D
 
 void run_bench(const BenchCliOptions& o) {
   BenchPlan plan = parse_plan(o);
-  models::LoadedDecoder loaded = models::load_decoder(o.model, o.runtime.inference_load_options(o.model, false));
+  models::LoadOptions load = o.runtime.inference_load_options(o.model, false);
+  models::LoadedDecoder loaded = models::load_decoder(o.model, load);
   models::DecoderModel& model = loaded.model;
   std::vector<TestSpec> tests = plan_tests(plan, model.config());
   Device device = model.device();
@@ -206,6 +207,12 @@ void run_bench(const BenchCliOptions& o) {
   out["device"] = device.str();
   out["dtype"] = dtype_name(model.dtype());
   out["quantized_base"] = o.runtime.quantized_base.empty() ? json(nullptr) : json(o.runtime.quantized_base);
+  // What the projections multiply: the file's own blocks (a GGUF on CUDA), blocks made at load, or
+  // dense matrices of the model's dtype.
+  std::string weights = !o.runtime.quantized_base.empty() ? "quantized at load (" + o.runtime.quantized_base + ")"
+                        : load.storage.keep_file_blocks    ? std::string("the file's blocks")
+                                                           : "dense " + std::string(dtype_name(model.dtype()));
+  out["weights"] = weights;
   out["commit"] = build_commit();
   out["engine"] = o.engine;
   out["repetitions"] = o.repetitions;
@@ -213,7 +220,7 @@ void run_bench(const BenchCliOptions& o) {
   out["model_memory_bytes"] = model_memory ? json(*model_memory) : json(nullptr);
   out["tests"] = json::array();
   if (!o.json) {
-    std::string storage = o.runtime.quantized_base.empty() ? "" : ", quantized base " + o.runtime.quantized_base;
+    std::string storage = ", weights: " + weights;
     std::printf("model %s (%s, %.1f MB), %s, %s%s, commit %s, %d repetitions\n\n", o.model.c_str(),
                 model.config().model_type.c_str(), double(model_bytes) / 1e6, device.str().c_str(),
                 dtype_name(model.dtype()), storage.c_str(), build_commit(), o.repetitions);
@@ -239,6 +246,8 @@ void run_bench(const BenchCliOptions& o) {
     }
   }
   if (o.json) std::cout << out.dump() << "\n";
+  // WICK_PROFILE=1: GPU time per op of everything above (the runtime then runs its steps eagerly).
+  cuda::profile_report();
 }
 
 }  // namespace

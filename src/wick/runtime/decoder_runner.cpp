@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "wick/core/autograd.h"
+#include "wick/core/backend_hooks.h"
 #include "wick/core/graph.h"
 #include "wick/core/ops.h"
 #include "wick/core/quantized.h"
@@ -327,7 +328,8 @@ Tensor DecoderRunner::step(const std::vector<StepRow>& rows) {
   Device device = model_->device();
   int64_t real = 0;
   for (const StepRow& row : rows) real += int64_t(row.tokens.size());
-  if (device.is_cuda() && options_.cuda_graphs && real <= options_.graph_max_tokens) {
+  // Profiling times each op with events around it, which a replayed graph cannot have.
+  if (device.is_cuda() && options_.cuda_graphs && real <= options_.graph_max_tokens && !cuda::profiling()) {
     // Padded to a bucket of tokens and of rows (one more row when tokens need padding).
     int64_t tokens = bucket_of(real), padded_rows = bucket_of(tokens > real ? r + 1 : r);
     std::vector<int32_t> host = layout(rows, tokens, padded_rows);
