@@ -168,6 +168,15 @@ void run_train(TrainCliOptions o) {
   WICK_CHECK(o.dropout >= 0 && o.dropout < 1, "train: --dropout must be in [0, 1), got ", o.dropout);
   o.t.exec = train::parse_exec_choice(o.exec);
   train::check_options(o.t, !o.validation.empty());
+  WICK_CHECK(!o.t.resume || o.init_adapter.empty(), "train: --resume and --init-adapter exclude each other");
+  if (!o.init_adapter.empty()) {
+    std::string given;
+    for (const std::string& f : o.adapter_flags) given += (given.empty() ? "" : ", ") + f;
+    WICK_CHECK(given.empty(), "train: ", given, " cannot be combined with --init-adapter (its adapter_config.json sets them)");
+    bool in_out = fs::exists(o.out) && fs::exists(o.init_adapter) && fs::equivalent(o.init_adapter, o.out);
+    WICK_CHECK(!(o.overwrite && in_out), "train: --init-adapter ", o.init_adapter,
+               " is the --out folder that --overwrite would clear");
+  }
   prepare_out_dir(o);
   models::LoadedDecoder loaded = models::load_decoder(o.model, o.runtime.load_options());
   // A model without a tokenizer can still train on pre-tokenised data, and one without a chat
@@ -190,15 +199,11 @@ void run_train(TrainCliOptions o) {
     o.t.steps = (int64_t(data.size()) * o.epochs + per_step - 1) / per_step;
   }
   lora::Adapter adapter;
-  if (o.t.resume) WICK_CHECK(o.init_adapter.empty(), "train: --resume and --init-adapter exclude each other");
   std::string checkpoint = o.t.resume ? train::latest_checkpoint(o.out) : "";
   if (o.t.resume) {
     adapter = lora::Adapter::load(checkpoint, loaded.model);
     check_resumed_adapter(adapter.config(), o, checkpoint);
   } else if (!o.init_adapter.empty()) {
-    std::string given;
-    for (const std::string& f : o.adapter_flags) given += (given.empty() ? "" : ", ") + f;
-    WICK_CHECK(given.empty(), "train: ", given, " cannot be combined with --init-adapter (its adapter_config.json sets them)");
     adapter = lora::Adapter::load(o.init_adapter, loaded.model);
   } else {
     lora::LoraConfig cfg;
