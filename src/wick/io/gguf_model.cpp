@@ -109,7 +109,7 @@ ModelConfig model_config_from_gguf(const GgufFile& f) {
     c.architectures = {"Qwen2ForCausalLM"};
     c.attention_bias = true;  // Qwen2 always has q/k/v biases
   } else {
-    fail(f.source(), ": general.architecture \"", escape_bytes(arch), "\" is not supported (llama, qwen2)");
+    fail(f.source(), ": general.architecture '", escape_bytes(arch), "' is not supported (llama, qwen2)");
   }
   c.model_type = arch;
   std::string p = arch + ".";
