@@ -127,23 +127,25 @@ void run_chat(ChatOptions o) {
                    names.empty() ? "none" : names.c_str());
       continue;
     }
-    messages.push_back({{"role", "user"}, {"content", line}});
+    // Tried on a copy: a message that cannot fit is refused without costing the history.
+    nlohmann::ordered_json kept = messages;
+    kept.push_back({{"role", "user"}, {"content", line}});
     // Room for a whole reply, or for half the context when replies may be longer.
     int64_t reply_room = std::min<int64_t>(o.gen.max_tokens, ro.max_context / 2);
     std::vector<int32_t> prompt;
     size_t dropped = drop_oldest_turns(
-        messages, ro.max_context, reply_room,
+        kept, ro.max_context, reply_room,
         [&](const nlohmann::ordered_json& m) { return tokenizer.encode(tmpl.render(m, true, config.options), false); },
         prompt);
-    if (dropped > 0)
-      std::fprintf(stderr, "(the conversation outgrew the context of %lld tokens: dropped the oldest %zu messages)\n",
-                   (long long)ro.max_context, dropped);
     if (int64_t(prompt.size()) >= ro.max_context) {
       std::fprintf(stderr, "chat: this message (%zu tokens with the template) does not fit the context of %lld tokens; "
                            "not sent\n", prompt.size(), (long long)ro.max_context);
-      messages.erase(messages.end() - 1);
       continue;
     }
+    if (dropped > 0)
+      std::fprintf(stderr, "(the conversation outgrew the context of %lld tokens: dropped the oldest %zu messages)\n",
+                   (long long)ro.max_context, dropped);
+    messages = std::move(kept);
     runtime::GenerationJob job;
     job.prompt = prompt;
     job.options = o.gen;
