@@ -129,8 +129,8 @@ TEST_F(TrainCli, PlainLinesWhenNotATerminal) {
   json best = json::parse(slurp(out() + "/best/best.json"));
   EXPECT_EQ(best["step"], rows[3].contains("best") ? 4 : 2);
 
-  // Without --log-every: a line per step.
-  r = train("--steps 3");
+  // Without --log-every: a line per step (--overwrite: the run above is in --out).
+  r = train("--steps 3 --overwrite");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(step_lines(r.err).size(), 3u) << r.err;
 }
@@ -239,11 +239,13 @@ TEST_F(TrainCli, GradientCheckpointingNeedsEagerSteps) {
 
 TEST_F(TrainCli, InitAdapterRefusesTheOptionsItsConfigSets) {
   ASSERT_EQ(train("--steps 2").code, 0);
-  Result r = train("--steps 2 --init-adapter " + out() + " --alpha 8");  // train() passes --rank 4 too
+  std::string init = dir_ + "/init";
+  fs::rename(out(), init);
+  Result r = train("--steps 2 --init-adapter " + init + " --alpha 8");  // train() passes --rank 4 too
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("train: --rank, --alpha cannot be combined with --init-adapter"), std::string::npos) << r.err;
   std::string cmd = std::string(WICK_BINARY) + " train --device cpu --model " + kModel + " --data " + dir_ +
-                    "/train.jsonl --out " + dir_ + "/out2 --batch-size 2 --steps 1 --init-adapter " + out() +
+                    "/train.jsonl --out " + dir_ + "/out2 --batch-size 2 --steps 1 --init-adapter " + init +
                     " > /dev/null 2> " + dir_ + "/err2";
   int status = std::system(cmd.c_str());
   EXPECT_EQ(WEXITSTATUS(status), 0) << slurp(dir_ + "/err2");

@@ -1,8 +1,11 @@
 // `wick chat`: an interactive, multi-turn conversation with a decoder through its own chat
-// template; each reply streams as it is generated. One user turn per stdin line; an empty line
-// or end of input ends the session; "/reset" clears the history; "/adapter NAME" switches to
+// template; each reply streams as it is generated. One user turn per stdin line; end of input
+// ends the session (empty lines are skipped); Ctrl-C stops the reply being written (a second one,
+// or one at the prompt, ends the session); when the conversation outgrows the context the oldest
+// turns are dropped, with a note on stderr; "/reset" clears the history; "/adapter NAME" switches to
 // another of the adapters given with --adapter (the first is active at start), "/adapter none"
 // to the base model alone, "/adapter" lists them.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -11,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "wick/cli/commands.h"
+#include "wick/cli/interrupt.h"
 #include "wick/cli/runtime_options.h"
 #include "wick/lora/registry.h"
 #include "wick/models/generate.h"
@@ -25,7 +29,28 @@ struct ChatOptions {
   std::vector<std::string> adapters;  // NAME=DIR or DIR (named after its folder)
   RuntimeOptions runtime;
   models::GenerateOptions gen;
+  int64_t context = 0;  // 0: the model's, at most 8192
 };
+
+// Drops the oldest turns (after a system message) until the prompt leaves room for a reply of
+// `reply` tokens in `context`; returns how many messages were dropped. The newest user message
+// always stays (the caller reports when even it alone does not fit).
+template <class Encode>
+size_t drop_oldest_turns(nlohmann::ordered_json& messages, int64_t context, int64_t reply, Encode&& encode_prompt,
+                         std::vector<int32_t>& prompt) {
+  size_t dropped = 0;
+  size_t first = !messages.empty() && messages[0]["role"] == "system" ? 1 : 0;
+  prompt = encode_prompt(messages);
+  while (int64_t(prompt.size()) + reply > context && messages.size() > first + 1) {
+    // A turn is a user message and the replies after it, so the history still starts with a user.
+    size_t end = first + 1;
+    while (end < messages.size() - 1 && messages[end]["role"] != "user") ++end;
+    messages.erase(messages.begin() + std::ptrdiff_t(first), messages.begin() + std::ptrdiff_t(end));
+    dropped += end - first;
+    prompt = encode_prompt(messages);
+  }
+  return dropped;
+}
 
 // NAME=DIR, or DIR named after its last folder.
 std::pair<std::string, std::string> adapter_spec(const std::string& spec) {
@@ -63,6 +88,10 @@ void run_chat(ChatOptions o) {
   ro.max_batch = 1;
   int64_t context = loaded.model.config().max_position_embeddings;
   ro.max_context = std::min<int64_t>(context > 0 ? context : 8192, 8192);
+  if (o.context > 0) {
+    WICK_CHECK(context <= 0 || o.context <= context, "chat: --context ", o.context, " is longer than the model's ", context);
+    ro.max_context = o.context;
+  }
   ro.max_loras = int(adapters.names().size());
   ro.max_lora_rank = max_rank;
   runtime::DecoderRunner runner(loaded.model, ro);
@@ -77,7 +106,8 @@ void run_chat(ChatOptions o) {
   std::string line;
   while (true) {
     if (tty) std::fputs("> ", stdout), std::fflush(stdout);
-    if (!std::getline(std::cin, line) || line.empty()) break;
+    if (!std::getline(std::cin, line)) break;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     if (line == "/reset") {
       messages = fresh();
       continue;
@@ -97,21 +127,42 @@ void run_chat(ChatOptions o) {
                    names.empty() ? "none" : names.c_str());
       continue;
     }
-    messages.push_back({{"role", "user"}, {"content", line}});
-    std::vector<int32_t> prompt = tokenizer.encode(tmpl.render(messages, true, config.options), false);
+    // Tried on a copy: a message that cannot fit is refused without costing the history.
+    nlohmann::ordered_json kept = messages;
+    kept.push_back({{"role", "user"}, {"content", line}});
+    // Room for a whole reply, or for half the context when replies may be longer.
+    int64_t reply_room = std::min<int64_t>(o.gen.max_tokens, ro.max_context / 2);
+    std::vector<int32_t> prompt;
+    size_t dropped = drop_oldest_turns(
+        kept, ro.max_context, reply_room,
+        [&](const nlohmann::ordered_json& m) { return tokenizer.encode(tmpl.render(m, true, config.options), false); },
+        prompt);
+    if (int64_t(prompt.size()) >= ro.max_context) {
+      std::fprintf(stderr, "chat: this message (%zu tokens with the template) does not fit the context of %lld tokens; "
+                           "not sent\n", prompt.size(), (long long)ro.max_context);
+      continue;
+    }
+    if (dropped > 0)
+      std::fprintf(stderr, "(the conversation outgrew the context of %lld tokens: dropped the oldest %zu messages)\n",
+                   (long long)ro.max_context, dropped);
+    messages = std::move(kept);
     runtime::GenerationJob job;
     job.prompt = prompt;
     job.options = o.gen;
     job.options.max_tokens = std::min<int64_t>(o.gen.max_tokens, ro.max_context - int64_t(prompt.size()));
-    WICK_CHECK(job.options.max_tokens > 0, "chat: the conversation (", prompt.size(), " tokens) fills the context of ",
-               ro.max_context, "; /reset starts a new one");
     job.adapter_slot = adapters.active() ? runner.adapters().find(*adapters.active()) : -1;
     job.on_token = [](const models::TokenEvent& e) {
       std::fwrite(e.text.data(), 1, e.text.size(), stdout);
       std::fflush(stdout);
     };
-    models::GenerateResult r = runtime::generate(runner, &tokenizer, {job})[0];
+    models::GenerateResult r;
+    {
+      InterruptScope interrupt(nullptr);  // Ctrl-C stops this reply, not the session
+      job.interrupt = &interrupt.requested();
+      r = runtime::generate(runner, &tokenizer, {job})[0];
+    }
     std::fputs("\n", stdout);
+    if (r.finish_reason == "cancelled") std::fputs("(reply stopped)\n", stderr);
     messages.push_back({{"role", "assistant"}, {"content", r.text}});
   }
 }
@@ -123,11 +174,14 @@ void register_chat(CLI::App& app) {
   o->gen.max_tokens = 512;
   o->gen.sampling.temperature = 0.7;
   o->gen.sampling.top_p = 0.9;
-  CLI::App* cmd = app.add_subcommand("chat", "Chat with a model (one user turn per line; empty line or EOF ends)");
+  CLI::App* cmd = app.add_subcommand("chat", "Chat with a model (one user turn per line; end of input ends)");
   cmd->add_option("--model", o->model, "model folder, .gguf file or ORG/NAME")->required();
   cmd->add_option("--adapter", o->adapters,
                   "a PEFT LoRA adapter folder, as DIR or NAME=DIR (repeatable; the first is active, /adapter NAME switches)");
   cmd->add_option("--system", o->system, "a system message");
+  cmd->add_option("--context", o->context,
+                  "tokens of conversation kept (default: the model's, at most 8192); older turns are dropped")
+      ->check(CLI::Range(int64_t(16), int64_t(1) << 24));
   add_sampling_options(cmd, o->gen);  // per reply
   add_runtime_options(cmd, o->runtime);
   add_quantized_base_option(cmd, o->runtime);

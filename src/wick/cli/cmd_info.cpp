@@ -1,5 +1,10 @@
 // `wick info PATH`: what a model file or folder holds — architecture, sizes, parameter count,
-// tensor dtypes, tokenizer kind and whether a chat template is present.
+// tensor dtypes, tokenizer kind and whether a chat template is present — or what a PEFT LoRA
+// adapter folder (or a training checkpoint) holds: its base, rank, alpha, targets and parameters.
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -22,6 +27,8 @@ namespace {
 using json = nlohmann::ordered_json;
 namespace fs = std::filesystem;
 
+bool is_encoder(const io::ModelConfig& c) { return c.model_type == "bert" || c.model_type == "mpnet"; }
+
 void add_config(json& out, const io::ModelConfig& c) {
   out["architecture"] = c.model_type;
   out["hidden_size"] = c.hidden_size;
@@ -32,6 +39,7 @@ void add_config(json& out, const io::ModelConfig& c) {
   out["head_dim"] = c.head_dim;
   out["vocab_size"] = c.vocab_size;
   out["context_length"] = c.max_position_embeddings;
+  if (is_encoder(c)) return;  // learned positions: no RoPE, no lm_head to tie
   out["rope_theta"] = c.rope_theta;
   if (c.rope_scaling) out["rope_scaling"] = c.rope_scaling->rope_type;
   out["tie_word_embeddings"] = c.tie_word_embeddings;
@@ -59,14 +67,24 @@ json gguf_info(const std::string& path) {
   return out;
 }
 
+// Buffers a checkpoint may carry besides the weights (BERT's position_ids): integer tensors.
+bool is_buffer(const io::TensorView& t) {
+  using D = io::FileDtype;
+  for (D d : {D::BOOL, D::U8, D::I8, D::I16, D::U16, D::I32, D::U32, D::I64, D::U64})
+    if (t.dtype == d) return true;
+  return false;
+}
+
 void add_safetensors(json& out, const io::SafeTensors& st) {
-  int64_t params = 0;
+  int64_t params = 0, buffers = 0;
   std::map<std::string, int64_t> types;
   for (const std::string& name : st.names()) {
     const io::TensorView& t = st.get(name);
-    params += t.numel();
+    if (is_buffer(t)) ++buffers;
+    else params += t.numel();
     types[std::string(io::file_dtype_name(t.dtype))]++;
   }
+  if (buffers > 0) out["buffers"] = buffers;
   out["tensors"] = st.size();
   out["parameters"] = params;
   out["tensor_types"] = types;
@@ -92,6 +110,55 @@ json folder_info(const std::string& dir) {
   return out;
 }
 
+// One JSON object, or "key: value" lines; a failed write (a full disk) is an error.
+void print_info(const json& out, bool as_json) {
+  std::string text;
+  if (as_json) {
+    text = out.dump(1) + "\n";
+  } else {
+    for (const auto& [key, value] : out.items())
+      text += key + ": " + (value.is_string() ? value.get<std::string>() : value.dump()) + "\n";
+  }
+  WICK_CHECK(std::fwrite(text.data(), 1, text.size(), stdout) == text.size() && std::fflush(stdout) == 0,
+             "info: writing to standard output failed: ", std::strerror(errno));
+}
+
+bool is_adapter_folder(const std::string& path) {
+  return fs::is_directory(path) && fs::exists(fs::path(path) / "adapter_config.json") &&
+         !fs::exists(fs::path(path) / "config.json");
+}
+
+json adapter_info(const std::string& dir) {
+  std::string config_path = dir + "/adapter_config.json";
+  std::ifstream in(config_path);
+  json c = json::parse(in, nullptr, false);
+  WICK_CHECK(c.is_object(), config_path, ": not a JSON object");
+  json out;
+  out["format"] = "peft adapter (" + c.value("peft_type", std::string("unknown type")) + ")";
+  out["base_model"] = c.contains("base_model_name_or_path") && c["base_model_name_or_path"].is_string()
+                          ? c["base_model_name_or_path"]
+                          : json("unknown");
+  for (const char* key : {"r", "lora_alpha", "lora_dropout", "use_rslora", "target_modules", "task_type"})
+    if (c.contains(key)) out[key] = c[key];
+  if (c.contains("r") && c["r"].is_number() && c.contains("lora_alpha") && c["lora_alpha"].is_number()) {
+    double r = c["r"].get<double>(), alpha = c["lora_alpha"].get<double>();
+    out["scale"] = c.value("use_rslora", false) ? alpha / std::sqrt(r) : alpha / r;
+  }
+  io::SafeTensors st = io::SafeTensors::open(dir + "/adapter_model.safetensors");
+  int64_t modules = 0;
+  for (const std::string& name : st.names())
+    if (name.find(".lora_A.") != std::string::npos) ++modules;
+  out["modules"] = modules;
+  add_safetensors(out, st);
+  fs::path state = fs::path(dir) / "trainer_state.json";
+  if (fs::exists(state)) {
+    std::ifstream s(state);
+    json j = json::parse(s, nullptr, false);
+    if (j.is_object() && j.contains("step")) out["checkpoint_step"] = j["step"];
+  }
+  return out;
+}
+
 }  // namespace
 
 void register_info(CLI::App& app) {
@@ -101,8 +168,14 @@ void register_info(CLI::App& app) {
   cmd->add_option("path", *path, "the model")->required();
   cmd->add_flag("--json", *as_json, "print one JSON object");
   cmd->callback([path, as_json] {
-    io::ModelSource src = io::resolve_model_source(*path);
     json out;
+    if (is_adapter_folder(*path)) {
+      out = adapter_info(*path);
+      out["path"] = *path;
+      print_info(out, *as_json);
+      return;
+    }
+    io::ModelSource src = io::resolve_model_source(*path);
     if (src.format == io::ModelFormat::kGguf) {
       out = gguf_info(src.path);
     } else if (src.format == io::ModelFormat::kHfFolder) {
@@ -112,12 +185,7 @@ void register_info(CLI::App& app) {
       add_safetensors(out, io::SafeTensors::open(src.path));
     }
     out["path"] = src.path;
-    if (*as_json) {
-      std::cout << out.dump(1) << "\n";
-      return;
-    }
-    for (const auto& [key, value] : out.items())
-      std::cout << key << ": " << (value.is_string() ? value.get<std::string>() : value.dump()) << "\n";
+    print_info(out, *as_json);
   });
 }
 

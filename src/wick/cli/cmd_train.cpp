@@ -3,11 +3,14 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "wick/cli/commands.h"
+#include "wick/cli/interrupt.h"
 #include "wick/cli/runtime_options.h"
 #include "wick/lora/adapter.h"
 #include "wick/train/progress.h"
@@ -22,7 +25,7 @@ struct TrainCliOptions {
   int64_t rank = 8, max_length = 1024, epochs = 0;
   int64_t log_every = -1;  // not given: 1 when stderr is not a terminal, 0 on one
   double alpha = 16, dropout = 0;
-  bool no_shuffle = false, rslora = false, train_on_prompt = false;
+  bool no_shuffle = false, rslora = false, train_on_prompt = false, overwrite = false;
   std::vector<std::string> adapter_flags;  // the adapter-shaping options given on the command line
   train::TrainOptions t;
   RuntimeOptions runtime;
@@ -103,17 +106,86 @@ class ProgressDisplay {
   bool bar_ = false;
 };
 
+namespace fs = std::filesystem;
+
+// What a run writes into --out, which --overwrite removes (anything else there is left alone).
+bool written_by_a_run(const std::string& name) {
+  static const char* const kFiles[] = {"metrics.jsonl", "loss.svg", "adapter_config.json", "adapter_model.safetensors",
+                                       "best", "best.tmp", "best.old"};
+  return std::find(std::begin(kFiles), std::end(kFiles), name) != std::end(kFiles) || name.rfind("checkpoint-", 0) == 0;
+}
+
+// A run starts in an empty --out, continues one (--resume) or replaces one (--overwrite): never
+// mixes its files with an earlier run's.
+void prepare_out_dir(const TrainCliOptions& o) {
+  WICK_CHECK(!(o.t.resume && o.overwrite), "train: --resume and --overwrite exclude each other");
+  if (o.t.resume) {
+    WICK_CHECK(!train::latest_checkpoint(o.out).empty(), "train: --resume found no checkpoint-N folder in ", o.out,
+               " (checkpoints are written every --checkpoint-every steps and when a run is interrupted)");
+    return;
+  }
+  if (!fs::exists(o.out)) return;
+  WICK_CHECK(fs::is_directory(o.out), "train: --out ", o.out, " is a file, not a folder");
+  if (fs::is_empty(o.out)) return;
+  WICK_CHECK(o.overwrite, "train: --out ", o.out,
+             " is not empty (an earlier run?): add --resume to continue from its newest checkpoint, or --overwrite "
+             "to replace it");
+  for (const auto& entry : fs::directory_iterator(o.out))
+    if (written_by_a_run(entry.path().filename().string())) fs::remove_all(entry.path());
+}
+
+// On --resume the adapter's shape comes from the checkpoint; an adapter option given that says
+// otherwise is an error rather than a shape mismatch deep in loading.
+void check_resumed_adapter(const lora::LoraConfig& c, const TrainCliOptions& o, const std::string& checkpoint) {
+  auto given = [&](const char* flag) {
+    return std::find(o.adapter_flags.begin(), o.adapter_flags.end(), flag) != o.adapter_flags.end();
+  };
+  auto differs = [&](const char* flag, const std::string& asked, const std::string& has) {
+    fail("train: ", flag, " ", asked, " differs from the checkpoint's ", has, " (", checkpoint,
+         "); a resumed run keeps the checkpoint's adapter: leave ", flag, " out");
+  };
+  if (given("--rank") && o.rank != c.r) differs("--rank", std::to_string(o.rank), "rank " + std::to_string(c.r));
+  if (given("--alpha") && o.alpha != c.alpha) differs("--alpha", str_cat(o.alpha), str_cat("alpha ", c.alpha));
+  if (given("--dropout") && o.dropout != c.dropout) differs("--dropout", str_cat(o.dropout), str_cat("dropout ", c.dropout));
+  if (given("--rslora") && o.rslora != c.use_rslora) differs("--rslora", "", c.use_rslora ? "rsLoRA" : "plain LoRA scaling");
+  if (given("--targets")) {
+    std::vector<std::string> asked = split_list(o.targets), has = c.target_modules;
+    if (asked == std::vector<std::string>{"all-linear"}) asked = lora::decoder_projections();
+    if (has == std::vector<std::string>{"all-linear"}) has = lora::decoder_projections();
+    std::sort(asked.begin(), asked.end());
+    std::sort(has.begin(), has.end());
+    std::string list;
+    for (const std::string& t : has) list += (list.empty() ? "" : ",") + t;
+    if (asked != has) differs("--targets", o.targets, "targets " + list);
+  }
+}
+
+int64_t checkpoint_step(const std::string& checkpoint) {
+  return std::stoll(fs::path(checkpoint).filename().string().substr(std::string("checkpoint-").size()));
+}
+
 void run_train(TrainCliOptions o) {
   WICK_CHECK(o.dropout >= 0 && o.dropout < 1, "train: --dropout must be in [0, 1), got ", o.dropout);
   o.t.exec = train::parse_exec_choice(o.exec);
   train::check_options(o.t, !o.validation.empty());
+  WICK_CHECK(!o.t.resume || o.init_adapter.empty(), "train: --resume and --init-adapter exclude each other");
+  if (!o.init_adapter.empty()) {
+    std::string given;
+    for (const std::string& f : o.adapter_flags) given += (given.empty() ? "" : ", ") + f;
+    WICK_CHECK(given.empty(), "train: ", given, " cannot be combined with --init-adapter (its adapter_config.json sets them)");
+    bool in_out = fs::exists(o.out) && fs::exists(o.init_adapter) && fs::equivalent(o.init_adapter, o.out);
+    WICK_CHECK(!(o.overwrite && in_out), "train: --init-adapter ", o.init_adapter,
+               " is the --out folder that --overwrite would clear");
+  }
+  prepare_out_dir(o);
   models::LoadedDecoder loaded = models::load_decoder(o.model, o.runtime.load_options());
   // A model without a tokenizer can still train on pre-tokenised data, and one without a chat
-  // template on text and prompt/completion data; the data loader names what is missing.
+  // template on text and prompt/completion data; the data loader names what is missing and why.
   const tok::Tokenizer* tokenizer = loaded.tokenizer ? &*loaded.tokenizer : nullptr;
   const chat::ChatTemplateConfig* chat_template = tokenizer && loaded.chat_template ? &*loaded.chat_template : nullptr;
   train::DataContext ctx{tokenizer, chat_template,
-                         loaded.eos_ids.empty() ? std::nullopt : std::optional<int32_t>(loaded.eos_ids.front())};
+                         loaded.eos_ids.empty() ? std::nullopt : std::optional<int32_t>(loaded.eos_ids.front()),
+                         loaded.tokenizer_error, loaded.chat_template_error};
   train::DataOptions dopt{o.max_length, o.train_on_prompt};
   std::vector<train::Example> data = train::load_jsonl(o.data, ctx, dopt);
   std::vector<train::Example> val;
@@ -127,11 +199,11 @@ void run_train(TrainCliOptions o) {
     o.t.steps = (int64_t(data.size()) * o.epochs + per_step - 1) / per_step;
   }
   lora::Adapter adapter;
-  if (o.t.resume) WICK_CHECK(o.init_adapter.empty(), "train: --resume and --init-adapter exclude each other");
-  if (!o.init_adapter.empty()) {
-    std::string given;
-    for (const std::string& f : o.adapter_flags) given += (given.empty() ? "" : ", ") + f;
-    WICK_CHECK(given.empty(), "train: ", given, " cannot be combined with --init-adapter (its adapter_config.json sets them)");
+  std::string checkpoint = o.t.resume ? train::latest_checkpoint(o.out) : "";
+  if (o.t.resume) {
+    adapter = lora::Adapter::load(checkpoint, loaded.model);
+    check_resumed_adapter(adapter.config(), o, checkpoint);
+  } else if (!o.init_adapter.empty()) {
     adapter = lora::Adapter::load(o.init_adapter, loaded.model);
   } else {
     lora::LoraConfig cfg;
@@ -151,13 +223,21 @@ void run_train(TrainCliOptions o) {
                  double(loaded.model.linear_weight_bytes()) / (1 << 20));
   std::fprintf(stderr, "training %zu examples (%zu validation) for %lld steps, %zu LoRA modules, rank %lld\n", data.size(),
                val.size(), (long long)o.t.steps, adapter.modules().size(), (long long)adapter.config().r);
+  if (o.t.resume)
+    std::fprintf(stderr, "resuming from %s (step %lld of %lld)\n", checkpoint.c_str(),
+                 (long long)checkpoint_step(checkpoint), (long long)o.t.steps);
   ProgressDisplay progress(o.t.steps, o.log_every);
   train::TrainResult result;
-  try {
-    result = train::train_lora(loaded.model, adapter, data, val, o.t, [&](const train::StepMetrics& m) { progress.step(m); });
-  } catch (...) {
-    progress.finish();  // the error goes on a line of its own
-    throw;
+  {
+    InterruptScope interrupt("\nwick: interrupted: finishing this step, then writing the adapter and a checkpoint "
+                             "(Ctrl-C again to exit at once)\n");
+    o.t.interrupt = &interrupt.requested();
+    try {
+      result = train::train_lora(loaded.model, adapter, data, val, o.t, [&](const train::StepMetrics& m) { progress.step(m); });
+    } catch (...) {
+      progress.finish();  // the error goes on a line of its own
+      throw;
+    }
   }
   progress.finish();
   if (result.stopped_early)
@@ -166,6 +246,12 @@ void run_train(TrainCliOptions o) {
   progress.summary(result, o.out);
   adapter.save(o.out, loaded.path);
   std::fprintf(stderr, "adapter written to %s (loss curve: %s/loss.svg)\n", o.out.c_str(), o.out.c_str());
+  if (result.interrupted) {
+    std::fprintf(stderr, "interrupted after step %lld of %lld; checkpoint %s. To continue, run the same command with --resume\n",
+                 (long long)result.steps, (long long)o.t.steps, result.checkpoint.c_str());
+    std::fflush(stderr);
+    std::exit(130);  // as a process ended by SIGINT reports it
+  }
 }
 
 }  // namespace
@@ -201,7 +287,8 @@ void register_train(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--keep-checkpoints", o->t.keep_checkpoints, "how many of the newest checkpoints to keep (the best validation's stays too)")
       ->check(CLI::Range(1, 1000000));
-  cmd->add_flag("--resume", o->t.resume, "continue exactly from the newest checkpoint in --out");
+  cmd->add_flag("--resume", o->t.resume, "continue exactly from the newest checkpoint in --out (its adapter settings)");
+  cmd->add_flag("--overwrite", o->overwrite, "replace an earlier run in --out (its adapter, checkpoints, best/, metrics)");
   cmd->add_option("--early-stopping-patience", o->t.early_stopping_patience,
                   "stop after N validation passes in a row without improvement (0: off; needs --validation, --eval-every)")
       ->check(CLI::NonNegativeNumber);
@@ -222,6 +309,8 @@ void register_train(CLI::App& app) {
   add_runtime_options(cmd, o->runtime);
   add_quantized_base_option(cmd, o->runtime);
   cmd->callback([o, cmd] {
+    WICK_CHECK(cmd->count("--steps") == 0 || cmd->count("--epochs") == 0,
+               "train: give --steps or --epochs, not both");
     for (const char* flag : {"--rank", "--alpha", "--dropout", "--rslora", "--targets"})
       if (cmd->count(flag) > 0) o->adapter_flags.push_back(flag);
     run_train(*o);

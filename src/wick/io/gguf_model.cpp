@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "wick/core/error.h"
+#include "wick/io/gguf_write.h"
 
 namespace wick::io {
 namespace {
@@ -108,7 +109,7 @@ ModelConfig model_config_from_gguf(const GgufFile& f) {
     c.architectures = {"Qwen2ForCausalLM"};
     c.attention_bias = true;  // Qwen2 always has q/k/v biases
   } else {
-    fail(f.source(), ": general.architecture '", arch, "' is not supported (llama, qwen2)");
+    fail(f.source(), ": general.architecture '", escape_bytes(arch), "' is not supported (llama, qwen2)");
   }
   c.model_type = arch;
   std::string p = arch + ".";
@@ -168,6 +169,22 @@ void unpermute_qk_rows_bytes(uint8_t* data, int64_t n_head, int64_t rows, size_t
       for (int64_t j = 0; j < half; ++j)
         std::memcpy(base + size_t(i * half + j) * row_bytes, head.data() + size_t(2 * j + i) * row_bytes,
                     row_bytes);
+    }
+  }
+}
+
+void permute_qk_rows_bytes(uint8_t* data, int64_t n_head, int64_t rows, size_t row_bytes) {
+  if (n_head <= 0 || rows % (2 * n_head) != 0)
+    fail("permute_qk_rows: ", rows, " rows cannot be split into ", n_head, " heads of row pairs");
+  if (rows == 0 || row_bytes == 0) return;
+  int64_t per_head = rows / n_head, half = per_head / 2;
+  std::vector<uint8_t> head(size_t(per_head) * row_bytes);
+  for (int64_t h = 0; h < n_head; ++h) {
+    uint8_t* base = data + size_t(h * per_head) * row_bytes;
+    std::memcpy(head.data(), base, head.size());
+    for (int64_t i = 0; i < 2; ++i) {
+      for (int64_t j = 0; j < half; ++j)
+        std::memcpy(base + size_t(2 * j + i) * row_bytes, head.data() + size_t(i * half + j) * row_bytes, row_bytes);
     }
   }
 }

@@ -10,6 +10,7 @@
 
 #include "wick/core/error.h"
 #include "wick/io/gguf.h"
+#include "wick/io/gguf_write.h"
 #include "wick/io/mapped_file.h"
 
 namespace wick::io {
@@ -19,6 +20,8 @@ namespace {
 // exhaust the stack.
 constexpr uint32_t kMaxDims = 4;
 constexpr int kMaxDepth = 16;
+
+bool is_printable_utf8(std::string_view s);
 
 class Cursor {
  public:
@@ -51,6 +54,15 @@ class Cursor {
     const uint8_t* p = take(size_t(n), what);
     return std::string(reinterpret_cast<const char*>(p), size_t(n));
   }
+  // A metadata key or tensor name: UTF-8 text without control bytes. Corruption usually shows here
+  // first, and the message must show the bytes (a NUL would cut it short).
+  std::string read_name(std::string_view what) {
+    size_t at = pos_;
+    std::string s = read_string(what);
+    if (!is_printable_utf8(s))
+      fail(source_, ": offset ", at, ": ", what, " is not UTF-8 text (corrupt file?): \"", escape_bytes(s, 48), "\"");
+    return s;
+  }
 
  private:
   const uint8_t* data_;
@@ -58,6 +70,19 @@ class Cursor {
   size_t pos_ = 0;
   const std::string& source_;
 };
+
+bool is_printable_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    auto b = static_cast<unsigned char>(s[i]);
+    if (b < 0x20 || b == 0x7f) return false;
+    size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xe ? 3 : (b >> 3) == 0x1e ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return false;
+    for (size_t k = 1; k < len; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
+    i += len;
+  }
+  return true;
+}
 
 // The smallest encoding of one value of `type`, used to reject element counts the file cannot hold.
 size_t min_size(GgufValueType type) {
@@ -120,6 +145,23 @@ GgufValue read_value(Cursor& c, GgufValueType type, const std::string& source,
 
 }  // namespace
 
+std::string escape_bytes(std::string_view s, size_t max_bytes) {
+  static const char* const hex = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < max_bytes; ++i) {
+    auto b = static_cast<unsigned char>(s[i]);
+    if (b >= 0x20 && b < 0x7f && b != '\\' && b != '"') {
+      out += char(b);
+    } else {
+      out += "\\x";
+      out += hex[b >> 4];
+      out += hex[b & 15];
+    }
+  }
+  if (s.size() > max_bytes) out += "...";
+  return out;
+}
+
 std::string_view gguf_value_type_name(GgufValueType type) {
   static constexpr std::string_view names[] = {"uint8", "int8",  "uint16", "int16", "uint32",
                                                "int32", "float32", "bool", "string", "array",
@@ -156,7 +198,7 @@ GgufFile GgufFile::parse(std::shared_ptr<const void> owner, const uint8_t* bytes
 
   for (uint64_t i = 0; i < n_kv; ++i) {
     size_t at = c.pos();
-    std::string key = c.read_string("metadata key");
+    std::string key = c.read_name("metadata key");
     GgufValueType type = read_type(c, source, key);
     GgufValue value = read_value(c, type, source, key, 0);
     if (f.metadata_.count(key)) fail(source, ": offset ", at, ": duplicate metadata key '", key, "'");
@@ -174,7 +216,7 @@ GgufFile GgufFile::parse(std::shared_ptr<const void> owner, const uint8_t* bytes
   for (uint64_t i = 0; i < n_tensors; ++i) {
     size_t at = c.pos();
     GgufTensor t;
-    t.name = c.read_string("tensor name");
+    t.name = c.read_name("tensor name");
     std::string ctx = str_cat(source, ": tensor '", t.name, "'");
     uint32_t n_dims = c.read<uint32_t>("tensor dims");
     if (n_dims > kMaxDims) fail(ctx, ": ", n_dims, " dimensions (at most ", kMaxDims, ")");

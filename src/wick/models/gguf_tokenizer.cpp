@@ -1,11 +1,16 @@
 // GGUF tokenizer metadata to a tokenizer.
 #include "wick/models/gguf_tokenizer.h"
 
+#include <nlohmann/json.hpp>
+
 #include "wick/io/gguf_model.h"
+#include "wick/tokenizer/gguf_tokenizer_json.h"
 
 namespace wick::models {
 
-tok::Tokenizer tokenizer_from_gguf(const io::GgufFile& file) {
+namespace {
+
+tok::GgufTokenizerData tokenizer_data(const io::GgufFile& file) {
   io::GgufTokenizerData d = io::gguf_tokenizer_data(file);
   tok::GgufTokenizerData t;
   t.model = d.model;
@@ -24,7 +29,15 @@ tok::Tokenizer tokenizer_from_gguf(const io::GgufFile& file) {
   t.add_eos = d.add_eos_token.value_or(false);
   t.add_space_prefix = d.add_space_prefix.value_or(true);
   if (!d.pre.empty()) t.pre = d.pre;
-  return tok::Tokenizer::from_gguf(t);
+  return t;
+}
+
+}  // namespace
+
+tok::Tokenizer tokenizer_from_gguf(const io::GgufFile& file) { return tok::Tokenizer::from_gguf(tokenizer_data(file)); }
+
+nlohmann::json tokenizer_json_from_gguf(const io::GgufFile& file) {
+  return tok::gguf_tokenizer_json(tokenizer_data(file));
 }
 
 }  // namespace wick::models

@@ -52,11 +52,14 @@ std::vector<models::GenerateResult> generate(DecoderRunner& runner, const tok::T
       st.done = true;
       if (reason == Finish::Error) st.error = error;
       if (reason == Finish::Eos) results[i].finish_reason = "eos";
+      if (reason == Finish::Cancelled) results[i].finish_reason = "cancelled";
       if (st.text && st.text->stopped()) results[i].finish_reason = "stop";
     };
     states[i].seq = scheduler.add(std::move(p), std::move(cb));
   }
   while (scheduler.step()) {
+    for (size_t i = 0; i < jobs.size(); ++i)
+      if (jobs[i].interrupt && jobs[i].interrupt->load() && !states[i].done) states[i].seq->cancel();
   }
   for (size_t i = 0; i < jobs.size(); ++i) {
     State& st = states[i];

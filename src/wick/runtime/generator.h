@@ -4,6 +4,7 @@
 // EOS, stop strings and streaming events).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <vector>
 
@@ -17,6 +18,9 @@ struct GenerationJob {
   models::GenerateOptions options;
   int adapter_slot = -1;
   std::function<void(const models::TokenEvent&)> on_token;  // streaming, optional
+  // Optional: once set (e.g. by a SIGINT handler), the job ends at the next step with
+  // finish_reason "cancelled", keeping what it generated.
+  const std::atomic<bool>* interrupt = nullptr;
 };
 
 // Runs the jobs to completion; `tokenizer` may be null (ids only: no text, no stop strings).

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "wick/tokenizer/json_util.h"
+#include "wick/tokenizer/gguf_tokenizer_json.h"
 #include "wick/tokenizer/tokenizer.h"
 
 namespace wick::tok {
@@ -84,7 +85,7 @@ json merges_from_scores(const GgufTokenizerData& d) {
 
 }  // namespace
 
-Tokenizer Tokenizer::from_gguf(const GgufTokenizerData& d) {
+nlohmann::json gguf_tokenizer_json(const GgufTokenizerData& d) {
   WICK_CHECK(!d.tokens.empty(), "gguf tokenizer: tokenizer.ggml.tokens is empty");
   WICK_CHECK(d.token_types.empty() || d.token_types.size() == d.tokens.size(), "gguf tokenizer: tokenizer.ggml.token_type has ",
              d.token_types.size(), " entries for ", d.tokens.size(), " tokens");
@@ -92,8 +93,9 @@ Tokenizer Tokenizer::from_gguf(const GgufTokenizerData& d) {
   for (size_t i = 0; i < d.tokens.size(); ++i)
     if (!vocab.contains(d.tokens[i])) vocab[d.tokens[i]] = static_cast<int32_t>(i);
 
-  json t = json::object();
-  t["added_tokens"] = json::array();
+  // Every top-level field the Hugging Face tokenizers library expects, so transformers loads the file.
+  json t = {{"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr}, {"added_tokens", json::array()},
+            {"normalizer", nullptr}, {"pre_tokenizer", nullptr}, {"post_processor", nullptr}, {"decoder", nullptr}};
   auto add_token = [&](size_t id, bool special) {
     t["added_tokens"].push_back({{"id", static_cast<int32_t>(id)}, {"content", d.tokens[id]}, {"single_word", false},
                                  {"lstrip", false}, {"rstrip", false}, {"normalized", false}, {"special", special}});
@@ -155,8 +157,11 @@ Tokenizer Tokenizer::from_gguf(const GgufTokenizerData& d) {
     fail("gguf tokenizer: unsupported tokenizer.ggml.model '", d.model, "' (supported: gpt2, llama)");
   }
   if (d.add_bos || d.add_eos) t["post_processor"] = template_processing(d);
+  return t;
+}
 
-  Tokenizer tok = from_json(t, nullptr, "gguf tokenizer");
+Tokenizer Tokenizer::from_gguf(const GgufTokenizerData& d) {
+  Tokenizer tok = from_json(gguf_tokenizer_json(d), nullptr, "gguf tokenizer");
   auto valid = [&](const std::optional<int32_t>& id) -> std::optional<int32_t> {
     if (id && *id >= 0 && static_cast<size_t>(*id) < d.tokens.size()) return id;
     return std::nullopt;

@@ -1,6 +1,7 @@
 // JSONL training examples: tokenisation and loss masks.
 #include "wick/train/data.h"
 
+#include <climits>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -13,13 +14,67 @@ namespace {
 using json = nlohmann::ordered_json;
 
 std::vector<int32_t> encode(const DataContext& c, const std::string& text, bool special, const std::string& where) {
-  WICK_CHECK(c.tokenizer != nullptr, where, ": text examples need a tokenizer");
+  WICK_CHECK(c.tokenizer != nullptr, where, ": text examples need a tokenizer",
+             c.tokenizer_error.empty() ? "" : "; the model's could not be loaded: " + c.tokenizer_error);
   return c.tokenizer->encode(text, special);
 }
 
 std::string render(const DataContext& c, const json& messages, bool generation_prompt, const std::string& where) {
-  WICK_CHECK(c.chat != nullptr, where, ": {\"messages\"} examples need the model's chat template");
+  WICK_CHECK(c.chat != nullptr, where, ": {\"messages\"} examples need the model's chat template",
+             c.chat_error.empty() ? "" : "; it could not be loaded: " + c.chat_error);
   return chat::ChatTemplate(c.chat->chat_template).render(messages, generation_prompt, c.chat->options);
+}
+
+const char* type_name(const json& j) {
+  return j.is_string() ? "a string" : j.is_number() ? "a number" : j.is_boolean() ? "a boolean" : j.is_null() ? "null"
+         : j.is_array() ? "an array" : "an object";
+}
+
+std::string string_field(const json& j, const char* key, const std::string& where) {
+  const json& v = j[key];
+  WICK_CHECK(v.is_string(), where, ": \"", key, "\" must be a string, got ", type_name(v));
+  return v.get<std::string>();
+}
+
+std::vector<int32_t> ids_field(const json& j, const char* key, const std::string& where) {
+  const json& v = j[key];
+  WICK_CHECK(v.is_array(), where, ": \"", key, "\" must be an array of token ids, got ", type_name(v));
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < v.size(); ++i) {
+    WICK_CHECK(v[i].is_number_integer() && v[i].get<int64_t>() >= INT32_MIN && v[i].get<int64_t>() <= INT32_MAX, where,
+               ": \"", key, "\"[", i, "] must be an integer token id, got ", v[i].is_number_integer() ? v[i].dump() : type_name(v[i]));
+    ids.push_back(v[i].get<int32_t>());
+  }
+  return ids;
+}
+
+// The first byte offset where `s` is not valid UTF-8; npos when it all is.
+size_t invalid_utf8_at(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    auto b = static_cast<unsigned char>(s[i]);
+    size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xe ? 3 : (b >> 3) == 0x1e ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return i;
+    for (size_t k = 1; k < len; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return i;
+    i += len;
+  }
+  return std::string::npos;
+}
+
+// The line as a JSON object, or an error saying how it is not one.
+json parse_line(const std::string& line, const std::string& where) {
+  size_t bad = invalid_utf8_at(line);
+  WICK_CHECK(bad == std::string::npos, where, ": not valid UTF-8 (byte ", bad + 1, " of the line)");
+  json j;
+  try {
+    j = json::parse(line);
+  } catch (const json::parse_error& e) {
+    // nlohmann reports the byte after the last one read: at the end, the line stopped inside a value.
+    if (e.byte >= line.size()) fail(where, ": incomplete JSON (the line ends inside a value; was the file cut short?)");
+    fail(where, ": invalid JSON at column ", e.byte);
+  }
+  WICK_CHECK(j.is_object(), where, ": expected a JSON object, got ", type_name(j));
+  return j;
 }
 
 // Token count of the common prefix of a and b.
@@ -32,17 +87,17 @@ size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& 
 Example from_json(const json& j, const DataContext& c, const DataOptions& o, const std::string& where) {
   Example e;
   if (j.contains("input_ids")) {
-    e.ids = j["input_ids"].get<std::vector<int32_t>>();
-    e.labels = j.contains("labels") ? j["labels"].get<std::vector<int32_t>>() : e.ids;
+    e.ids = ids_field(j, "input_ids", where);
+    e.labels = j.contains("labels") ? ids_field(j, "labels", where) : e.ids;
     WICK_CHECK(e.labels.size() == e.ids.size(), where, ": labels has ", e.labels.size(), " entries but input_ids has ",
                e.ids.size());
   } else if (j.contains("text")) {
-    e.ids = encode(c, j["text"].get<std::string>(), true, where);
+    e.ids = encode(c, string_field(j, "text", where), true, where);
     if (c.eos_id && (e.ids.empty() || e.ids.back() != *c.eos_id)) e.ids.push_back(*c.eos_id);
     e.labels = e.ids;
   } else if (j.contains("prompt") && j.contains("completion")) {
-    std::vector<int32_t> prompt = encode(c, j["prompt"].get<std::string>(), true, where);
-    std::vector<int32_t> completion = encode(c, j["completion"].get<std::string>(), false, where);
+    std::vector<int32_t> prompt = encode(c, string_field(j, "prompt", where), true, where);
+    std::vector<int32_t> completion = encode(c, string_field(j, "completion", where), false, where);
     if (c.eos_id) completion.push_back(*c.eos_id);
     e.ids = prompt;
     e.ids.insert(e.ids.end(), completion.begin(), completion.end());
@@ -92,14 +147,16 @@ std::vector<Example> load_jsonl(const std::string& path, const DataContext& cont
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     std::string where = path + ":" + std::to_string(number);
-    json j = json::parse(line, nullptr, false);
-    WICK_CHECK(!j.is_discarded() && j.is_object(), where, ": not a JSON object");
+    json j = parse_line(line, where);
     try {
       Example e = from_json(j, context, options, where);
       e.line = number;
       out.push_back(std::move(e));
     } catch (const json::exception& ex) {
-      fail(where, ": ", ex.what());
+      // A type the checks above do not cover (e.g. inside "messages"): the library's text without its prefix.
+      std::string what = ex.what();
+      size_t bracket = what.find("] ");
+      fail(where, ": ", bracket == std::string::npos ? what : what.substr(bracket + 2));
     }
   }
   WICK_CHECK(!out.empty(), path, ": no examples");

@@ -28,10 +28,14 @@ struct DataContext {
   const tok::Tokenizer* tokenizer = nullptr;
   const wick::chat::ChatTemplateConfig* chat = nullptr;  // for {"messages"}
   std::optional<int32_t> eos_id;                  // appended to text and completions
+  // Why the tokenizer or chat template is absent (e.g. the model's tokenizer.json is malformed),
+  // for the error of a line that needs it.
+  std::string tokenizer_error{}, chat_error{};
 };
 
-// Reads every line of `path` (blank lines skipped). Malformed lines, unknown shapes and examples
-// left with no target token are errors naming the file and line.
+// Reads every line of `path` (blank lines skipped). Malformed lines (invalid UTF-8, incomplete or
+// invalid JSON, a field of the wrong type), unknown shapes and examples left with no target token
+// are errors naming the file, line and what is wrong.
 std::vector<Example> load_jsonl(const std::string& path, const DataContext& context, const DataOptions& options);
 
 }  // namespace wick::train

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -115,38 +117,53 @@ std::vector<std::pair<int64_t, fs::path>> checkpoints(const std::string& dir) {
   return out;
 }
 
+// Runs `write`, which fills the folder `tmp`; when it fails (a full disk), removes `tmp` and reports
+// what could not be written.
+template <class Write>
+void write_folder_or_clean_up(const fs::path& tmp, const std::string& what, Write&& write) {
+  try {
+    write();
+  } catch (const std::exception& e) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    fail("train: writing ", what, " failed: ", e.what());
+  }
+}
+
 void save_checkpoint(const std::string& out_dir, const lora::Adapter& adapter, const AdamW& opt, const LoopState& st,
-                     int64_t keep) {
+                     int64_t keep, const std::string& base_model) {
   fs::path final_dir = fs::path(out_dir) / ("checkpoint-" + std::to_string(st.step));
   fs::path tmp = fs::path(out_dir) / ("checkpoint-" + std::to_string(st.step) + ".tmp");
-  fs::remove_all(tmp);
-  adapter.save(tmp.string());
-  std::vector<std::vector<float>> data;
-  std::vector<io::TensorToWrite> tensors;
-  for (size_t i = 0; i < opt.first_moments().size(); ++i) {
-    data.push_back(opt.first_moments()[i].to_vector<float>());
-    data.push_back(opt.second_moments()[i].to_vector<float>());
-  }
-  for (size_t i = 0; i < opt.first_moments().size(); ++i)
-    for (int which = 0; which < 2; ++which) {
-      const auto& d = data[2 * i + which];
-      tensors.push_back({(which ? "v." : "m.") + std::to_string(i), io::FileDtype::F32,
-                         opt.first_moments()[i].shape(), d.data(), d.size() * sizeof(float)});
+  write_folder_or_clean_up(tmp, "the checkpoint " + final_dir.string(), [&] {
+    fs::remove_all(tmp);
+    adapter.save(tmp.string(), base_model);
+    std::vector<std::vector<float>> data;
+    std::vector<io::TensorToWrite> tensors;
+    for (size_t i = 0; i < opt.first_moments().size(); ++i) {
+      data.push_back(opt.first_moments()[i].to_vector<float>());
+      data.push_back(opt.second_moments()[i].to_vector<float>());
     }
-  io::save_safetensors((tmp / "optimizer.safetensors").string(), tensors);
-  std::ostringstream rng;
-  rng << st.rng;
-  nlohmann::json state{{"step", st.step}, {"rng", rng.str()}, {"order", st.order}, {"cursor", st.cursor},
-                       {"adamw_steps", opt.steps()}};
-  state["evals_since_best"] = st.evals_since_best;
-  if (st.best_step > 0) {
-    state["best_step"] = st.best_step;
-    state["best_val_loss"] = st.best_val_loss;
-  }
-  std::string text = state.dump();
-  io::write_text_atomic((tmp / "trainer_state.json").string(), text);
-  fs::remove_all(final_dir);
-  fs::rename(tmp, final_dir);  // the checkpoint appears whole or not at all
+    for (size_t i = 0; i < opt.first_moments().size(); ++i)
+      for (int which = 0; which < 2; ++which) {
+        const auto& d = data[2 * i + which];
+        tensors.push_back({(which ? "v." : "m.") + std::to_string(i), io::FileDtype::F32,
+                           opt.first_moments()[i].shape(), d.data(), d.size() * sizeof(float)});
+      }
+    io::save_safetensors((tmp / "optimizer.safetensors").string(), tensors);
+    std::ostringstream rng;
+    rng << st.rng;
+    nlohmann::json state{{"step", st.step}, {"rng", rng.str()}, {"order", st.order}, {"cursor", st.cursor},
+                         {"adamw_steps", opt.steps()}};
+    state["evals_since_best"] = st.evals_since_best;
+    if (st.best_step > 0) {
+      state["best_step"] = st.best_step;
+      state["best_val_loss"] = st.best_val_loss;
+    }
+    std::string text = state.dump();
+    io::write_text_atomic((tmp / "trainer_state.json").string(), text);
+    fs::remove_all(final_dir);
+    fs::rename(tmp, final_dir);  // the checkpoint appears whole or not at all
+  });
   auto all = checkpoints(out_dir);
   for (size_t i = 0; i + size_t(std::max<int64_t>(keep, 1)) < all.size(); ++i)
     if (all[i].first != st.best_step) fs::remove_all(all[i].second);  // the best validation's checkpoint stays
@@ -190,10 +207,12 @@ bool load_checkpoint(const std::string& out_dir, const models::DecoderModel& mod
 void save_best(const std::string& out_dir, const lora::Adapter& adapter, const std::string& base_model, int64_t step,
                double val_loss) {
   fs::path dir = fs::path(out_dir) / "best", tmp = fs::path(out_dir) / "best.tmp", old = fs::path(out_dir) / "best.old";
-  fs::remove_all(tmp);
-  adapter.save(tmp.string(), base_model);
-  std::string text = nlohmann::json{{"step", step}, {"val_loss", val_loss}}.dump();
-  io::write_text_atomic((tmp / "best.json").string(), text);
+  write_folder_or_clean_up(tmp, "the best adapter " + dir.string(), [&] {
+    fs::remove_all(tmp);
+    adapter.save(tmp.string(), base_model);
+    std::string text = nlohmann::json{{"step", step}, {"val_loss", val_loss}}.dump();
+    io::write_text_atomic((tmp / "best.json").string(), text);
+  });
   fs::remove_all(old);
   if (fs::exists(dir)) fs::rename(dir, old);
   fs::rename(tmp, dir);
@@ -228,6 +247,11 @@ struct OnException {
 };
 
 }  // namespace
+
+std::string latest_checkpoint(const std::string& out_dir) {
+  auto all = checkpoints(out_dir);
+  return all.empty() ? "" : all.back().second.string();
+}
 
 RandomKey dropout_key(uint64_t seed, int64_t step, int64_t micro) {
   return fold_in(fold_in(fold_in({seed}, 0x64726f706f7574ULL /* "dropout" */), uint64_t(step)), uint64_t(micro));
@@ -264,7 +288,8 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
                        const std::function<void(const StepMetrics&)>& on_step) {
   WICK_CHECK(!train.empty(), "train: no training examples");
   WICK_CHECK(o.steps > 0 && o.batch_size > 0 && o.grad_accum > 0, "train: steps, batch size and grad accumulation must be positive");
-  WICK_CHECK(o.checkpoint_every == 0 || !o.out_dir.empty(), "train: checkpoints need an output folder");
+  WICK_CHECK((o.checkpoint_every == 0 && o.interrupt == nullptr) || !o.out_dir.empty(),
+             "train: checkpoints need an output folder");
   check_options(o, !validation.empty());
   LoopState st;
   st.rng.seed(o.seed);
@@ -306,9 +331,14 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
       }
     }
     metrics.open(path, std::ios::trunc);
-    WICK_CHECK(metrics.good(), "train: cannot write ", path);
+    WICK_CHECK(metrics.good(), "train: cannot write ", path, ": ", std::strerror(errno));
     for (const std::string& line : kept) metrics << line << "\n";
   }
+  std::string metrics_path = o.out_dir + "/metrics.jsonl";
+  auto check_metrics = [&] {
+    WICK_CHECK(metrics.flush().good(), "train: writing ", metrics_path, " failed: ", std::strerror(errno));
+  };
+  if (metrics.is_open()) check_metrics();
   auto next_rows = [&]() {
     std::vector<const Example*> rows;
     while (int64_t(rows.size()) < o.batch_size) {
@@ -409,7 +439,7 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
       if (evaluate) j["val_loss"] = m.val_loss;
       if (m.best) j["best"] = true;
       metrics << j.dump() << "\n";
-      metrics.flush();
+      check_metrics();
     }
     WICK_CHECK(!evaluate || std::isfinite(m.val_loss), "train: the validation loss became ", not_finite(m.val_loss),
                " after the update of step ", step, "; that update is not saved (lower the learning rate or add warm-up)",
@@ -421,14 +451,20 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
       result.stopped_early = true;
       result.stop_reason = stop_reason();
     }
-    if (o.checkpoint_every > 0 && (step % o.checkpoint_every == 0 || step == o.steps || stop)) {
-      save_checkpoint(o.out_dir, adapter, optimizer, st, o.keep_checkpoints);
+    bool interrupted = o.interrupt && o.interrupt->load() && step < o.steps && !stop;
+    if ((o.checkpoint_every > 0 && (step % o.checkpoint_every == 0 || step == o.steps || stop)) || interrupted) {
+      save_checkpoint(o.out_dir, adapter, optimizer, st, o.keep_checkpoints, o.base_model);
       plot();
     }
     if (on_step) on_step(m);
+    if (interrupted) {
+      result.interrupted = true;
+      break;
+    }
   }
   plot();
   result.steps = st.step;
+  if (!o.out_dir.empty()) result.checkpoint = latest_checkpoint(o.out_dir);
   result.best_step = st.best_step;
   result.best_val_loss = st.best_step > 0 ? st.best_val_loss : 0;
   return result;

@@ -3,6 +3,7 @@
 // the best validation's adapter (out_dir/best), early stopping and the loss curve (out_dir/loss.svg).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <string>
 #include <vector>
@@ -50,7 +51,10 @@ struct TrainOptions {
   // validation loss by more than `early_stopping_delta`. Needs validation data and eval_every > 0.
   int64_t early_stopping_patience = 0;
   double early_stopping_delta = 0;
-  std::string base_model;  // recorded in the adapter written to out_dir/best
+  std::string base_model;  // recorded in the adapters of out_dir/best and of the checkpoints
+  // Set (by a signal handler) to stop the run after the step in progress: that step is finished and
+  // a checkpoint written (to out_dir, which is then required), so --resume continues exactly.
+  const std::atomic<bool>* interrupt = nullptr;
 };
 
 struct StepMetrics {
@@ -67,11 +71,16 @@ struct TrainResult {
   std::string stop_reason;     // why, when stopped_early
   int64_t best_step = 0;       // the best validation's step (0: no validation)
   double best_val_loss = 0;
+  bool interrupted = false;    // stopped by options.interrupt before options.steps
+  std::string checkpoint;      // the newest checkpoint of out_dir at the end ("" if none)
 };
 
 // Checks what of `options` needs no model or data (train_lora does too), naming the CLI's flags,
 // so a command can fail before loading a model.
 void check_options(const TrainOptions& options, bool has_validation);
+
+// The newest checkpoint folder (out_dir/checkpoint-N) a --resume would continue from; "" if none.
+std::string latest_checkpoint(const std::string& out_dir);
 
 // Trains `adapter` on `train` over `model`; `on_step` sees each step's metrics. With an out_dir,
 // writes metrics.jsonl as it goes, the adapter of the best validation pass to out_dir/best, and
