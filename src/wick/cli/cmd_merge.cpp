@@ -15,9 +15,9 @@ void register_merge(CLI::App& app) {
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("merge", "Merge a LoRA adapter into its base model (writes a Hugging Face folder)");
-  cmd->add_option("--model", o->model, "the base: model folder, .gguf file or ORG/NAME")->required();
+  cmd->add_option("-m,--model", o->model, "the base: model folder, .gguf file or ORG/NAME")->required();
   cmd->add_option("--adapter", o->adapter, "the PEFT adapter folder")->required();
-  cmd->add_option("--out", o->out, "the folder to write")->required();
+  cmd->add_option("-o,--out", o->out, "the folder to write")->required();
   cmd->add_option("--dtype", o->dtype, "dtype of the written weights")->check(CLI::IsMember({"f32", "bf16", "f16"}));
   cmd->callback([o] {
     RuntimeOptions runtime;
