@@ -1,8 +1,7 @@
 // `wick chat`: an interactive, multi-turn conversation with a decoder through its own chat
-// template; each reply streams as it is generated. One user turn per stdin line; an empty line
-// or end of input ends the session; "/reset" clears the history; "/adapter NAME" switches to
-// another of the adapters given with --adapter (the first is active at start), "/adapter none"
-// to the base model alone, "/adapter" lists them.
+// template; each reply streams as it is generated. One user turn per stdin line (edited, with a
+// history, on a terminal); an empty line or end of input ends the session; the session's commands
+// are listed in kSessionCommands (shown by --help).
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -11,7 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "wick/cli/commands.h"
+#include "wick/cli/line_reader.h"
 #include "wick/cli/runtime_options.h"
+#include "wick/cli/sampling_options.h"
 #include "wick/lora/registry.h"
 #include "wick/models/generate.h"
 #include "wick/runtime/generator.h"
@@ -25,7 +26,16 @@ struct ChatOptions {
   std::vector<std::string> adapters;  // NAME=DIR or DIR (named after its folder)
   RuntimeOptions runtime;
   models::GenerateOptions gen;
+  SamplingFlags sampling{};
 };
+
+constexpr const char* kSessionCommands =
+    "Commands in the session:\n"
+    "  /reset          clear the conversation (the system message stays)\n"
+    "  /adapter        list the adapters and show the active one\n"
+    "  /adapter NAME   switch to the adapter NAME (given with --adapter)\n"
+    "  /adapter none   use the base model alone\n"
+    "An empty line or end of input (Ctrl-D) ends the session.\n";
 
 // NAME=DIR, or DIR named after its last folder.
 std::pair<std::string, std::string> adapter_spec(const std::string& spec) {
@@ -50,6 +60,7 @@ void run_chat(ChatOptions o) {
   const chat::ChatTemplateConfig& config = loaded.require_chat_template();
   chat::ChatTemplate tmpl(config.chat_template);
   o.gen.eos_ids = loaded.eos_ids;
+  resolve_sampling(o.sampling, loaded.generation, o.gen);
   lora::AdapterRegistry adapters(loaded.model);
   int64_t max_rank = 1;
   for (const std::string& spec : o.adapters) {
@@ -67,7 +78,7 @@ void run_chat(ChatOptions o) {
   ro.max_lora_rank = max_rank;
   runtime::DecoderRunner runner(loaded.model, ro);
   for (const std::string& name : adapters.names()) runner.adapters().load(name, adapters.deltas(name));
-  bool tty = isatty(fileno(stdin));
+  LineReader reader("> ");
   auto fresh = [&] {
     nlohmann::ordered_json m = nlohmann::ordered_json::array();
     if (!o.system.empty()) m.push_back({{"role", "system"}, {"content", o.system}});
@@ -76,10 +87,10 @@ void run_chat(ChatOptions o) {
   nlohmann::ordered_json messages = fresh();
   std::string line;
   while (true) {
-    if (tty) std::fputs("> ", stdout), std::fflush(stdout);
-    if (!std::getline(std::cin, line) || line.empty()) break;
+    if (!reader.read(line) || line.empty()) break;
     if (line == "/reset") {
       messages = fresh();
+      std::fputs("(conversation cleared)\n", stderr);
       continue;
     }
     if (line == "/adapter" || line.rfind("/adapter ", 0) == 0) {
@@ -121,16 +132,15 @@ void run_chat(ChatOptions o) {
 void register_chat(CLI::App& app) {
   auto o = std::make_shared<ChatOptions>();
   o->gen.max_tokens = 512;
-  o->gen.sampling.temperature = 0.7;
-  o->gen.sampling.top_p = 0.9;
   CLI::App* cmd = app.add_subcommand("chat", "Chat with a model (one user turn per line; empty line or EOF ends)");
-  cmd->add_option("--model", o->model, "model folder, .gguf file or ORG/NAME")->required();
+  cmd->add_option("-m,--model", o->model, "model folder, .gguf file or ORG/NAME")->required();
   cmd->add_option("--adapter", o->adapters,
                   "a PEFT LoRA adapter folder, as DIR or NAME=DIR (repeatable; the first is active, /adapter NAME switches)");
   cmd->add_option("--system", o->system, "a system message");
-  add_sampling_options(cmd, o->gen);  // per reply
+  o->sampling = add_sampling_options(cmd, o->gen);  // per reply
   add_runtime_options(cmd, o->runtime);
   add_quantized_base_option(cmd, o->runtime);
+  cmd->footer(kSessionCommands);
   cmd->callback([o] { run_chat(*o); });
 }
 
