@@ -60,7 +60,8 @@ TEST(CliGenerate, SamplingDefaultsComeFromGenerationConfig) {
   EXPECT_EQ(generate_json("--model " + plain.dir + prompt)["token_ids"], greedy["token_ids"]);
   // do_sample: the file's temperature, top-k and top-p, exactly as if given on the command line.
   json from_file = generate_json("--model " + sampled.dir + prompt + " --seed 11");
-  json from_flags = generate_json("--model " + plain.dir + prompt + " --seed 11 --temperature 0.7 --top-k 20 --top-p 0.9");
+  json from_flags =
+      generate_json("--model " + plain.dir + prompt + " --seed 11 --temperature 0.7 --top-k 20 --top-p 0.9");
   EXPECT_EQ(from_file["token_ids"], from_flags["token_ids"]);
   EXPECT_EQ(from_file["seed"], 11);
   // A flag overrides the file.
@@ -85,7 +86,8 @@ std::string detokenize(const json& ids) {
 }
 
 TEST(CliGenerate, TokenIdsAgreeWithTheTextAtAStopString) {
-  std::string args = "--model " + kSmol + " --chat --prompt \"What is the capital of France?\" --max-tokens 24 --temperature 0";
+  std::string args =
+      "--model " + kSmol + " --chat --prompt \"What is the capital of France?\" --max-tokens 24 --temperature 0";
   json full = generate_json(args);
   json stopped = generate_json(args + " --stop \"of France\"");
   ASSERT_EQ(stopped["finish_reason"], "stop");
@@ -102,7 +104,8 @@ TEST(CliGenerate, TokenIdsAgreeWithTheTextAtAStopString) {
 }
 
 TEST(CliGenerate, LogprobsListEachTokenWithItsAlternatives) {
-  json r = generate_json("--model " + kSmol + " --prompt \"The capital of France is\" --max-tokens 5 --temperature 0 --logprobs 3");
+  json r = generate_json("--model " + kSmol +
+                         " --prompt \"The capital of France is\" --max-tokens 5 --temperature 0 --logprobs 3");
   ASSERT_EQ(r["logprobs"].size(), r["token_ids"].size());
   double first_mass = 0;
   for (size_t i = 0; i < r["logprobs"].size(); ++i) {
@@ -142,9 +145,11 @@ TEST(CliGenerate, SystemMessageIsTheTemplatesSystemTurn) {
   std::string csv;
   for (int id : json::parse(ids.out)) csv += (csv.empty() ? "" : ",") + std::to_string(id);
   json want = generate_json("--model " + kSmol + " --prompt-ids " + csv + " --max-tokens 8 --temperature 0");
-  json got = generate_json("--model " + kSmol + " --system \"You are a pirate.\" --prompt \"Who are you?\" --max-tokens 8 --temperature 0");
+  json got = generate_json("--model " + kSmol +
+                           " --system \"You are a pirate.\" --prompt \"Who are you?\" --max-tokens 8 --temperature 0");
   EXPECT_EQ(got["token_ids"], want["token_ids"]);
-  json no_system = generate_json("--model " + kSmol + " --chat --prompt \"Who are you?\" --max-tokens 8 --temperature 0");
+  json no_system =
+      generate_json("--model " + kSmol + " --chat --prompt \"Who are you?\" --max-tokens 8 --temperature 0");
   EXPECT_NE(no_system["token_ids"], got["token_ids"]);
 }
 
@@ -174,7 +179,8 @@ TEST(CliGenerate, PromptsFileGivesOneResultPerLine) {
   for (std::string line; std::getline(ss, line);) rows.push_back(json::parse(line));
   ASSERT_EQ(rows.size(), 3u) << r.out;
   json alone[3] = {generate_json(args + " --prompt \"The capital of France is\""),
-                   generate_json(args + " --prompt \"1, 2, 3,\""), generate_json(args + " --chat --prompt \"Say hi.\"")};
+                   generate_json(args + " --prompt \"1, 2, 3,\""),
+                   generate_json(args + " --chat --prompt \"Say hi.\"")};
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(rows[size_t(i)]["index"], i);
     EXPECT_EQ(rows[size_t(i)]["token_ids"], alone[i]["token_ids"]) << i;
@@ -190,7 +196,8 @@ TEST(CliGenerate, PromptIdsWorkWithoutATokenizer) {
   json r = generate_json("--model " + kTiny + " --prompt-ids 5,6,7 --max-tokens 4 --temperature 0");
   EXPECT_EQ(r["token_ids"].size(), 4u) << r.dump();
   EXPECT_FALSE(r.contains("text")) << r.dump();
-  auto plain = run_wick("generate --device cpu --model " + kTiny + " --prompt-ids 5,6,7 --max-tokens 4 --temperature 0");
+  auto plain =
+      run_wick("generate --device cpu --model " + kTiny + " --prompt-ids 5,6,7 --max-tokens 4 --temperature 0");
   ASSERT_EQ(plain.code, 0) << plain.err;
   std::string csv;
   for (int id : r["token_ids"]) csv += (csv.empty() ? "" : ",") + std::to_string(id);
@@ -201,7 +208,8 @@ TEST(CliGenerate, PromptIdsWorkWithoutATokenizer) {
 }
 
 TEST(CliGenerate, SummaryLineCountsTokens) {
-  auto r = run_wick("generate --device cpu --json --model " + kTiny + " --prompt-ids 5,6,7,8,9 --max-tokens 7 --temperature 0");
+  auto r = run_wick("generate --device cpu --json --model " + kTiny +
+                    " --prompt-ids 5,6,7,8,9 --max-tokens 7 --temperature 0");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("wick: prompt 5 tokens ("), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("first token after "), std::string::npos) << r.err;

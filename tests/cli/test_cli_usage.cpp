@@ -101,7 +101,8 @@ TEST(CliUsage, VersionNamesCommitAndBackends) {
 }
 
 TEST(CliUsage, ShortFlagsMatchTheLongOnes) {
-  auto long_form = run_wick("generate --device cpu --model " + kTiny + " --prompt-ids 3,4,5 --max-tokens 6 --seed 1 --json");
+  auto long_form =
+      run_wick("generate --device cpu --model " + kTiny + " --prompt-ids 3,4,5 --max-tokens 6 --seed 1 --json");
   auto short_form = run_wick("generate --device cpu -m " + kTiny + " --prompt-ids 3,4,5 -n 6 --seed 1 --json");
   ASSERT_EQ(long_form.code, 0) << long_form.err;
   ASSERT_EQ(short_form.code, 0) << short_form.err;
@@ -114,10 +115,12 @@ TEST(CliUsage, ShortFlagsMatchTheLongOnes) {
 
 // `> /dev/full`: every write fails with ENOSPC, and wick must say so and exit non-zero.
 TEST(CliUsage, OutputToAFullDiskFails) {
-  auto r = run_wick("generate --device cpu --model " + kSmol + " --prompt \"The sky is\" --max-tokens 4", "", "/dev/full");
+  auto r =
+      run_wick("generate --device cpu --model " + kSmol + " --prompt \"The sky is\" --max-tokens 4", "", "/dev/full");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("writing to stdout failed"), std::string::npos) << r.err;
-  r = run_wick("generate --device cpu --model " + kSmol + " --prompt \"The sky is\" --max-tokens 4 --json", "", "/dev/full");
+  r = run_wick("generate --device cpu --model " + kSmol + " --prompt \"The sky is\" --max-tokens 4 --json", "",
+               "/dev/full");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("writing to stdout failed"), std::string::npos) << r.err;
   r = run_wick("embed --device cpu --model " + kMiniLM, "\"hello\"\n", "/dev/full");

@@ -52,8 +52,8 @@ inline WickRun run_wick(const std::string& args, const std::string& input = "", 
 // `wait_for` `times` times, with `last_keys` (keys typed before wick reads the terminal are taken
 // by the terminal's line discipline, which treats Ctrl-D as its own end of file). Returns what the
 // terminal showed (stdout and stderr together); a run past two minutes is killed.
-inline WickRun run_wick_on_terminal(const std::string& args, const std::string& keys,
-                                    const std::string& wait_for = "", int times = 0, const std::string& last_keys = "") {
+inline WickRun run_wick_on_terminal(const std::string& args, const std::string& keys, const std::string& wait_for = "",
+                                    int times = 0, const std::string& last_keys = "") {
   std::string base = temp_path("tty");
   std::string in = base + "_in", last = base + "_last", out = base + "_out";
   std::ofstream(in, std::ios::binary) << keys;

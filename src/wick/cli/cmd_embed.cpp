@@ -209,7 +209,8 @@ void register_embed(CLI::App& app) {
       ->check(non_negative());
   cmd->add_option("--ids-json", o->ids_json, "embed {\"input_ids\", \"attention_mask\"} from this file instead of stdin");
   cmd->add_option("--prefix", o->prefix, "text put before every input (E5: \"query: \" or \"passage: \")");
-  o->rank_given = cmd->add_option("--rank", o->rank, "rank the stdin texts by cosine similarity to this query (JSON lines out)");
+  o->rank_given =
+      cmd->add_option("--rank", o->rank, "rank the stdin texts by cosine similarity to this query (JSON lines out)");
   cmd->add_option("--batch-size", o->batch_size, "inputs per forward pass")->check(CLI::Range(1, 4096));
   add_runtime_options(cmd, o->runtime);
   cmd->callback([o] { run_embed(*o); });

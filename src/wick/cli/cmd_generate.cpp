@@ -97,7 +97,8 @@ class PromptEncoder {
   // the conversation has its own system message.
   std::vector<int32_t> messages(json conversation) const {
     const chat::ChatTemplateConfig& config = loaded_.require_chat_template();
-    bool has_system = !conversation.empty() && conversation[0].is_object() && conversation[0].value("role", "") == "system";
+    bool has_system =
+        !conversation.empty() && conversation[0].is_object() && conversation[0].value("role", "") == "system";
     if (!o_.system.empty() && !has_system)
       conversation.insert(conversation.begin(), json{{"role", "system"}, {"content", o_.system}});
     std::string rendered = chat::ChatTemplate(config.chat_template).render(conversation, true, config.options);
@@ -161,7 +162,8 @@ void run_generate(GenerateCliOptions& o) {
                 int(o.prompt_ids_given->count() > 0) + int(o.prompts_given->count() > 0);
   if (sources != 1) usage_fail("generate: give one of --prompt, --prompt-file, --prompt-ids or --prompts");
   bool ids_in = o.prompt_ids_given->count() > 0, batch = o.prompts_given->count() > 0;
-  if (ids_in && (o.chat || !o.system.empty())) usage_fail("generate: --prompt-ids is the whole prompt; --chat and --system need text");
+  if (ids_in && (o.chat || !o.system.empty()))
+    usage_fail("generate: --prompt-ids is the whole prompt; --chat and --system need text");
   bool with_logprobs = o.logprobs_given->count() > 0;
   if (with_logprobs && !o.json && !batch) usage_fail("generate: --logprobs needs --json (or --prompts)");
   if (ids_in && o.prompt_ids.empty()) usage_fail("generate: the prompt is empty");
@@ -235,7 +237,8 @@ void run_generate(GenerateCliOptions& o) {
   for (size_t i = 0; i < results.size(); ++i) {
     generated += int64_t(results[i].ids.size());
     if (o.json || batch) {
-      json out = result_json(results[i], jobs[i].options.sampling.seed, tokenizer, with_logprobs ? &logprobs[i] : nullptr);
+      json out =
+          result_json(results[i], jobs[i].options.sampling.seed, tokenizer, with_logprobs ? &logprobs[i] : nullptr);
       if (batch) {
         json row{{"index", i}};
         row.update(out);

@@ -69,8 +69,10 @@ void register_text_commands(CLI::App& app) {
     });
   });
 
-  CLI::App* tmpl = app.add_subcommand("template", "Render the model's chat template for the chat on stdin ([messages...] or {\"messages\": [...]})");
-  tmpl->add_option("--tokenizer", o->tokenizer, "model folder, tokenizer_config.json's folder, .gguf or ORG/NAME")->required();
+  CLI::App* tmpl = app.add_subcommand(
+      "template", "Render the model's chat template for the chat on stdin ([messages...] or {\"messages\": [...]})");
+  tmpl->add_option("--tokenizer", o->tokenizer, "model folder, tokenizer_config.json's folder, .gguf or ORG/NAME")
+      ->required();
   tmpl->add_flag("--add-generation-prompt", o->generation_prompt, "end with the assistant turn's opening");
   tmpl->callback([o] {
     chat::ChatTemplateConfig config = models::load_chat_template(o->tokenizer);

@@ -31,7 +31,8 @@ CLI::Validator number_above_zero(bool strict) {
       [=](std::string& input) -> std::string {
         T value{};
         if (!CLI::detail::lexical_cast(input, value)) return "'" + input + "' is not a number";
-        if (strict ? !(value > 0) : !(value >= 0)) return std::string(strict ? "must be > 0" : "must be >= 0") + ", got " + input;
+        if (strict ? !(value > 0) : !(value >= 0))
+          return std::string(strict ? "must be > 0" : "must be >= 0") + ", got " + input;
         return {};
       },
       strict ? "> 0" : ">= 0");
