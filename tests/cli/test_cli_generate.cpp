@@ -73,10 +73,16 @@ TEST(CliGenerate, SamplingDefaultsComeFromGenerationConfig) {
   EXPECT_EQ(again["token_ids"], a["token_ids"]);
 }
 
-TEST(CliGenerate, ChatDefaultsAnswerTheCapitalOfFrance) {
+// chat takes the same defaults: greedy for a GGUF, so its reply is the --temperature 0 reply.
+TEST(CliGenerate, ChatDefaultsAreTheModelsDefaults) {
   auto r = run_wick("chat --device cpu --model " + kSmol, "What is the capital of France?\n");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("Paris"), std::string::npos) << r.out;
+  std::string open_question = "Tell me about the moon.\n";
+  auto defaults = run_wick("chat --device cpu --max-tokens 40 --model " + kSmol, open_question);
+  auto greedy = run_wick("chat --device cpu --max-tokens 40 --temperature 0 --model " + kSmol, open_question);
+  ASSERT_EQ(defaults.code, 0) << defaults.err;
+  EXPECT_EQ(defaults.out, greedy.out);
 }
 
 std::string detokenize(const json& ids) {
