@@ -1,10 +1,9 @@
 // `wick chat`: an interactive, multi-turn conversation with a decoder through its own chat
-// template; each reply streams as it is generated. One user turn per stdin line; end of input
-// ends the session (empty lines are skipped); Ctrl-C stops the reply being written (a second one,
-// or one at the prompt, ends the session); when the conversation outgrows the context the oldest
-// turns are dropped, with a note on stderr; "/reset" clears the history; "/adapter NAME" switches to
-// another of the adapters given with --adapter (the first is active at start), "/adapter none"
-// to the base model alone, "/adapter" lists them.
+// template; each reply streams as it is generated. One user turn per stdin line (edited, with a
+// history, on a terminal); end of input ends the session (empty lines are skipped); Ctrl-C stops the
+// reply being written (a second one, or one at the prompt, ends the session); when the conversation
+// outgrows the context the oldest turns are dropped, with a note on stderr. The session's commands
+// are listed in kSessionCommands (shown by --help).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -15,7 +14,9 @@
 
 #include "wick/cli/commands.h"
 #include "wick/cli/interrupt.h"
+#include "wick/cli/line_reader.h"
 #include "wick/cli/runtime_options.h"
+#include "wick/cli/sampling_options.h"
 #include "wick/lora/registry.h"
 #include "wick/models/generate.h"
 #include "wick/runtime/generator.h"
@@ -30,6 +31,7 @@ struct ChatOptions {
   RuntimeOptions runtime;
   models::GenerateOptions gen;
   int64_t context = 0;  // 0: the model's, at most 8192
+  SamplingFlags sampling{};
 };
 
 // Drops the oldest turns (after a system message) until the prompt leaves room for a reply of
@@ -51,6 +53,15 @@ size_t drop_oldest_turns(nlohmann::ordered_json& messages, int64_t context, int6
   }
   return dropped;
 }
+
+constexpr const char* kSessionCommands =
+    "Commands in the session:\n"
+    "  /reset          clear the conversation (the system message stays)\n"
+    "  /adapter        list the adapters and show the active one\n"
+    "  /adapter NAME   switch to the adapter NAME (given with --adapter)\n"
+    "  /adapter none   use the base model alone\n"
+    "End of input (Ctrl-D) ends the session; empty lines are skipped. Ctrl-C stops the reply being\n"
+    "written (a second Ctrl-C, or one at the prompt, ends the session).\n";
 
 // NAME=DIR, or DIR named after its last folder.
 std::pair<std::string, std::string> adapter_spec(const std::string& spec) {
@@ -75,6 +86,7 @@ void run_chat(ChatOptions o) {
   const chat::ChatTemplateConfig& config = loaded.require_chat_template();
   chat::ChatTemplate tmpl(config.chat_template);
   o.gen.eos_ids = loaded.eos_ids;
+  resolve_sampling(o.sampling, loaded.generation, o.gen);
   lora::AdapterRegistry adapters(loaded.model);
   int64_t max_rank = 1;
   for (const std::string& spec : o.adapters) {
@@ -96,7 +108,7 @@ void run_chat(ChatOptions o) {
   ro.max_lora_rank = max_rank;
   runtime::DecoderRunner runner(loaded.model, ro);
   for (const std::string& name : adapters.names()) runner.adapters().load(name, adapters.deltas(name));
-  bool tty = isatty(fileno(stdin));
+  LineReader reader("> ");
   auto fresh = [&] {
     nlohmann::ordered_json m = nlohmann::ordered_json::array();
     if (!o.system.empty()) m.push_back({{"role", "system"}, {"content", o.system}});
@@ -105,11 +117,11 @@ void run_chat(ChatOptions o) {
   nlohmann::ordered_json messages = fresh();
   std::string line;
   while (true) {
-    if (tty) std::fputs("> ", stdout), std::fflush(stdout);
-    if (!std::getline(std::cin, line)) break;
+    if (!reader.read(line)) break;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     if (line == "/reset") {
       messages = fresh();
+      std::fputs("(conversation cleared)\n", stderr);
       continue;
     }
     if (line == "/adapter" || line.rfind("/adapter ", 0) == 0) {
@@ -172,19 +184,18 @@ void run_chat(ChatOptions o) {
 void register_chat(CLI::App& app) {
   auto o = std::make_shared<ChatOptions>();
   o->gen.max_tokens = 512;
-  o->gen.sampling.temperature = 0.7;
-  o->gen.sampling.top_p = 0.9;
   CLI::App* cmd = app.add_subcommand("chat", "Chat with a model (one user turn per line; end of input ends)");
-  cmd->add_option("--model", o->model, "model folder, .gguf file or ORG/NAME")->required();
+  cmd->add_option("-m,--model", o->model, "model folder, .gguf file or ORG/NAME")->required();
   cmd->add_option("--adapter", o->adapters,
                   "a PEFT LoRA adapter folder, as DIR or NAME=DIR (repeatable; the first is active, /adapter NAME switches)");
   cmd->add_option("--system", o->system, "a system message");
   cmd->add_option("--context", o->context,
                   "tokens of conversation kept (default: the model's, at most 8192); older turns are dropped")
       ->check(CLI::Range(int64_t(16), int64_t(1) << 24));
-  add_sampling_options(cmd, o->gen);  // per reply
+  o->sampling = add_sampling_options(cmd, o->gen);  // per reply
   add_runtime_options(cmd, o->runtime);
   add_quantized_base_option(cmd, o->runtime);
+  cmd->footer(kSessionCommands);
   cmd->callback([o] { run_chat(*o); });
 }
 

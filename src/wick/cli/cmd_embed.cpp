@@ -1,15 +1,21 @@
-// `wick embed`: sentence embeddings of stdin lines (JSON strings) or of pre-tokenised ids, with the
-// model's sentence-transformers pooling and normalisation unless overridden.
+// `wick embed`: sentence embeddings of stdin lines (JSON strings, or plain text with --input-format
+// text; output line N is input line N, a blank line being the empty text) or of pre-tokenised ids,
+// with the model's sentence-transformers pooling and normalisation unless overridden; as JSON lines,
+// or a .npy / .safetensors file with --output.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "wick/cli/commands.h"
 #include "wick/cli/runtime_options.h"
+#include "wick/cli/usage.h"
+#include "wick/cli/validators.h"
 #include "wick/core/autograd.h"
 #include "wick/core/ops.h"
+#include "wick/io/safetensors.h"
 #include "wick/models/loading.h"
 
 namespace wick::cli {
@@ -19,11 +25,45 @@ namespace {
 using json = nlohmann::json;
 
 struct EmbedOptions {
-  std::string model, pooling, ids_json, prefix, rank;
+  std::string model, pooling, ids_json, prefix, rank, input_format = "jsonl", output;
+  CLI::Option* rank_given = nullptr;
   bool no_normalize = false;
   int64_t max_length = 0, batch_size = 32;
   RuntimeOptions runtime;
 };
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// Rows of float32 as NumPy's .npy (format 1.0: magic, header dict padded to 64 bytes, C-order data).
+void save_npy(const std::string& path, const std::vector<float>& data, int64_t rows, int64_t width) {
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(rows) + ", " +
+                       std::to_string(width) + "), }";
+  size_t unpadded = 10 + header.size() + 1;
+  header += std::string((64 - unpadded % 64) % 64, ' ') + "\n";
+  std::string preamble = std::string("\x93NUMPY\x01\x00", 8);
+  preamble += char(header.size() & 0xff);
+  preamble += char(header.size() >> 8);
+  preamble += header;
+  io::write_file_atomic(path, {{reinterpret_cast<const uint8_t*>(preamble.data()), preamble.size()},
+                               {reinterpret_cast<const uint8_t*>(data.data()), data.size() * sizeof(float)}});
+}
+
+// The vectors to --output: a .npy array or a .safetensors file with one tensor, "embeddings".
+void save_vectors(const std::string& path, const std::vector<std::vector<float>>& rows) {
+  int64_t width = rows.empty() ? 0 : int64_t(rows[0].size());
+  std::vector<float> data;
+  data.reserve(rows.size() * size_t(width));
+  for (const auto& r : rows) data.insert(data.end(), r.begin(), r.end());
+  if (ends_with(path, ".npy")) {
+    save_npy(path, data, int64_t(rows.size()), width);
+  } else {
+    io::save_safetensors(path, {{"embeddings", io::FileDtype::F32, {int64_t(rows.size()), width}, data.data(),
+                                 data.size() * sizeof(float)}});
+  }
+  std::fprintf(stderr, "wick: wrote %zu vectors of %lld to %s\n", rows.size(), (long long)width, path.c_str());
+}
 
 // Truncates one encoded sequence to `max` tokens, keeping a closing special token ([SEP]).
 std::vector<int32_t> truncate(std::vector<int32_t> ids, size_t max, const tok::Tokenizer& t) {
@@ -34,6 +74,7 @@ std::vector<int32_t> truncate(std::vector<int32_t> ids, size_t max, const tok::T
   return ids;
 }
 
+// Rows to stdout as JSON arrays, or into `keep` (for ranking or a file).
 void print_rows(const Tensor& emb, std::vector<std::vector<float>>* keep) {
   int64_t n = emb.shape(0), d = emb.shape(1);
   std::vector<float> v = emb.to_vector<float>();
@@ -49,6 +90,12 @@ void print_rows(const Tensor& emb, std::vector<std::vector<float>>* keep) {
 }
 
 void run_embed(const EmbedOptions& o) {
+  bool ranking = o.rank_given->count() > 0;
+  if (ranking && o.rank.empty()) usage_fail("embed: --rank is empty (give the query to rank the inputs against)");
+  if (ranking && !o.output.empty()) usage_fail("embed: --output writes vectors; --rank prints scores");
+  if (ranking && !o.ids_json.empty()) usage_fail("embed: --rank ranks texts; --ids-json gives token ids");
+  if (!o.output.empty() && !ends_with(o.output, ".npy") && !ends_with(o.output, ".safetensors"))
+    usage_fail("embed: --output must name a .npy or .safetensors file, got ", o.output);
   RuntimeOptions rt = o.runtime;
   if (rt.dtype == "auto") rt.dtype = "f32";  // embedding models are small; f32 matches the reference
   models::LoadedEncoder loaded = models::load_encoder(o.model, rt.load_options());
@@ -61,7 +108,7 @@ void run_embed(const EmbedOptions& o) {
                                       model.config().max_position_embeddings);
 
   NoGradGuard no_grad;
-  bool ranking = !o.rank.empty();
+  bool collecting = ranking || !o.output.empty();
   std::vector<std::vector<float>> collected;
   std::vector<std::string> texts;
   auto embed_batch = [&](const std::vector<std::vector<int32_t>>& rows, const std::vector<std::vector<int32_t>>& masks) {
@@ -76,7 +123,7 @@ void run_embed(const EmbedOptions& o) {
     Shape shape{int64_t(rows.size()), int64_t(width)};
     Tensor tid = Tensor::from_vector(ids, shape, device), tmask = Tensor::from_vector(mask, shape, device);
     Tensor emb = models::pool(model.forward(tid, tmask), tmask, pool);
-    print_rows(normalize ? models::l2_normalize(emb) : emb, ranking ? &collected : nullptr);
+    print_rows(normalize ? models::l2_normalize(emb) : emb, collecting ? &collected : nullptr);
   };
 
   if (!o.ids_json.empty()) {
@@ -98,23 +145,32 @@ void run_embed(const EmbedOptions& o) {
         WICK_CHECK(id >= 0 && id < model.config().vocab_size, o.ids_json, ": token id ", id, " is outside the vocabulary");
     }
     embed_batch(rows, masks);
+    if (!o.output.empty()) save_vectors(o.output, collected);
     return;
   }
   const tok::Tokenizer& tokenizer = loaded.require_tokenizer();
   std::vector<std::vector<int32_t>> batch;
   std::string line;
+  bool plain = o.input_format == "text";
   for (int64_t number = 1; std::getline(std::cin, line); ++number) {
-    if (line.empty()) continue;
-    json v = json::parse(line, nullptr, false);
-    WICK_CHECK(!v.is_discarded() && v.is_string(), "stdin line ", number, ": expected a JSON string");
-    batch.push_back(truncate(tokenizer.encode(o.prefix + v.get<std::string>(), true), size_t(max_len), tokenizer));
-    if (ranking) texts.push_back(v.get<std::string>());
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    // A blank line is the empty text, so that output line N stays the embedding of input line N.
+    std::string text = line;
+    if (!plain && !line.empty()) {
+      json v = json::parse(line, nullptr, false);
+      WICK_CHECK(!v.is_discarded() && v.is_string(), "stdin line ", number,
+                 ": expected a JSON string (plain text lines need --input-format text)");
+      text = v.get<std::string>();
+    }
+    batch.push_back(truncate(tokenizer.encode(o.prefix + text, true), size_t(max_len), tokenizer));
+    if (ranking) texts.push_back(text);
     if (int64_t(batch.size()) == o.batch_size) {
       embed_batch(batch, {});
       batch.clear();
     }
   }
   if (!batch.empty()) embed_batch(batch, {});
+  if (!o.output.empty()) save_vectors(o.output, collected);
   if (!ranking) return;
   // Rank the inputs by cosine similarity to the query (embedded with the same settings).
   WICK_CHECK(!texts.empty(), "embed --rank: no documents on stdin");
@@ -141,15 +197,20 @@ void run_embed(const EmbedOptions& o) {
 
 void register_embed(CLI::App& app) {
   auto o = std::make_shared<EmbedOptions>();
-  CLI::App* cmd = app.add_subcommand("embed", "Sentence embeddings of JSON strings on stdin (one per line)");
-  cmd->add_option("--model", o->model, "model folder or ORG/NAME")->required();
+  CLI::App* cmd = app.add_subcommand("embed", "Sentence embeddings of the texts on stdin (one per line)");
+  cmd->add_option("-m,--model", o->model, "model folder or ORG/NAME")->required();
+  cmd->add_option("--input-format", o->input_format, "stdin lines are JSON strings (jsonl) or plain text (text)")
+      ->check(CLI::IsMember({"jsonl", "text"}));
+  cmd->add_option("-o,--output", o->output, "write the vectors to a .npy or .safetensors file (float32 [n, dim])");
   cmd->add_option("--pooling", o->pooling, "mean, cls or last (default: the model's sentence-transformers config)")
       ->check(CLI::IsMember({"mean", "cls", "last"}));
   cmd->add_flag("--no-normalize", o->no_normalize, "keep the pooled vectors unnormalised");
-  cmd->add_option("--max-length", o->max_length, "truncate inputs to this many tokens")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-length", o->max_length, "truncate inputs to this many tokens (0: the model's maximum)")
+      ->check(non_negative());
   cmd->add_option("--ids-json", o->ids_json, "embed {\"input_ids\", \"attention_mask\"} from this file instead of stdin");
   cmd->add_option("--prefix", o->prefix, "text put before every input (E5: \"query: \" or \"passage: \")");
-  cmd->add_option("--rank", o->rank, "rank the stdin texts by cosine similarity to this query (JSON lines out)");
+  o->rank_given =
+      cmd->add_option("--rank", o->rank, "rank the stdin texts by cosine similarity to this query (JSON lines out)");
   cmd->add_option("--batch-size", o->batch_size, "inputs per forward pass")->check(CLI::Range(1, 4096));
   add_runtime_options(cmd, o->runtime);
   cmd->callback([o] { run_embed(*o); });

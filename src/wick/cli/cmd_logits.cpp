@@ -73,7 +73,7 @@ void run_logits(const LogitsOptions& o) {
 void register_logits(CLI::App& app) {
   auto o = std::make_shared<LogitsOptions>();
   CLI::App* cmd = app.add_subcommand("logits", "Print the logits of token ids as JSON");
-  cmd->add_option("--model", o->model, "model folder, .gguf file or ORG/NAME")->required();
+  cmd->add_option("-m,--model", o->model, "model folder, .gguf file or ORG/NAME")->required();
   cmd->add_option("--ids-json", o->ids_json, "a file holding {\"input_ids\": [[...], ...]}")->required();
   cmd->add_option("--adapter", o->adapter, "a PEFT LoRA adapter folder");
   add_runtime_options(cmd, o->runtime);

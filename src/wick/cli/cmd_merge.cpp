@@ -150,9 +150,9 @@ void register_merge(CLI::App& app) {
   auto o = std::make_shared<MergeOptions>();
   CLI::App* cmd = app.add_subcommand(
       "merge", "Merge a LoRA adapter into its base model (writes a Hugging Face folder, or a GGUF file)");
-  cmd->add_option("--model", o->model, "the base: model folder, .gguf file or ORG/NAME")->required();
+  cmd->add_option("-m,--model", o->model, "the base: model folder, .gguf file or ORG/NAME")->required();
   cmd->add_option("--adapter", o->adapter, "the PEFT adapter folder")->required();
-  cmd->add_option("--out", o->out, "the folder to write, or FILE.gguf")->required();
+  cmd->add_option("-o,--out", o->out, "the folder to write, or FILE.gguf")->required();
   cmd->add_option("--dtype", o->dtype, "dtype of the written weights; base: the base's (bf16 for a quantized one)")
       ->check(CLI::IsMember({"base", "f32", "bf16", "f16"}))
       ->capture_default_str();

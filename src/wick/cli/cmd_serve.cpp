@@ -161,7 +161,7 @@ void register_serve(CLI::App& app) {
   auto o = std::make_shared<ServeOptions>();
   CLI::App* cmd =
       app.add_subcommand("serve", "OpenAI-compatible HTTP server (chat, completions, embeddings, adapters)");
-  cmd->add_option("--model", o->model, "decoder: model folder, .gguf file or ORG/NAME")->required();
+  cmd->add_option("-m,--model", o->model, "decoder: model folder, .gguf file or ORG/NAME")->required();
   cmd->add_option("--embedding-model", o->embedding_model, "also serve /v1/embeddings with this model folder");
   cmd->add_option("--adapter", o->adapters,
                   "a PEFT LoRA adapter as NAME=DIR or DIR (repeatable); requests pick it by "

@@ -69,14 +69,19 @@ void register_text_commands(CLI::App& app) {
     });
   });
 
-  CLI::App* tmpl = app.add_subcommand("template", "Render the model's chat template for a JSON message list on stdin");
-  tmpl->add_option("--tokenizer", o->tokenizer, "model folder, tokenizer_config.json's folder, .gguf or ORG/NAME")->required();
+  CLI::App* tmpl = app.add_subcommand(
+      "template", "Render the model's chat template for the chat on stdin ([messages...] or {\"messages\": [...]})");
+  tmpl->add_option("--tokenizer", o->tokenizer, "model folder, tokenizer_config.json's folder, .gguf or ORG/NAME")
+      ->required();
   tmpl->add_flag("--add-generation-prompt", o->generation_prompt, "end with the assistant turn's opening");
   tmpl->callback([o] {
     chat::ChatTemplateConfig config = models::load_chat_template(o->tokenizer);
     std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
     nlohmann::ordered_json messages = nlohmann::ordered_json::parse(input, nullptr, false);
-    WICK_CHECK(!messages.is_discarded() && messages.is_array(), "stdin: expected a JSON array of chat messages");
+    WICK_CHECK(!messages.is_discarded(), "stdin: not valid JSON (expected [messages...] or {\"messages\": [...]})");
+    // The training data's form, {"messages": [...]}, as well as the bare list.
+    if (messages.is_object() && messages.contains("messages")) messages = nlohmann::ordered_json(messages["messages"]);
+    WICK_CHECK(messages.is_array(), "stdin: expected a JSON array of chat messages or {\"messages\": [...]}");
     std::cout << chat::ChatTemplate(config.chat_template).render(messages, o->generation_prompt, config.options);
   });
 }

@@ -12,6 +12,7 @@
 #include "wick/cli/commands.h"
 #include "wick/cli/interrupt.h"
 #include "wick/cli/runtime_options.h"
+#include "wick/cli/validators.h"
 #include "wick/lora/adapter.h"
 #include "wick/train/progress.h"
 #include "wick/train/trainer.h"
@@ -259,45 +260,45 @@ void run_train(TrainCliOptions o) {
 void register_train(CLI::App& app) {
   auto o = std::make_shared<TrainCliOptions>();
   CLI::App* cmd = app.add_subcommand("train", "Fine-tune a LoRA adapter on JSONL data");
-  cmd->add_option("--model", o->model, "model folder, .gguf file or ORG/NAME")->required();
+  cmd->add_option("-m,--model", o->model, "model folder, .gguf file or ORG/NAME")->required();
   cmd->add_option("--data", o->data, "training JSONL: {text} | {prompt, completion} | {messages} | {input_ids, labels?}")
       ->required();
   cmd->add_option("--validation", o->validation, "validation JSONL (same shapes)");
-  cmd->add_option("--out", o->out, "folder for the PEFT adapter and metrics.jsonl")->required();
+  cmd->add_option("-o,--out", o->out, "folder for the PEFT adapter and metrics.jsonl")->required();
   cmd->add_option("--init-adapter", o->init_adapter, "start from this PEFT adapter");
   cmd->add_option("--rank", o->rank, "LoRA rank")->check(CLI::Range(1, 4096));
-  cmd->add_option("--alpha", o->alpha, "LoRA alpha (scale alpha / rank)")->check(CLI::PositiveNumber);
+  cmd->add_option("--alpha", o->alpha, "LoRA alpha (scale alpha / rank)")->check(positive());
   cmd->add_option("--dropout", o->dropout, "LoRA dropout on the adapters' input, training only (PEFT's lora_dropout)");
   cmd->add_flag("--rslora", o->rslora, "scale alpha / sqrt(rank)");
   cmd->add_option("--targets", o->targets, "comma-separated projections, or all-linear");
-  cmd->add_option("--lr", o->t.adamw.lr, "learning rate")->check(CLI::PositiveNumber);
-  cmd->add_option("--weight-decay", o->t.adamw.weight_decay, "AdamW weight decay")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--lr", o->t.adamw.lr, "learning rate")->check(positive());
+  cmd->add_option("--weight-decay", o->t.adamw.weight_decay, "AdamW weight decay")->check(non_negative());
   cmd->add_option("--steps", o->t.steps, "optimizer steps")->check(CLI::Range(1, 100000000));
   cmd->add_option("--epochs", o->epochs, "passes over the data (instead of --steps)")->check(CLI::Range(1, 100000));
   cmd->add_option("--batch-size", o->t.batch_size, "examples per micro-batch")->check(CLI::Range(1, 65536));
   cmd->add_option("--grad-accum", o->t.grad_accum, "micro-batches per optimizer step")->check(CLI::Range(1, 65536));
-  cmd->add_option("--max-grad-norm", o->t.max_grad_norm, "global gradient-norm clip (0: off)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-grad-norm", o->t.max_grad_norm, "global gradient-norm clip (0: off)")->check(non_negative());
   cmd->add_option("--max-length", o->max_length, "truncate examples to this many tokens")->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--schedule", o->schedule, "constant, linear or cosine")->check(CLI::IsMember({"constant", "linear", "cosine"}));
-  cmd->add_option("--warmup", o->t.warmup, "warm-up steps")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--eval-every", o->t.eval_every, "steps between validation passes")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--warmup", o->t.warmup, "warm-up steps")->check(non_negative());
+  cmd->add_option("--eval-every", o->t.eval_every, "steps between validation passes")->check(non_negative());
   cmd->add_option("--seed", o->t.seed, "seed of initialisation, shuffling and dropout");
   cmd->add_flag("--no-shuffle", o->no_shuffle, "keep the data's order");
   cmd->add_option("--checkpoint-every", o->t.checkpoint_every, "write DIR/checkpoint-STEP every N steps (0: never)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--keep-checkpoints", o->t.keep_checkpoints, "how many of the newest checkpoints to keep (the best validation's stays too)")
       ->check(CLI::Range(1, 1000000));
   cmd->add_flag("--resume", o->t.resume, "continue exactly from the newest checkpoint in --out (its adapter settings)");
   cmd->add_flag("--overwrite", o->overwrite, "replace an earlier run in --out (its adapter, checkpoints, best/, metrics)");
   cmd->add_option("--early-stopping-patience", o->t.early_stopping_patience,
                   "stop after N validation passes in a row without improvement (0: off; needs --validation, --eval-every)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--early-stopping-delta", o->t.early_stopping_delta,
                   "how much the validation loss must fall to count as an improvement")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--log-every", o->log_every,
                   "a progress line every N steps (default: 1 when stderr is not a terminal; on one, 0: the bar only)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_flag("--train-on-prompt", o->train_on_prompt, "take the loss on prompt tokens too");
   cmd->add_flag("--gradient-checkpointing", o->t.activation_checkpointing,
                "keep only each layer's input for the backward and recompute the rest (less memory, more compute; "

@@ -27,15 +27,3 @@ void add_runtime_options(CLI::App* cmd, RuntimeOptions& runtime);
 void add_quantized_base_option(CLI::App* cmd, RuntimeOptions& runtime);
 
 }  // namespace wick::cli
-
-namespace wick::models {
-struct GenerateOptions;
-}
-
-namespace wick::cli {
-
-// --max-tokens, --temperature, --top-k, --top-p, --min-p, --repetition-penalty, --seed, --stop,
-// shared by `generate` and `chat`.
-void add_sampling_options(CLI::App* cmd, models::GenerateOptions& options);
-
-}  // namespace wick::cli

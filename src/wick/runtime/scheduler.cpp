@@ -134,7 +134,11 @@ bool Scheduler::step() {
     }
     return true;
   }
-  for (size_t i = 0; i < rows.size(); ++i) row_seq[i]->cached_ += int64_t(rows[i].tokens.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    Sequence& s = *row_seq[i];
+    s.cached_ += int64_t(rows[i].tokens.size());
+    if (s.generated() == 0 && s.callbacks_.on_prefill) s.callbacks_.on_prefill(s.cached_, int64_t(s.tokens_.size()));
+  }
   std::vector<std::shared_ptr<Sequence>> sampled(rows.size());
   for (size_t i = 0; i < rows.size(); ++i)
     if (completes[i]) sampled[i] = row_seq[i];

@@ -39,6 +39,9 @@ struct SequenceCallbacks {
   // Each generated token with its log-probability under the sampling distribution (0 when
   // `choose` picked it).
   std::function<void(int32_t id, double logprob)> on_token;
+  // After each step that ran a chunk of the prompt: positions of the prompt now in the cache, of
+  // `total` (for progress reports on long prompts).
+  std::function<void(int64_t done, int64_t total)> on_prefill;
   // Exactly once, last; `error` is set for Finish::Error.
   std::function<void(Finish reason, const std::string& error)> on_finish;
 };
