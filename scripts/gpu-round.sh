@@ -5,8 +5,8 @@
 #     starts, detached from the call, the peer's build (llama.cpp for sm_90 from .peers/) and the
 #     GGUF files (a random Qwen2.5-0.5B-shape model: BF16, Q8_0, Q4_K_M); meanwhile builds wick and
 #     its test and benchmark binaries (scripts/gpu-build.sh), runs the CUDA tests with a
-#     compute-sanitizer memcheck pass over the inference kernels (scripts/gpu-check.sh), and
-#     prints a summary. The peer's build goes on after the call returns.
+#     compute-sanitizer memcheck pass over the inference kernels (scripts/gpu-check.sh) and the
+#     batching engine's GPU test, and prints a summary. The peer's build goes on after the call returns.
 #   bash scripts/gpu-round.sh bench [--commit HASH]   (call 2, at once, ~9 min)
 #     waits for the peer's build, then: the skinny-product and sampler micro-benchmarks, both
 #     engines on the same GGUF files (bench/peers/decode_bench.sh --run-only), and the serving
@@ -50,7 +50,7 @@ check)
   say "peer build started in the background"
   commit_args=()
   [ -n "$COMMIT" ] && commit_args=(-- -DWICK_COMMIT="$COMMIT")
-  JOBS=10 bash scripts/gpu-build.sh "$OUT/build" wick test_ops test_engine test_cuda gemv_bench sampling_bench \
+  JOBS=10 bash scripts/gpu-build.sh "$OUT/build" wick test_ops test_engine test_cuda test_serve gemv_bench sampling_bench \
     "${commit_args[@]}" >"$OUT/build.out" 2>&1
   rc=$?
   say "wick built (rc $rc): $(grep -E '^== (built|FATAL)' "$OUT/build.out" | tail -1)"
@@ -60,6 +60,9 @@ check)
     MEMCHECK_FILTER=${MEMCHECK_FILTER:-'PagedAttention*:LoraGather*:CudaRunner*:CudaCapture*:SkinnyMatmul*:SkinnyGather*:CudaSampleTokens*'} \
     bash scripts/gpu-check.sh >"$OUT/check.out" 2>&1
   check_rc=$?
+  # The batching engine on the GPU: sixteen requests batched against each alone.
+  timeout 300 build-gpu/tests/test_serve --gtest_filter='BatchingEngine.*Gpu*' >"$OUT/serve-gpu.log" 2>&1 || check_rc=1
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |Failure" "$OUT/serve-gpu.log" | head -10
   grep -E "FAILED|Failure" "$OUT/check.out" | head -40
   say "peer job: $(cat "$WORK/peer.done" 2>/dev/null || echo running); $(tail -1 "$WORK/llama-build.log" 2>/dev/null)"
   echo "================ gpu-round check (rc $check_rc)"

@@ -1,7 +1,8 @@
 // The batching engine: requests running together in one continuous batch (different prompts,
 // lengths, adapters and sampling) each get exactly the tokens they get alone (models::generate_batch
 // one prompt at a time, and the serial engine for sampled requests); cancellation frees KV blocks;
-// the queue bound; adapters unloaded while in use; shutdown.
+// the queue bound; adapters unloaded while in use; shutdown. On a GPU, the same sixteen requests
+// batched (decode steps replayed as CUDA graphs) against each run alone on the GPU.
 #include "wick/serve/batching_engine.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "wick/core/backend_hooks.h"
 #include "wick/core/ops.h"
 #include "wick/lora/adapter.h"
 #include "wick/models/generate.h"
@@ -98,6 +100,25 @@ BatchingOptions small_batching() {
   return b;
 }
 
+// Sixteen requests of different prompts, lengths, adapters and sampling, each prompt 3 to 31 tokens.
+std::vector<GenerationRequest> sixteen_requests() {
+  std::vector<GenerationRequest> requests;
+  for (int i = 0; i < 16; ++i) {
+    std::vector<int32_t> prompt;
+    for (int j = 0; j < 3 + (i * 7) % 29; ++j) prompt.push_back(int32_t((i * 31 + j * 17) % 256));
+    int adapter = i % 3 - 1;  // none, a0, a1
+    GenerationRequest r = request(prompt, 5 + (i * 5) % 23, adapter >= 0 ? "a" + std::to_string(adapter) : "");
+    if (i % 4 == 3) {  // sampled: temperature, top-p, penalties, a seed
+      r.sampling.temperature = 0.9;
+      r.sampling.top_p = 0.9;
+      r.sampling.presence_penalty = 0.5;
+      r.sampling.seed = uint64_t(100 + i);
+    }
+    requests.push_back(r);
+  }
+  return requests;
+}
+
 TEST(BatchingEngine, SixteenConcurrentRequestsEachGetWhatTheyGetAlone) {
   TinyModel tiny;
   // The serial engine, given the same requests one at a time, is the reference for sampled ones.
@@ -114,19 +135,8 @@ TEST(BatchingEngine, SixteenConcurrentRequestsEachGetWhatTheyGetAlone) {
     std::shared_ptr<SequenceHandle> handle;
   };
   std::vector<Job> jobs;
-  for (int i = 0; i < 16; ++i) {
-    std::vector<int32_t> prompt;
-    for (int j = 0; j < 3 + (i * 7) % 29; ++j) prompt.push_back(int32_t((i * 31 + j * 17) % 256));
-    int adapter = i % 3 - 1;  // none, a0, a1
-    GenerationRequest r = request(prompt, 5 + (i * 5) % 23, adapter >= 0 ? "a" + std::to_string(adapter) : "");
-    if (i % 4 == 3) {  // sampled: temperature, top-p, penalties, a seed
-      r.sampling.temperature = 0.9;
-      r.sampling.top_p = 0.9;
-      r.sampling.presence_penalty = 0.5;
-      r.sampling.seed = uint64_t(100 + i);
-    }
-    jobs.push_back({r, adapter, nullptr});
-  }
+  std::vector<GenerationRequest> requests = sixteen_requests();
+  for (int i = 0; i < 16; ++i) jobs.push_back({requests[size_t(i)], i % 3 - 1, nullptr});  // adapters: none, a0, a1
   for (Job& j : jobs) j.handle = engine.submit(j.r);  // all at once: they batch together
   for (Job& j : jobs) {
     Collected got = collect(*j.handle);
@@ -141,6 +151,30 @@ TEST(BatchingEngine, SixteenConcurrentRequestsEachGetWhatTheyGetAlone) {
   // The batch size is published after the step that finished the last sequence.
   for (int i = 0; i < 100 && engine.stats().running != 0; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(engine.stats().running, 0);
+}
+
+TEST(BatchingEngine, SixteenConcurrentRequestsOnTheGpuEachGetWhatTheyGetAlone) {
+  if (!cuda::available()) GTEST_SKIP() << "no CUDA GPU";
+  TinyModel tiny;  // writes the adapters
+  auto load = [] { return models::DecoderModel::load(kData + "llama_untied", Device::cuda(0), Dtype::F32); };
+  models::DecoderModel batched_model = load(), solo_model = load();
+  BatchingEngine batched(batched_model, {}, options(8), small_batching());
+  BatchingEngine solo(solo_model, {}, options(1), small_batching());
+  for (int i = 0; i < 2; ++i) {
+    batched.load_adapter("a" + std::to_string(i), tiny.adapter(i));
+    solo.load_adapter("a" + std::to_string(i), tiny.adapter(i));
+  }
+  std::vector<GenerationRequest> requests = sixteen_requests();
+  std::vector<std::shared_ptr<SequenceHandle>> handles;
+  for (const GenerationRequest& r : requests) handles.push_back(batched.submit(r));
+  for (size_t i = 0; i < requests.size(); ++i) {
+    Collected got = collect(*handles[i]);
+    ASSERT_EQ(got.finish, FinishReason::kLength) << got.error;
+    Collected want = collect(*solo.submit(requests[i]));  // alone in its batch
+    ASSERT_EQ(want.finish, FinishReason::kLength) << want.error;
+    EXPECT_EQ(got.ids, want.ids) << "request " << i << ": prompt of " << requests[i].prompt.size() << " tokens";
+  }
+  EXPECT_EQ(batched.stats().kv_blocks_used, 0);
 }
 
 TEST(BatchingEngine, CancelledSequencesFreeTheirBlocks) {
