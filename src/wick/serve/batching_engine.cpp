@@ -12,18 +12,6 @@ namespace wick::serve {
 
 namespace {
 
-int64_t resolve_context(const models::DecoderModel& model, const EngineOptions& options) {
-  int64_t model_context = model.config().max_position_embeddings;
-  WICK_CHECK(options.context_length >= 0, "serve: --ctx must be positive, got ", options.context_length);
-  if (options.context_length == 0) {
-    WICK_CHECK(model_context > 0, "serve: the model's config gives no context length; set --ctx");
-    return model_context;
-  }
-  WICK_CHECK(model_context <= 0 || options.context_length <= model_context, "serve: --ctx ", options.context_length,
-             " exceeds the model's context of ", model_context, " tokens");
-  return options.context_length;
-}
-
 // KV blocks that fit the memory budget, at most enough for every row at full context.
 int64_t kv_blocks(const models::DecoderModel& model, const EngineOptions& o, const BatchingOptions& b, int64_t context) {
   const models::DecoderConfig& c = model.config();
@@ -57,7 +45,10 @@ struct BatchingEngine::Live {
 
 BatchingEngine::BatchingEngine(models::DecoderModel& model, std::vector<int32_t> eos_ids, EngineOptions options,
                                BatchingOptions batching)
-    : model_(model), eos_ids_(std::move(eos_ids)), options_(options), context_length_(resolve_context(model, options)) {
+    : model_(model),
+      eos_ids_(std::move(eos_ids)),
+      options_(options),
+      context_length_(resolve_context_length(model.config().max_position_embeddings, options.context_length)) {
   WICK_CHECK(options.max_queue >= 1, "serve: --max-queue must be at least 1, got ", options.max_queue);
   WICK_CHECK(options.max_batch >= 1, "serve: --max-batch must be at least 1, got ", options.max_batch);
   WICK_CHECK(options.max_loras >= 0, "serve: --max-loras must be >= 0, got ", options.max_loras);

@@ -63,6 +63,17 @@ bool SequenceHandle::finished() const {
   return finish_.has_value();
 }
 
+int64_t resolve_context_length(int64_t model_context, int64_t requested) {
+  WICK_CHECK(requested >= 0, "serve: --ctx must be positive, got ", requested);
+  if (requested == 0) {
+    WICK_CHECK(model_context > 0, "serve: the model's config gives no context length; set --ctx");
+    return model_context;
+  }
+  WICK_CHECK(model_context <= 0 || requested <= model_context, "serve: --ctx ", requested,
+             " exceeds the model's context of ", model_context, " tokens");
+  return requested;
+}
+
 void check_request(const GenerationRequest& r, int64_t context_length, int64_t vocab_size) {
   using Kind = EngineError::Kind;
   auto invalid = [](const auto&... parts) { throw EngineError(Kind::kInvalidRequest, str_cat(parts...)); };

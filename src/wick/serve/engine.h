@@ -146,6 +146,9 @@ class Engine {
   virtual void shutdown(std::chrono::milliseconds grace) = 0;
 };
 
+// The context an engine serves: `requested` tokens (--ctx), or the model's own context when 0.
+int64_t resolve_context_length(int64_t model_context, int64_t requested);
+
 // The checks every engine applies in submit(); throws EngineError(kInvalidRequest).
 void check_request(const GenerationRequest& request, int64_t context_length, int64_t vocab_size);
 

@@ -15,18 +15,6 @@ int64_t blocks_for(int64_t positions) {
   return (positions + SerialEngine::kKvBlockTokens - 1) / SerialEngine::kKvBlockTokens;
 }
 
-int64_t resolve_context(const models::DecoderModel& model, const EngineOptions& options) {
-  int64_t model_context = model.config().max_position_embeddings;
-  WICK_CHECK(options.context_length >= 0, "serve: --ctx must be positive, got ", options.context_length);
-  if (options.context_length == 0) {
-    WICK_CHECK(model_context > 0, "serve: the model's config gives no context length; set --ctx");
-    return model_context;
-  }
-  WICK_CHECK(model_context <= 0 || options.context_length <= model_context, "serve: --ctx ", options.context_length,
-             " exceeds the model's context of ", model_context, " tokens");
-  return options.context_length;
-}
-
 // Appends room for positions up to `capacity` to every layer's keys and values (one copy; the
 // cache doubles, so a long generation copies each position a bounded number of times).
 void grow_cache(models::KVCache& cache, int64_t capacity) {
@@ -44,7 +32,7 @@ SerialEngine::SerialEngine(const models::DecoderModel& model, std::vector<int32_
     : model_(model),
       eos_ids_(std::move(eos_ids)),
       options_(options),
-      context_length_(resolve_context(model, options)),
+      context_length_(resolve_context_length(model.config().max_position_embeddings, options.context_length)),
       adapters_(model) {
   WICK_CHECK(options.max_queue >= 1, "serve: --max-queue must be at least 1, got ", options.max_queue);
   WICK_CHECK(options.max_batch >= 1, "serve: --max-batch must be at least 1, got ", options.max_batch);
