@@ -4,12 +4,11 @@
 // logits equal the CPU's, graph-replayed decoding gives the same tokens as eager decoding, and
 // greedy tokens match transformers' goldens.
 #include <filesystem>
-#include <fstream>
 #include <numeric>
 #include <random>
 
-#include <nlohmann/json.hpp>
 
+#include "support/smollm2_golden.h"
 #include "support/testing.h"
 #include "wick/core/capture.h"
 #include "wick/io/safetensors.h"
@@ -27,6 +26,9 @@ Tensor on_cpu(const Tensor& x) { return to_device(x, Device::cpu()); }
 Tensor randn(const Shape& shape) { return normal(shape, 0, 1, Dtype::F32, Device::cpu()).eval(); }
 using testing::Tol;
 using testing::expect_tensors_close;
+using testing::expect_runtime_matches_smollm2_golden;
+using testing::load_smollm2_with_blocks;
+using testing::smollm2_q4_1_path;
 
 const std::string kData = std::string(WICK_TEST_DATA_DIR) + "/models/";
 
@@ -105,30 +107,10 @@ TEST(CudaRunner, GraphReplayedDecodingEqualsEagerAndTransformers) {
 
 TEST(CudaRunner, SmolLM2QuantizedGreedyTokensMatchTransformers) {
   WICK_REQUIRE_GPU();
-  std::string path = std::string(WICK_TEST_DATA_DIR) + "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  std::string path = smollm2_q4_1_path();
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "missing " << path;
-  std::ifstream in(std::string(WICK_TEST_DATA_DIR) + "/models/smollm2_greedy_golden.json");
-  nlohmann::json golden = nlohmann::json::parse(in);
-  models::WeightStorage storage;
-  storage.keep_file_blocks = true;
-  storage.keep_embedding_blocks = true;
-  auto model = models::DecoderModel::load_gguf(path, Device::cuda(0), Dtype::F32, storage);
-  runtime::RunnerOptions o;
-  o.max_batch = 4;
-  o.max_context = 256;
-  runtime::DecoderRunner runner(model, o);
-  std::vector<runtime::GenerationJob> jobs;
-  std::vector<std::vector<int32_t>> want;
-  for (const auto& c : golden["cases"]) {
-    runtime::GenerationJob job;
-    job.prompt = c["prompt_ids"].get<std::vector<int32_t>>();
-    want.push_back(c["greedy_ids"].get<std::vector<int32_t>>());
-    job.options.max_tokens = int64_t(want.back().size());
-    job.options.sampling.temperature = 0;
-    jobs.push_back(job);
-  }
-  auto results = runtime::generate(runner, nullptr, jobs);
-  for (size_t i = 0; i < jobs.size(); ++i) EXPECT_EQ(results[i].ids, want[i]) << "case " << i;
+  models::DecoderModel model = load_smollm2_with_blocks(Device::cuda(0));
+  expect_runtime_matches_smollm2_golden(model);
 }
 
 }  // namespace

@@ -4,10 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 
-#include <nlohmann/json.hpp>
 
+#include "support/smollm2_golden.h"
 #include "wick/core/ops.h"
 #include "wick/io/safetensors.h"
 #include "wick/lora/adapter.h"
@@ -164,31 +163,11 @@ TEST(Runner, BadRowsAreNamed) {
 }
 
 TEST(Runner, SmolLM2QuantizedGreedyTokensMatchTransformers) {
-  std::string path = std::string(WICK_TEST_DATA_DIR) + "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  std::string path = wick::testing::smollm2_q4_1_path();
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "missing " << path << " (scripts/fetch-models.sh models)";
-  std::ifstream in(std::string(WICK_TEST_DATA_DIR) + "/models/smollm2_greedy_golden.json");
-  nlohmann::json golden = nlohmann::json::parse(in);
-  models::WeightStorage storage;
-  storage.keep_file_blocks = true;
-  storage.keep_embedding_blocks = true;
-  auto model = models::DecoderModel::load_gguf(path, Device::cpu(), Dtype::F32, storage);
+  models::DecoderModel model = wick::testing::load_smollm2_with_blocks(Device::cpu());
   ASSERT_TRUE(model.embed_blocks.has_value());
-  runtime::RunnerOptions o;
-  o.max_batch = 4;
-  o.max_context = 256;
-  runtime::DecoderRunner runner(model, o);
-  std::vector<runtime::GenerationJob> jobs;
-  std::vector<std::vector<int32_t>> want;
-  for (const auto& c : golden["cases"]) {
-    runtime::GenerationJob job;
-    job.prompt = c["prompt_ids"].get<std::vector<int32_t>>();
-    want.push_back(c["greedy_ids"].get<std::vector<int32_t>>());
-    job.options.max_tokens = int64_t(want.back().size());
-    job.options.sampling.temperature = 0;
-    jobs.push_back(job);
-  }
-  auto results = runtime::generate(runner, nullptr, jobs);
-  for (size_t i = 0; i < jobs.size(); ++i) EXPECT_EQ(results[i].ids, want[i]) << "case " << i;
+  wick::testing::expect_runtime_matches_smollm2_golden(model);
 }
 
 }  // namespace
