@@ -101,6 +101,44 @@ WICK_DEVICE_TEST(PagedAttention, MatchesFloat64ForPrefillAndDecodeTokens) {
   }
 }
 
+// Unrotated queries as the q columns of a fused [n, (hq + 2 hkv) d] projection, rotated inside the
+// attention: against float64 (q rotated in float64) and against rope, then attention.
+WICK_DEVICE_TEST(PagedAttention, RotatesTheQueriesOfAStridedView) {
+  const Geometry g{14, 2, 64, 16, 8};
+  const std::vector<int32_t> rows{0, 0, 0, 1, 2}, positions{0, 1, 2, 100, 7};
+  const int64_t n = 5, nrows = 3, num_blocks = nrows * g.width + 3, qd = g.hq * g.d;
+  std::vector<int32_t> tables = scattered_tables(nrows, g.width, num_blocks);
+  Tensor tt = i32(tables, {nrows, g.width}, device()), tr = i32(rows, {n}, device()), tp = i32(positions, {n}, device());
+  Tensor inv = here(rope_inv_freq(int(g.d), 1000000.0, Device::cpu()));
+  std::vector<float> invf = to_device(inv, Device::cpu()).to_vector<float>();
+  for (Dtype dt : {Dtype::F32, Dtype::BF16}) {
+    Rand qkv = rand({n, qd + 2 * g.hkv * g.d}, dt), cache = rand({num_blocks, 2, g.hkv, g.bs, g.d}, dt);
+    Tensor q = reshape(narrow(qkv.t, 1, 0, qd), {n, g.hq, g.d});
+    Values qr(size_t(n * qd));
+    const int64_t half = g.d / 2;
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t h = 0; h < g.hq; ++h)
+        for (int64_t j = 0; j < g.d; ++j) {
+          auto qin = [&](int64_t jj) { return qkv.v[size_t(t * (qd + 2 * g.hkv * g.d) + h * g.d + jj)]; };
+          double angle = double(float(positions[t]) * invf[size_t(j % half)]);
+          qr[size_t((t * g.hq + h) * g.d + j)] = j < half ? qin(j) * std::cos(angle) - qin(j + half) * std::sin(angle)
+                                                          : qin(j) * std::cos(angle) + qin(j - half) * std::sin(angle);
+        }
+    Values want = attention_ref(qr, cache.v, tables, rows, positions, g);
+    Tensor got = paged_attention(q, cache.t, tt, tr, tp, g.width * g.bs, std::nullopt, inv);
+    std::string what = str_cat("rotated queries ", dtype_name(dt));
+    // bf16: q rounded once more after its rotation, as the rope op leaves it.
+    expect_close(got, want, {n, g.hq, g.d}, dt == Dtype::F32 ? Tol{2e-5, 1e-4} : scaled(tol_for(dt), 3), what);
+    RopeOptions o;
+    o.inv_freq = inv;
+    std::vector<int64_t> p64(positions.begin(), positions.end());
+    Tensor roped = reshape(rope(reshape(contiguous(q), {n, g.hq, 1, g.d}), here(Tensor::from_vector(p64, {n, 1}, Device::cpu())), o),
+                           {n, g.hq, g.d});
+    expect_close(got, values(paged_attention(roped, cache.t, tt, tr, tp, g.width * g.bs)), {n, g.hq, g.d},
+                 dt == Dtype::F32 ? Tol{1e-6, 1e-5} : tol_for(dt), what + " against rope, then attention");
+  }
+}
+
 WICK_DEVICE_TEST(PagedAttention, KVWriteMatchesFloat64WithAndWithoutRope) {
   int64_t heads = 2, d = 6, bs = 4, width = 3, num_blocks = 8, n = 3;
   std::vector<int32_t> tables = scattered_tables(2, width, num_blocks), rows{0, 1, 1}, positions{5, 0, 11};

@@ -191,6 +191,17 @@ WICK_DEVICE_TEST(Reduce, LongReductionsWithFewOutputs) {
   expect_close(max(x.t, {1}), mref, mso, Tol{0, 0}, "max");
   auto [nref, nso] = reduce_ref(x.v, shape, {1}, false, Kind::Min);
   expect_close(min(transpose(x.t, 0, 1), {0}), nref, nso, Tol{0, 0}, "min of a transpose");
+  // argmax/argmin over long rows (the chunked path on CUDA): the first of tied extremes, and the
+  // first NaN, wherever they fall among the chunks; also over a transpose.
+  Values v = x.v;
+  v[7] = v[300000] = 100.0;                                       // row 0: tied maxima, far apart
+  v[400001 + 390000] = std::numeric_limits<double>::quiet_NaN();  // row 1: a late NaN wins both
+  v[2 * 400001 + 250000] = v[2 * 400001 + 123457] = -100.0;       // row 2: tied minima
+  Tensor vt = Tensor::from_vector(std::vector<float>(v.begin(), v.end()), shape, x.t.device());
+  auto [aref, aso] = reduce_ref(v, shape, {1}, false, Kind::ArgMax);
+  expect_close(argmax(vt, 1), aref, aso, Tol{0, 0}, "argmax of long rows");
+  auto [iref, iso] = reduce_ref(v, shape, {1}, false, Kind::ArgMin);
+  expect_close(argmin(transpose(vt, 0, 1), 0), iref, iso, Tol{0, 0}, "argmin of a transpose's long columns");
   Rand b = rand({1 << 18}, Dtype::BF16);
   auto [bref, bso] = reduce_ref(b.v, {1 << 18}, {0}, false, Kind::Sum);
   expect_close(sum(b.t), bref, bso, reduce_tol(Kind::Sum, Dtype::BF16, b.v, {1 << 18}, {0}), "bf16 sum");

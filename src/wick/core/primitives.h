@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "wick/core/elementwise_fns.h"
+#include "wick/core/ops/linear.h"
 #include "wick/core/ops/lora_gather.h"
 #include "wick/core/ops/paged_attention.h"
 #include "wick/core/ops/sampling.h"
@@ -485,4 +486,4 @@ class Fused : public Primitive {
   X(Where) X(AsType) X(Full) X(Arange) X(Random) X(Reduce) X(ArgReduce) X(Matmul) X(Gather) \
   X(ScatterAdd) X(SliceUpdate) X(Concat) X(Softmax) X(LayerNorm) X(RMSNorm) X(RoPE) X(SwiGLU)    \
   X(Attention) X(AttentionBackward) X(CrossEntropy) X(CrossEntropyBackward) X(Fused) X(LoraDelta) X(Dequantize) X(QuantizedMatmul) X(NormBackward) X(SoftmaxBackward) X(SwiGLUBackward) \
-  X(PagedKVWrite) X(PagedAttention) X(LoraGatherAdd) X(SampleTokens)
+  X(PagedKVWrite) X(PagedAttention) X(LoraGatherAdd) X(SampleTokens) X(LinearAdd)

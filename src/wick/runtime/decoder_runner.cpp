@@ -8,6 +8,7 @@
 #include "wick/core/backend_hooks.h"
 #include "wick/core/graph.h"
 #include "wick/core/ops.h"
+#include "wick/core/ops/linear.h"
 #include "wick/core/quantized.h"
 
 namespace wick::runtime {
@@ -55,6 +56,13 @@ std::optional<LinearWeight> fuse(std::vector<LinearWeight*> parts) {
   return fused;
 }
 
+// x @ W^T (+ bias) (+ residual), the additions in the product's epilogue where the backend can.
+Tensor linear_add(const Tensor& x, const LinearWeight& w, const std::optional<Tensor>& bias,
+                  const std::optional<Tensor>& residual) {
+  return w.is_quantized() ? wick::linear_add(x, w.blocks(), bias, residual)
+                          : wick::linear_add(x, w.dense(), bias, residual);
+}
+
 // x @ W^T for a fused weight, or for its parts side by side.
 Tensor project(const Tensor& x, const LinearWeight& fused, const std::vector<LinearWeight>& parts,
                const std::optional<Tensor>& bias) {
@@ -64,7 +72,7 @@ Tensor project(const Tensor& x, const LinearWeight& fused, const std::vector<Lin
     Tensor y = concat(outs, 1);
     return bias ? y + *bias : y;
   }
-  return models::linear(x, fused, bias);
+  return linear_add(x, fused, bias, std::nullopt);
 }
 
 constexpr const char* kProjections[7] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
@@ -268,9 +276,6 @@ Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
   const models::DecoderConfig& c = m.config();
   int64_t n = in.tokens.shape(0), qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
   int64_t inter = c.intermediate_size, d = c.head_dim;
-  RopeOptions rope_opts;
-  rope_opts.inv_freq = m.inv_freq;
-  Tensor pos = reshape(astype(in.positions, Dtype::I64), {n, 1});
   auto adapt = [&](Tensor y, const Tensor& x, int64_t l, int group) {
     if (!with_lora) return y;
     const AdapterSlots::Stack& st = slots_.layers[l][group];
@@ -281,7 +286,7 @@ Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
     const PackedLayer& p = layers_[l];
     Tensor h = rms_norm(x, p.input_norm, c.rms_norm_eps);
     Tensor qkv = adapt(project(h, p.qkv, p.qkv_parts, p.qkv_bias), h, l, 0);
-    Tensor q = reshape(rope(reshape(narrow(qkv, 1, 0, qd), {n, c.num_heads, 1, d}), pos, rope_opts), {n, c.num_heads, d});
+    Tensor q = reshape(narrow(qkv, 1, 0, qd), {n, c.num_heads, d});  // rotated inside the attention
     Tensor k = reshape(narrow(qkv, 1, qd, kvd), {n, c.num_kv_heads, d});
     Tensor v = reshape(narrow(qkv, 1, qd + kvd, kvd), {n, c.num_kv_heads, d});
     const void* before = pool_.layers[l].data_ptr();
@@ -290,13 +295,15 @@ Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
     // would go on writing the old buffer).
     WICK_CHECK(pool_.layers[l].data_ptr() == before, "runner: the KV pool of layer ", l,
                " was copied instead of written in place");
-    Tensor a = paged_attention(q, pool_.layers[l], in.tables, in.rows, in.positions, table_width_ * options_.block_size);
+    Tensor a = paged_attention(q, pool_.layers[l], in.tables, in.rows, in.positions, table_width_ * options_.block_size,
+                               std::nullopt, m.inv_freq);
     a = reshape(a, {n, qd});
-    x = x + adapt(models::linear(a, p.o, p.o_bias), a, l, 1);
+    // The residual joins the product's epilogue, unless an adapter's update comes between them.
+    x = with_lora ? x + adapt(models::linear(a, p.o, p.o_bias), a, l, 1) : linear_add(a, p.o, p.o_bias, x);
     h = rms_norm(x, p.post_norm, c.rms_norm_eps);
     Tensor gu = adapt(project(h, p.gate_up, p.gate_up_parts, std::nullopt), h, l, 2);
     Tensor act = swiglu(narrow(gu, 1, 0, inter), narrow(gu, 1, inter, inter));
-    x = x + adapt(models::linear(act, p.down), act, l, 3);
+    x = with_lora ? x + adapt(models::linear(act, p.down), act, l, 3) : linear_add(act, p.down, std::nullopt, x);
   }
   Tensor last = rms_norm(take(x, in.last, 0), m.final_norm, c.rms_norm_eps);
   return astype(m.lm_head_product(last), Dtype::F32);

@@ -100,17 +100,30 @@ void PagedAttention::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) 
   int64_t group = hq / hkv;
   const int32_t* pr = cdata<int32_t>(rows);
   const int32_t* pp = cdata<int32_t>(pos);
+  Tensor inv_freq = rope_ ? cpu::contiguous_copy(in[5]) : Tensor();
+  const float* inv = rope_ ? cdata<float>(inv_freq) : nullptr;
+  const int64_t half = d / 2;
   dispatch_float(q.dtype(), name(), [&]<typename T>() {
     using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
+    using C = compute_t<T>;
     const T* pq = cdata<T>(q);
     const T* pc = cdata<T>(cache);
     T* po = mdata<T>(out);
     std::vector<A> scores, acc(static_cast<size_t>(d)), qa(static_cast<size_t>(d));
+    std::vector<C> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+    std::vector<T> qr(static_cast<size_t>(d));
     std::vector<const T*> keys, values;
     for (int64_t t = 0; t < n; ++t) {
       WICK_CHECK(pp[t] < max_context_, name(), ": position ", pp[t], " is not below max_context ", max_context_);
       int64_t len = int64_t(pp[t]) + 1;
       scores.resize(static_cast<size_t>(len));
+      if (inv)
+        for (int64_t i = 0; i < half; ++i) {
+          // The angle in f32 as the rope op forms it (and HF), unless the data is f64.
+          C angle = std::is_same_v<C, double> ? C(double(pp[t]) * double(inv[i])) : C(float(pp[t]) * inv[i]);
+          cs[i] = std::cos(angle);
+          sn[i] = std::sin(angle);
+        }
       for (int64_t h = 0; h < hq; ++h) {
         int64_t g = h / group;
         if (h % group == 0) {  // the rows of this token's context for kv head g
@@ -123,6 +136,14 @@ void PagedAttention::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) 
           }
         }
         const T* qv = pq + (t * hq + h) * d;
+        if (inv) {  // rotated and rounded to T, as the rope op leaves q
+          for (int64_t i = 0; i < half; ++i) {
+            C x1 = C(qv[i]), x2 = C(qv[i + half]);
+            qr[i] = T(x1 * cs[i] - x2 * sn[i]);
+            qr[i + half] = T(x2 * cs[i] + x1 * sn[i]);
+          }
+          qv = qr.data();
+        }
         for (int64_t j = 0; j < d; ++j) qa[j] = A(qv[j]) * A(scale_);
         A best = -INFINITY;
         for (int64_t p = 0; p < len; ++p) {

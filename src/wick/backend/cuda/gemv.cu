@@ -138,7 +138,8 @@ SkinnyConfig skinny_config(const SkinnyWeight& w, int64_t m, Dtype x_dtype, int 
 }
 
 void skinny_matmul(const SkinnyWeight& w, const void* x, Dtype x_dtype, int64_t m, void* y, Dtype y_dtype,
-                   const void* bias, Dtype bias_dtype, cudaStream_t stream, const SkinnyConfig& config) {
+                   const void* bias, Dtype bias_dtype, cudaStream_t stream, const SkinnyConfig& config,
+                   const void* residual) {
   std::string problem = skinny_matmul_problem(w, x, x_dtype, m, y_dtype);
   WICK_CHECK(problem.empty(), "skinny_matmul: ", problem);
   WICK_CHECK(y != nullptr && reinterpret_cast<uintptr_t>(y) % dtype_size(y_dtype) == 0,
@@ -147,6 +148,8 @@ void skinny_matmul(const SkinnyWeight& w, const void* x, Dtype x_dtype, int64_t 
                  (is_float_dtype(bias_dtype) && reinterpret_cast<uintptr_t>(bias) % dtype_size(bias_dtype) == 0),
              "skinny_matmul: the bias must be bf16, f16 or f32 and aligned to its elements, got ",
              dtype_name(bias_dtype));
+  WICK_CHECK(residual == nullptr || reinterpret_cast<uintptr_t>(residual) % dtype_size(y_dtype) == 0,
+             "skinny_matmul: the residual must be a device pointer aligned to its ", dtype_name(y_dtype), " elements");
   problem = config_problem(config, w, m, x_dtype);
   WICK_CHECK(problem.empty(), "skinny_matmul: ", problem);
 
@@ -167,17 +170,18 @@ void skinny_matmul(const SkinnyWeight& w, const void* x, Dtype x_dtype, int64_t 
   for (int64_t r0 = 0; r0 < m; r0 += rows_per_launch) {
     p.x = static_cast<const char*>(x) + r0 * w.k * int64_t(x_item);
     p.y = static_cast<char*>(y) + r0 * w.n * int64_t(y_item);
+    p.residual = residual ? static_cast<const char*>(residual) + r0 * w.n * int64_t(y_item) : nullptr;
     p.m = int(std::min(rows_per_launch, m - r0));
     with_format(w.type, [&]<class Dec, typename T>() { gemv::launch_format<Dec, T>(x_dtype, p, config, stream); });
   }
 }
 
 void skinny_matmul(const SkinnyWeight& w, const void* x, Dtype x_dtype, int64_t m, void* y, Dtype y_dtype,
-                   const void* bias, Dtype bias_dtype, cudaStream_t stream) {
+                   const void* bias, Dtype bias_dtype, cudaStream_t stream, const void* residual) {
   std::string problem = skinny_matmul_problem(w, x, x_dtype, m, y_dtype);
   WICK_CHECK(problem.empty(), "skinny_matmul: ", problem);
   SkinnyConfig config = skinny_config(w, m, x_dtype, sm_count(device_of(stream)));
-  skinny_matmul(w, x, x_dtype, m, y, y_dtype, bias, bias_dtype, stream, config);
+  skinny_matmul(w, x, x_dtype, m, y, y_dtype, bias, bias_dtype, stream, config, residual);
 }
 
 // ---- the row gather

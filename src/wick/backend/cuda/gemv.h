@@ -45,15 +45,17 @@ SkinnyConfig skinny_config(const SkinnyWeight& w, int64_t m, Dtype x_dtype, int 
 // dtype; blocks take bf16, f16 or f32), y neither x's dtype nor f32, or a pointer not 16-byte aligned.
 std::string skinny_matmul_problem(const SkinnyWeight& w, const void* x, Dtype x_dtype, int64_t m, Dtype y_dtype);
 
-// y[m, n] = x[m, k] @ W^T (+ bias[n]), rows contiguous, accumulated in f32. bias may be nullptr;
-// otherwise bias_dtype is bf16, f16 or f32. Throws wick::Error naming the problem (shapes, dtypes,
-// alignment) before anything is launched.
+// y[m, n] = x[m, k] @ W^T (+ bias[n]) (+ residual[m, n]), rows contiguous, accumulated in f32, each
+// addition rounded to y's dtype as separate adds would round it. bias may be nullptr; otherwise
+// bias_dtype is bf16, f16 or f32. residual (y's dtype; it may be y itself) may be nullptr. Throws
+// wick::Error naming the problem (shapes, dtypes, alignment) before anything is launched.
 void skinny_matmul(const SkinnyWeight& w, const void* x, Dtype x_dtype, int64_t m, void* y, Dtype y_dtype,
-                   const void* bias, Dtype bias_dtype, cudaStream_t stream);
+                   const void* bias, Dtype bias_dtype, cudaStream_t stream, const void* residual = nullptr);
 // The same under a given split (checked: x_tiles covers m; at most 512 threads per block, 256 with
 // f32 activations or 4 or more x_tiles; at most 48 KB of shared memory per block).
 void skinny_matmul(const SkinnyWeight& w, const void* x, Dtype x_dtype, int64_t m, void* y, Dtype y_dtype,
-                   const void* bias, Dtype bias_dtype, cudaStream_t stream, const SkinnyConfig& config);
+                   const void* bias, Dtype bias_dtype, cudaStream_t stream, const SkinnyConfig& config,
+                   const void* residual = nullptr);
 
 // out[t, :] = row ids[t] of W, dequantized (bit for bit as io::dequantize_to_f32, then rounded to
 // out_dtype: bf16, f16 or f32), for t < count; ids are i32 or i64 on the device. An id outside

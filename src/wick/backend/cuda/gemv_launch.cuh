@@ -27,6 +27,7 @@ struct SkinnyParams {
   Dtype y_dtype;
   const void* bias;  // [n] or nullptr
   Dtype bias_dtype;
+  const void* residual;  // [m, n] of y_dtype, added before the one rounding, or nullptr
   int k_warps, tiles_per_block;
 };
 

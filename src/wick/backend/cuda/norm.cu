@@ -127,6 +127,55 @@ __global__ void rms_norm_kernel(const D* x, const D* w, D* y, int64_t rows, int6
   for (int64_t j = p.t; j < h; j += TPR) yr[j] = cuda::from_c<D>(cuda::to_acc<A>(xr[j]) * rs * cuda::to_acc<A>(w[j]));
 }
 
+// RMSNorm of rows whose length is a whole number of 16-byte vectors, up to 32 * kChunks of them:
+// one warp per row, every load of the row issued before the first is used and the row kept in
+// registers. (A decode step normalises one row per sequence: the generic loop above, one 2-byte
+// load per lane and iteration, waits on memory 2 * h / 32 times in a row.)
+template <typename D, typename A, int kChunks>
+__global__ void rms_norm_vec_kernel(const D* x, const D* w, D* y, int64_t rows, int h, A eps) {
+  constexpr int kV = 16 / int(sizeof(D));
+  const int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32, nvec = h / kV;
+  if (row >= rows) return;
+  const uint4* xr = reinterpret_cast<const uint4*>(x + row * h);
+  const uint4* wr = reinterpret_cast<const uint4*>(w);
+  uint4* yr = reinterpret_cast<uint4*>(y + row * h);
+  uint4 xv[kChunks], wv[kChunks];
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    const int i = lane + 32 * c;
+    if (i < nvec) {
+      xv[c] = xr[i];
+      wv[c] = __ldg(wr + i);
+    }
+  }
+  A ss = 0;
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    if (lane + 32 * c >= nvec) continue;
+    const D* e = reinterpret_cast<const D*>(&xv[c]);
+#pragma unroll
+    for (int k = 0; k < kV; ++k) {
+      A v = cuda::to_acc<A>(e[k]);
+      ss += v * v;
+    }
+  }
+  ss = row_combine<32>(ss, Plus<A>{}, static_cast<A*>(nullptr));
+  const A rs = A(1) / ::sqrt(ss / A(h) + eps);
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    const int i = lane + 32 * c;
+    if (i >= nvec) continue;
+    const D* e = reinterpret_cast<const D*>(&xv[c]);
+    const D* g = reinterpret_cast<const D*>(&wv[c]);
+    uint4 o;
+    D* oe = reinterpret_cast<D*>(&o);
+#pragma unroll
+    for (int k = 0; k < kV; ++k) oe[k] = cuda::from_c<D>(cuda::to_acc<A>(e[k]) * rs * cuda::to_acc<A>(g[k]));
+    yr[i] = o;
+  }
+}
+
 // d x of LayerNorm (rms false) or RMSNorm (rms true) for one row: statistics, then the two sums
 // the gradient needs (of dxhat and of dxhat * xhat), then the write.
 template <typename D, typename A, int TPR>
@@ -269,6 +318,24 @@ void RMSNorm::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
     using A = dacc_t<D>;
     if (rows == 0) return;
     cudaStream_t s = cuda::stream(out.device().index);
+    const auto* px = cuda::cptr<T>(x);
+    const auto* pw = cuda::cptr<T>(w);
+    auto* py = cuda::mptr<T>(out);
+    const int64_t vec = 16 / int64_t(sizeof(D)), vecs = h / vec;
+    const bool aligned = ((reinterpret_cast<uintptr_t>(px) | reinterpret_cast<uintptr_t>(pw) |
+                           reinterpret_cast<uintptr_t>(py)) & 15) == 0;
+    if constexpr (sizeof(D) <= 4) {
+      if (aligned && h % vec == 0 && vecs <= 32 * 8) {
+        const unsigned blocks = unsigned((rows + 7) / 8);
+        auto go = [&](auto kernel) { kernel<<<blocks, cuda::kThreads, 0, s>>>(px, pw, py, rows, int(h), A(eps_)); };
+        if (vecs <= 32) go(rms_norm_vec_kernel<D, A, 1>);
+        else if (vecs <= 64) go(rms_norm_vec_kernel<D, A, 2>);
+        else if (vecs <= 128) go(rms_norm_vec_kernel<D, A, 4>);
+        else go(rms_norm_vec_kernel<D, A, 8>);
+        WICK_CUDA_LAUNCH_CHECK("rms_norm_vec_kernel");
+        return;
+      }
+    }
     if (h <= kWarpRowMax)
       rms_norm_kernel<D, A, 32><<<unsigned((rows + 7) / 8), cuda::kThreads, 0, s>>>(cuda::cptr<T>(x), cuda::cptr<T>(w),
                                                                                       cuda::mptr<T>(out), rows, h, A(eps_));

@@ -87,6 +87,8 @@ struct AttnShape {
   int splits, chunk;  // the context of a token is cut into `splits` pieces of `chunk` positions
   int max_context;
   float scale;
+  int64_t q_stride;   // elements from one token's queries to the next ([Hq, D] contiguous within)
+  const float* inv;   // rotate q (rotate-half RoPE) with these inverse frequencies, or nullptr
 };
 
 // Grid (splits, hkv, tokens). Shared memory: q [group][dim], k and v tiles [kTile][dim],
@@ -115,10 +117,31 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(const D* 
   if (bad && split == 0 && g == 0 && tid == 0) cuda::raise_error(err, cuda::kErrPagedIndex, pos, sh.max_context);
   const int len = bad ? 0 : pos + 1;
   const int begin = split * sh.chunk, end = min(len, begin + sh.chunk);
+  if (sh.splits > 1 && begin >= end) {  // past the token's context: a split that weighs nothing
+    if (tid < group) {
+      const int64_t at = ((t * sh.hq + g * group + tid) * sh.splits + split) * 2;
+      part_ml[at] = -INFINITY;
+      part_ml[at + 1] = 0.f;
+    }
+    return;
+  }
 
   for (int i = tid; i < group * dim; i += kAttnThreads) {
-    int h = g * group + i / dim;
-    qs[i] = cuda::to_c(q[(t * sh.hq + h) * dim + i % dim]) * sh.scale;
+    const int h = g * group + i / dim, j = i % dim;
+    const D* qh = q + t * sh.q_stride + int64_t(h) * dim;
+    float qv;
+    if (sh.inv) {
+      // Rotated in the compute type and rounded to D, as the rope op leaves q (and the keys).
+      using C = cuda::dcompute_t<D>;
+      const int half = dim / 2, fi = j < half ? j : j - half;
+      C angle = std::is_same_v<C, double> ? C(double(pos) * double(sh.inv[fi])) : C(float(pos) * sh.inv[fi]);
+      C c = cos(angle), sn = sin(angle);
+      C x1 = cuda::to_c(qh[fi]), x2 = cuda::to_c(qh[fi + half]);
+      qv = float(cuda::to_c(cuda::from_c<D>(j < half ? x1 * c - x2 * sn : x2 * c + x1 * sn)));
+    } else {
+      qv = float(cuda::to_c(qh[j]));
+    }
+    qs[i] = qv * sh.scale;
   }
   if (tid < group) {
     mrow[tid] = -INFINITY;
@@ -209,29 +232,37 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(const D* 
   }
 }
 
+struct MaxOf {
+  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+struct SumOf {
+  __device__ float operator()(float a, float b) const { return a + b; }
+};
+
 // One CTA per (token, head): out = sum_s e^(m_s - m) acc_s / sum_s e^(m_s - m) l_s. A split that saw
-// none of the token's context has m_s = -inf and weighs nothing.
+// none of the token's context has m_s = -inf and weighs nothing. The weights are formed by all
+// threads at once (a decode step has up to max_context / 32 splits).
 template <typename D>
 __global__ void combine_splits_kernel(const float* __restrict__ part_acc, const float* __restrict__ part_ml,
                                       D* __restrict__ out, int splits, int dim) {
   const int64_t th = blockIdx.x;  // token * heads + head
-  // One dynamic array only: [splits] weights, then their total. (A static __shared__ variable beside
-  // the dynamic array can leave the latter's vector loads past the block's allocation.)
+  // One dynamic array only: [splits] weights. (A static __shared__ variable beside the dynamic
+  // array can leave the latter's vector loads past the block's allocation.)
   extern __shared__ float weights[];
-  float& total = weights[splits];
-  if (threadIdx.x == 0) {
-    float m = -INFINITY;
-    for (int s = 0; s < splits; ++s) m = fmaxf(m, part_ml[(th * splits + s) * 2]);
-    float l = 0.f;
-    for (int s = 0; s < splits; ++s) {
-      float ms = part_ml[(th * splits + s) * 2];
-      float w = ms == -INFINITY ? 0.f : __expf(ms - m);
-      weights[s] = w;
-      l += w * part_ml[(th * splits + s) * 2 + 1];
-    }
-    total = l;
+  __shared__ float scratch[32];
+  const float* ml = part_ml + th * splits * 2;
+  float m = -INFINITY;
+  for (int s = threadIdx.x; s < splits; s += blockDim.x) m = fmaxf(m, ml[2 * s]);
+  m = cuda::block_combine(m, MaxOf{}, scratch);
+  float l = 0.f;
+  for (int s = threadIdx.x; s < splits; s += blockDim.x) {
+    const float ms = ml[2 * s];
+    const float w = ms == -INFINITY ? 0.f : __expf(ms - m);
+    weights[s] = w;
+    l += w * ml[2 * s + 1];
   }
-  __syncthreads();
+  const float total = cuda::block_combine(l, SumOf{}, scratch);
+  __syncthreads();  // every weight is in shared memory
   for (int j = threadIdx.x; j < dim; j += blockDim.x) {
     float a = 0.f;
     for (int s = 0; s < splits; ++s)
@@ -272,7 +303,12 @@ void PagedKVWrite::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
 }
 
 void PagedAttention::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
-  Tensor q = cuda::contiguous_on_device(in[0]), cache = cuda::contiguous_on_device(in[1]);
+  // q may be a view whose tokens are strided (the q columns of a fused qkv product).
+  const Tensor& q_in = in[0];
+  const bool rows_ok = q_in.strides()[2] == 1 && (q_in.shape(1) == 1 || q_in.strides()[1] == q_in.shape(2)) &&
+                       q_in.strides()[0] >= q_in.shape(1) * q_in.shape(2);
+  Tensor q = rows_ok ? q_in : cuda::contiguous_on_device(q_in), cache = cuda::contiguous_on_device(in[1]);
+  Tensor inv = rope_ ? cuda::contiguous_on_device(in[5]) : Tensor();
   Tensor tables = cuda::contiguous_on_device(in[2]), rows = cuda::contiguous_on_device(in[3]);
   Tensor positions = cuda::contiguous_on_device(in[4]);
   out.allocate();
@@ -286,12 +322,16 @@ void PagedAttention::eval_cuda(const std::vector<Tensor>& in, const Tensor& out)
   sh.dim = int(q.shape(2));
   sh.max_context = int(max_context_);
   sh.scale = float(scale_);
+  sh.q_stride = q.shape(0) > 1 ? q.strides()[0] : q.shape(1) * q.shape(2);
+  sh.inv = rope_ ? static_cast<const float*>(inv.data_ptr()) : nullptr;
   WICK_CHECK(int64_t(sh.group) * sh.dim <= int64_t(kMaxOutPerThread) * kAttnThreads, name(), ": ", sh.group,
              " query heads per kv head of dim ", sh.dim, " exceed the CUDA kernel's ", kMaxOutPerThread * kAttnThreads,
              " outputs per block");
-  // Enough CTAs to fill the GPU twice over when few tokens attend; never splits under 2 tiles.
+  // Enough CTAs to fill the GPU twice over when few tokens attend, down to one tile per split (the
+  // splits past a token's context return at once, and a decode step's tokens attend to few tiles
+  // each, so a CTA's latency is the step's).
   int64_t ctas = n * sh.hkv, target = 2 * int64_t(cuda::sm_count(device));
-  int64_t max_splits = std::max<int64_t>(1, (max_context_ + 2 * kTile - 1) / (2 * kTile));
+  int64_t max_splits = std::max<int64_t>(1, (max_context_ + kTile - 1) / kTile);
   int64_t splits = std::clamp<int64_t>((target + ctas - 1) / ctas, 1, max_splits);
   int64_t chunk = (max_context_ + splits - 1) / splits;
   chunk = (chunk + kTile - 1) / kTile * kTile;
@@ -318,7 +358,7 @@ void PagedAttention::eval_cuda(const std::vector<Tensor>& in, const Tensor& out)
         splits > 1 ? static_cast<float*>(part_ml.data_ptr()) : nullptr, pg, sh, cuda::device_error(device));
     WICK_CUDA_LAUNCH_CHECK("paged_attention");
     if (splits > 1) {
-      combine_splits_kernel<D><<<unsigned(n * sh.hq), 64, sizeof(float) * (splits + 1), cuda::stream(device)>>>(
+      combine_splits_kernel<D><<<unsigned(n * sh.hq), 64, sizeof(float) * splits, cuda::stream(device)>>>(
           static_cast<const float*>(part_acc.data_ptr()), static_cast<const float*>(part_ml.data_ptr()),
           static_cast<D*>(out.data_ptr()), sh.splits, sh.dim);
       WICK_CUDA_LAUNCH_CHECK("paged_attention (combine)");

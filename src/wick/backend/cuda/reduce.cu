@@ -204,6 +204,56 @@ __global__ void argreduce_kernel(const D* x, int64_t* y, int64_t n_out, int64_t 
   }
 }
 
+// The block's best of `v` (every thread's), in thread 0.
+template <typename A>
+__device__ __forceinline__ ValIdx<A> block_best(ValIdx<A> best, bool is_max) {
+  __shared__ A sv[32];
+  __shared__ int64_t si[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+    ValIdx<A> other{cuda::shfl_xor_any(best.v, off), cuda::shfl_xor_any(best.i, off)};
+    best = better(best, other, is_max);
+  }
+  if (lane == 0) {
+    sv[warp] = best.v;
+    si[warp] = best.i;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0)
+    for (int w = 1; w < warps; ++w) best = better(best, ValIdx<A>{sv[w], si[w]}, is_max);
+  return best;
+}
+
+// Few long rows (a decode step's logits: one row of 150k values): the first pass spreads each row
+// over `chunks` blocks, each leaving its best (value, index); the second picks among them. Indices
+// decide ties, so the first extreme wins as in the one-block kernel.
+template <typename D, typename A>
+__global__ void argreduce_chunk_kernel(const D* x, A* part_v, int64_t* part_i, int64_t n, int64_t step, int64_t chunks,
+                                       StridedIndexer<1> outer, bool is_max) {
+  const int64_t o = blockIdx.x / chunks, c = blockIdx.x % chunks;
+  const int64_t len = (n + chunks - 1) / chunks, begin = c * len, end = begin + len < n ? begin + len : n;
+  const int64_t base = offset1(outer, o);
+  ValIdx<A> best{A(0), -1};
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
+    best = better(best, ValIdx<A>{A(cuda::to_c(x[base + i * step])), i}, is_max);
+  best = block_best(best, is_max);
+  if (threadIdx.x == 0) {
+    part_v[blockIdx.x] = best.v;
+    part_i[blockIdx.x] = best.i;
+  }
+}
+
+template <typename A>
+__global__ void argreduce_partials_kernel(const A* part_v, const int64_t* part_i, int64_t* y, int64_t chunks,
+                                          bool is_max) {
+  ValIdx<A> best{A(0), -1};
+  for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x)
+    best = better(best, ValIdx<A>{part_v[blockIdx.x * chunks + c], part_i[blockIdx.x * chunks + c]}, is_max);
+  best = block_best(best, is_max);
+  if (threadIdx.x == 0) y[blockIdx.x] = best.i < 0 ? 0 : best.i;
+}
+
 }  // namespace
 
 void Reduce::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
@@ -233,9 +283,26 @@ void ArgReduce::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   dispatch_all(x.dtype(), [&]<typename T>() {
     using D = cuda::dev_t<T>;
     using A = dacc_t<D>;
-    unsigned blocks = unsigned(std::min<int64_t>(n_out, int64_t(cuda::sm_count(device)) * 64));
+    const int64_t sms = cuda::sm_count(device);
+    cudaStream_t st = cuda::stream(device);
+    if (n_out < sms && n >= 16384) {
+      // About four blocks per multiprocessor in all, each over at least 2048 values.
+      const int64_t chunks = std::min<int64_t>((4 * sms + n_out - 1) / n_out, (n + 2047) / 2048);
+      auto scratch = allocate(size_t(n_out * chunks) * (sizeof(A) + sizeof(int64_t)), out.device());
+      int64_t* part_i = static_cast<int64_t*>(scratch->data());
+      A* part_v = reinterpret_cast<A*>(part_i + n_out * chunks);
+      argreduce_chunk_kernel<D, A><<<unsigned(n_out * chunks), cuda::kThreads, 0, st>>>(
+          static_cast<const D*>(x.data_ptr()), part_v, part_i, n, step, chunks, outer, is_max_);
+      WICK_CUDA_LAUNCH_CHECK("argreduce_chunk_kernel");
+      argreduce_partials_kernel<A><<<unsigned(n_out), 128, 0, st>>>(part_v, part_i,
+                                                                     static_cast<int64_t*>(out.data_ptr()), chunks,
+                                                                     is_max_);
+      WICK_CUDA_LAUNCH_CHECK("argreduce_partials_kernel");
+      return;
+    }
+    unsigned blocks = unsigned(std::min<int64_t>(n_out, sms * 64));
     int threads = n <= 32 ? 32 : (n <= 1024 ? 128 : cuda::kThreads);
-    argreduce_kernel<D, A><<<blocks, threads, 0, cuda::stream(device)>>>(static_cast<const D*>(x.data_ptr()),
+    argreduce_kernel<D, A><<<blocks, threads, 0, st>>>(static_cast<const D*>(x.data_ptr()),
                                                                          static_cast<int64_t*>(out.data_ptr()), n_out,
                                                                          n, step, outer, is_max_);
     WICK_CUDA_LAUNCH_CHECK("argreduce_kernel");

@@ -40,6 +40,23 @@ void check_rows(const char* op, const char* what, const Tensor& t, int64_t n, co
              " on ", t.device().str(), " but the cache is ", dtype_name(cache.dtype()), " on ", cache.device().str());
 }
 
+void check_inv_freq(const char* op, const Tensor& inv, int64_t d, Device device) {
+  WICK_CHECK(d % 2 == 0 && inv.dtype() == Dtype::F32 && inv.shape() == Shape{d / 2} && inv.device() == device, op,
+             ": rope_inv_freq must be f32 [", d / 2, "] on ", device.str(), ", got ", dtype_name(inv.dtype()), " ",
+             shape_str(inv.shape()), " on ", inv.device().str());
+}
+
+// x[N, H, D] (queries or keys) rotated at each token's position by the rope op, or x itself.
+Tensor rotated(const Tensor& q, const std::vector<int32_t>& pos, const std::optional<Tensor>& inv) {
+  if (!inv) return q;
+  int64_t n = q.shape(0), h = q.shape(1), d = q.shape(2);
+  RopeOptions o;
+  o.inv_freq = *inv;
+  std::vector<int64_t> p64(pos.begin(), pos.end());
+  return reshape(wick::rope(reshape(contiguous(q), {n, h, 1, d}), Tensor::from_vector(p64, {n, 1}, q.device()), o),
+                 {n, h, d});
+}
+
 }  // namespace
 
 Tensor paged_kv_write(Tensor cache, const Tensor& k, const Tensor& v, const Tensor& block_tables,
@@ -50,11 +67,7 @@ Tensor paged_kv_write(Tensor cache, const Tensor& k, const Tensor& v, const Tens
   check_rows(op, "v", v, n, cache);
   std::vector<Tensor> inputs{std::move(cache), k, v, block_tables, token_rows, positions};
   if (rope_inv_freq) {
-    int64_t d = inputs[0].shape(4);
-    WICK_CHECK(d % 2 == 0 && rope_inv_freq->dtype() == Dtype::F32 && rope_inv_freq->shape() == Shape{d / 2} &&
-                   rope_inv_freq->device() == inputs[0].device(),
-               op, ": rope_inv_freq must be f32 [", d / 2, "] on ", inputs[0].device().str(), ", got ",
-               dtype_name(rope_inv_freq->dtype()), " ", shape_str(rope_inv_freq->shape()));
+    check_inv_freq(op, *rope_inv_freq, inputs[0].shape(4), inputs[0].device());
     inputs.push_back(contiguous(*rope_inv_freq));
   }
   Shape shape = inputs[0].shape();
@@ -65,7 +78,8 @@ Tensor paged_kv_write(Tensor cache, const Tensor& k, const Tensor& v, const Tens
 }
 
 Tensor paged_attention(const Tensor& q, const Tensor& cache, const Tensor& block_tables, const Tensor& token_rows,
-                       const Tensor& positions, int64_t max_context, std::optional<double> scale) {
+                       const Tensor& positions, int64_t max_context, std::optional<double> scale,
+                       const std::optional<Tensor>& rope_inv_freq) {
   const char* op = "paged_attention";
   int64_t n = check_paging(op, cache, block_tables, token_rows, positions);
   WICK_CHECK(q.dtype() == cache.dtype(), op, ": q is ", dtype_name(q.dtype()), " but the cache is ",
@@ -80,8 +94,13 @@ Tensor paged_attention(const Tensor& q, const Tensor& cache, const Tensor& block
   WICK_CHECK(max_context > 0 && max_context <= capacity, op, ": max_context ", max_context, " must be in 1..",
              capacity, " (block table width x block size)");
   double s = scale ? *scale : 1.0 / std::sqrt(double(d));
-  return Tensor::make(q.shape(), q.dtype(), q.device(), std::make_shared<PagedAttention>(s, max_context),
-                      {q, cache, block_tables, token_rows, positions});
+  std::vector<Tensor> inputs{q, cache, block_tables, token_rows, positions};
+  if (rope_inv_freq) {
+    check_inv_freq(op, *rope_inv_freq, d, cache.device());
+    inputs.push_back(contiguous(*rope_inv_freq));
+  }
+  return Tensor::make(q.shape(), q.dtype(), q.device(),
+                      std::make_shared<PagedAttention>(s, max_context, rope_inv_freq.has_value()), std::move(inputs));
 }
 
 namespace reference {
@@ -93,10 +112,11 @@ int64_t slot_of(const std::vector<int32_t>& tables, int64_t width, int64_t bs, i
 }
 }  // namespace
 
-Tensor paged_attention(const Tensor& q, const Tensor& cache, const Tensor& block_tables, const Tensor& token_rows,
-                       const Tensor& positions, std::optional<double> scale) {
-  int64_t n = q.shape(0), hkv = cache.shape(2), bs = cache.shape(3), d = cache.shape(4);
+Tensor paged_attention(const Tensor& q_in, const Tensor& cache, const Tensor& block_tables, const Tensor& token_rows,
+                       const Tensor& positions, std::optional<double> scale, const std::optional<Tensor>& rope_inv_freq) {
+  int64_t n = q_in.shape(0), hkv = cache.shape(2), bs = cache.shape(3), d = cache.shape(4);
   std::vector<int32_t> rows = token_rows.to_vector<int32_t>(), pos = positions.to_vector<int32_t>();
+  Tensor q = rotated(q_in, pos, rope_inv_freq);
   std::vector<int32_t> tables = block_tables.to_vector<int32_t>();
   int64_t width = block_tables.shape(1);
   // [blocks, Hkv, bs, D] -> [blocks * bs, Hkv, D], for keys and for values.
@@ -122,14 +142,7 @@ Tensor paged_kv_write(const Tensor& cache, const Tensor& k, const Tensor& v, con
   std::vector<int32_t> rows = token_rows.to_vector<int32_t>(), pos = positions.to_vector<int32_t>();
   std::vector<int32_t> tables = block_tables.to_vector<int32_t>();
   int64_t width = block_tables.shape(1);
-  Tensor keys = k;
-  if (rope_inv_freq) {
-    RopeOptions o;
-    o.inv_freq = *rope_inv_freq;
-    std::vector<int64_t> p64(pos.begin(), pos.end());
-    keys = reshape(wick::rope(reshape(contiguous(k), {n, hkv, 1, d}), Tensor::from_vector(p64, {n, 1}, k.device()), o),
-                   {n, hkv, d});
-  }
+  Tensor keys = rotated(k, pos, rope_inv_freq);
   Tensor out = contiguous(cache);
   for (int64_t t = 0; t < n; ++t) {
     int64_t slot = slot_of(tables, width, bs, rows[t], pos[t]);

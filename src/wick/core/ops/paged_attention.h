@@ -30,15 +30,20 @@ Tensor paged_kv_write(Tensor cache, const Tensor& k, const Tensor& v, const Tens
 // q[N, Hq, D] attends, per token n, to positions 0..positions[n] of row token_rows[n] in the paged
 // cache (Hq a multiple of its kv_heads). `max_context` bounds positions[n] + 1 for every token (it
 // sizes the work split; a token past it is an error, reported at the next synchronisation on
-// CUDA). Returns [N, Hq, D] in q's dtype; scale defaults to 1/sqrt(D).
+// CUDA). Returns [N, Hq, D] in q's dtype; scale defaults to 1/sqrt(D). With `rope_inv_freq`
+// ([D / 2] f32) q is rotated first (rotate-half RoPE at each token's position, rounded to q's dtype
+// as the rope op leaves it), so a decoder passes its unrotated queries, any view whose last dim is
+// contiguous (e.g. the q columns of a fused qkv product), and no rope op runs.
 Tensor paged_attention(const Tensor& q, const Tensor& cache, const Tensor& block_tables, const Tensor& token_rows,
-                       const Tensor& positions, int64_t max_context, std::optional<double> scale = std::nullopt);
+                       const Tensor& positions, int64_t max_context, std::optional<double> scale = std::nullopt,
+                       const std::optional<Tensor>& rope_inv_freq = std::nullopt);
 
 namespace reference {
 // The same attention by gathering each token's context out of the cache with take() and running
 // scaled_dot_product_attention on it (one token at a time): the oracle of the fused kernels.
 Tensor paged_attention(const Tensor& q, const Tensor& cache, const Tensor& block_tables, const Tensor& token_rows,
-                       const Tensor& positions, std::optional<double> scale = std::nullopt);
+                       const Tensor& positions, std::optional<double> scale = std::nullopt,
+                       const std::optional<Tensor>& rope_inv_freq = std::nullopt);
 // The cache after the write, by scattering rope(k) and v with slice_update one token at a time.
 Tensor paged_kv_write(const Tensor& cache, const Tensor& k, const Tensor& v, const Tensor& block_tables,
                       const Tensor& token_rows, const Tensor& positions, const std::optional<Tensor>& rope_inv_freq);
@@ -57,17 +62,20 @@ class PagedKVWrite : public Primitive {
   bool rope_;
 };
 
-// Inputs: q, cache, block_tables, token_rows, positions.
+// Inputs: q, cache, block_tables, token_rows, positions[, rope_inv_freq].
 class PagedAttention : public Primitive {
  public:
-  PagedAttention(double scale, int64_t max_context) : scale_(scale), max_context_(max_context) {}
+  PagedAttention(double scale, int64_t max_context, bool rope)
+      : scale_(scale), max_context_(max_context), rope_(rope) {}
   const char* name() const override { return "paged_attention"; }
   double scale() const { return scale_; }
   int64_t max_context() const { return max_context_; }
+  bool rope() const { return rope_; }
   WICK_DECLARE_EVAL
  private:
   double scale_;
   int64_t max_context_;
+  bool rope_;
 };
 
 }  // namespace wick

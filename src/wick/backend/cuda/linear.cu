@@ -1,0 +1,56 @@
+// CUDA evaluation of linear_add: the skinny product with bias and residual in its epilogue. Operands
+// the skinny kernel cannot take (a view not 16-byte aligned) go through the general product, then
+// one kernel for the additions, rounding as the fused path does.
+#include "wick/backend/cuda/gemv.h"
+#include "wick/backend/cuda/kernel_utils.cuh"
+#include "wick/core/primitives.h"
+
+namespace wick {
+
+namespace {
+
+template <typename D>
+__global__ void add_epilogue_kernel(D* y, const D* bias, const D* residual, int64_t m, int64_t n) {
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < m * n; e += int64_t(gridDim.x) * blockDim.x) {
+    float v = float(cuda::to_c(y[e]));
+    if (bias) v = float(cuda::to_c(cuda::from_c<D>(v + float(cuda::to_c(bias[e % n])))));
+    if (residual) v += float(cuda::to_c(residual[e]));
+    y[e] = cuda::from_c<D>(v);
+  }
+}
+
+}  // namespace
+
+void LinearAdd::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
+  const Tensor& x = in[0];
+  const Tensor& data = in[1];
+  const Tensor* bias = bias_ ? &in[2] : nullptr;
+  const Tensor* residual = residual_ ? &in[bias_ ? 3 : 2] : nullptr;
+  out.allocate();
+  const int64_t m = x.shape(0);
+  if (m == 0) return;
+  const int device = out.device().index;
+  cudaStream_t s = cuda::stream(device);
+  const cuda::SkinnyWeight w{static_cast<const uint8_t*>(data.data_ptr()), type_, rows_, cols_};
+  const void* pb = bias ? bias->data_ptr() : nullptr;
+  const Dtype bias_dtype = bias ? bias->dtype() : Dtype::F32;
+  if (cuda::skinny_matmul_problem(w, x.data_ptr(), x.dtype(), m, out.dtype()).empty()) {
+    cuda::skinny_matmul(w, x.data_ptr(), x.dtype(), m, out.data_ptr(), out.dtype(), pb, bias_dtype, s,
+                        residual ? residual->data_ptr() : nullptr);
+    return;
+  }
+  // The general product, then the additions.
+  if (type_ != io::GgmlType::BF16 && type_ != io::GgmlType::F16 && type_ != io::GgmlType::F32)
+    QuantizedMatmul(type_, rows_, cols_, /*transposed=*/true).eval_cuda({x, data}, out);
+  else
+    cuda::gemm_nt(x.dtype(), m, rows_, cols_, x.data_ptr(), data.data_ptr(), out.data_ptr(), 1.0f, 0.0f, device);
+  if (!bias && !residual) return;
+  dispatch_float(out.dtype(), name(), [&]<typename T>() {
+    using D = cuda::dev_t<T>;
+    add_epilogue_kernel<D><<<cuda::grid_for(m * rows_, device), cuda::kThreads, 0, s>>>(
+        cuda::mptr<T>(out), bias ? cuda::cptr<T>(*bias) : nullptr, residual ? cuda::cptr<T>(*residual) : nullptr, m, rows_);
+    WICK_CUDA_LAUNCH_CHECK("linear_add epilogue");
+  });
+}
+
+}  // namespace wick

@@ -1,0 +1,40 @@
+// Projections with their additions fused: y = x @ W^T (+ bias) (+ residual). A decoder's step adds
+// a bias to its q/k/v product and the residual stream to its o and down products; on CUDA, for the
+// few rows of a decode step, those additions run in the skinny product's epilogue (one kernel
+// instead of up to three). Elsewhere the ops compose: linear, then the adds. Either way each
+// addition is rounded to x's dtype as the separate adds round it, so both give the same values.
+#pragma once
+
+#include <optional>
+
+#include "wick/core/primitive.h"
+#include "wick/core/quantized.h"
+#include "wick/core/tensor.h"
+
+namespace wick {
+
+// x[N, in], weight [out, in] dense (x's dtype) or GGML blocks, bias [out], residual [N, out] (x's dtype).
+Tensor linear_add(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias,
+                  const std::optional<Tensor>& residual);
+Tensor linear_add(const Tensor& x, const QuantizedMatrix& weight, const std::optional<Tensor>& bias,
+                  const std::optional<Tensor>& residual);
+
+// Inputs: x, weight (dense [out, in], or the blocks of a QuantizedMatrix), then bias and residual
+// when present. Built only for CUDA tensors (linear_add composes the ops elsewhere).
+class LinearAdd : public Primitive {
+ public:
+  LinearAdd(io::GgmlType type, int64_t rows, int64_t cols, bool bias, bool residual)
+      : type_(type), rows_(rows), cols_(cols), bias_(bias), residual_(residual) {}
+  const char* name() const override { return "linear_add"; }
+  io::GgmlType type() const { return type_; }
+  bool has_bias() const { return bias_; }
+  bool has_residual() const { return residual_; }
+  WICK_DECLARE_EVAL
+
+ private:
+  io::GgmlType type_;
+  int64_t rows_, cols_;
+  bool bias_, residual_;
+};
+
+}  // namespace wick
