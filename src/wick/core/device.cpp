@@ -27,4 +27,11 @@ Device default_device() { return g_default_device; }
 void set_default_device(Device device) { g_default_device = device; }
 Device best_device() { return cuda::available() ? Device::cuda(0) : Device::cpu(); }
 
+std::unique_lock<std::recursive_mutex> lock_device(Device device) {
+  static std::recursive_mutex mutexes[16];
+  if (!device.is_cuda()) return {};
+  WICK_CHECK(device.index >= 0 && device.index < 16, "lock_device: no CUDA device ", device.index);
+  return std::unique_lock<std::recursive_mutex>(mutexes[device.index]);
+}
+
 }  // namespace wick

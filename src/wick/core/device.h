@@ -1,6 +1,7 @@
 // Where a tensor lives: the CPU or one CUDA device.
 #pragma once
 
+#include <mutex>
 #include <string>
 
 namespace wick {
@@ -26,5 +27,11 @@ Device default_device();
 void set_default_device(Device device);
 // cuda:0 when the CUDA backend is built and a GPU is present, else cpu.
 Device best_device();
+
+// Exclusive use of a CUDA device's stream, for work that must not interleave with another
+// thread's: a CUDA graph capture takes in whatever the stream receives meanwhile, and a read-back
+// from another thread invalidates it. The engines that share a device (decoders, embedders) hold
+// it for each step. Recursive; a CPU device gives an empty lock.
+std::unique_lock<std::recursive_mutex> lock_device(Device device);
 
 }  // namespace wick

@@ -298,12 +298,13 @@ Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
     Tensor a = paged_attention(q, pool_.layers[l], in.tables, in.rows, in.positions, table_width_ * options_.block_size,
                                std::nullopt, m.inv_freq);
     a = reshape(a, {n, qd});
-    // The residual joins the product's epilogue, unless an adapter's update comes between them.
-    x = with_lora ? x + adapt(models::linear(a, p.o, p.o_bias), a, l, 1) : linear_add(a, p.o, p.o_bias, x);
+    // The residual joins the product's epilogue; an adapter's update comes after it (so a row
+    // without adapter gets the same values in a step with adapters as in one without).
+    x = adapt(linear_add(a, p.o, p.o_bias, x), a, l, 1);
     h = rms_norm(x, p.post_norm, c.rms_norm_eps);
     Tensor gu = adapt(project(h, p.gate_up, p.gate_up_parts, std::nullopt), h, l, 2);
     Tensor act = swiglu(narrow(gu, 1, 0, inter), narrow(gu, 1, inter, inter));
-    x = with_lora ? x + adapt(models::linear(act, p.down), act, l, 3) : linear_add(act, p.down, std::nullopt, x);
+    x = adapt(linear_add(act, p.down, std::nullopt, x), act, l, 3);
   }
   Tensor last = rms_norm(take(x, in.last, 0), m.final_norm, c.rms_norm_eps);
   return astype(m.lm_head_product(last), Dtype::F32);

@@ -89,6 +89,8 @@ SchedulerStats Scheduler::stats() const {
 }
 
 bool Scheduler::step() {
+  // The step and its read-back as one use of the device (another engine may share it).
+  auto device = lock_device(runner_.model().device());
   // Cancelled sequences leave first, so their blocks serve this step's admissions.
   std::erase_if(running_, [&](const std::shared_ptr<Sequence>& s) {
     if (!s->cancelled_.load()) return false;

@@ -48,6 +48,7 @@ Embedder::Result Embedder::embed(const std::vector<std::variant<std::string, std
   std::lock_guard<std::mutex> lock(mutex_);
   NoGradGuard no_grad;
   Device device = encoder_.model.device();
+  auto device_lock = lock_device(device);  // no decoder's graph capture may interleave with it
   for (size_t start = 0; start < rows.size(); start += kBatchSize) {
     size_t end = std::min(rows.size(), start + kBatchSize), width = 0;
     for (size_t i = start; i < end; ++i) width = std::max(width, rows[i].size());

@@ -19,11 +19,13 @@ struct FormatFacts {
   int unit_k;  // k per unit of the kernels: 32, or 256 for K-quants
   bool dense;
   int (*smem)(const SkinnyConfig&);  // shared memory per block
+  int chunk8, chunk16;               // units a warp loads at once with tiles of 8 or 16 weight rows
 };
 
 FormatFacts facts_of(io::GgmlType type) {
   return with_format(type, [&]<class Dec, typename T>() {
-    return FormatFacts{Dec::kUnitK, gemv::is_dense<Dec>(), &gemv::skinny_smem_bytes<Dec>};
+    return FormatFacts{Dec::kUnitK, gemv::is_dense<Dec>(), &gemv::skinny_smem_bytes<Dec>, gemv::chunk_units<Dec>(8),
+                       gemv::chunk_units<Dec>(16)};
   });
 }
 
@@ -125,6 +127,19 @@ SkinnyConfig skinny_config(const SkinnyWeight& w, int64_t m, Dtype x_dtype, int 
   int64_t k_warps = (want + tiles - 1) / tiles;
   const int max_warps = gemv::max_threads(x_dtype == Dtype::F32, c.x_tiles) / 32;
   k_warps = std::min({k_warps, std::max<int64_t>(1, units / min_units), int64_t(max_warps)});
+  // Measured on an H200 (bench/gemv_bench.cu's sweep): when the tiles alone fill the GPU several
+  // times over, each warp's range of k is best loaded in few rounds of `chunk` units. With more
+  // than ~16 tiles per multiprocessor (an LM head), 4 warps per tile beat 1 (70 against 97 us for
+  // 151936 x 896 bf16); with 4-16, the fewest warps that keep the same number of rounds (2 instead
+  // of 3 warps for 9728 x 896: 9.9 against 11.7 us).
+  const int64_t chunk = c.x_tiles == 1 ? facts.chunk8 : facts.chunk16;
+  const int64_t sms = std::max(sm_count, 1);
+  if (tiles >= 16 * sms) {
+    k_warps = std::min<int64_t>({4, std::max<int64_t>(1, units / min_units), int64_t(max_warps)});
+  } else if (tiles >= 4 * sms && k_warps > 1) {
+    const int64_t rounds = (units + k_warps * chunk - 1) / (k_warps * chunk);
+    while (k_warps > 1 && (units + (k_warps - 1) * chunk - 1) / ((k_warps - 1) * chunk) == rounds) --k_warps;
+  }
   c.k_warps = int(std::max<int64_t>(k_warps, 1));
   // At least 4 warps a block, from several tiles when k is split little.
   c.tiles_per_block = int(std::clamp<int64_t>(4 / c.k_warps, 1, tiles));

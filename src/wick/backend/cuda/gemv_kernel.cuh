@@ -359,11 +359,6 @@ __device__ __forceinline__ float load_as_float(const void* p, Dtype dtype, int64
   if (dtype == Dtype::F16) return __half2float(static_cast<const __half*>(p)[i]);
   return static_cast<const float*>(p)[i];
 }
-__device__ __forceinline__ float round_to(float v, Dtype dtype) {
-  if (dtype == Dtype::BF16) return __bfloat162float(__float2bfloat16_rn(v));
-  if (dtype == Dtype::F16) return __half2float(__float2half_rn(v));
-  return v;
-}
 __device__ __forceinline__ void store_from_float(void* p, Dtype dtype, int64_t i, float v) {
   if (dtype == Dtype::BF16)
     static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
@@ -452,10 +447,8 @@ __global__ void __launch_bounds__(max_threads(std::is_same_v<X, float>, XT), 1) 
       const int64_t wr = row0 + g + 8 * (e >> 1);
       if (xr < p.m && wr < p.n) {
         float v = c[j][e];
-        // Each addition rounded to y's dtype, as the separate adds of x @ W^T + bias + residual round.
-        if (p.bias != nullptr) v = round_to(round_to(v, p.y_dtype) + load_as_float(p.bias, p.bias_dtype, wr), p.y_dtype);
-        if (p.residual != nullptr)
-          v = round_to(v, p.y_dtype) + load_as_float(p.residual, p.y_dtype, int64_t(xr) * p.n + wr);
+        if (p.bias != nullptr) v += load_as_float(p.bias, p.bias_dtype, wr);
+        if (p.residual != nullptr) v += load_as_float(p.residual, p.y_dtype, int64_t(xr) * p.n + wr);
         store_from_float(p.y, p.y_dtype, int64_t(xr) * p.n + wr, v);
       }
     }

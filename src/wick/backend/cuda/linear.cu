@@ -1,6 +1,6 @@
 // CUDA evaluation of linear_add: the skinny product with bias and residual in its epilogue. Operands
 // the skinny kernel cannot take (a view not 16-byte aligned) go through the general product, then
-// one kernel for the additions, rounding as the fused path does.
+// one kernel for the additions.
 #include "wick/backend/cuda/gemv.h"
 #include "wick/backend/cuda/kernel_utils.cuh"
 #include "wick/core/primitives.h"
@@ -13,7 +13,7 @@ template <typename D>
 __global__ void add_epilogue_kernel(D* y, const D* bias, const D* residual, int64_t m, int64_t n) {
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < m * n; e += int64_t(gridDim.x) * blockDim.x) {
     float v = float(cuda::to_c(y[e]));
-    if (bias) v = float(cuda::to_c(cuda::from_c<D>(v + float(cuda::to_c(bias[e % n])))));
+    if (bias) v += float(cuda::to_c(bias[e % n]));
     if (residual) v += float(cuda::to_c(residual[e]));
     y[e] = cuda::from_c<D>(v);
   }
@@ -34,16 +34,24 @@ void LinearAdd::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   const cuda::SkinnyWeight w{static_cast<const uint8_t*>(data.data_ptr()), type_, rows_, cols_};
   const void* pb = bias ? bias->data_ptr() : nullptr;
   const Dtype bias_dtype = bias ? bias->dtype() : Dtype::F32;
-  if (cuda::skinny_matmul_problem(w, x.data_ptr(), x.dtype(), m, out.dtype()).empty()) {
+  const bool dense = type_ == io::GgmlType::BF16 || type_ == io::GgmlType::F16 || type_ == io::GgmlType::F32;
+  const bool skinny_wins = !dense || type_ == io::GgmlType::F32 || cuda::skinny_beats_gemm(m, rows_, cols_);
+  if (skinny_wins && cuda::skinny_matmul_problem(w, x.data_ptr(), x.dtype(), m, out.dtype()).empty()) {
     cuda::skinny_matmul(w, x.data_ptr(), x.dtype(), m, out.data_ptr(), out.dtype(), pb, bias_dtype, s,
                         residual ? residual->data_ptr() : nullptr);
     return;
   }
-  // The general product, then the additions.
-  if (type_ != io::GgmlType::BF16 && type_ != io::GgmlType::F16 && type_ != io::GgmlType::F32)
+  // The general product (a dense one takes the residual as its C operand), then the additions.
+  if (!dense) {
     QuantizedMatmul(type_, rows_, cols_, /*transposed=*/true).eval_cuda({x, data}, out);
-  else
-    cuda::gemm_nt(x.dtype(), m, rows_, cols_, x.data_ptr(), data.data_ptr(), out.data_ptr(), 1.0f, 0.0f, device);
+  } else {
+    if (residual)
+      WICK_CUDA_CHECK(cudaMemcpyAsync(out.data_ptr(), residual->data_ptr(), size_t(m * rows_) * out.itemsize(),
+                                      cudaMemcpyDeviceToDevice, s));
+    cuda::gemm_nt(x.dtype(), m, rows_, cols_, x.data_ptr(), data.data_ptr(), out.data_ptr(), 1.0f,
+                  residual ? 1.0f : 0.0f, device);
+    residual = nullptr;
+  }
   if (!bias && !residual) return;
   dispatch_float(out.dtype(), name(), [&]<typename T>() {
     using D = cuda::dev_t<T>;

@@ -189,6 +189,7 @@ bool skinny_linear(const Tensor& a, const Tensor& b, const Tensor& out) {
   const Dtype dtype = out.dtype();
   if (dtype != Dtype::BF16 && dtype != Dtype::F16 && dtype != Dtype::F32) return false;
   if (m > (dtype == Dtype::F32 ? kSkinnyMaxRowsF32 : cuda::kSkinnyMaxRows)) return false;
+  if (dtype != Dtype::F32 && !cuda::skinny_beats_gemm(m, n, k)) return false;
   if (b.strides()[0] != 1 || b.strides()[1] != k) return false;
   const io::GgmlType type = dtype == Dtype::BF16 ? io::GgmlType::BF16
                             : dtype == Dtype::F16 ? io::GgmlType::F16

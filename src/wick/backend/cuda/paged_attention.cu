@@ -89,6 +89,7 @@ struct AttnShape {
   float scale;
   int64_t q_stride;   // elements from one token's queries to the next ([Hq, D] contiguous within)
   const float* inv;   // rotate q (rotate-half RoPE) with these inverse frequencies, or nullptr
+  bool vec_loads;     // the cache is 16-byte aligned: tiles load 16 bytes at a time
 };
 
 // Grid (splits, hkv, tokens). Shared memory: q [group][dim], k and v tiles [kTile][dim],
@@ -103,8 +104,8 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(const D* 
   const int64_t t = blockIdx.z;
   const int dim = sh.dim, group = sh.group, tid = threadIdx.x;
   float* qs = smem;                         // [group][dim]
-  float* ks = qs + group * dim;             // [kTile][dim]
-  float* vs = ks + kTile * dim;             // [kTile][dim]
+  float* ks = qs + group * dim;             // [kTile][dim + 1] (padded: lanes read 32 keys at once)
+  float* vs = ks + kTile * (dim + 1);       // [kTile][dim]
   float* sc = vs + kTile * dim;             // [group][kTile]
   float* mrow = sc + group * kTile;         // [group]
   float* lrow = mrow + group;               // [group]
@@ -158,28 +159,59 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(const D* 
     const int count = min(kTile, end - base);
     if (tid < kTile) slots[tid] = tid < count ? slot_of(pg, row, base + tid, err) : -1;
     __syncthreads();
-    for (int i = tid; i < kTile * dim; i += kAttnThreads) {
-      int p = i / dim, j = i % dim;
-      int64_t s = slots[p];
-      float kv = 0.f, vv = 0.f;
-      if (s >= 0) {
-        int64_t block = s / pg.block_size, offset = s % pg.block_size;
-        int64_t at = (((block * 2) * sh.hkv + g) * pg.block_size + offset) * dim + j;
-        kv = cuda::to_c(cache[at]);
-        vv = cuda::to_c(cache[at + int64_t(sh.hkv) * pg.block_size * dim]);
+    // Keys and values of the tile: 16 bytes per load where the head dim allows (a decode step's
+    // CTAs wait on these loads more than on anything else), else one element.
+    constexpr int kVec = sizeof(D) <= 4 ? 16 / int(sizeof(D)) : 1;
+    const int vecs = sh.vec_loads && dim % kVec == 0 ? dim / kVec : 0;
+    if (kVec > 1 && vecs > 0) {
+      for (int i = tid; i < kTile * vecs; i += kAttnThreads) {
+        const int p = i / vecs, j = (i % vecs) * kVec;
+        const int64_t s = slots[p];
+        uint4 kraw = make_uint4(0, 0, 0, 0), vraw = make_uint4(0, 0, 0, 0);
+        if (s >= 0) {
+          const int64_t block = s / pg.block_size, offset = s % pg.block_size;
+          const int64_t at = (((block * 2) * sh.hkv + g) * pg.block_size + offset) * dim + j;
+          kraw = *reinterpret_cast<const uint4*>(cache + at);
+          vraw = *reinterpret_cast<const uint4*>(cache + at + int64_t(sh.hkv) * pg.block_size * dim);
+        }
+        const D* ke = reinterpret_cast<const D*>(&kraw);
+        const D* ve = reinterpret_cast<const D*>(&vraw);
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) {
+          ks[p * (dim + 1) + j + e] = float(cuda::to_c(ke[e]));
+          vs[p * dim + j + e] = float(cuda::to_c(ve[e]));
+        }
       }
-      ks[i] = kv;
-      vs[i] = vv;
+    } else {
+      for (int i = tid; i < kTile * dim; i += kAttnThreads) {
+        const int p = i / dim, j = i % dim;
+        const int64_t s = slots[p];
+        float kv = 0.f, vv = 0.f;
+        if (s >= 0) {
+          const int64_t block = s / pg.block_size, offset = s % pg.block_size;
+          const int64_t at = (((block * 2) * sh.hkv + g) * pg.block_size + offset) * dim + j;
+          kv = cuda::to_c(cache[at]);
+          vv = cuda::to_c(cache[at + int64_t(sh.hkv) * pg.block_size * dim]);
+        }
+        ks[p * (dim + 1) + j] = kv;
+        vs[i] = vv;
+      }
     }
     __syncthreads();
     for (int i = tid; i < group * kTile; i += kAttnThreads) {
-      int h = i / kTile, p = i % kTile;
+      const int h = i / kTile, p = i % kTile;
       float dot = -INFINITY;
       if (slots[p] >= 0) {
-        dot = 0.f;
         const float* qv = qs + h * dim;
-        const float* kv = ks + p * dim;
-        for (int j = 0; j < dim; ++j) dot = fmaf(qv[j], kv[j], dot);
+        const float* kv = ks + p * (dim + 1);
+        float d4[4] = {0.f, 0.f, 0.f, 0.f};
+        int j = 0;
+        for (; j + 4 <= dim; j += 4) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) d4[e] = fmaf(qv[j + e], kv[j + e], d4[e]);
+        }
+        for (; j < dim; ++j) d4[0] = fmaf(qv[j], kv[j], d4[0]);
+        dot = (d4[0] + d4[1]) + (d4[2] + d4[3]);
       }
       sc[i] = dot;
     }
@@ -246,10 +278,11 @@ template <typename D>
 __global__ void combine_splits_kernel(const float* __restrict__ part_acc, const float* __restrict__ part_ml,
                                       D* __restrict__ out, int splits, int dim) {
   const int64_t th = blockIdx.x;  // token * heads + head
-  // One dynamic array only: [splits] weights. (A static __shared__ variable beside the dynamic
-  // array can leave the latter's vector loads past the block's allocation.)
+  // One dynamic array only: [splits rounded up to 4] weights, then 32 floats of scratch for the
+  // block reductions. (The loop over the weights below is read with vector loads; a static
+  // __shared__ array beside a dynamic one of exactly `splits` floats left them past its end.)
   extern __shared__ float weights[];
-  __shared__ float scratch[32];
+  float* scratch = weights + ((splits + 3) & ~3);
   const float* ml = part_ml + th * splits * 2;
   float m = -INFINITY;
   for (int s = threadIdx.x; s < splits; s += blockDim.x) m = fmaxf(m, ml[2 * s]);
@@ -324,6 +357,7 @@ void PagedAttention::eval_cuda(const std::vector<Tensor>& in, const Tensor& out)
   sh.scale = float(scale_);
   sh.q_stride = q.shape(0) > 1 ? q.strides()[0] : q.shape(1) * q.shape(2);
   sh.inv = rope_ ? static_cast<const float*>(inv.data_ptr()) : nullptr;
+  sh.vec_loads = (reinterpret_cast<uintptr_t>(cache.data_ptr()) & 15) == 0;
   WICK_CHECK(int64_t(sh.group) * sh.dim <= int64_t(kMaxOutPerThread) * kAttnThreads, name(), ": ", sh.group,
              " query heads per kv head of dim ", sh.dim, " exceed the CUDA kernel's ", kMaxOutPerThread * kAttnThreads,
              " outputs per block");
@@ -345,7 +379,7 @@ void PagedAttention::eval_cuda(const std::vector<Tensor>& in, const Tensor& out)
     part_acc = Tensor::empty({n, sh.hq, splits, sh.dim}, Dtype::F32, out.device());
     part_ml = Tensor::empty({n, sh.hq, splits, 2}, Dtype::F32, out.device());
   }
-  size_t smem = sizeof(float) * (size_t(sh.group) * sh.dim + 2 * size_t(kTile) * sh.dim + size_t(sh.group) * kTile +
+  size_t smem = sizeof(float) * (size_t(sh.group) * sh.dim + size_t(kTile) * (2 * sh.dim + 1) + size_t(sh.group) * kTile +
                                  3 * size_t(sh.group));
   dispatch_float(q.dtype(), name(), [&]<typename T>() {
     using D = cuda::dev_t<T>;
@@ -358,7 +392,8 @@ void PagedAttention::eval_cuda(const std::vector<Tensor>& in, const Tensor& out)
         splits > 1 ? static_cast<float*>(part_ml.data_ptr()) : nullptr, pg, sh, cuda::device_error(device));
     WICK_CUDA_LAUNCH_CHECK("paged_attention");
     if (splits > 1) {
-      combine_splits_kernel<D><<<unsigned(n * sh.hq), 64, sizeof(float) * splits, cuda::stream(device)>>>(
+      combine_splits_kernel<D><<<unsigned(n * sh.hq), 64, sizeof(float) * (((splits + 3) & ~3) + 32),
+                                 cuda::stream(device)>>>(
           static_cast<const float*>(part_acc.data_ptr()), static_cast<const float*>(part_ml.data_ptr()),
           static_cast<D*>(out.data_ptr()), sh.splits, sh.dim);
       WICK_CUDA_LAUNCH_CHECK("paged_attention (combine)");

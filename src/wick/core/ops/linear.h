@@ -1,8 +1,8 @@
 // Projections with their additions fused: y = x @ W^T (+ bias) (+ residual). A decoder's step adds
 // a bias to its q/k/v product and the residual stream to its o and down products; on CUDA, for the
 // few rows of a decode step, those additions run in the skinny product's epilogue (one kernel
-// instead of up to three). Elsewhere the ops compose: linear, then the adds. Either way each
-// addition is rounded to x's dtype as the separate adds round it, so both give the same values.
+// instead of up to three), the sum rounded once to x's dtype. Elsewhere the ops compose: linear,
+// then the adds, each rounded (the two differ by those roundings in bf16 and f16).
 #pragma once
 
 #include <optional>
