@@ -23,7 +23,7 @@ struct Form {
 WICK_DEVICE_TEST(LinearAdd, MatchesFloat64AndTheComposition) {
   const int64_t k = 256, n = 40;
   const Form forms[] = {{"dense", false, io::GgmlType::F32}, {"q8_0", true, io::GgmlType::Q8_0},
-                        {"q4_k", true, io::GgmlType::Q4_K}};
+                        {"q4_1", true, io::GgmlType::Q4_1}};
   for (Dtype dt : {Dtype::F32, Dtype::BF16})
     for (const Form& form : forms)
       for (int64_t m : dt == Dtype::F32 ? std::vector<int64_t>{1, 8, 9} : std::vector<int64_t>{1, 5, 64, 70})
