@@ -148,6 +148,9 @@ if [ "$RUN_WICK" = 1 ]; then
     adapter_args+=(--adapter "adapter$i=$ADAPTER_DIR/adapter$i")
     names+=("adapter$i")
   done
+  # Its own port: the peer's may still be held by the closing connections of its last run.
+  PORT=$((PORT + 1))
+  URL=http://127.0.0.1:$PORT
   if start_server wick-serve "$WICK" serve --model "$MODEL" --device cuda --host 127.0.0.1 --port "$PORT" \
     "${adapter_args[@]}" "${WICK_ARGS[@]}"; then
     # The base model's id: the first one /v1/models lists that names no adapter.
