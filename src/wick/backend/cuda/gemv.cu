@@ -129,12 +129,14 @@ SkinnyConfig skinny_config(const SkinnyWeight& w, int64_t m, Dtype x_dtype, int 
   k_warps = std::min({k_warps, std::max<int64_t>(1, units / min_units), int64_t(max_warps)});
   // Measured on an H200 (bench/gemv_bench.cu's sweep): when the tiles alone fill the GPU several
   // times over, each warp's range of k is best loaded in few rounds of `chunk` units. With more
-  // than ~16 tiles per multiprocessor (an LM head), 4 warps per tile beat 1 (70 against 97 us for
-  // 151936 x 896 bf16); with 4-16, the fewest warps that keep the same number of rounds (2 instead
-  // of 3 warps for 9728 x 896: 9.9 against 11.7 us).
+  // than ~16 tiles per multiprocessor and long rows, 4 warps per tile beat 1 (32768 x 4096: 79
+  // against 92 us in Q8_0, 67 against 96 us in Q4_K), though not for rows of 896 (151936 x 896 in
+  // Q8_0: 79 us with 1 warp x 4 tiles, 96 us with 4 warps); with 4-16 tiles per multiprocessor, the
+  // fewest warps that keep the same number of rounds (2 instead of 3 warps for 9728 x 896 bf16:
+  // 9.9 against 11.7 us).
   const int64_t chunk = c.x_tiles == 1 ? facts.chunk8 : facts.chunk16;
   const int64_t sms = std::max(sm_count, 1);
-  if (tiles >= 16 * sms) {
+  if (tiles >= 16 * sms && w.k >= 2048) {
     k_warps = std::min<int64_t>({4, std::max<int64_t>(1, units / min_units), int64_t(max_warps)});
   } else if (tiles >= 4 * sms && k_warps > 1) {
     const int64_t rounds = (units + k_warps * chunk - 1) / (k_warps * chunk);
