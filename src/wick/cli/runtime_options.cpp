@@ -5,6 +5,7 @@
 
 #include <utility>
 
+#include "wick/backend/cpu/thread_pool.h"
 #include "wick/core/error.h"
 #include "wick/io/ggml_quants.h"
 
@@ -40,6 +41,7 @@ models::WeightStorage RuntimeOptions::resolved_storage() const {
 }
 
 models::LoadOptions RuntimeOptions::load_options(bool with_tokenizer) const {
+  if (threads > 0) cpu::set_num_threads(threads);
   models::LoadOptions options;
   options.device = resolved_device();
   options.dtype = resolved_dtype();

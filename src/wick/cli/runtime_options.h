@@ -1,4 +1,4 @@
-// The CLI's --device, --dtype and --quantized-base, resolved into the library's load options.
+// The CLI's --device, --dtype, --threads and --quantized-base, resolved into the library's load options.
 #pragma once
 
 #include <string>
@@ -15,10 +15,12 @@ struct RuntimeOptions {
   // Decoders: how the linear layers' weights are kept. "" (dense), "file" (a GGUF's own quantized
   // blocks), or a type to quantize them into at load: q4_0, q4_1, q5_0, q5_1, q8_0.
   std::string quantized_base;
+  int threads = 0;  // CPU threads (the pool's and OpenBLAS's); 0: WICK_NUM_THREADS, else every core
   Device resolved_device() const;
   Dtype resolved_dtype() const;
   models::WeightStorage resolved_storage() const;
   // Device, dtype and storage resolved; the tokenizer and chat template loaded when `with_tokenizer`.
+  // Also sets the CPU thread count when --threads was given.
   models::LoadOptions load_options(bool with_tokenizer = true) const;
   // For the inference commands (generate, chat, bench, serve): as load_options, and a GGUF model on
   // CUDA without --quantized-base keeps the file's blocks (projections, embeddings and lm_head), so it
