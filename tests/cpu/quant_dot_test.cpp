@@ -50,6 +50,7 @@ TEST(QuantDot, ActivationBlocksRoundEachValueToItsStep) {
       }
       EXPECT_EQ(q[size_t(b)].sum[h], sum);
     }
+    EXPECT_FLOAT_EQ(q[size_t(b)].ds, q[size_t(b)].d * float(q[size_t(b)].sum[0] + q[size_t(b)].sum[1]));
   }
 }
 

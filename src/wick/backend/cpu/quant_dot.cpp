@@ -29,6 +29,7 @@ void quantize_row_q8(const float* x, int64_t n, Q8Block* out) {
       }
       o.sum[h] = int16_t(sum);
     }
+    o.ds = d * float(int(o.sum[0]) + int(o.sum[1]));
   }
 }
 

@@ -16,9 +16,10 @@
 
 namespace wick::cpu {
 
-// 32 activations quantized to 8 bits: x_j ~= d * q[j]; sum[h] = sum of q over values 16h..16h+15.
+// 32 activations quantized to 8 bits: x_j ~= d * q[j]; sum[h] = sum of q over values 16h..16h+15;
+// ds = d * (sum[0] + sum[1]), the block's sum as the products see it (for the offset terms).
 struct Q8Block {
-  float d;
+  float d, ds;
   int16_t sum[2];
   int8_t q[32];
 };

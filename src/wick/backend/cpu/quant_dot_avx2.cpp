@@ -26,7 +26,6 @@ inline float f16f(const uint8_t* p) {
 
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m256i loadq(const Q8Block& x) { return load256(x.q); }
-inline int qsum(const Q8Block& x) { return int(x.sum[0]) + int(x.sum[1]); }
 
 // The 8 int32 partial sums of u . q, as floats.
 inline __m256 dot32(__m256i u, __m256i q) {
@@ -84,7 +83,7 @@ float dot_q_0(const uint8_t* w, const Q8Block* x, int64_t n) {
     const uint8_t* wb = w + size_t(b) * kBytes;
     float s = f16f(wb) * x[b].d;
     __m256i u = kFive ? _mm256_or_si256(nibbles32(wb + 6), fifth_bits(wb + 2)) : nibbles32(wb + 2);
-    off += kOffset * s * float(qsum(x[b]));
+    off += kOffset * f16f(wb) * x[b].ds;
     return _mm256_fmadd_ps(_mm256_set1_ps(s), dot32(u, loadq(x[b])), acc);
   });
 }
@@ -97,7 +96,7 @@ float dot_q_1(const uint8_t* w, const Q8Block* x, int64_t n) {
     const uint8_t* wb = w + size_t(b) * kBytes;
     float xd = x[b].d;
     __m256i u = kFive ? _mm256_or_si256(nibbles32(wb + 8), fifth_bits(wb + 4)) : nibbles32(wb + 4);
-    off += f16f(wb + 2) * xd * float(qsum(x[b]));
+    off += f16f(wb + 2) * x[b].ds;
     return _mm256_fmadd_ps(_mm256_set1_ps(f16f(wb) * xd), dot32(u, loadq(x[b])), acc);
   });
 }
@@ -137,7 +136,7 @@ float dot_qk_4_5(const uint8_t* w, const Q8Block* x, int64_t n) {
           u[k] = _mm256_or_si256(u[k], _mm256_and_si256(high, _mm256_set1_epi8(0x10)));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d * float(sc[s]) * x[s].d), dot32(u[k], loadq(x[s])), acc);
-        off += dmin * float(mn[s]) * x[s].d * float(qsum(x[s]));
+        off += dmin * float(mn[s]) * x[s].ds;
       }
     }
   }
