@@ -52,7 +52,7 @@ models::LoadOptions RuntimeOptions::load_options(bool with_tokenizer) const {
 
 models::LoadOptions RuntimeOptions::inference_load_options(const std::string& model, bool with_tokenizer) const {
   models::LoadOptions options = load_options(with_tokenizer);
-  if (!quantized_base.empty()) return options;
+  if (!quantized_base.empty() || !options.device.is_cuda()) return options;
   bool gguf = false;
   try {
     gguf = io::resolve_model_source(model).format == io::ModelFormat::kGguf;
@@ -61,7 +61,6 @@ models::LoadOptions RuntimeOptions::inference_load_options(const std::string& mo
   }
   options.storage.keep_file_blocks = gguf;
   options.storage.keep_embedding_blocks = gguf;
-  options.storage.int8_activations = gguf && !options.device.is_cuda();
   return options;
 }
 

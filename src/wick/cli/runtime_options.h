@@ -22,10 +22,9 @@ struct RuntimeOptions {
   // Device, dtype and storage resolved; the tokenizer and chat template loaded when `with_tokenizer`.
   // Also sets the CPU thread count when --threads was given.
   models::LoadOptions load_options(bool with_tokenizer = true) const;
-  // For the inference commands (generate, chat, bench, serve): as load_options, and a GGUF model
-  // without --quantized-base keeps the file's blocks (projections, embeddings and lm_head), so it
-  // runs quantized in about the memory of the file: on CUDA the skinny products read the blocks, on
-  // the CPU decode products quantize the activations to 8 bits and take integer dot products.
+  // For the inference commands (generate, chat, bench, serve): as load_options, and a GGUF model on
+  // CUDA without --quantized-base keeps the file's blocks (projections, embeddings and lm_head), so it
+  // runs quantized in about the memory of the file (the skinny products read the blocks).
   models::LoadOptions inference_load_options(const std::string& model, bool with_tokenizer = true) const;
 };
 
