@@ -101,6 +101,21 @@ TEST(CliBench, TablePrintsOneRowPerTest) {
   EXPECT_EQ(rows, 3) << r.out;
 }
 
+// --int8-activations: the file's blocks with 8-bit activations, reported in the header and the JSON;
+// --threads sets the count it reports; a command that does not run inference refuses the flag.
+TEST(CliBench, Int8ActivationsAndThreadsAreReported) {
+  if (!have_model()) return;
+  Result r = run_wick("bench --device cpu --model " + kModel + " -p 4 -n 2 -b 1,2 -r 1 --threads 1 --int8-activations --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["weights"], "the file's blocks, 8-bit activations, 1 threads") << r.out;
+  EXPECT_EQ(j["threads"], 1) << r.out;
+  EXPECT_EQ(j["tests"].size(), 3u) << r.out;
+  Result refused = run_wick("embed --device cpu --model " + kModel + " --int8-activations");
+  EXPECT_EQ(refused.code, 2) << refused.err;
+  EXPECT_NE(refused.err.find("--int8-activations"), std::string::npos) << refused.err;
+}
+
 TEST(CliBench, BadArgumentsGiveOneLineErrors) {
   if (!have_model()) return;
   const std::string base = "bench --device cpu --model " + kModel;

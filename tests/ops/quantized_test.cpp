@@ -92,6 +92,34 @@ WICK_DEVICE_TEST(Quantized, LinearMatchesFloat64OnTheDequantizedMatrix) {
     }
 }
 
+// With int8_activations the CPU quantizes up to 16 rows of x to 8-bit blocks of 32 (a step of
+// max|x| / 127 per block, so each x_j is off by at most max|x| / 254) and takes integer dot
+// products: each output is within sum_j |w_j| * 2 / 254 of the exact product for |x| <= 2. More
+// rows (and CUDA) multiply the dequantized matrix, well within that.
+WICK_DEVICE_TEST(Quantized, LinearWithInt8ActivationsIsWithinEightBitRounding) {
+  for (io::GgmlType type : block_types())
+    for (int64_t m : {1, 3, 17}) {
+      SCOPED_TRACE(str_cat(io::ggml_type_name(type), " m ", m));
+      int64_t rows = 37, cols = cols_for(type, 3);
+      QuantizedMatrix cpu = random_blocks(type, rows, cols, 29);
+      QuantizedMatrix w = to_device(cpu, device());
+      w.int8_activations = true;
+      Values wv = reference_matrix(cpu);
+      Rand x = rand({m, cols}, Dtype::F32);
+      Tol tol{1.01 * product_terms(wv, rows, cols, 2.0 / 254) + 1e-6 * product_terms(wv, rows, cols, 2.0), 1e-5};
+      expect_close(linear(x.t, w), product(x.v, wv, {}, m, rows, cols), {m, rows}, tol);
+      // A strided input (every other column of a wider matrix) gives the same.
+      Tensor wide = rand({m, 2 * cols}, Dtype::F32).t;
+      Tensor strided = slice(wide, 1, 0, 2 * cols, 2);
+      expect_close(linear(strided, w), product(values(contiguous(strided)), wv, {}, m, rows, cols), {m, rows}, tol);
+      if (m == 1) {  // bf16 in and out: the same bound, plus bf16's rounding of the result
+        Tensor xb = astype(x.t, Dtype::BF16);
+        expect_close(linear(xb, w), product(values(xb), wv, {}, m, rows, cols), {m, rows},
+                     Tol{tol.atol + 0x1p-8 * product_terms(wv, rows, cols, 2.0), 0.01});
+      }
+    }
+}
+
 WICK_DEVICE_TEST(Quantized, InputGradientIsTheProductWithTheMatrix) {
   for (io::GgmlType type : {io::GgmlType::Q4_0, io::GgmlType::Q5_1, io::GgmlType::Q8_0, io::GgmlType::Q3_K,
                             io::GgmlType::Q4_K, io::GgmlType::Q6_K})

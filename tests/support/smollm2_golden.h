@@ -21,11 +21,13 @@ inline std::string smollm2_q4_1_path() {
   return std::string(WICK_TEST_DATA_DIR) + "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf";
 }
 
-// The model with its projections and embedding kept as the file's blocks.
-inline models::DecoderModel load_smollm2_with_blocks(Device device) {
+// The model with its projections and embedding kept as the file's blocks (multiplied through 8-bit
+// activations on the CPU when `int8_activations`).
+inline models::DecoderModel load_smollm2_with_blocks(Device device, bool int8_activations = false) {
   models::WeightStorage storage;
   storage.keep_file_blocks = true;
   storage.keep_embedding_blocks = true;
+  storage.int8_activations = int8_activations;
   return models::DecoderModel::load_gguf(smollm2_q4_1_path(), device, Dtype::F32, storage);
 }
 

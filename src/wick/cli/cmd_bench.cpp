@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "wick/backend/cpu/thread_pool.h"
 #include "wick/cli/bench_target.h"
 #include "wick/cli/commands.h"
 #include "wick/cli/runtime_options.h"
@@ -210,9 +211,12 @@ void run_bench(const BenchCliOptions& o) {
   // What the projections multiply: the file's own blocks (a GGUF on CUDA), blocks made at load, or
   // dense matrices of the model's dtype.
   std::string weights = !o.runtime.quantized_base.empty() ? "quantized at load (" + o.runtime.quantized_base + ")"
+                        : load.storage.int8_activations    ? std::string("the file's blocks, 8-bit activations")
                         : load.storage.keep_file_blocks    ? std::string("the file's blocks")
                                                            : "dense " + std::string(dtype_name(model.dtype()));
+  if (!device.is_cuda()) weights += ", " + std::to_string(cpu::num_threads()) + " threads";
   out["weights"] = weights;
+  out["threads"] = device.is_cuda() ? json(nullptr) : json(cpu::num_threads());
   out["commit"] = build_commit();
   out["engine"] = o.engine;
   out["repetitions"] = o.repetitions;

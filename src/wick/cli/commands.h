@@ -21,7 +21,7 @@ void register_bench(CLI::App& app);
 void register_serve(CLI::App& app);
 
 struct RuntimeOptions;
-// --device and --dtype, shared by every command that runs a model.
+// --device, --dtype and --threads, shared by every command that runs a model.
 void add_runtime_options(CLI::App* cmd, RuntimeOptions& runtime);
 // --quantized-base, for the commands that load a decoder.
 void add_quantized_base_option(CLI::App* cmd, RuntimeOptions& runtime);

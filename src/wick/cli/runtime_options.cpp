@@ -5,6 +5,8 @@
 
 #include <utility>
 
+#include "wick/backend/cpu/thread_pool.h"
+#include "wick/cli/usage.h"
 #include "wick/core/error.h"
 #include "wick/io/ggml_quants.h"
 
@@ -40,6 +42,12 @@ models::WeightStorage RuntimeOptions::resolved_storage() const {
 }
 
 models::LoadOptions RuntimeOptions::load_options(bool with_tokenizer) const {
+  if (int8_activations) throw UsageError("--int8-activations is for generate, chat, bench and serve");
+  return common_options(with_tokenizer);
+}
+
+models::LoadOptions RuntimeOptions::common_options(bool with_tokenizer) const {
+  if (threads > 0) cpu::set_num_threads(threads);
   models::LoadOptions options;
   options.device = resolved_device();
   options.dtype = resolved_dtype();
@@ -49,8 +57,12 @@ models::LoadOptions RuntimeOptions::load_options(bool with_tokenizer) const {
 }
 
 models::LoadOptions RuntimeOptions::inference_load_options(const std::string& model, bool with_tokenizer) const {
-  models::LoadOptions options = load_options(with_tokenizer);
-  if (!quantized_base.empty() || !options.device.is_cuda()) return options;
+  models::LoadOptions options = common_options(with_tokenizer);
+  if (int8_activations) {
+    if (options.device.is_cuda()) throw UsageError("--int8-activations is for the CPU (--device cpu)");
+    if (!quantized_base.empty()) throw UsageError("--int8-activations keeps the file's blocks: leave out --quantized-base");
+  }
+  if (!quantized_base.empty() || (!options.device.is_cuda() && !int8_activations)) return options;
   bool gguf = false;
   try {
     gguf = io::resolve_model_source(model).format == io::ModelFormat::kGguf;
@@ -59,6 +71,10 @@ models::LoadOptions RuntimeOptions::inference_load_options(const std::string& mo
   }
   options.storage.keep_file_blocks = gguf;
   options.storage.keep_embedding_blocks = gguf;
+  if (int8_activations) {
+    if (!gguf) throw UsageError("--int8-activations needs a GGUF model (its quantized blocks)");
+    options.storage.int8_activations = true;
+  }
   return options;
 }
 

@@ -416,20 +416,24 @@ class Dequantize : public Primitive {
 // dequantized into a scratch buffer of x's dtype that lives only for the call. `transposed`:
 // x[..., cols] @ W^T -> [..., rows] (a linear layer); else x[..., rows] @ W -> [..., cols] (its
 // input gradient). The vjp is the other form, so the backward dequantizes again and the graph
-// holds only the blocks.
+// holds only the blocks. `int8_activations` (QuantizedMatrix::int8_activations) lets the CPU
+// multiply a few rows of x (decode) by quantizing them to 8-bit blocks and taking integer dot
+// products with the weight's blocks (backend/cpu/quant_dot.h); the vjp never does.
 class QuantizedMatmul : public Primitive {
  public:
-  QuantizedMatmul(io::GgmlType type, int64_t rows, int64_t cols, bool transposed)
-      : type_(type), rows_(rows), cols_(cols), transposed_(transposed) {}
+  QuantizedMatmul(io::GgmlType type, int64_t rows, int64_t cols, bool transposed, bool int8_activations = false)
+      : type_(type), rows_(rows), cols_(cols), transposed_(transposed), int8_activations_(int8_activations) {}
   const char* name() const override { return "quantized_matmul"; }
   io::GgmlType type() const { return type_; }
   bool transposed() const { return transposed_; }
+  bool int8_activations() const { return int8_activations_; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
  private:
   io::GgmlType type_;
   int64_t rows_, cols_;
   bool transposed_;
+  bool int8_activations_;
 };
 
 // Per-row cross-entropy of logits[N, V] against targets[N] (i32/i64), f32 output [N];

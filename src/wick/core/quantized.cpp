@@ -51,7 +51,7 @@ QuantizedMatrix quantize(const Tensor& w, io::GgmlType type) {
 }
 
 QuantizedMatrix to_device(const QuantizedMatrix& w, Device device) {
-  return QuantizedMatrix{to_device(w.blocks, device), w.type, w.rows, w.cols};
+  return QuantizedMatrix{to_device(w.blocks, device), w.type, w.rows, w.cols, w.int8_activations};
 }
 
 Tensor dequantize(const QuantizedMatrix& w, Dtype dtype) {
@@ -70,7 +70,7 @@ Tensor linear(const Tensor& x, const QuantizedMatrix& w, const std::optional<Ten
   Shape out_shape = x.shape();
   out_shape.back() = w.rows;
   Tensor y = Tensor::make(out_shape, x.dtype(), x.device(),
-                          std::make_shared<QuantizedMatmul>(w.type, w.rows, w.cols, /*transposed=*/true),
+                          std::make_shared<QuantizedMatmul>(w.type, w.rows, w.cols, /*transposed=*/true, w.int8_activations),
                           {x, w.blocks});
   if (bias) {
     WICK_CHECK(bias->ndim() == 1 && bias->shape(0) == w.rows, "linear: bias ", shape_str(bias->shape()),

@@ -17,6 +17,11 @@ struct QuantizedMatrix {
   Tensor blocks;
   io::GgmlType type = io::GgmlType::Q8_0;
   int64_t rows = 0, cols = 0;
+  // Products on the CPU with a few activation rows (decode) may quantize the activations to 8-bit
+  // blocks of 32 and take integer dot products, as llama.cpp does: the result then differs from
+  // the dequantize-then-multiply product by about 1e-3 of sum_j |w_j x_j| (8-bit rounding of x).
+  // Off: the product is the dequantized matrix's, to float rounding. Gradients are always exact.
+  bool int8_activations = false;
 
   Shape shape() const { return {rows, cols}; }
   Device device() const { return blocks.device(); }

@@ -182,7 +182,9 @@ DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dty
       std::vector<uint8_t> bytes = io::gguf_tensor_bytes_hf_order(file, t.name);
       int64_t row_bytes = int64_t(bytes.size()) / shape[0];
       Tensor blocks = Tensor::from_data(bytes.data(), {shape[0], row_bytes}, Dtype::U8, Device::cpu());
-      return quantized_matrix(to_device(blocks, device), t.type, shape[0], shape[1]);
+      QuantizedMatrix q = quantized_matrix(to_device(blocks, device), t.type, shape[0], shape[1]);
+      q.int8_activations = storage.int8_activations;
+      return q;
     }
     if (storage.quantize) return quantized_at_load(name, f32(name, shape), *storage.quantize, device);
     return w(name, shape);
@@ -193,7 +195,9 @@ DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dty
       std::vector<uint8_t> bytes = io::gguf_tensor_bytes_hf_order(file, t.name);
       int64_t row_bytes = int64_t(bytes.size()) / shape[0];
       Tensor blocks = Tensor::from_data(bytes.data(), {shape[0], row_bytes}, Dtype::U8, Device::cpu());
-      return quantized_matrix(to_device(blocks, device), t.type, shape[0], shape[1]);
+      QuantizedMatrix q = quantized_matrix(to_device(blocks, device), t.type, shape[0], shape[1]);
+      q.int8_activations = storage.int8_activations;
+      return q;
     }
     return w(name, shape);
   };

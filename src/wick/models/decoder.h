@@ -58,6 +58,9 @@ struct WeightStorage {
   // GGUF bases: keep the token embeddings (and an untied lm_head) as the file's blocks too, for
   // inference in the memory of the file (embed_blocks / lm_head_blocks instead of the dense tensors).
   bool keep_embedding_blocks = false;
+  // Blocks kept for inference: let CPU products quantize activations to 8 bits
+  // (QuantizedMatrix::int8_activations).
+  bool int8_activations = false;
 };
 
 // How a forward runs, for training.

@@ -21,7 +21,7 @@ namespace {
 LinearWeight rows_of(const LinearWeight& w, int64_t offset, int64_t rows) {
   if (!w.is_quantized()) return narrow(w.dense(), 0, offset, rows);
   const QuantizedMatrix& q = w.blocks();
-  return QuantizedMatrix{narrow(q.blocks, 0, offset, rows), q.type, rows, q.cols};
+  return QuantizedMatrix{narrow(q.blocks, 0, offset, rows), q.type, rows, q.cols, q.int8_activations};
 }
 
 // The parts stacked along their rows as one weight, or nothing when they differ in kind, type or
@@ -30,7 +30,9 @@ std::optional<LinearWeight> fuse(std::vector<LinearWeight*> parts) {
   const LinearWeight& first = *parts[0];
   for (const LinearWeight* p : parts) {
     if (p->is_quantized() != first.is_quantized() || p->shape()[1] != first.shape()[1]) return std::nullopt;
-    if (p->is_quantized() ? p->blocks().type != first.blocks().type : p->dense().dtype() != first.dense().dtype())
+    if (p->is_quantized() ? p->blocks().type != first.blocks().type ||
+                                p->blocks().int8_activations != first.blocks().int8_activations
+                          : p->dense().dtype() != first.dense().dtype())
       return std::nullopt;
   }
   LinearWeight fused;
@@ -41,7 +43,8 @@ std::optional<LinearWeight> fuse(std::vector<LinearWeight*> parts) {
       blocks.push_back(p->blocks().blocks);
       rows += p->blocks().rows;
     }
-    fused = QuantizedMatrix{concat(blocks, 0).eval(), first.blocks().type, rows, first.blocks().cols};
+    fused = QuantizedMatrix{concat(blocks, 0).eval(), first.blocks().type, rows, first.blocks().cols,
+                            first.blocks().int8_activations};
   } else {
     std::vector<Tensor> dense;
     for (const LinearWeight* p : parts) dense.push_back(p->dense());

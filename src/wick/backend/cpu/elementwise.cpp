@@ -1,4 +1,5 @@
-// CPU kernels of the elementwise primitives, fills and random draws.
+// CPU kernels of the elementwise primitives, fills and random draws; large tensors are split across
+// the thread pool.
 #include <cmath>
 
 #include "wick/backend/cpu/strided.h"
@@ -8,7 +9,7 @@
 namespace wick {
 
 using cpu::cdata;
-using cpu::for_each_strided;
+using cpu::parallel_for_each_strided;
 using cpu::mdata;
 
 namespace {
@@ -36,7 +37,7 @@ void Unary<Fn>::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
     } else {
       const T* src = cdata<T>(x);
       T* dst = mdata<T>(out);
-      for_each_strided<2>(out.shape(), {out.strides(), x.strides()}, [&](int64_t o, int64_t i) {
+      parallel_for_each_strided<2>(out.shape(), {out.strides(), x.strides()}, [&](int64_t o, int64_t i) {
         dst[o] = T(static_cast<compute_t<T>>(Fn{}(static_cast<compute_t<T>>(src[i]))));
       });
     }
@@ -54,13 +55,13 @@ void Binary<Fn>::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
     const T* pb = cdata<T>(b);
     if constexpr (std::is_same_v<R, bool>) {
       bool* dst = mdata<bool>(out);
-      for_each_strided<3>(out.shape(), {out.strides(), a.strides(), b.strides()},
+      parallel_for_each_strided<3>(out.shape(), {out.strides(), a.strides(), b.strides()},
                           [&](int64_t o, int64_t i, int64_t j) { dst[o] = Fn{}(C(pa[i]), C(pb[j])); });
     } else if constexpr (std::is_same_v<T, bool>) {
       fail(Fn::name, ": not defined for bool tensors");
     } else {
       T* dst = mdata<T>(out);
-      for_each_strided<3>(out.shape(), {out.strides(), a.strides(), b.strides()},
+      parallel_for_each_strided<3>(out.shape(), {out.strides(), a.strides(), b.strides()},
                           [&](int64_t o, int64_t i, int64_t j) { dst[o] = T(C(Fn{}(C(pa[i]), C(pb[j])))); });
     }
   });
@@ -82,7 +83,7 @@ void Where::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
     const T* pa = cdata<T>(a);
     const T* pb = cdata<T>(b);
     T* dst = mdata<T>(out);
-    for_each_strided<4>(out.shape(), {out.strides(), c.strides(), a.strides(), b.strides()},
+    parallel_for_each_strided<4>(out.shape(), {out.strides(), c.strides(), a.strides(), b.strides()},
                         [&](int64_t o, int64_t k, int64_t i, int64_t j) { dst[o] = pc[k] ? pa[i] : pb[j]; });
   });
 }
@@ -94,7 +95,7 @@ void AsType::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
     dispatch_all(out.dtype(), [&]<typename D>() {
       const S* src = cdata<S>(x);
       D* dst = mdata<D>(out);
-      for_each_strided<2>(out.shape(), {out.strides(), x.strides()},
+      parallel_for_each_strided<2>(out.shape(), {out.strides(), x.strides()},
                           [&](int64_t o, int64_t i) { dst[o] = convert<D, S>(src[i]); });
     });
   });
@@ -121,11 +122,14 @@ void Random::eval_cpu(const std::vector<Tensor>&, const Tensor& out) {
   out.allocate();
   float* dst = mdata<float>(out);
   int64_t n = out.numel();
-  if (kind_ == RandomKind::Uniform) {
-    for (int64_t i = 0; i < n; ++i) dst[i] = rng::uniform(seed_, counter_ + uint64_t(i));
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = rng::normal(seed_, counter_, uint64_t(i));
-  }
+  // Counter-based draws: element i's value depends on i alone, so ranges can run in any order.
+  cpu::parallel_for(n, int64_t(1) << 12, [&](int64_t begin, int64_t end) {
+    if (kind_ == RandomKind::Uniform) {
+      for (int64_t i = begin; i < end; ++i) dst[i] = rng::uniform(seed_, counter_ + uint64_t(i));
+    } else {
+      for (int64_t i = begin; i < end; ++i) dst[i] = rng::normal(seed_, counter_, uint64_t(i));
+    }
+  });
 }
 
 void SwiGLU::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
@@ -136,7 +140,7 @@ void SwiGLU::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
     const T* pa = cdata<T>(a);
     const T* pb = cdata<T>(b);
     T* dst = mdata<T>(out);
-    for_each_strided<3>(out.shape(), {out.strides(), a.strides(), b.strides()}, [&](int64_t o, int64_t i, int64_t j) {
+    parallel_for_each_strided<3>(out.shape(), {out.strides(), a.strides(), b.strides()}, [&](int64_t o, int64_t i, int64_t j) {
       dst[o] = T(C(fn::Silu{}(C(pa[i])) * C(pb[j])));
     });
   });
@@ -150,7 +154,7 @@ void SwiGLUBackward::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) 
     using C = compute_t<T>;
     const T *pa = cdata<T>(a), *pb = cdata<T>(b), *pg = cdata<T>(g);
     T* dst = mdata<T>(out);
-    for_each_strided<4>(a.shape(), {contiguous_strides(a.shape()), a.strides(), b.strides(), g.strides()},
+    parallel_for_each_strided<4>(a.shape(), {contiguous_strides(a.shape()), a.strides(), b.strides(), g.strides()},
                         [&](int64_t o, int64_t i, int64_t j, int64_t k) {
                           C av = C(pa[i]), bv = C(pb[j]), gv = C(pg[k]);
                           C s = fn::Sigmoid{}(av);

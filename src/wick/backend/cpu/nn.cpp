@@ -1,14 +1,25 @@
-// CPU kernels of the fused neural-network primitives (row-wise; statistics in double).
+// CPU kernels of the fused neural-network primitives (row-wise, rows split across the thread pool;
+// statistics in double).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "wick/backend/cpu/strided.h"
+#include "wick/backend/cpu/thread_pool.h"
 #include "wick/core/primitives.h"
 
 namespace wick {
 
 using cpu::cdata;
 using cpu::mdata;
+
+namespace {
+
+// Rows per range of the thread pool for kernels doing a few operations per value of a row of
+// `width` values: about 4096 values of work per range.
+int64_t row_grain(int64_t width) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(width, 1)); }
+
+}  // namespace
 
 void Softmax::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   Tensor x = cpu::contiguous_copy(in[0]);
@@ -17,19 +28,21 @@ void Softmax::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   dispatch_float(x.dtype(), name(), [&]<typename T>() {
     const T* px = cdata<T>(x);
     T* po = mdata<T>(out);
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* row = px + r * cols;
-      double m = -INFINITY;
-      for (int64_t j = 0; j < cols; ++j) m = std::max(m, double(row[j]));
-      if (std::isinf(m) && m < 0) m = 0;  // an all -inf row stays -inf / NaN as in torch
-      double s = 0;
-      for (int64_t j = 0; j < cols; ++j) s += std::exp(double(row[j]) - m);
-      double lse = std::log(s);
-      for (int64_t j = 0; j < cols; ++j) {
-        double v = double(row[j]) - m;
-        po[r * cols + j] = T(compute_t<T>(log_ ? v - lse : std::exp(v) / s));
+    cpu::parallel_for(rows, row_grain(cols), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* row = px + r * cols;
+        double m = -INFINITY;
+        for (int64_t j = 0; j < cols; ++j) m = std::max(m, double(row[j]));
+        if (std::isinf(m) && m < 0) m = 0;  // an all -inf row stays -inf / NaN as in torch
+        double s = 0;
+        for (int64_t j = 0; j < cols; ++j) s += std::exp(double(row[j]) - m);
+        double lse = std::log(s);
+        for (int64_t j = 0; j < cols; ++j) {
+          double v = double(row[j]) - m;
+          po[r * cols + j] = T(compute_t<T>(log_ ? v - lse : std::exp(v) / s));
+        }
       }
-    }
+    });
   });
 }
 
@@ -44,20 +57,22 @@ void LayerNorm::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
     const T* pw = has_weight_ ? cdata<T>(w) : nullptr;
     const T* pb = has_bias_ ? cdata<T>(b) : nullptr;
     T* po = mdata<T>(out);
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* row = px + r * h;
-      double mu = 0, var = 0;
-      for (int64_t j = 0; j < h; ++j) mu += double(row[j]);
-      mu /= double(h);
-      for (int64_t j = 0; j < h; ++j) var += (double(row[j]) - mu) * (double(row[j]) - mu);
-      double rstd = 1.0 / std::sqrt(var / double(h) + eps_);
-      for (int64_t j = 0; j < h; ++j) {
-        double y = (double(row[j]) - mu) * rstd;
-        if (pw) y *= double(pw[j]);
-        if (pb) y += double(pb[j]);
-        po[r * h + j] = T(compute_t<T>(y));
+    cpu::parallel_for(rows, row_grain(h), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* row = px + r * h;
+        double mu = 0, var = 0;
+        for (int64_t j = 0; j < h; ++j) mu += double(row[j]);
+        mu /= double(h);
+        for (int64_t j = 0; j < h; ++j) var += (double(row[j]) - mu) * (double(row[j]) - mu);
+        double rstd = 1.0 / std::sqrt(var / double(h) + eps_);
+        for (int64_t j = 0; j < h; ++j) {
+          double y = (double(row[j]) - mu) * rstd;
+          if (pw) y *= double(pw[j]);
+          if (pb) y += double(pb[j]);
+          po[r * h + j] = T(compute_t<T>(y));
+        }
       }
-    }
+    });
   });
 }
 
@@ -70,13 +85,15 @@ void RMSNorm::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
     const T* px = cdata<T>(x);
     const T* pw = cdata<T>(w);
     T* po = mdata<T>(out);
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* row = px + r * h;
-      double ss = 0;
-      for (int64_t j = 0; j < h; ++j) ss += double(row[j]) * double(row[j]);
-      double rs = 1.0 / std::sqrt(ss / double(h) + eps_);
-      for (int64_t j = 0; j < h; ++j) po[r * h + j] = T(compute_t<T>(double(row[j]) * rs * double(pw[j])));
-    }
+    cpu::parallel_for(rows, row_grain(h), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* row = px + r * h;
+        double ss = 0;
+        for (int64_t j = 0; j < h; ++j) ss += double(row[j]) * double(row[j]);
+        double rs = 1.0 / std::sqrt(ss / double(h) + eps_);
+        for (int64_t j = 0; j < h; ++j) po[r * h + j] = T(compute_t<T>(double(row[j]) * rs * double(pw[j])));
+      }
+    });
   });
 }
 
@@ -89,29 +106,31 @@ void NormBackward::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   dispatch_float(x.dtype(), name(), [&]<typename T>() {
     const T *px = cdata<T>(x), *pg = cdata<T>(g), *pw = has_weight_ ? cdata<T>(w) : nullptr;
     T* po = mdata<T>(out);
-    for (int64_t r = 0; r < rows; ++r) {
-      const T *xr = px + r * h, *gr = pg + r * h;
-      double mean = 0, ss = 0;
-      if (!rms_) {
-        for (int64_t j = 0; j < h; ++j) mean += double(xr[j]);
-        mean /= double(h);
+    cpu::parallel_for(rows, row_grain(h), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T *xr = px + r * h, *gr = pg + r * h;
+        double mean = 0, ss = 0;
+        if (!rms_) {
+          for (int64_t j = 0; j < h; ++j) mean += double(xr[j]);
+          mean /= double(h);
+        }
+        for (int64_t j = 0; j < h; ++j) ss += (double(xr[j]) - mean) * (double(xr[j]) - mean);
+        double rstd = 1.0 / std::sqrt(ss / double(h) + eps_);
+        // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)); RMSNorm has no mean terms.
+        double sum_d = 0, sum_dx = 0;
+        for (int64_t j = 0; j < h; ++j) {
+          double d = double(gr[j]) * (pw ? double(pw[j]) : 1.0);
+          sum_d += d;
+          sum_dx += d * (double(xr[j]) - mean) * rstd;
+        }
+        double mean_d = rms_ ? 0.0 : sum_d / double(h), mean_dx = sum_dx / double(h);
+        for (int64_t j = 0; j < h; ++j) {
+          double d = double(gr[j]) * (pw ? double(pw[j]) : 1.0);
+          double xhat = (double(xr[j]) - mean) * rstd;
+          po[r * h + j] = T(compute_t<T>(rstd * (d - mean_d - xhat * mean_dx)));
+        }
       }
-      for (int64_t j = 0; j < h; ++j) ss += (double(xr[j]) - mean) * (double(xr[j]) - mean);
-      double rstd = 1.0 / std::sqrt(ss / double(h) + eps_);
-      // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)); RMSNorm has no mean terms.
-      double sum_d = 0, sum_dx = 0;
-      for (int64_t j = 0; j < h; ++j) {
-        double d = double(gr[j]) * (pw ? double(pw[j]) : 1.0);
-        sum_d += d;
-        sum_dx += d * (double(xr[j]) - mean) * rstd;
-      }
-      double mean_d = rms_ ? 0.0 : sum_d / double(h), mean_dx = sum_dx / double(h);
-      for (int64_t j = 0; j < h; ++j) {
-        double d = double(gr[j]) * (pw ? double(pw[j]) : 1.0);
-        double xhat = (double(xr[j]) - mean) * rstd;
-        po[r * h + j] = T(compute_t<T>(rstd * (d - mean_d - xhat * mean_dx)));
-      }
-    }
+    });
   });
 }
 
@@ -123,15 +142,17 @@ void SoftmaxBackward::eval_cpu(const std::vector<Tensor>& in, const Tensor& out)
   dispatch_float(y.dtype(), name(), [&]<typename T>() {
     const T *py = cdata<T>(y), *pg = cdata<T>(g);
     T* po = mdata<T>(out);
-    for (int64_t r = 0; r < rows; ++r) {
-      const T *yr = py + r * cols, *gr = pg + r * cols;
-      double dot = 0;
-      for (int64_t j = 0; j < cols; ++j) dot += double(gr[j]) * (log_ ? 1.0 : double(yr[j]));
-      for (int64_t j = 0; j < cols; ++j) {
-        double yv = double(yr[j]), gv = double(gr[j]);
-        po[r * cols + j] = T(compute_t<T>(log_ ? gv - std::exp(yv) * dot : yv * (gv - dot)));
+    cpu::parallel_for(rows, row_grain(cols), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T *yr = py + r * cols, *gr = pg + r * cols;
+        double dot = 0;
+        for (int64_t j = 0; j < cols; ++j) dot += double(gr[j]) * (log_ ? 1.0 : double(yr[j]));
+        for (int64_t j = 0; j < cols; ++j) {
+          double yv = double(yr[j]), gv = double(gr[j]);
+          po[r * cols + j] = T(compute_t<T>(log_ ? gv - std::exp(yv) * dot : yv * (gv - dot)));
+        }
       }
-    }
+    });
   });
 }
 
@@ -216,23 +237,24 @@ void Attention::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   dispatch_float(q.dtype(), name(), [&]<typename T>() {
     const T *pq = cdata<T>(q), *pk = cdata<T>(k), *pv = cdata<T>(v);
     T* po = mdata<T>(out);
-    std::vector<double> p(d.Tk), acc(d.Dv);
-    for (int64_t b = 0; b < d.B; ++b)
-      for (int64_t h = 0; h < d.Hq; ++h) {
+    // Rows (b, h, i) are independent: split across the thread pool.
+    cpu::parallel_for(d.B * d.Hq * d.Tq, row_grain(d.Tk * (d.D + d.Dv)), [&](int64_t r0, int64_t r1) {
+      std::vector<double> p(d.Tk), acc(d.Dv);
+      for (int64_t r = r0; r < r1; ++r) {
+        int64_t b = r / (d.Hq * d.Tq), h = r / d.Tq % d.Hq, i = r % d.Tq;
         int64_t hk = h / d.group;
         const T* kh = pk + (b * d.Hkv + hk) * d.Tk * d.D;
         const T* vh = pv + (b * d.Hkv + hk) * d.Tk * d.Dv;
-        for (int64_t i = 0; i < d.Tq; ++i) {
-          const float* mrow = pm ? pm + b * ms[0] + h * ms[1] + i * ms[2] : nullptr;
-          attention_probs(d, pq + ((b * d.Hq + h) * d.Tq + i) * d.D, kh, mrow, ms[3], causal_, scale_, i, p);
-          std::fill(acc.begin(), acc.end(), 0.0);
-          for (int64_t j = 0; j < d.Tk; ++j)
-            if (p[j] != 0)
-              for (int64_t c = 0; c < d.Dv; ++c) acc[c] += p[j] * double(vh[j * d.Dv + c]);
-          T* orow = po + ((b * d.Hq + h) * d.Tq + i) * d.Dv;
-          for (int64_t c = 0; c < d.Dv; ++c) orow[c] = T(compute_t<T>(acc[c]));
-        }
+        const float* mrow = pm ? pm + b * ms[0] + h * ms[1] + i * ms[2] : nullptr;
+        attention_probs(d, pq + ((b * d.Hq + h) * d.Tq + i) * d.D, kh, mrow, ms[3], causal_, scale_, i, p);
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t j = 0; j < d.Tk; ++j)
+          if (p[j] != 0)
+            for (int64_t c = 0; c < d.Dv; ++c) acc[c] += p[j] * double(vh[j * d.Dv + c]);
+        T* orow = po + ((b * d.Hq + h) * d.Tq + i) * d.Dv;
+        for (int64_t c = 0; c < d.Dv; ++c) orow[c] = T(compute_t<T>(acc[c]));
       }
+    });
   });
 }
 

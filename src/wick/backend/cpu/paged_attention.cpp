@@ -1,10 +1,12 @@
 // CPU kernels of the paged KV cache: writing new keys (rotated when asked) and values into their
 // blocks, and attention of each new token over its row's cached positions (sums in double).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "wick/backend/cpu/strided.h"
+#include "wick/backend/cpu/thread_pool.h"
 #include "wick/core/ops/paged_attention.h"
 #include "wick/core/primitives.h"
 
@@ -91,6 +93,8 @@ void PagedKVWrite::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
 
 // Per (token, head): scores q.k over the token's context, softmax, then the weighted sum of the
 // values. Sums run in float (double for f64 data) over contiguous rows, which compilers vectorise.
+// The (token, kv head) pairs are split across the thread pool; each pair's query heads share the
+// gathered rows of its context.
 void PagedAttention::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   Tensor q = cpu::contiguous_copy(in[0]), cache = cpu::contiguous_copy(in[1]);
   Tensor tables = cpu::contiguous_copy(in[2]), rows = cpu::contiguous_copy(in[3]), pos = cpu::contiguous_copy(in[4]);
@@ -103,67 +107,73 @@ void PagedAttention::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) 
   Tensor inv_freq = rope_ ? cpu::contiguous_copy(in[5]) : Tensor();
   const float* inv = rope_ ? cdata<float>(inv_freq) : nullptr;
   const int64_t half = d / 2;
+  int64_t longest = 1;
+  for (int64_t t = 0; t < n; ++t) {
+    WICK_CHECK(pp[t] < max_context_, name(), ": position ", pp[t], " is not below max_context ", max_context_);
+    longest = std::max<int64_t>(longest, int64_t(pp[t]) + 1);
+  }
   dispatch_float(q.dtype(), name(), [&]<typename T>() {
     using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
     using C = compute_t<T>;
     const T* pq = cdata<T>(q);
     const T* pc = cdata<T>(cache);
     T* po = mdata<T>(out);
-    std::vector<A> scores, acc(static_cast<size_t>(d)), qa(static_cast<size_t>(d));
-    std::vector<C> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
-    std::vector<T> qr(static_cast<size_t>(d));
-    std::vector<const T*> keys, values;
-    for (int64_t t = 0; t < n; ++t) {
-      WICK_CHECK(pp[t] < max_context_, name(), ": position ", pp[t], " is not below max_context ", max_context_);
-      int64_t len = int64_t(pp[t]) + 1;
-      scores.resize(static_cast<size_t>(len));
-      if (inv)
-        for (int64_t i = 0; i < half; ++i) {
-          // The angle in f32 as the rope op forms it (and HF), unless the data is f64.
-          C angle = std::is_same_v<C, double> ? C(double(pp[t]) * double(inv[i])) : C(float(pp[t]) * inv[i]);
-          cs[i] = std::cos(angle);
-          sn[i] = std::sin(angle);
+    int64_t grain = std::max<int64_t>(1, 8192 / (longest * d * group));
+    // Units of (token, kv head): each scores the token's context for the query heads of its group.
+    cpu::parallel_for(n * hkv, grain, [&](int64_t u0, int64_t u1) {
+      std::vector<A> scores, acc(static_cast<size_t>(d)), qa(static_cast<size_t>(d));
+      std::vector<C> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+      std::vector<T> qr(static_cast<size_t>(d));
+      std::vector<const T*> keys, values;
+      for (int64_t u = u0; u < u1; ++u) {
+        int64_t t = u / hkv, g = u % hkv;
+        int64_t len = int64_t(pp[t]) + 1;
+        scores.resize(static_cast<size_t>(len));
+        keys.resize(static_cast<size_t>(len));
+        values.resize(static_cast<size_t>(len));
+        for (int64_t p = 0; p < len; ++p) {  // the rows of this token's context for kv head g
+          int64_t slot = paging.slot(pr[t], p), block = slot / bs, offset = slot % bs;
+          keys[p] = pc + (((block * 2 + 0) * hkv + g) * bs + offset) * d;
+          values[p] = pc + (((block * 2 + 1) * hkv + g) * bs + offset) * d;
         }
-      for (int64_t h = 0; h < hq; ++h) {
-        int64_t g = h / group;
-        if (h % group == 0) {  // the rows of this token's context for kv head g
-          keys.resize(static_cast<size_t>(len));
-          values.resize(static_cast<size_t>(len));
-          for (int64_t p = 0; p < len; ++p) {
-            int64_t slot = paging.slot(pr[t], p), block = slot / bs, offset = slot % bs;
-            keys[p] = pc + (((block * 2 + 0) * hkv + g) * bs + offset) * d;
-            values[p] = pc + (((block * 2 + 1) * hkv + g) * bs + offset) * d;
-          }
-        }
-        const T* qv = pq + (t * hq + h) * d;
-        if (inv) {  // rotated and rounded to T, as the rope op leaves q
+        if (inv)
           for (int64_t i = 0; i < half; ++i) {
-            C x1 = C(qv[i]), x2 = C(qv[i + half]);
-            qr[i] = T(x1 * cs[i] - x2 * sn[i]);
-            qr[i + half] = T(x2 * cs[i] + x1 * sn[i]);
+            // The angle in f32 as the rope op forms it (and HF), unless the data is f64.
+            C angle = std::is_same_v<C, double> ? C(double(pp[t]) * double(inv[i])) : C(float(pp[t]) * inv[i]);
+            cs[i] = std::cos(angle);
+            sn[i] = std::sin(angle);
           }
-          qv = qr.data();
+        for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+          const T* qv = pq + (t * hq + h) * d;
+          if (inv) {  // rotated and rounded to T, as the rope op leaves q
+            for (int64_t i = 0; i < half; ++i) {
+              C x1 = C(qv[i]), x2 = C(qv[i + half]);
+              qr[i] = T(x1 * cs[i] - x2 * sn[i]);
+              qr[i + half] = T(x2 * cs[i] + x1 * sn[i]);
+            }
+            qv = qr.data();
+          }
+          for (int64_t j = 0; j < d; ++j) qa[j] = A(qv[j]) * A(scale_);
+          A best = -INFINITY;
+          for (int64_t p = 0; p < len; ++p) {
+            const T* kv = keys[p];
+            A dot = 0;
+            for (int64_t j = 0; j < d; ++j) dot += qa[j] * A(kv[j]);
+            scores[p] = dot;
+            best = std::max(best, dot);
+          }
+          A total = 0;
+          for (A& s : scores) total += (s = std::exp(s - best));
+          std::fill(acc.begin(), acc.end(), A(0));
+          for (int64_t p = 0; p < len; ++p) {
+            const T* vv = values[p];
+            A w = scores[p];
+            for (int64_t j = 0; j < d; ++j) acc[j] += w * A(vv[j]);
+          }
+          for (int64_t j = 0; j < d; ++j) po[(t * hq + h) * d + j] = T(compute_t<T>(acc[j] / total));
         }
-        for (int64_t j = 0; j < d; ++j) qa[j] = A(qv[j]) * A(scale_);
-        A best = -INFINITY;
-        for (int64_t p = 0; p < len; ++p) {
-          const T* kv = keys[p];
-          A dot = 0;
-          for (int64_t j = 0; j < d; ++j) dot += qa[j] * A(kv[j]);
-          scores[p] = dot;
-          best = std::max(best, dot);
-        }
-        A total = 0;
-        for (A& s : scores) total += (s = std::exp(s - best));
-        std::fill(acc.begin(), acc.end(), A(0));
-        for (int64_t p = 0; p < len; ++p) {
-          const T* vv = values[p];
-          A w = scores[p];
-          for (int64_t j = 0; j < d; ++j) acc[j] += w * A(vv[j]);
-        }
-        for (int64_t j = 0; j < d; ++j) po[(t * hq + h) * d + j] = T(compute_t<T>(acc[j] / total));
       }
-    }
+    });
   });
 }
 

@@ -1,19 +1,25 @@
 // CPU dequantization of GGML blocks (through io's reference dequantizers) and products with a
-// quantized matrix: the matrix is dequantized into a scratch buffer of the compute dtype, then
-// multiplied with OpenBLAS (16-bit values widened to f32 around the GEMM, as in Matmul).
+// quantized matrix. A few rows of activations (decode) with int8_activations on are quantized to
+// 8-bit blocks and multiplied with integer dot products (quant_dot.h), the weight's rows split across
+// the thread pool; otherwise the matrix is dequantized (rows in parallel) into a scratch buffer of
+// the compute dtype and multiplied with OpenBLAS (16-bit values widened to f32 around the GEMM, as
+// in Matmul).
 #include <cblas.h>
 
+#include <algorithm>
 #include <vector>
 
+#include "wick/backend/cpu/quant_dot.h"
 #include "wick/backend/cpu/strided.h"
+#include "wick/backend/cpu/thread_pool.h"
 #include "wick/core/primitives.h"
 
 namespace wick {
 
 namespace {
 
-// Dense [rows, cols] in `dtype` from contiguous blocks.
-void dequantize_into(io::GgmlType type, const uint8_t* src, int64_t rows, int64_t cols, Dtype dtype, void* dst) {
+// Dense [rows, cols] in `dtype` from contiguous blocks, on the calling thread.
+void dequantize_rows(io::GgmlType type, const uint8_t* src, int64_t rows, int64_t cols, Dtype dtype, void* dst) {
   int64_t n = rows * cols;
   switch (dtype) {
     case Dtype::F32: io::dequantize_to_f32(type, src, n, static_cast<float*>(dst)); return;
@@ -31,6 +37,44 @@ void dequantize_into(io::GgmlType type, const uint8_t* src, int64_t rows, int64_
     }
     default: fail("dequantize: the output must be f32, bf16 or f16, got ", dtype_name(dtype));
   }
+}
+
+// Dense [rows, cols] in `dtype` from contiguous blocks, rows split across the thread pool.
+void dequantize_into(io::GgmlType type, const uint8_t* src, int64_t rows, int64_t cols, Dtype dtype, void* dst) {
+  size_t row_bytes = io::ggml_nbytes(type, cols), item = dtype_size(dtype);
+  cpu::parallel_for(rows, std::max<int64_t>(1, 16384 / cols), [&](int64_t r0, int64_t r1) {
+    dequantize_rows(type, src + size_t(r0) * row_bytes, r1 - r0, cols, dtype,
+                    static_cast<uint8_t*>(dst) + size_t(r0 * cols) * item);
+  });
+}
+
+// The most activation rows multiplied through 8-bit activations; more (a prompt) go through the
+// dequantized matrix and a GEMM, whose cost per row is lower.
+constexpr int64_t kInt8MaxRows = 16;
+
+// out[i, r] = x[i, :] . W[r, :] for m rows of x through 8-bit activation blocks.
+template <typename T>
+void int8_product(io::GgmlType type, const uint8_t* blocks, int64_t rows, int64_t cols, const T* x, int64_t m, T* out) {
+  int64_t nb = cols / cpu::kQ8BlockSize;
+  std::vector<cpu::Q8Block> xq(size_t(m * nb));
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int64_t i = 0; i < m; ++i) {
+    const float* xr;
+    if constexpr (std::is_same_v<T, float>) {
+      xr = x + i * cols;
+    } else {
+      for (int64_t j = 0; j < cols; ++j) row[size_t(j)] = float(x[i * cols + j]);
+      xr = row.data();
+    }
+    cpu::quantize_row_q8(xr, cols, xq.data() + i * nb);
+  }
+  cpu::RowDotFn dot = cpu::row_dot_kernel(type);
+  size_t row_bytes = io::ggml_nbytes(type, cols);
+  cpu::parallel_for(rows, std::max<int64_t>(1, 32768 / (cols * m)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t i = 0; i < m; ++i)
+        out[i * rows + r] = T(dot(blocks + size_t(r) * row_bytes, xq.data() + i * nb, cols));
+  });
 }
 
 template <typename T>
@@ -53,6 +97,14 @@ void QuantizedMatmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out)
   Tensor blocks = cpu::contiguous_copy(in[1]);
   out.allocate();
   int64_t k = x.shape(-1), n = out.shape(-1), m = x.numel() / k;
+  if (int8_activations_ && transposed_ && m <= kInt8MaxRows && cpu::int8_dot_supported(type_) &&
+      cols_ % cpu::kQ8BlockSize == 0 && x.dtype() != Dtype::F64) {
+    dispatch_float(x.dtype(), name(), [&]<typename T>() {
+      if constexpr (!std::is_same_v<T, double>)
+        int8_product(type_, cpu::cdata<uint8_t>(blocks), rows_, cols_, cpu::cdata<T>(x), m, cpu::mdata<T>(out));
+    });
+    return;
+  }
   Tensor w = Tensor::empty({rows_, cols_}, x.dtype(), Device::cpu());
   dequantize_into(type_, cpu::cdata<uint8_t>(blocks), rows_, cols_, x.dtype(), w.data_ptr());
   // W is [rows, cols] row-major: the transposed product multiplies by W^T (ld cols), the other by W.

@@ -1,0 +1,242 @@
+// 8-bit activation blocks and the portable (scalar) dot products of GGML weight rows with them;
+// the AVX2 kernels are in quant_dot_avx2.cpp. Each weight type is decoded 32 values at a time into
+// unsigned quants u and the (a, b) of each half: value = a * u + b (see quant_dot.h).
+#include "wick/backend/cpu/quant_dot.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "wick/core/error.h"
+#include "wick/core/half.h"
+
+namespace wick::cpu {
+
+void quantize_row_q8(const float* x, int64_t n, Q8Block* out) {
+  for (int64_t b = 0; b < n / kQ8BlockSize; ++b, x += kQ8BlockSize) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+    float d = amax / 127.0f, id = d > 0 ? 127.0f / amax : 0.0f;
+    Q8Block& o = out[b];
+    o.d = d;
+    for (int h = 0; h < 2; ++h) {
+      int sum = 0;
+      for (int j = 16 * h; j < 16 * h + 16; ++j) {
+        int q = int(std::nearbyint(x[j] * id));
+        q = std::min(127, std::max(-127, q));
+        o.q[j] = int8_t(q);
+        sum += q;
+      }
+      o.sum[h] = int16_t(sum);
+    }
+    o.ds = d * float(int(o.sum[0]) + int(o.sum[1]));
+  }
+}
+
+namespace {
+
+constexpr int64_t QK_K = 256;
+
+float f16_at(const uint8_t* p) { return f16::to_float(uint16_t(p[0] | (p[1] << 8))); }
+uint32_t u32_at(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// 32 weights of one block: value_j = a[j / 16] * u[j] + b[j / 16].
+struct Sub {
+  uint8_t u[32];
+  float a[2], b[2];
+  void affine(float a_all, float b_all) {
+    a[0] = a[1] = a_all;
+    b[0] = b[1] = b_all;
+  }
+};
+
+void sub_q4_0(const uint8_t* blk, int, Sub& s) {
+  float d = f16_at(blk);
+  for (int j = 0; j < 16; ++j) {
+    s.u[j] = blk[2 + j] & 0x0F;
+    s.u[j + 16] = blk[2 + j] >> 4;
+  }
+  s.affine(d, -8.0f * d);
+}
+
+void sub_q4_1(const uint8_t* blk, int, Sub& s) {
+  for (int j = 0; j < 16; ++j) {
+    s.u[j] = blk[4 + j] & 0x0F;
+    s.u[j + 16] = blk[4 + j] >> 4;
+  }
+  s.affine(f16_at(blk), f16_at(blk + 2));
+}
+
+void fifth_bits(const uint8_t* qs, uint32_t qh, Sub& s) {
+  for (int j = 0; j < 16; ++j) {
+    s.u[j] = uint8_t((qs[j] & 0x0F) | ((qh >> j) & 1) << 4);
+    s.u[j + 16] = uint8_t((qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4);
+  }
+}
+
+void sub_q5_0(const uint8_t* blk, int, Sub& s) {
+  fifth_bits(blk + 6, u32_at(blk + 2), s);
+  float d = f16_at(blk);
+  s.affine(d, -16.0f * d);
+}
+
+void sub_q5_1(const uint8_t* blk, int, Sub& s) {
+  fifth_bits(blk + 8, u32_at(blk + 4), s);
+  s.affine(f16_at(blk), f16_at(blk + 2));
+}
+
+void sub_q8_0(const uint8_t* blk, int, Sub& s) {
+  for (int j = 0; j < 32; ++j) s.u[j] = uint8_t(int(int8_t(blk[2 + j])) + 128);
+  float d = f16_at(blk);
+  s.affine(d, -128.0f * d);
+}
+
+// Sub-block s of a Q2_K super-block: 2-bit quants, a 4-bit scale and min per 16 values.
+void sub_q2_k(const uint8_t* blk, int s, Sub& out) {
+  const uint8_t* qs = blk + 16 + 32 * (s / 4);
+  int shift = 2 * (s % 4);
+  for (int l = 0; l < 32; ++l) out.u[l] = (qs[l] >> shift) & 3;
+  float d = f16_at(blk + 80), dmin = f16_at(blk + 82);
+  for (int h = 0; h < 2; ++h) {
+    uint8_t sc = blk[2 * s + h];
+    out.a[h] = d * float(sc & 0x0F);
+    out.b[h] = -dmin * float(sc >> 4);
+  }
+}
+
+// Q3_K: u = low 2 bits + 4 * high bit, value = scale * (u - 4); 6-bit signed scales per 16.
+void sub_q3_k(const uint8_t* blk, int s, Sub& out) {
+  const uint8_t* hmask = blk;
+  const uint8_t* qs = blk + 32 + 32 * (s / 4);
+  const uint8_t* sc = blk + 96;
+  int shift = 2 * (s % 4);
+  for (int l = 0; l < 32; ++l) out.u[l] = uint8_t(((qs[l] >> shift) & 3) | ((hmask[l] >> s) & 1) << 2);
+  float d = f16_at(blk + 108);
+  for (int h = 0; h < 2; ++h) {
+    int i = 2 * s + h;
+    int low = (sc[i % 8] >> (4 * (i / 8))) & 0x0F, high = (sc[8 + i % 4] >> (2 * (i / 4))) & 0x03;
+    out.a[h] = d * float((low | high << 4) - 32);
+    out.b[h] = -4.0f * out.a[h];
+  }
+}
+
+}  // namespace
+
+namespace detail {
+
+// The 6-bit scales and mins of Q4_K/Q5_K (shared with the AVX2 kernels).
+void k_scale_min(const uint8_t* p, uint8_t sc[8], uint8_t mn[8]) {
+  for (int i = 0; i < 4; ++i) {
+    sc[i] = p[i] & 0x3F;
+    mn[i] = p[4 + i] & 0x3F;
+    sc[4 + i] = uint8_t((p[8 + i] & 0x0F) | ((p[i] >> 2) & 0x30));
+    mn[4 + i] = uint8_t((p[8 + i] >> 4) | ((p[4 + i] >> 2) & 0x30));
+  }
+}
+
+}  // namespace detail
+
+namespace {
+
+void sub_q4_k(const uint8_t* blk, int s, Sub& out) {
+  uint8_t sc[8], mn[8];
+  detail::k_scale_min(blk + 4, sc, mn);
+  const uint8_t* chunk = blk + 16 + 32 * (s / 2);
+  int shift = 4 * (s % 2);
+  for (int l = 0; l < 32; ++l) out.u[l] = (chunk[l] >> shift) & 0x0F;
+  out.affine(f16_at(blk) * float(sc[s]), -f16_at(blk + 2) * float(mn[s]));
+}
+
+void sub_q5_k(const uint8_t* blk, int s, Sub& out) {
+  uint8_t sc[8], mn[8];
+  detail::k_scale_min(blk + 4, sc, mn);
+  const uint8_t* qh = blk + 16;
+  const uint8_t* chunk = blk + 48 + 32 * (s / 2);
+  int shift = 4 * (s % 2);
+  for (int l = 0; l < 32; ++l) out.u[l] = uint8_t(((chunk[l] >> shift) & 0x0F) | ((qh[l] >> s) & 1) << 4);
+  out.affine(f16_at(blk) * float(sc[s]), -f16_at(blk + 2) * float(mn[s]));
+}
+
+// Q6_K: 6-bit u, value = d * scale * (u - 32), int8 scales per 16.
+void sub_q6_k(const uint8_t* blk, int s, Sub& out) {
+  int h = s / 4, r = s % 4;  // half of the super-block, 32-value group within it
+  const uint8_t* ql = blk + 64 * h + 32 * (r % 2);
+  const uint8_t* qh = blk + 128 + 32 * h;
+  const auto* scales = reinterpret_cast<const int8_t*>(blk + 192);
+  for (int l = 0; l < 32; ++l)
+    out.u[l] = uint8_t(((ql[l] >> (4 * (r / 2))) & 0x0F) | ((qh[l] >> (2 * r)) & 3) << 4);
+  float d = f16_at(blk + 208);
+  for (int k = 0; k < 2; ++k) {
+    out.a[k] = d * float(scales[2 * s + k]);
+    out.b[k] = -32.0f * out.a[k];
+  }
+}
+
+template <int64_t kBlock, size_t kBytes, void (*Decode)(const uint8_t*, int, Sub&)>
+float row_dot(const uint8_t* w, const Q8Block* x, int64_t n) {
+  constexpr int kSubs = int(kBlock / kQ8BlockSize);
+  float acc = 0;
+  Sub s;
+  for (int64_t b = 0; b < n / kBlock; ++b, w += kBytes) {
+    for (int k = 0; k < kSubs; ++k, ++x) {
+      Decode(w, k, s);
+      float part = 0;
+      for (int h = 0; h < 2; ++h) {
+        int32_t dot = 0;
+        for (int j = 16 * h; j < 16 * h + 16; ++j) dot += int32_t(s.u[j]) * int32_t(x->q[j]);
+        part += s.a[h] * float(dot) + s.b[h] * float(x->sum[h]);
+      }
+      acc += x->d * part;
+    }
+  }
+  return acc;
+}
+
+}  // namespace
+
+bool int8_dot_supported(io::GgmlType type) { return detail::row_dot_scalar(type) != nullptr; }
+
+bool int8_dot_simd_available() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool available =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  return available;
+#else
+  return false;
+#endif
+}
+
+RowDotFn row_dot_kernel(io::GgmlType type, bool simd) {
+  if (simd && int8_dot_simd_available())
+    if (RowDotFn f = detail::row_dot_avx2(type)) return f;
+  RowDotFn f = detail::row_dot_scalar(type);
+  WICK_CHECK(f != nullptr, "quantized product: no 8-bit dot product for GGML type ", io::ggml_type_name(type));
+  return f;
+}
+
+namespace detail {
+
+RowDotFn row_dot_scalar(io::GgmlType type) {
+  using io::GgmlType;
+  switch (type) {
+    case GgmlType::Q4_0: return row_dot<32, 18, sub_q4_0>;
+    case GgmlType::Q4_1: return row_dot<32, 20, sub_q4_1>;
+    case GgmlType::Q5_0: return row_dot<32, 22, sub_q5_0>;
+    case GgmlType::Q5_1: return row_dot<32, 24, sub_q5_1>;
+    case GgmlType::Q8_0: return row_dot<32, 34, sub_q8_0>;
+    case GgmlType::Q2_K: return row_dot<QK_K, 84, sub_q2_k>;
+    case GgmlType::Q3_K: return row_dot<QK_K, 110, sub_q3_k>;
+    case GgmlType::Q4_K: return row_dot<QK_K, 144, sub_q4_k>;
+    case GgmlType::Q5_K: return row_dot<QK_K, 176, sub_q5_k>;
+    case GgmlType::Q6_K: return row_dot<QK_K, 210, sub_q6_k>;
+    default: return nullptr;
+  }
+}
+
+}  // namespace detail
+
+}  // namespace wick::cpu

@@ -1,0 +1,207 @@
+// AVX2 dot products of GGML weight rows with 8-bit activation blocks (see quant_dot.h). Each
+// 32 weights are unpacked into unsigned bytes u in registers; _mm256_maddubs_epi16(u, q) forms the
+// pair sums u0*q0 + u1*q1 as int16 (at most 2 * 128 * 127 = 32512 here: u <= 63 for the K-quants
+// and Q5, <= 15 for Q4, |w| <= 128 for Q8_0 through the sign trick), _mm256_madd_epi16 widens them
+// to int32 (weighted by the 16-value scales for Q6_K), and one float FMA per block applies the
+// scales. The offset terms b * sum(q) are summed on the side. Compiled for AVX2+FMA+F16C and
+// called only where the CPU has them (int8_dot_simd_available).
+#if defined(__x86_64__)
+
+#pragma GCC target("avx2,fma,f16c")
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "wick/backend/cpu/quant_dot.h"
+
+namespace wick::cpu {
+
+namespace {
+
+inline float f16f(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline __m256i loadq(const Q8Block& x) { return load256(x.q); }
+
+// The 8 int32 partial sums of u . q, as floats.
+inline __m256 dot32(__m256i u, __m256i q) {
+  __m256i pairs = _mm256_maddubs_epi16(u, q);
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// 16 bytes of nibbles -> 32 values: the low nibbles (elements 0-15), then the high ones (16-31).
+inline __m256i nibbles32(const uint8_t* qs) {
+  __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  __m128i m = _mm_set1_epi8(0x0F);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m), _mm_and_si128(raw, m));
+}
+
+// Byte j = 0x10 where bit j of `bits` is set: the fifth bit of Q5_0/Q5_1 quants.
+inline __m256i fifth_bits(const uint8_t* p) {
+  uint32_t bits;
+  std::memcpy(&bits, p, 4);
+  __m256i v = _mm256_set1_epi32(int(bits));
+  v = _mm256_shuffle_epi8(v, _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+  const __m256i mask = _mm256_set1_epi64x(int64_t(0x8040201008040201ull));
+  v = _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);
+  return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+// The 32-value kernels run two blocks per step into separate accumulators (vector and offset),
+// halving the chains of dependent adds. `block(b, off)` returns block b's scaled products and adds
+// its offset term to off.
+template <class Block>
+float sum_blocks(int64_t blocks, const Block& block) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  float off0 = 0, off1 = 0;
+  int64_t b = 0;
+  for (; b + 1 < blocks; b += 2) {
+    acc0 = block(b, acc0, off0);
+    acc1 = block(b + 1, acc1, off1);
+  }
+  if (b < blocks) acc0 = block(b, acc0, off0);
+  return hsum(_mm256_add_ps(acc0, acc1)) + off0 + off1;
+}
+
+// value = d * (u - offset): Q4_0 (offset 8), Q5_0 (16).
+template <bool kFive>
+float dot_q_0(const uint8_t* w, const Q8Block* x, int64_t n) {
+  constexpr size_t kBytes = kFive ? 22 : 18;
+  constexpr float kOffset = kFive ? -16.0f : -8.0f;
+  return sum_blocks(n / 32, [&](int64_t b, __m256 acc, float& off) {
+    const uint8_t* wb = w + size_t(b) * kBytes;
+    float s = f16f(wb) * x[b].d;
+    __m256i u = kFive ? _mm256_or_si256(nibbles32(wb + 6), fifth_bits(wb + 2)) : nibbles32(wb + 2);
+    off += kOffset * f16f(wb) * x[b].ds;
+    return _mm256_fmadd_ps(_mm256_set1_ps(s), dot32(u, loadq(x[b])), acc);
+  });
+}
+
+// value = d * u + m: Q4_1, Q5_1.
+template <bool kFive>
+float dot_q_1(const uint8_t* w, const Q8Block* x, int64_t n) {
+  constexpr size_t kBytes = kFive ? 24 : 20;
+  return sum_blocks(n / 32, [&](int64_t b, __m256 acc, float& off) {
+    const uint8_t* wb = w + size_t(b) * kBytes;
+    float xd = x[b].d;
+    __m256i u = kFive ? _mm256_or_si256(nibbles32(wb + 8), fifth_bits(wb + 4)) : nibbles32(wb + 4);
+    off += f16f(wb + 2) * x[b].ds;
+    return _mm256_fmadd_ps(_mm256_set1_ps(f16f(wb) * xd), dot32(u, loadq(x[b])), acc);
+  });
+}
+
+// Q8_0: signed weights; |w| times q carrying w's sign keeps maddubs' unsigned operand.
+float dot_q8_0(const uint8_t* w, const Q8Block* x, int64_t n) {
+  return sum_blocks(n / 32, [&](int64_t b, __m256 acc, float&) {
+    const uint8_t* wb = w + size_t(b) * 34;
+    __m256i qw = load256(wb + 2);
+    __m256i u = _mm256_sign_epi8(qw, qw);
+    __m256i q = _mm256_sign_epi8(loadq(x[b]), qw);
+    return _mm256_fmadd_ps(_mm256_set1_ps(f16f(wb) * x[b].d), dot32(u, q), acc);
+  });
+}
+
+// Q4_K / Q5_K: per 32 values value = (d * sc) * u - dmin * mn.
+template <bool kFive>
+float dot_qk_4_5(const uint8_t* w, const Q8Block* x, int64_t n) {
+  constexpr size_t kBytes = kFive ? 176 : 144;
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  float off = 0;
+  for (int64_t b = 0; b < n / 256; ++b, w += kBytes, x += 8) {
+    float d = f16f(w), dmin = f16f(w + 2);
+    uint8_t sc[8], mn[8];
+    detail::k_scale_min(w + 4, sc, mn);
+    const uint8_t* qs = w + (kFive ? 48 : 16);
+    __m256i qh = kFive ? load256(w + 16) : _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      __m256i raw = load256(qs + 32 * c);
+      __m256i u[2] = {_mm256_and_si256(raw, low4), _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4)};
+      for (int k = 0; k < 2; ++k) {
+        int s = 2 * c + k;
+        if constexpr (kFive) {
+          __m256i bit = _mm256_set1_epi8(char(1 << s));
+          __m256i high = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
+          u[k] = _mm256_or_si256(u[k], _mm256_and_si256(high, _mm256_set1_epi8(0x10)));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * float(sc[s]) * x[s].d), dot32(u[k], loadq(x[s])), acc);
+        off += dmin * float(mn[s]) * x[s].ds;
+      }
+    }
+  }
+  return hsum(acc) - off;
+}
+
+// Q6_K: value = d * scale16 * (u - 32), u 6 bits (low nibble and two high bits).
+float dot_q6_k(const uint8_t* w, const Q8Block* x, int64_t n) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
+  __m256 acc = _mm256_setzero_ps();
+  float off = 0;
+  for (int64_t b = 0; b < n / 256; ++b, w += 210) {
+    float d = f16f(w + 208);
+    const auto* scales = reinterpret_cast<const int8_t*>(w + 192);
+    for (int h = 0; h < 2; ++h, x += 4) {
+      __m256i ql0 = load256(w + 64 * h), ql1 = load256(w + 64 * h + 32), qh = load256(w + 128 + 32 * h);
+      __m256i lows[4] = {_mm256_and_si256(ql0, low4), _mm256_and_si256(ql1, low4),
+                         _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                         _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4)};
+      __m256i highs[4] = {_mm256_and_si256(qh, two), _mm256_and_si256(_mm256_srli_epi16(qh, 2), two),
+                          _mm256_and_si256(_mm256_srli_epi16(qh, 4), two),
+                          _mm256_and_si256(_mm256_srli_epi16(qh, 6), two)};
+      for (int r = 0; r < 4; ++r) {
+        __m256i u = _mm256_or_si256(lows[r], _mm256_slli_epi16(highs[r], 4));
+        int sc0 = scales[8 * h + 2 * r], sc1 = scales[8 * h + 2 * r + 1];
+        __m256i pairs = _mm256_maddubs_epi16(u, loadq(x[r]));
+        __m256i sv = _mm256_set_m128i(_mm_set1_epi16(int16_t(sc1)), _mm_set1_epi16(int16_t(sc0)));
+        float s = d * x[r].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(s), _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, sv)), acc);
+        off += s * float(sc0 * x[r].sum[0] + sc1 * x[r].sum[1]);
+      }
+    }
+  }
+  return hsum(acc) - 32.0f * off;
+}
+
+}  // namespace
+
+namespace detail {
+
+RowDotFn row_dot_avx2(io::GgmlType type) {
+  using io::GgmlType;
+  switch (type) {
+    case GgmlType::Q4_0: return dot_q_0<false>;
+    case GgmlType::Q5_0: return dot_q_0<true>;
+    case GgmlType::Q4_1: return dot_q_1<false>;
+    case GgmlType::Q5_1: return dot_q_1<true>;
+    case GgmlType::Q8_0: return dot_q8_0;
+    case GgmlType::Q4_K: return dot_qk_4_5<false>;
+    case GgmlType::Q5_K: return dot_qk_4_5<true>;
+    case GgmlType::Q6_K: return dot_q6_k;
+    default: return nullptr;
+  }
+}
+
+}  // namespace detail
+
+}  // namespace wick::cpu
+
+#else
+
+#include "wick/backend/cpu/quant_dot.h"
+
+namespace wick::cpu::detail {
+RowDotFn row_dot_avx2(io::GgmlType) { return nullptr; }
+}  // namespace wick::cpu::detail
+
+#endif
