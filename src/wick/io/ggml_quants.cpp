@@ -18,6 +18,19 @@
 #include "wick/core/half.h"
 
 namespace wick::io {
+
+// The 12-byte packing of eight 6-bit scales and eight 6-bit mins shared by Q4_K and Q5_K:
+// bytes 0-3 hold scales 0-3 (low 6 bits) and the top 2 bits of scales 4-7; bytes 4-7 the same for
+// mins; bytes 8-11 the low 4 bits of scale (low nibble) and min (high nibble) 4-7.
+void k_scale_min(const uint8_t* p, uint8_t sc[8], uint8_t mn[8]) {
+  for (int i = 0; i < 4; ++i) {
+    sc[i] = p[i] & 0x3F;
+    mn[i] = p[4 + i] & 0x3F;
+    sc[4 + i] = uint8_t((p[8 + i] & 0x0F) | ((p[i] >> 2) & 0x30));
+    mn[4 + i] = uint8_t((p[8 + i] >> 4) | ((p[4 + i] >> 2) & 0x30));
+  }
+}
+
 namespace {
 
 constexpr int64_t QK_K = 256;
@@ -123,18 +136,6 @@ void deq_q3_k(const uint8_t* b, float* y) {
     int low = (qs[32 * h + l] >> (2 * s)) & 3;
     int hbit = (hmask[l] >> (j / 32)) & 1;
     y[j] = dl[j / 16] * float(low - ((hbit ^ 1) << 2));
-  }
-}
-
-// The 12-byte packing of eight 6-bit scales and eight 6-bit mins shared by Q4_K and Q5_K:
-// bytes 0-3 hold scales 0-3 (low 6 bits) and the top 2 bits of scales 4-7; bytes 4-7 the same for
-// mins; bytes 8-11 the low 4 bits of scale (low nibble) and min (high nibble) 4-7.
-void k_scale_min(const uint8_t* p, uint8_t sc[8], uint8_t mn[8]) {
-  for (int i = 0; i < 4; ++i) {
-    sc[i] = p[i] & 0x3F;
-    mn[i] = p[4 + i] & 0x3F;
-    sc[4 + i] = uint8_t((p[8 + i] & 0x0F) | ((p[i] >> 2) & 0x30));
-    mn[4 + i] = uint8_t((p[8 + i] >> 4) | ((p[4 + i] >> 2) & 0x30));
   }
 }
 

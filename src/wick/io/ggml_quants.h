@@ -65,6 +65,9 @@ size_t ggml_nbytes(GgmlType type, int64_t n_elements);
 // (gguf-py's numpy dequantizers), so results are bit-identical to it. Throws wick::Error for
 // types without a dequantizer (named).
 void dequantize_to_f32(GgmlType type, const uint8_t* src, int64_t n_elements, float* dst);
+
+// The eight 6-bit scales and eight 6-bit mins of a Q4_K/Q5_K super-block from their 12 bytes.
+void k_scale_min(const uint8_t* p, uint8_t sc[8], uint8_t mn[8]);
 // Same, rounded to bfloat16 (round to nearest even) and returned as raw bf16 bits.
 void dequantize_to_bf16(GgmlType type, const uint8_t* src, int64_t n_elements, uint16_t* dst);
 

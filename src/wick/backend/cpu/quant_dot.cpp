@@ -124,27 +124,9 @@ void sub_q3_k(const uint8_t* blk, int s, Sub& out) {
   }
 }
 
-}  // namespace
-
-namespace detail {
-
-// The 6-bit scales and mins of Q4_K/Q5_K (shared with the AVX2 kernels).
-void k_scale_min(const uint8_t* p, uint8_t sc[8], uint8_t mn[8]) {
-  for (int i = 0; i < 4; ++i) {
-    sc[i] = p[i] & 0x3F;
-    mn[i] = p[4 + i] & 0x3F;
-    sc[4 + i] = uint8_t((p[8 + i] & 0x0F) | ((p[i] >> 2) & 0x30));
-    mn[4 + i] = uint8_t((p[8 + i] >> 4) | ((p[4 + i] >> 2) & 0x30));
-  }
-}
-
-}  // namespace detail
-
-namespace {
-
 void sub_q4_k(const uint8_t* blk, int s, Sub& out) {
   uint8_t sc[8], mn[8];
-  detail::k_scale_min(blk + 4, sc, mn);
+  io::k_scale_min(blk + 4, sc, mn);
   const uint8_t* chunk = blk + 16 + 32 * (s / 2);
   int shift = 4 * (s % 2);
   for (int l = 0; l < 32; ++l) out.u[l] = (chunk[l] >> shift) & 0x0F;
@@ -153,7 +135,7 @@ void sub_q4_k(const uint8_t* blk, int s, Sub& out) {
 
 void sub_q5_k(const uint8_t* blk, int s, Sub& out) {
   uint8_t sc[8], mn[8];
-  detail::k_scale_min(blk + 4, sc, mn);
+  io::k_scale_min(blk + 4, sc, mn);
   const uint8_t* qh = blk + 16;
   const uint8_t* chunk = blk + 48 + 32 * (s / 2);
   int shift = 4 * (s % 2);

@@ -46,8 +46,6 @@ RowDotFn row_dot_kernel(io::GgmlType type, bool simd = true);
 namespace detail {
 RowDotFn row_dot_scalar(io::GgmlType type);
 RowDotFn row_dot_avx2(io::GgmlType type);  // nullptr where there is none
-// The eight 6-bit scales and mins of a Q4_K/Q5_K super-block from their 12 bytes.
-void k_scale_min(const uint8_t* p, uint8_t sc[8], uint8_t mn[8]);
 }  // namespace detail
 
 }  // namespace wick::cpu

@@ -122,7 +122,7 @@ float dot_qk_4_5(const uint8_t* w, const Q8Block* x, int64_t n) {
   for (int64_t b = 0; b < n / 256; ++b, w += kBytes, x += 8) {
     float d = f16f(w), dmin = f16f(w + 2);
     uint8_t sc[8], mn[8];
-    detail::k_scale_min(w + 4, sc, mn);
+    io::k_scale_min(w + 4, sc, mn);
     const uint8_t* qs = w + (kFive ? 48 : 16);
     __m256i qh = kFive ? load256(w + 16) : _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
