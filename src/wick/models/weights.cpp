@@ -2,6 +2,7 @@
 #include "wick/models/weights.h"
 
 #include "wick/core/ops.h"
+#include "wick/core/ops/linear.h"
 
 namespace wick::models {
 
@@ -58,6 +59,12 @@ Tensor LinearWeight::to_dense(Dtype dtype) const { return blocks_ ? dequantize(*
 
 Tensor linear(const Tensor& x, const LinearWeight& w, const std::optional<Tensor>& bias) {
   return w.is_quantized() ? wick::linear(x, w.blocks(), bias) : wick::linear(x, w.dense(), bias);
+}
+
+Tensor linear_add(const Tensor& x, const LinearWeight& w, const std::optional<Tensor>& bias,
+                  const std::optional<Tensor>& residual) {
+  return w.is_quantized() ? wick::linear_add(x, w.blocks(), bias, residual)
+                          : wick::linear_add(x, w.dense(), bias, residual);
 }
 
 }  // namespace wick::models

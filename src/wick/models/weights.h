@@ -47,5 +47,8 @@ class LinearWeight {
 
 // x @ W^T + bias, whichever form W is kept in.
 Tensor linear(const Tensor& x, const LinearWeight& w, const std::optional<Tensor>& bias = std::nullopt);
+// x @ W^T + bias + residual (core/ops/linear.h: one kernel for a decode step's rows on CUDA).
+Tensor linear_add(const Tensor& x, const LinearWeight& w, const std::optional<Tensor>& bias,
+                  const std::optional<Tensor>& residual);
 
 }  // namespace wick::models

@@ -8,7 +8,6 @@
 #include "wick/core/backend_hooks.h"
 #include "wick/core/graph.h"
 #include "wick/core/ops.h"
-#include "wick/core/ops/linear.h"
 #include "wick/core/quantized.h"
 
 namespace wick::runtime {
@@ -59,13 +58,6 @@ std::optional<LinearWeight> fuse(std::vector<LinearWeight*> parts) {
   return fused;
 }
 
-// x @ W^T (+ bias) (+ residual), the additions in the product's epilogue where the backend can.
-Tensor linear_add(const Tensor& x, const LinearWeight& w, const std::optional<Tensor>& bias,
-                  const std::optional<Tensor>& residual) {
-  return w.is_quantized() ? wick::linear_add(x, w.blocks(), bias, residual)
-                          : wick::linear_add(x, w.dense(), bias, residual);
-}
-
 // x @ W^T for a fused weight, or for its parts side by side.
 Tensor project(const Tensor& x, const LinearWeight& fused, const std::vector<LinearWeight>& parts,
                const std::optional<Tensor>& bias) {
@@ -75,7 +67,7 @@ Tensor project(const Tensor& x, const LinearWeight& fused, const std::vector<Lin
     Tensor y = concat(outs, 1);
     return bias ? y + *bias : y;
   }
-  return linear_add(x, fused, bias, std::nullopt);
+  return models::linear_add(x, fused, bias, std::nullopt);
 }
 
 constexpr const char* kProjections[7] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
@@ -303,11 +295,11 @@ Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
     a = reshape(a, {n, qd});
     // The residual joins the product's epilogue; an adapter's update comes after it (so a row
     // without adapter gets the same values in a step with adapters as in one without).
-    x = adapt(linear_add(a, p.o, p.o_bias, x), a, l, 1);
+    x = adapt(models::linear_add(a, p.o, p.o_bias, x), a, l, 1);
     h = rms_norm(x, p.post_norm, c.rms_norm_eps);
     Tensor gu = adapt(project(h, p.gate_up, p.gate_up_parts, std::nullopt), h, l, 2);
     Tensor act = swiglu(narrow(gu, 1, 0, inter), narrow(gu, 1, inter, inter));
-    x = adapt(linear_add(act, p.down, std::nullopt, x), act, l, 3);
+    x = adapt(models::linear_add(act, p.down, std::nullopt, x), act, l, 3);
   }
   Tensor last = rms_norm(take(x, in.last, 0), m.final_norm, c.rms_norm_eps);
   return astype(m.lm_head_product(last), Dtype::F32);
