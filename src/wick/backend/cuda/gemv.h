@@ -33,7 +33,12 @@ constexpr int64_t kSkinnyMaxRows = 64;
 // 8 rows of matrices up to ~8M values (o, qkv, down of a 0.5B model: 3.7 against 4.7 us for 896 x
 // 896), cuBLASLt for larger matrices (9728 x 896: 7.1 against 11.8 us; 151936 x 896: 67 against
 // 97 us) and at more rows (16-64 rows read the weight more than once in the skinny kernel).
-inline bool skinny_beats_gemm(int64_t m, int64_t n, int64_t k) { return m <= 8 && n * k <= (int64_t(1) << 23); }
+// Block weights and f32 (its CUDA-core path, 8 rows a pass) always take the skinny kernel where it
+// applies: no cuBLASLt path reads blocks, and f32 leaves it past 8 rows by the caller's bound.
+inline bool skinny_beats_gemm(io::GgmlType type, int64_t m, int64_t n, int64_t k) {
+  if (type != io::GgmlType::BF16 && type != io::GgmlType::F16) return true;
+  return m <= 8 && n * k <= (int64_t(1) << 23);
+}
 
 // How one product is spread over the GPU; skinny_config picks it, the benchmark tries others.
 struct SkinnyConfig {

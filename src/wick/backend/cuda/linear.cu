@@ -34,14 +34,14 @@ void LinearAdd::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   const cuda::SkinnyWeight w{static_cast<const uint8_t*>(data.data_ptr()), type_, rows_, cols_};
   const void* pb = bias ? bias->data_ptr() : nullptr;
   const Dtype bias_dtype = bias ? bias->dtype() : Dtype::F32;
-  const bool dense = type_ == io::GgmlType::BF16 || type_ == io::GgmlType::F16 || type_ == io::GgmlType::F32;
-  const bool skinny_wins = !dense || type_ == io::GgmlType::F32 || cuda::skinny_beats_gemm(m, rows_, cols_);
-  if (skinny_wins && cuda::skinny_matmul_problem(w, x.data_ptr(), x.dtype(), m, out.dtype()).empty()) {
+  if (cuda::skinny_beats_gemm(type_, m, rows_, cols_) &&
+      cuda::skinny_matmul_problem(w, x.data_ptr(), x.dtype(), m, out.dtype()).empty()) {
     cuda::skinny_matmul(w, x.data_ptr(), x.dtype(), m, out.data_ptr(), out.dtype(), pb, bias_dtype, s,
                         residual ? residual->data_ptr() : nullptr);
     return;
   }
   // The general product (a dense one takes the residual as its C operand), then the additions.
+  const bool dense = type_ == io::GgmlType::BF16 || type_ == io::GgmlType::F16 || type_ == io::GgmlType::F32;
   if (!dense) {
     QuantizedMatmul(type_, rows_, cols_, /*transposed=*/true).eval_cuda({x, data}, out);
   } else {
