@@ -222,17 +222,19 @@ void run_train(TrainCliOptions o) {
   if (!o.runtime.quantized_base.empty())
     std::fprintf(stderr, "base linear layers kept quantized (%s): %.1f MiB\n", o.runtime.quantized_base.c_str(),
                  double(loaded.model.linear_weight_bytes()) / (1 << 20));
-  std::fprintf(stderr, "training %zu examples (%zu validation) for %lld steps, %zu LoRA modules, rank %lld\n", data.size(),
-               val.size(), (long long)o.t.steps, adapter.modules().size(), (long long)adapter.config().r);
-  if (o.t.resume)
-    std::fprintf(stderr, "resuming from %s (step %lld of %lld)\n", checkpoint.c_str(),
-                 (long long)checkpoint_step(checkpoint), (long long)o.t.steps);
   ProgressDisplay progress(o.t.steps, o.log_every);
   train::TrainResult result;
   {
+    // Installed before the first line about training, so a Ctrl-C at any time after it is seen
+    // finishes a step instead of killing the process.
     InterruptScope interrupt("\nwick: interrupted: finishing this step, then writing the adapter and a checkpoint "
                              "(Ctrl-C again to exit at once)\n");
     o.t.interrupt = &interrupt.requested();
+    std::fprintf(stderr, "training %zu examples (%zu validation) for %lld steps, %zu LoRA modules, rank %lld\n",
+                 data.size(), val.size(), (long long)o.t.steps, adapter.modules().size(), (long long)adapter.config().r);
+    if (o.t.resume)
+      std::fprintf(stderr, "resuming from %s (step %lld of %lld)\n", checkpoint.c_str(),
+                   (long long)checkpoint_step(checkpoint), (long long)o.t.steps);
     try {
       result = train::train_lora(loaded.model, adapter, data, val, o.t, [&](const train::StepMetrics& m) { progress.step(m); });
     } catch (...) {
