@@ -116,6 +116,27 @@ TEST(CliBench, Int8ActivationsAndThreadsAreReported) {
   EXPECT_NE(refused.err.find("--int8-activations"), std::string::npos) << refused.err;
 }
 
+// A GGUF on the CPU keeps its blocks by default (decode products in f32 over them); --expand-weights
+// expands them at load; it and --int8-activations exclude each other, and a command that does not
+// run inference refuses it.
+TEST(CliBench, GgufKeepsItsBlocksUnlessExpanded) {
+  if (!have_model()) return;
+  const std::string base = "bench --device cpu --model " + kModel + " -p 4 -n 2 -b 1 -r 1 --threads 1 --json";
+  Result kept = run_wick(base);
+  ASSERT_EQ(kept.code, 0) << kept.err;
+  EXPECT_EQ(json::parse(kept.out)["weights"], "the file's blocks, 1 threads") << kept.out;
+  Result expanded = run_wick(base + " --expand-weights");
+  ASSERT_EQ(expanded.code, 0) << expanded.err;
+  EXPECT_EQ(json::parse(expanded.out)["weights"], "dense f32, 1 threads") << expanded.out;
+  Result both = run_wick(base + " --expand-weights --int8-activations");
+  EXPECT_EQ(both.code, 2) << both.err;
+  EXPECT_NE(both.err.find("leave out --expand-weights"), std::string::npos) << both.err;
+  Result refused = run_wick("embed --device cpu --model " + kModel + " --expand-weights");
+  EXPECT_EQ(refused.code, 2) << refused.err;
+  EXPECT_NE(refused.err.find("--expand-weights is for generate, chat, bench and serve"), std::string::npos)
+      << refused.err;
+}
+
 TEST(CliBench, BadArgumentsGiveOneLineErrors) {
   if (!have_model()) return;
   const std::string base = "bench --device cpu --model " + kModel;

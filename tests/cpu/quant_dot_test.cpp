@@ -1,13 +1,15 @@
-// The CPU's 8-bit activation products (backend/cpu/quant_dot.h): the activation blocks against
-// their definition, and every weight type's row dot product, scalar and AVX2, against float64 math
-// on the weights io dequantizes (the reference dequantizers, bit-exact with gguf-py), on rows of an
-// odd number of blocks. The tolerance is what 8-bit activations allow: each x_j is off by at most
-// half its block's step d, so |dot - ref| <= sum_j |w_j| * d_j / 2 (plus float rounding); a wrong
-// scale, min or offset term breaks it by orders of magnitude.
+// The CPU's row dot products over GGML blocks (backend/cpu/quant_dot.h), scalar and AVX2, for every
+// weight type, against float64 math on the weights io dequantizes (the reference dequantizers,
+// bit-exact with gguf-py), on rows of an odd number of blocks. f32 activations: within float
+// summation error. 8-bit activations: the activation blocks against their definition, and the dots
+// within what 8-bit activations allow: each x_j is off by at most half its block's step d, so
+// |dot - ref| <= sum_j |w_j| * d_j / 2 (plus float rounding). A wrong scale, min or offset term
+// breaks either bound by orders of magnitude.
 #include "wick/backend/cpu/quant_dot.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -92,10 +94,62 @@ TEST(QuantDot, SimdRowDotsMatchFloat64OnTheDequantizedWeights) {
   for (io::GgmlType type : testing::block_types()) check_row_dots(type, true);
 }
 
+// The f32 family: 1 to 4 activation rows a stride apart (longer than a row, and starting one float
+// past an aligned address), every weight row, against float64 on the dequantized weights. The
+// weights are the reference's values, so only float summation separates the two: 1e-5 of the sum of
+// |w_j x_j| bounds it (a wrong scale, min, offset or column breaks it by orders of magnitude).
+void check_f32_row_dots(io::GgmlType type, bool simd) {
+  int64_t block = io::ggml_type_info(type).block_size;
+  for (int64_t blocks : {1, 3, 5}) {
+    int64_t cols = block * blocks, rows = 5, ldx = cols + 7;
+    QuantizedMatrix w = testing::random_blocks(type, rows, cols, uint64_t(200 + blocks));
+    std::vector<float> wf(size_t(rows * cols));
+    io::dequantize_to_f32(type, w.blocks.data<uint8_t>(), rows * cols, wf.data());
+    std::vector<float> storage(size_t(1 + cpu::kF32DotMaxRows * ldx));
+    float* x = storage.data() + 1;
+    for (int i = 0; i < cpu::kF32DotMaxRows; ++i) {
+      std::vector<float> xi = random_activations(cols, uint64_t(11 * blocks + i));
+      std::copy(xi.begin(), xi.end(), x + i * ldx);
+    }
+    cpu::RowDotF32Fn dot = cpu::row_dot_f32_kernel(type, simd);
+    size_t row_bytes = io::ggml_nbytes(type, cols);
+    for (int m = 1; m <= cpu::kF32DotMaxRows; ++m)
+      for (int64_t r = 0; r < rows; ++r) {
+        SCOPED_TRACE(std::string(io::ggml_type_name(type)) + (simd ? " simd" : " scalar") + " cols " +
+                     std::to_string(cols) + " m " + std::to_string(m) + " row " + std::to_string(r));
+        float got[cpu::kF32DotMaxRows];
+        dot(w.blocks.data<uint8_t>() + size_t(r) * row_bytes, x, ldx, m, cols, got);
+        for (int i = 0; i < m; ++i) {
+          double ref = 0, terms = 0;
+          for (int64_t j = 0; j < cols; ++j) {
+            double p = double(wf[size_t(r * cols + j)]) * double(x[i * ldx + j]);
+            ref += p;
+            terms += std::fabs(p);
+          }
+          EXPECT_NEAR(double(got[i]), ref, 1e-5 * terms + 1e-30) << "activation row " << i;
+        }
+      }
+  }
+}
+
+TEST(QuantDot, ScalarF32RowDotsMatchFloat64OnTheDequantizedWeights) {
+  for (io::GgmlType type : testing::block_types()) check_f32_row_dots(type, false);
+}
+
+TEST(QuantDot, SimdF32RowDotsMatchFloat64OnTheDequantizedWeights) {
+  if (!cpu::int8_dot_simd_available()) GTEST_SKIP() << "no AVX2 on this machine";
+  for (io::GgmlType type : testing::block_types()) check_f32_row_dots(type, true);
+}
+
 TEST(QuantDot, EveryKeptBlockTypeHasAKernel) {
-  for (io::GgmlType type : testing::block_types()) EXPECT_TRUE(cpu::int8_dot_supported(type)) << io::ggml_type_name(type);
+  for (io::GgmlType type : testing::block_types()) {
+    EXPECT_TRUE(cpu::int8_dot_supported(type)) << io::ggml_type_name(type);
+    EXPECT_TRUE(cpu::f32_dot_supported(type)) << io::ggml_type_name(type);
+  }
   EXPECT_FALSE(cpu::int8_dot_supported(io::GgmlType::F16));
+  EXPECT_FALSE(cpu::f32_dot_supported(io::GgmlType::F16));
   EXPECT_THROW(cpu::row_dot_kernel(io::GgmlType::F16), Error);
+  EXPECT_THROW(cpu::row_dot_f32_kernel(io::GgmlType::F16), Error);
 }
 
 }  // namespace

@@ -266,9 +266,11 @@ void add_runtime_options(CLI::App* cmd, RuntimeOptions& runtime) {
       ->check(CLI::Range(0, 4096))
       ->capture_default_str();
   cmd->add_flag("--int8-activations", runtime.int8_activations,
-                "generate, chat, bench, serve on the CPU with a GGUF: keep its blocks and multiply decode steps "
-                "through 8-bit activations (as llama.cpp does: several times faster; logits move slightly, so "
-                "greedy answers can change)");
+                "generate, chat, bench, serve on the CPU with a GGUF: multiply decode steps through 8-bit "
+                "activations (as llama.cpp does: faster; logits move slightly, so greedy answers can change)");
+  cmd->add_flag("--expand-weights", runtime.expand_weights,
+                "generate, chat, bench, serve with a GGUF: expand its quantized blocks to the compute dtype at "
+                "load instead of keeping them (more memory; long prompts a little faster)");
 }
 
 void add_quantized_base_option(CLI::App* cmd, RuntimeOptions& runtime) {

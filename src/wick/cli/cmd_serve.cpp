@@ -108,7 +108,8 @@ void run_serve(ServeOptions o) {
     RuntimeOptions rt = o.runtime;
     if (rt.dtype == "auto") rt.dtype = "f32";  // as `wick embed`
     rt.quantized_base.clear();                 // --quantized-base is the decoder's
-    rt.int8_activations = false;               // and so is --int8-activations
+    rt.int8_activations = false;               // and so are --int8-activations
+    rt.expand_weights = false;                 // and --expand-weights
     embedder.emplace(models::load_encoder(o.embedding_model, rt.load_options()));
     models.embedder = &*embedder;
     models.embedding_model_id = model_id(o.embedding_model);

@@ -43,6 +43,7 @@ models::WeightStorage RuntimeOptions::resolved_storage() const {
 
 models::LoadOptions RuntimeOptions::load_options(bool with_tokenizer) const {
   if (int8_activations) throw UsageError("--int8-activations is for generate, chat, bench and serve");
+  if (expand_weights) throw UsageError("--expand-weights is for generate, chat, bench and serve");
   return common_options(with_tokenizer);
 }
 
@@ -61,8 +62,11 @@ models::LoadOptions RuntimeOptions::inference_load_options(const std::string& mo
   if (int8_activations) {
     if (options.device.is_cuda()) throw UsageError("--int8-activations is for the CPU (--device cpu)");
     if (!quantized_base.empty()) throw UsageError("--int8-activations keeps the file's blocks: leave out --quantized-base");
+    if (expand_weights) throw UsageError("--int8-activations multiplies the file's blocks: leave out --expand-weights");
   }
-  if (!quantized_base.empty() || (!options.device.is_cuda() && !int8_activations)) return options;
+  if (expand_weights && !quantized_base.empty())
+    throw UsageError("--expand-weights and --quantized-base exclude each other");
+  if (!quantized_base.empty() || expand_weights) return options;
   bool gguf = false;
   try {
     gguf = io::resolve_model_source(model).format == io::ModelFormat::kGguf;

@@ -1,5 +1,5 @@
-// 8-bit activation blocks and the portable (scalar) dot products of GGML weight rows with them;
-// the AVX2 kernels are in quant_dot_avx2.cpp. Each weight type is decoded 32 values at a time into
+// 8-bit activation blocks, and the portable (scalar) dot products of GGML weight rows with them and
+// with f32 activations; the AVX2 kernels are in quant_dot_avx2.cpp. Each weight type is decoded 32 values at a time into
 // unsigned quants u and the (a, b) of each half: value = a * u + b (see quant_dot.h).
 #include "wick/backend/cpu/quant_dot.h"
 
@@ -44,15 +44,7 @@ uint32_t u32_at(const uint8_t* p) {
   return v;
 }
 
-// 32 weights of one block: value_j = a[j / 16] * u[j] + b[j / 16].
-struct Sub {
-  uint8_t u[32];
-  float a[2], b[2];
-  void affine(float a_all, float b_all) {
-    a[0] = a[1] = a_all;
-    b[0] = b[1] = b_all;
-  }
-};
+using detail::Sub;
 
 void sub_q4_0(const uint8_t* blk, int, Sub& s) {
   float d = f16_at(blk);
@@ -178,7 +170,37 @@ float row_dot(const uint8_t* w, const Q8Block* x, int64_t n) {
   return acc;
 }
 
+// The f32 family's portable kernel: value = a * u + b as the reference dequantizers compute it, times
+// x in f32, one accumulator per activation row.
+template <int64_t kBlock, size_t kBytes, void (*Decode)(const uint8_t*, int, Sub&)>
+void row_dot_f32(const uint8_t* w, const float* x, int64_t ldx, int m, int64_t n, float* out) {
+  constexpr int kSubs = int(kBlock / 32);
+  float acc[kF32DotMaxRows] = {};
+  Sub s;
+  float wv[32];
+  for (int64_t b = 0; b < n / kBlock; ++b, w += kBytes) {
+    for (int k = 0; k < kSubs; ++k) {
+      Decode(w, k, s);
+      for (int j = 0; j < 32; ++j) wv[j] = s.a[j / 16] * float(s.u[j]) + s.b[j / 16];
+      int64_t at = b * kBlock + 32 * k;
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < 32; ++j) acc[i] += wv[j] * x[i * ldx + at + j];
+    }
+  }
+  for (int i = 0; i < m; ++i) out[i] = acc[i];
+}
+
 }  // namespace
+
+bool f32_dot_supported(io::GgmlType type) { return detail::row_dot_f32_scalar(type) != nullptr; }
+
+RowDotF32Fn row_dot_f32_kernel(io::GgmlType type, bool simd) {
+  if (simd && int8_dot_simd_available())
+    if (RowDotF32Fn f = detail::row_dot_f32_avx2(type)) return f;
+  RowDotF32Fn f = detail::row_dot_f32_scalar(type);
+  WICK_CHECK(f != nullptr, "quantized product: no f32 dot product for GGML type ", io::ggml_type_name(type));
+  return f;
+}
 
 bool int8_dot_supported(io::GgmlType type) { return detail::row_dot_scalar(type) != nullptr; }
 
@@ -215,6 +237,40 @@ RowDotFn row_dot_scalar(io::GgmlType type) {
     case GgmlType::Q4_K: return row_dot<QK_K, 144, sub_q4_k>;
     case GgmlType::Q5_K: return row_dot<QK_K, 176, sub_q5_k>;
     case GgmlType::Q6_K: return row_dot<QK_K, 210, sub_q6_k>;
+    default: return nullptr;
+  }
+}
+
+RowDotF32Fn row_dot_f32_scalar(io::GgmlType type) {
+  using io::GgmlType;
+  switch (type) {
+    case GgmlType::Q4_0: return row_dot_f32<32, 18, sub_q4_0>;
+    case GgmlType::Q4_1: return row_dot_f32<32, 20, sub_q4_1>;
+    case GgmlType::Q5_0: return row_dot_f32<32, 22, sub_q5_0>;
+    case GgmlType::Q5_1: return row_dot_f32<32, 24, sub_q5_1>;
+    case GgmlType::Q8_0: return row_dot_f32<32, 34, sub_q8_0>;
+    case GgmlType::Q2_K: return row_dot_f32<QK_K, 84, sub_q2_k>;
+    case GgmlType::Q3_K: return row_dot_f32<QK_K, 110, sub_q3_k>;
+    case GgmlType::Q4_K: return row_dot_f32<QK_K, 144, sub_q4_k>;
+    case GgmlType::Q5_K: return row_dot_f32<QK_K, 176, sub_q5_k>;
+    case GgmlType::Q6_K: return row_dot_f32<QK_K, 210, sub_q6_k>;
+    default: return nullptr;
+  }
+}
+
+SubDecodeFn sub_decoder(io::GgmlType type) {
+  using io::GgmlType;
+  switch (type) {
+    case GgmlType::Q4_0: return sub_q4_0;
+    case GgmlType::Q4_1: return sub_q4_1;
+    case GgmlType::Q5_0: return sub_q5_0;
+    case GgmlType::Q5_1: return sub_q5_1;
+    case GgmlType::Q8_0: return sub_q8_0;
+    case GgmlType::Q2_K: return sub_q2_k;
+    case GgmlType::Q3_K: return sub_q3_k;
+    case GgmlType::Q4_K: return sub_q4_k;
+    case GgmlType::Q5_K: return sub_q5_k;
+    case GgmlType::Q6_K: return sub_q6_k;
     default: return nullptr;
   }
 }

@@ -1,13 +1,18 @@
-// Dot products of GGML weight blocks with activations quantized to 8 bits, on the CPU: the decode
-// products of a model kept quantized (QuantizedMatmul with int8_activations). An activation row is
-// cut into blocks of 32 values, each stored as int8 q = round(x / d) with d = max|x| / 127; the dot
-// of a weight row with it is then a sum of integer products per 32 (or 16) values, scaled once per
-// block. Every weight type is written as value_j = a * u_j + b over unsigned quants u_j, with (a,
-// b) constant over 16 values, so
-//   sum_j w_j x_j ~= d * (a * sum_j u_j q_j + b * sum_j q_j)
-// which is why each activation block also carries the sums of its two halves.
-// Kernels: portable scalar ones, and AVX2 ones (unsigned x signed byte products, _mm256_maddubs_epi16,
-// whose int16 pair sums stay below 2 * 128 * 127 for every type here) chosen at run time.
+// Dot products of GGML weight rows with activations on the CPU: the decode products of a model kept
+// quantized (QuantizedMatmul). Every weight type is written as value_j = a * u_j + b over unsigned
+// quants u_j, with (a, b) constant over 16 values. Two families:
+// - f32 activations (the default): the weights are dequantized in registers (a * u + b) and
+//   multiplied with the activations in f32, the dequantize-then-multiply reference's products
+//   summed in another order.
+// - 8-bit activations (QuantizedMatmul with int8_activations, as llama.cpp's CPU backend does): an
+//   activation row is cut into blocks of 32 values, each stored as int8 q = round(x / d) with
+//   d = max|x| / 127; the dot of a weight row with it is then a sum of integer products per 32 (or
+//   16) values, scaled once per block:
+//     sum_j w_j x_j ~= d * (a * sum_j u_j q_j + b * sum_j q_j)
+//   which is why each activation block also carries the sums of its two halves.
+// Both have portable scalar kernels and AVX2 ones chosen at run time (the 8-bit ones multiply
+// unsigned by signed bytes with _mm256_maddubs_epi16, whose int16 pair sums stay below
+// 2 * 128 * 127 for every type here).
 #pragma once
 
 #include <cstdint>
@@ -43,9 +48,39 @@ bool int8_dot_simd_available();
 // only the scalar one), else the scalar kernel. Throws for an unsupported type.
 RowDotFn row_dot_kernel(io::GgmlType type, bool simd = true);
 
+// out[i] = sum_j W[j] * x[i * ldx + j] for i < m (1 to kF32DotMaxRows): one weight row of n values
+// (a multiple of the type's block size) stored as GGML blocks, dequantized in registers, against m
+// rows of f32 activations; each block is decoded once for the m rows.
+using RowDotF32Fn = void (*)(const uint8_t* w, const float* x, int64_t ldx, int m, int64_t n, float* out);
+constexpr int kF32DotMaxRows = 4;
+
+// Whether the f32 products handle `type` (the same types as the 8-bit ones).
+bool f32_dot_supported(io::GgmlType type);
+
+// The f32 row dot of `type`: AVX2 when `simd` and the machine has it, else scalar. Throws for an
+// unsupported type.
+RowDotF32Fn row_dot_f32_kernel(io::GgmlType type, bool simd = true);
+
 namespace detail {
 RowDotFn row_dot_scalar(io::GgmlType type);
 RowDotFn row_dot_avx2(io::GgmlType type);  // nullptr where there is none
+RowDotF32Fn row_dot_f32_scalar(io::GgmlType type);
+RowDotF32Fn row_dot_f32_avx2(io::GgmlType type);  // nullptr where there is none
+
+// 32 weights of one block in the form both families share: value_j = a[j / 16] * u[j] + b[j / 16].
+struct Sub {
+  uint8_t u[32];
+  float a[2], b[2];
+  void affine(float a_all, float b_all) {
+    a[0] = a[1] = a_all;
+    b[0] = b[1] = b_all;
+  }
+};
+// Decodes 32-value group `s` of the block at `blk` (s = 0 for the 32-value types; 0 to 7 for the
+// K-quants' 256-value super-blocks).
+using SubDecodeFn = void (*)(const uint8_t* blk, int s, Sub& out);
+// The decoder of `type`, its block size and bytes per block; nullptr for an unsupported type.
+SubDecodeFn sub_decoder(io::GgmlType type);
 }  // namespace detail
 
 }  // namespace wick::cpu

@@ -1,4 +1,5 @@
-// AVX2 dot products of GGML weight rows with 8-bit activation blocks (see quant_dot.h). Each
+// AVX2 dot products of GGML weight rows with f32 activations and with 8-bit activation blocks (see
+// quant_dot.h); the f32 kernels follow the 8-bit ones. 8-bit: each
 // 32 weights are unpacked into unsigned bytes u in registers; _mm256_maddubs_epi16(u, q) forms the
 // pair sums u0*q0 + u1*q1 as int16 (at most 2 * 128 * 127 = 32512 here: u <= 63 for the K-quants
 // and Q5, <= 15 for Q4, |w| <= 128 for Q8_0 through the sign trick), _mm256_madd_epi16 widens them
@@ -9,6 +10,11 @@
 
 #pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
+#if defined(__AVX512F__)
+// GCC 12 reports the intentionally undefined registers inside its own AVX-512 widening intrinsics.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <cstring>
 
@@ -173,6 +179,211 @@ float dot_q6_k(const uint8_t* w, const Q8Block* x, int64_t n) {
   return hsum(acc) - 32.0f * off;
 }
 
+// ---- f32 activations ----
+// Per 32 weights: widen the bytes u to f32, w = a * u + b with one FMA, then one FMA per activation
+// row; M rows share each decoded block. With AVX-512 (a build for a CPU that has it) the same steps
+// run 16 values per register, half the instructions; otherwise 8. Rows keep several accumulators so
+// the FMA chains overlap (4 for one row, 2 each for more).
+#if defined(__AVX512F__)
+template <int M>
+struct F32Rows {
+  static constexpr int kChains = M == 1 ? 4 : 2;
+  const float* x;
+  int64_t ldx;
+  __m512 acc[M][kChains];
+  int next = 0;  // which pair of chains the next block feeds (M == 1)
+
+  F32Rows(const float* x_, int64_t ldx_) : x(x_), ldx(ldx_) {
+    for (int i = 0; i < M; ++i)
+      for (int c = 0; c < kChains; ++c) acc[i][c] = _mm512_setzero_ps();
+  }
+
+  // Weights at columns at .. at + 31: bytes u, (a0, b0) for the first 16, (a1, b1) for the rest.
+  inline void add(__m256i u, float a0, float b0, float a1, float b1, int64_t at) {
+    __m512 w0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(u))),
+                                _mm512_set1_ps(a0), _mm512_set1_ps(b0));
+    __m512 w1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(u, 1))),
+                                _mm512_set1_ps(a1), _mm512_set1_ps(b1));
+    int c = 0;
+    if constexpr (M == 1) {
+      c = next;
+      next ^= 2;
+    }
+    for (int i = 0; i < M; ++i) {
+      const float* xi = x + i * ldx + at;
+      acc[i][c] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xi), acc[i][c]);
+      acc[i][c + 1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xi + 16), acc[i][c + 1]);
+    }
+  }
+
+  void store(float* out) const {
+    for (int i = 0; i < M; ++i) {
+      __m512 s = acc[i][0];
+      for (int c = 1; c < kChains; ++c) s = _mm512_add_ps(s, acc[i][c]);
+      out[i] = _mm512_reduce_add_ps(s);
+    }
+  }
+};
+#else
+template <int M>
+struct F32Rows {
+  static constexpr int kChains = M == 1 ? 4 : 2;
+  const float* x;
+  int64_t ldx;
+  __m256 acc[M][kChains];
+
+  F32Rows(const float* x_, int64_t ldx_) : x(x_), ldx(ldx_) {
+    for (int i = 0; i < M; ++i)
+      for (int c = 0; c < kChains; ++c) acc[i][c] = _mm256_setzero_ps();
+  }
+
+  // Weights at columns at .. at + 31: bytes u, (a0, b0) for the first 16, (a1, b1) for the rest.
+  inline void add(__m256i u, float a0, float b0, float a1, float b1, int64_t at) {
+    __m128i lo = _mm256_castsi256_si128(u), hi = _mm256_extracti128_si256(u, 1);
+    __m256 ha = _mm256_set1_ps(a0), hb = _mm256_set1_ps(b0);
+    __m256 w[4];
+    w[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), ha, hb);
+    w[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(lo, lo))), ha, hb);
+    ha = _mm256_set1_ps(a1);
+    hb = _mm256_set1_ps(b1);
+    w[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), ha, hb);
+    w[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(hi, hi))), ha, hb);
+    for (int i = 0; i < M; ++i) {
+      const float* xi = x + i * ldx + at;
+      for (int q = 0; q < 4; ++q)
+        acc[i][q % kChains] = _mm256_fmadd_ps(w[q], _mm256_loadu_ps(xi + 8 * q), acc[i][q % kChains]);
+    }
+  }
+
+  void store(float* out) const {
+    for (int i = 0; i < M; ++i) {
+      __m256 s = acc[i][0];
+      for (int c = 1; c < kChains; ++c) s = _mm256_add_ps(s, acc[i][c]);
+      out[i] = hsum(s);
+    }
+  }
+};
+#endif
+
+// Block decoders: row(w, n, sink) calls sink.add once per 32 weights of a row of n values.
+
+// value = d * u + offset * d: Q4_0 (offset -8), Q5_0 (-16); value = d * u + m: Q4_1, Q5_1.
+template <bool kFive, bool kMin>
+struct Decode32 {
+  template <class Sink>
+  static void row(const uint8_t* w, int64_t n, Sink& sink) {
+    constexpr size_t kBytes = (kFive ? 22 : 18) + (kMin ? 2 : 0);
+    constexpr size_t kQs = (kMin ? 4 : 2) + (kFive ? 4 : 0);
+    for (int64_t b = 0; b < n / 32; ++b, w += kBytes) {
+      float d = f16f(w);
+      float off = kMin ? f16f(w + 2) : (kFive ? -16.0f : -8.0f) * d;
+      __m256i u = nibbles32(w + kQs);
+      if constexpr (kFive) u = _mm256_or_si256(u, fifth_bits(w + kQs - 4));
+      sink.add(u, d, off, d, off, 32 * b);
+    }
+  }
+};
+
+// Q8_0: signed bytes q read as u = q + 128 (the sign bit flipped), value = d * u - 128 * d = d * q.
+struct DecodeQ8_0 {
+  template <class Sink>
+  static void row(const uint8_t* w, int64_t n, Sink& sink) {
+    const __m256i flip = _mm256_set1_epi8(char(0x80));
+    for (int64_t b = 0; b < n / 32; ++b, w += 34) {
+      float d = f16f(w);
+      sink.add(_mm256_xor_si256(load256(w + 2), flip), d, -128.0f * d, d, -128.0f * d, 32 * b);
+    }
+  }
+};
+
+// Q4_K / Q5_K: 32-value group s has value = (d * sc[s]) * u - dmin * mn[s].
+template <bool kFive>
+struct DecodeQk45 {
+  template <class Sink>
+  static void row(const uint8_t* w, int64_t n, Sink& sink) {
+    constexpr size_t kBytes = kFive ? 176 : 144;
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int64_t b = 0; b < n / 256; ++b, w += kBytes) {
+      float d = f16f(w), dmin = f16f(w + 2);
+      uint8_t sc[8], mn[8];
+      io::k_scale_min(w + 4, sc, mn);
+      const uint8_t* qs = w + (kFive ? 48 : 16);
+      __m256i qh = kFive ? load256(w + 16) : _mm256_setzero_si256();
+      for (int c = 0; c < 4; ++c) {
+        __m256i raw = load256(qs + 32 * c);
+        __m256i u[2] = {_mm256_and_si256(raw, low4), _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4)};
+        for (int k = 0; k < 2; ++k) {
+          int s = 2 * c + k;
+          if constexpr (kFive) {
+            __m256i bit = _mm256_set1_epi8(char(1 << s));
+            __m256i high = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
+            u[k] = _mm256_or_si256(u[k], _mm256_and_si256(high, _mm256_set1_epi8(0x10)));
+          }
+          float a = d * float(sc[s]), off = -dmin * float(mn[s]);
+          sink.add(u[k], a, off, a, off, 256 * b + 32 * s);
+        }
+      }
+    }
+  }
+};
+
+// Q6_K: value = d * scale16 * (u - 32), u 6 bits (low nibble and two high bits).
+struct DecodeQ6K {
+  template <class Sink>
+  static void row(const uint8_t* w, int64_t n, Sink& sink) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
+    for (int64_t b = 0; b < n / 256; ++b, w += 210) {
+      float d = f16f(w + 208);
+      const auto* scales = reinterpret_cast<const int8_t*>(w + 192);
+      for (int h = 0; h < 2; ++h) {
+        __m256i ql0 = load256(w + 64 * h), ql1 = load256(w + 64 * h + 32), qh = load256(w + 128 + 32 * h);
+        __m256i lows[4] = {_mm256_and_si256(ql0, low4), _mm256_and_si256(ql1, low4),
+                           _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                           _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4)};
+        for (int r = 0; r < 4; ++r) {
+          __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * r), two);
+          __m256i u = _mm256_or_si256(lows[r], _mm256_slli_epi16(high, 4));
+          float a0 = d * float(scales[8 * h + 2 * r]), a1 = d * float(scales[8 * h + 2 * r + 1]);
+          sink.add(u, a0, -32.0f * a0, a1, -32.0f * a1, 256 * b + 128 * h + 32 * r);
+        }
+      }
+    }
+  }
+};
+
+// Q2_K and Q3_K: the portable decoder's bytes (their 8-bit products have no AVX2 kernel either).
+template <io::GgmlType kType>
+struct DecodeSub {
+  template <class Sink>
+  static void row(const uint8_t* w, int64_t n, Sink& sink) {
+    static const detail::SubDecodeFn decode = detail::sub_decoder(kType);
+    const size_t bytes = io::ggml_nbytes(kType, 256);
+    detail::Sub s;
+    for (int64_t b = 0; b < n / 256; ++b, w += bytes)
+      for (int k = 0; k < 8; ++k) {
+        decode(w, k, s);
+        sink.add(load256(s.u), s.a[0], s.b[0], s.a[1], s.b[1], 256 * b + 32 * k);
+      }
+  }
+};
+
+template <class Decoder, int M>
+void dot_f32_rows(const uint8_t* w, const float* x, int64_t ldx, int64_t n, float* out) {
+  F32Rows<M> rows(x, ldx);
+  Decoder::row(w, n, rows);
+  rows.store(out);
+}
+
+template <class Decoder>
+void dot_f32(const uint8_t* w, const float* x, int64_t ldx, int m, int64_t n, float* out) {
+  switch (m) {
+    case 1: return dot_f32_rows<Decoder, 1>(w, x, ldx, n, out);
+    case 2: return dot_f32_rows<Decoder, 2>(w, x, ldx, n, out);
+    case 3: return dot_f32_rows<Decoder, 3>(w, x, ldx, n, out);
+    default: return dot_f32_rows<Decoder, 4>(w, x, ldx, n, out);
+  }
+}
+
 }  // namespace
 
 namespace detail {
@@ -192,6 +403,23 @@ RowDotFn row_dot_avx2(io::GgmlType type) {
   }
 }
 
+RowDotF32Fn row_dot_f32_avx2(io::GgmlType type) {
+  using io::GgmlType;
+  switch (type) {
+    case GgmlType::Q4_0: return dot_f32<Decode32<false, false>>;
+    case GgmlType::Q5_0: return dot_f32<Decode32<true, false>>;
+    case GgmlType::Q4_1: return dot_f32<Decode32<false, true>>;
+    case GgmlType::Q5_1: return dot_f32<Decode32<true, true>>;
+    case GgmlType::Q8_0: return dot_f32<DecodeQ8_0>;
+    case GgmlType::Q2_K: return dot_f32<DecodeSub<GgmlType::Q2_K>>;
+    case GgmlType::Q3_K: return dot_f32<DecodeSub<GgmlType::Q3_K>>;
+    case GgmlType::Q4_K: return dot_f32<DecodeQk45<false>>;
+    case GgmlType::Q5_K: return dot_f32<DecodeQk45<true>>;
+    case GgmlType::Q6_K: return dot_f32<DecodeQ6K>;
+    default: return nullptr;
+  }
+}
+
 }  // namespace detail
 
 }  // namespace wick::cpu
@@ -202,6 +430,7 @@ RowDotFn row_dot_avx2(io::GgmlType type) {
 
 namespace wick::cpu::detail {
 RowDotFn row_dot_avx2(io::GgmlType) { return nullptr; }
+RowDotF32Fn row_dot_f32_avx2(io::GgmlType) { return nullptr; }
 }  // namespace wick::cpu::detail
 
 #endif

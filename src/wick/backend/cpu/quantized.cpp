@@ -1,9 +1,9 @@
 // CPU dequantization of GGML blocks (through io's reference dequantizers) and products with a
-// quantized matrix. A few rows of activations (decode) with int8_activations on are quantized to
-// 8-bit blocks and multiplied with integer dot products (quant_dot.h), the weight's rows split across
-// the thread pool; otherwise the matrix is dequantized (rows in parallel) into a scratch buffer of
-// the compute dtype and multiplied with OpenBLAS (16-bit values widened to f32 around the GEMM, as
-// in Matmul).
+// quantized matrix. A few rows of activations (decode) go through the row dot kernels of quant_dot.h,
+// the weight's rows split across the thread pool: in f32 with the weights dequantized in registers,
+// or, with int8_activations on, quantized to 8-bit blocks and multiplied with integer dot products.
+// More rows (a prompt) dequantize the matrix (rows in parallel) into a scratch buffer of the compute
+// dtype and multiply it with OpenBLAS (16-bit values widened to f32 around the GEMM, as in Matmul).
 #include <cblas.h>
 
 #include <algorithm>
@@ -48,9 +48,35 @@ void dequantize_into(io::GgmlType type, const uint8_t* src, int64_t rows, int64_
   });
 }
 
-// The most activation rows multiplied through 8-bit activations; more (a prompt) go through the
-// dequantized matrix and a GEMM, whose cost per row is lower.
-constexpr int64_t kInt8MaxRows = 16;
+// The most activation rows multiplied by the row dot kernels (f32 or 8-bit activations); more (a
+// prompt) go through the dequantized matrix and a GEMM, whose cost per row is lower.
+constexpr int64_t kRowDotMaxRows = 16;
+
+// out[i, r] = x[i, :] . W[r, :] for m rows of x in f32 (16-bit x widened), the weights dequantized
+// in registers; up to kF32DotMaxRows rows of x share each decoded weight row.
+template <typename T>
+void f32_product(io::GgmlType type, const uint8_t* blocks, int64_t rows, int64_t cols, const T* x, int64_t m, T* out) {
+  std::vector<float> wide;
+  const float* xf;
+  if constexpr (std::is_same_v<T, float>) {
+    xf = x;
+  } else {
+    wide.resize(size_t(m * cols));
+    for (int64_t j = 0; j < m * cols; ++j) wide[size_t(j)] = float(x[j]);
+    xf = wide.data();
+  }
+  cpu::RowDotF32Fn dot = cpu::row_dot_f32_kernel(type);
+  size_t row_bytes = io::ggml_nbytes(type, cols);
+  cpu::parallel_for(rows, std::max<int64_t>(1, 32768 / (cols * m)), [&](int64_t r0, int64_t r1) {
+    float part[cpu::kF32DotMaxRows];
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t i0 = 0; i0 < m; i0 += cpu::kF32DotMaxRows) {
+        int tile = int(std::min<int64_t>(cpu::kF32DotMaxRows, m - i0));
+        dot(blocks + size_t(r) * row_bytes, xf + i0 * cols, cols, tile, cols, part);
+        for (int t = 0; t < tile; ++t) out[(i0 + t) * rows + r] = T(part[t]);
+      }
+  });
+}
 
 // out[i, r] = x[i, :] . W[r, :] for m rows of x through 8-bit activation blocks.
 template <typename T>
@@ -97,13 +123,20 @@ void QuantizedMatmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out)
   Tensor blocks = cpu::contiguous_copy(in[1]);
   out.allocate();
   int64_t k = x.shape(-1), n = out.shape(-1), m = x.numel() / k;
-  if (int8_activations_ && transposed_ && m <= kInt8MaxRows && cpu::int8_dot_supported(type_) &&
-      cols_ % cpu::kQ8BlockSize == 0 && x.dtype() != Dtype::F64) {
-    dispatch_float(x.dtype(), name(), [&]<typename T>() {
-      if constexpr (!std::is_same_v<T, double>)
-        int8_product(type_, cpu::cdata<uint8_t>(blocks), rows_, cols_, cpu::cdata<T>(x), m, cpu::mdata<T>(out));
-    });
-    return;
+  if (transposed_ && m <= kRowDotMaxRows && cols_ % cpu::kQ8BlockSize == 0 && x.dtype() != Dtype::F64) {
+    bool int8 = int8_activations_ && cpu::int8_dot_supported(type_);
+    if (int8 || cpu::f32_dot_supported(type_)) {
+      dispatch_float(x.dtype(), name(), [&]<typename T>() {
+        if constexpr (!std::is_same_v<T, double>) {
+          const uint8_t* w = cpu::cdata<uint8_t>(blocks);
+          if (int8)
+            int8_product(type_, w, rows_, cols_, cpu::cdata<T>(x), m, cpu::mdata<T>(out));
+          else
+            f32_product(type_, w, rows_, cols_, cpu::cdata<T>(x), m, cpu::mdata<T>(out));
+        }
+      });
+      return;
+    }
   }
   Tensor w = Tensor::empty({rows_, cols_}, x.dtype(), Device::cpu());
   dequantize_into(type_, cpu::cdata<uint8_t>(blocks), rows_, cols_, x.dtype(), w.data_ptr());
