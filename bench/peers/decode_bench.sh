@@ -165,7 +165,29 @@ run_phase() {
     [ "$t" != bf16 ] && [ -n "$QUANTIZED_BASE" ] && storage=(--quantized-base "$QUANTIZED_BASE")
     run_step "wick bench $t" 40 "$WICK" bench --model "$f" --device cuda -p 128,512 -n 128 -b 1,8,32 -d 0,128 \
       -r "$REPS" "${storage[@]}" --json >"$RESULTS/wick-bench-$t.json" 2>"$RESULTS/wick-bench-$t.log"
+    # Batch-1 decode again with the skinny products launched serially (WICK_CUDA_OVERLAP=0): what
+    # their programmatic-dependent launches bring.
+    WICK_CUDA_OVERLAP=0 run_step "wick bench $t, serial launches" 15 "$WICK" bench --model "$f" --device cuda -p 0 \
+      -n 128 -b 1 -r "$REPS" "${storage[@]}" --json >"$RESULTS/wick-serial-$t.json" 2>"$RESULTS/wick-serial-$t.log"
   done
+}
+serial_summary() {  # tg128 at batch 1, overlapped (the default) against serial launches
+  python3 - "$RESULTS" "$TYPES" <<'PY'
+import json, pathlib, sys
+d = pathlib.Path(sys.argv[1])
+def tg(path):
+    try:
+        tests = json.loads(path.read_text())["tests"]
+        return next(x["tokens_per_s"]["median"] for x in tests if x["name"] == "tg128" and x["batch"] == 1 and x["n_depth"] == 0)
+    except Exception:
+        return None
+for t in sys.argv[2].split(","):
+    a, b = tg(d / f"wick-bench-{t}.json"), tg(d / f"wick-serial-{t}.json")
+    if a and b:
+        print(f"{t}: decode b1 tg128 overlapped {a:.0f} tok/s, serial {b:.0f} tok/s: {a / b:.3f}x")
+    else:
+        print(f"{t}: overlapped {a}, serial {b} (missing)")
+PY
 }
 
 say "decode_bench: mode $MODE, types $TYPES, $REPS repetitions, deadline $DEADLINE s, commit ${COMMIT:-from git}"
@@ -174,6 +196,8 @@ if [ "$MODE" != build ]; then
   run_phase
   echo "================ decode_bench summary (H200; the same GGUF files for both engines)"
   python3 bench/peers/decode_summary.py "$RESULTS"
+  echo "---- programmatic-dependent launches (wick bench, WICK_CUDA_OVERLAP=0 for serial)"
+  serial_summary
   [ ${#skipped[@]} -gt 0 ] && echo "skipped for time: ${skipped[*]} (run again with --run-only while the machine is warm)"
 fi
 say "done"

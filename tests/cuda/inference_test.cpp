@@ -2,7 +2,8 @@
 // batched-adapter LoRA op against the CPU backend (incl. contexts split across CTAs), graph
 // capture and replay, and the runner: CUDA
 // logits equal the CPU's, graph-replayed decoding gives the same tokens as eager decoding, and
-// greedy tokens match transformers' goldens.
+// greedy tokens match transformers' goldens, and overlapped (programmatic-dependent) product
+// launches leave every logit as serial launches give it.
 #include <filesystem>
 #include <numeric>
 #include <random>
@@ -10,6 +11,7 @@
 
 #include "support/smollm2_golden.h"
 #include "support/testing.h"
+#include "wick/backend/cuda/settings.h"
 #include "wick/core/capture.h"
 #include "wick/io/safetensors.h"
 #include "wick/lora/adapter.h"
@@ -111,6 +113,43 @@ TEST(CudaRunner, SmolLM2QuantizedGreedyTokensMatchTransformers) {
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "missing " << path;
   models::DecoderModel model = load_smollm2_with_blocks(Device::cuda(0));
   expect_runtime_matches_smollm2_golden(model);
+}
+
+// Skinny products launched as programmatic dependents start before the kernel that writes their
+// activations has finished; if one read them before its grid-dependency wait, it would see the
+// previous step's values. The same teacher-forced decode with graphs, overlapped and serial, must
+// agree bit for bit: f32 weights (the dense path) and Q4_0 blocks with bf16 activations (the staged
+// tensor-core path).
+TEST(CudaRunner, OverlappedProductLaunchesLeaveTheLogitsUnchanged) {
+  WICK_REQUIRE_GPU();
+  const bool initial = cuda::overlapped_products();
+  for (bool quantized : {false, true}) {
+    models::WeightStorage storage;
+    if (quantized) storage.quantize = io::GgmlType::Q4_0;
+    auto model = models::DecoderModel::load(kData + "qwen2_tied", Device::cuda(0), quantized ? Dtype::BF16 : Dtype::F32,
+                                            storage);
+    std::vector<std::vector<float>> logits[2];
+    for (int overlapped = 0; overlapped < 2; ++overlapped) {
+      cuda::set_overlapped_products(overlapped == 1);
+      runtime::DecoderRunner runner(model, options(true));
+      std::vector<int32_t> blocks;
+      ASSERT_TRUE(runner.blocks().allocate(4, blocks));
+      std::vector<int32_t> prompt{3, 1, 4, 1, 5, 9, 2, 6, 5, 3};
+      int64_t pos = 0;
+      Tensor out = runner.step({{&blocks, pos, prompt, -1}});
+      pos += int64_t(prompt.size());
+      for (int step = 0; step < 40; ++step) {
+        logits[overlapped].push_back(on_cpu(astype(out, Dtype::F32)).to_vector<float>());
+        std::vector<int32_t> next{int32_t((7 + 37 * step) % 256)};
+        out = runner.step({{&blocks, pos++, next, -1}});
+      }
+      logits[overlapped].push_back(on_cpu(astype(out, Dtype::F32)).to_vector<float>());
+    }
+    cuda::set_overlapped_products(initial);
+    ASSERT_EQ(logits[0].size(), logits[1].size());
+    for (size_t i = 0; i < logits[0].size(); ++i)
+      EXPECT_EQ(logits[0][i], logits[1][i]) << (quantized ? "Q4_0" : "f32") << ", step " << i;
+  }
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <mutex>
 #include <vector>
 
@@ -21,6 +23,7 @@ namespace {
 struct DeviceState {
   cudaStream_t stream = nullptr;
   int sm_count = 0;
+  int major = 0;  // compute capability
   DeviceError* error_host = nullptr;
   DeviceError* error_device = nullptr;
   cublasLtHandle_t lt = nullptr;
@@ -43,6 +46,10 @@ std::mutex g_mutex;
 DeviceState g_devices[kMaxDevices];
 std::atomic<bool> g_allow_tf32{false};
 std::atomic<bool> g_attention_tensor_cores{true};
+std::atomic<bool> g_overlapped_products{[] {
+  const char* env = std::getenv("WICK_CUDA_OVERLAP");
+  return env == nullptr || std::string(env) != "0";
+}()};
 
 void set_device(int device) {
   int current = -1;
@@ -59,6 +66,7 @@ DeviceState& state(int device) {
   std::lock_guard<std::mutex> lock(g_mutex);
   if (!st.stream) {
     WICK_CUDA_CHECK(cudaDeviceGetAttribute(&st.sm_count, cudaDevAttrMultiProcessorCount, device));
+    WICK_CUDA_CHECK(cudaDeviceGetAttribute(&st.major, cudaDevAttrComputeCapabilityMajor, device));
     void* flag = nullptr;
     WICK_CUDA_CHECK(cudaHostAlloc(&flag, sizeof(DeviceError), cudaHostAllocMapped));
     st.error_host = static_cast<DeviceError*>(flag);
@@ -98,6 +106,8 @@ void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
 bool allow_tf32() { return g_allow_tf32; }
 void set_attention_tensor_cores(bool allow) { g_attention_tensor_cores = allow; }
 bool attention_tensor_cores() { return g_attention_tensor_cores; }
+void set_overlapped_products(bool on) { g_overlapped_products = on; }
+bool overlapped_products() { return g_overlapped_products; }
 
 cudaStream_t stream(int device) { return state(device).stream; }
 int device_of_stream(cudaStream_t s) {
@@ -108,6 +118,7 @@ int device_of_stream(cudaStream_t s) {
   return current;
 }
 int sm_count(int device) { return state(device).sm_count; }
+bool programmatic_launch(int device) { return g_overlapped_products && state(device).major >= 9; }
 DeviceError* device_error(int device) { return state(device).error_device; }
 
 void check_device_error(int device) {

@@ -23,6 +23,7 @@ struct FusedParams {
 
 template <typename D>
 __global__ void fused_kernel(const __grid_constant__ FusedParams p, D* out, int64_t n) {
+  cuda::launch_dependents();  // a skinny product after this kernel may start loading its weights
   using C = dcompute_t<D>;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     C regs[Fused::kMaxInstructions];

@@ -14,6 +14,10 @@
 // would each touch a different cache line; so each warp copies its rows' bytes into shared memory
 // with 16-byte cp.async (two stages: the next chunk loads while this one is decoded) and decodes
 // from there. Dense rows are read with 16-byte loads straight into registers.
+//
+// Launched as a programmatic dependent (runtime.h): each warp issues the loads of its first weight
+// chunk, then waits for the kernel before it, so the first DRAM round trip overlaps that kernel's
+// tail instead of following it.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -22,6 +26,7 @@
 #include <type_traits>
 
 #include "wick/backend/cuda/gemv_launch.cuh"
+#include "wick/backend/cuda/kernel_utils.cuh"
 #include "wick/backend/cuda/runtime.h"
 
 namespace wick::cuda::gemv {
@@ -274,6 +279,7 @@ __device__ __forceinline__ void run_quant_warp(const SkinnyParams& p, int64_t ro
 
   const int nchunks = (uend - ubeg + kChunk - 1) / kChunk;
   if (nchunks > 0) issue(ubeg, min(kChunk, uend - ubeg), 0);
+  grid_dependency_wait();  // x is the previous kernel's output
   for (int c = 0; c < nchunks; ++c) {
     const int u0 = ubeg + c * kChunk, count = min(kChunk, uend - u0);
     if (c + 1 < nchunks) {
@@ -325,6 +331,7 @@ __device__ __forceinline__ void run_dense_warp(const SkinnyParams& p, int64_t ro
           raw[i][rr] = load_dense<T>(p.w + rows[rr] * p.row_bytes + int64_t(u0 + i) * Dec::kUnitBytes, t);
       }
     }
+    if (u0 == ubeg) grid_dependency_wait();  // x is the previous kernel's output
 #pragma unroll
     for (int i = 0; i < kChunk; ++i) {
       if (i < count) {
@@ -380,6 +387,7 @@ __global__ void __launch_bounds__(max_threads(std::is_same_v<X, float>, XT), 1) 
   const int64_t row0 = (int64_t(blockIdx.x) * p.tiles_per_block + warp / p.k_warps) * WR;
   const bool active = row0 < p.n;  // a block's last tiles may lie past n; their warps still meet the barrier
   const int ubeg = int(int64_t(kw) * p.units / p.k_warps), uend = int(int64_t(kw + 1) * p.units / p.k_warps);
+  launch_dependents();
 
   // c[j][e]: the C-fragment layout of mma (e < 2: weight row g, else g + 8; activation row 8j + 2t + e % 2).
   float c[XT][4];
@@ -416,6 +424,8 @@ __global__ void __launch_bounds__(max_threads(std::is_same_v<X, float>, XT), 1) 
         run_quant_warp<Dec, X, XT, WR>(p, row0, ubeg, uend, smem + warp * stage_bytes_per_warp<Dec>(WR), lane, c);
     }
   }
+
+  grid_dependency_wait();  // (again, for warps with no k range) before the residual is read and y written
 
   if (p.k_warps > 1) {
     // Warps 1.. of a tile leave their sums in shared memory; warp 0 adds them in order.
@@ -461,8 +471,23 @@ void launch_skinny(const SkinnyParams& p, const SkinnyConfig& config, cudaStream
   const int64_t tiles = (int64_t(p.n) + skinny_warp_rows(config) - 1) / skinny_warp_rows(config);
   const int64_t blocks = (tiles + config.tiles_per_block - 1) / config.tiles_per_block;
   const size_t smem = size_t(skinny_smem_bytes<Dec>(config));
+  const bool dependent = programmatic_launch(device_of_stream(stream));
   auto go = [&](auto kernel) {
-    kernel<<<unsigned(blocks), unsigned(threads), smem, stream>>>(p);
+    if (dependent) {
+      cudaLaunchAttribute attr[1] = {};
+      attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      attr[0].val.programmaticStreamSerializationAllowed = 1;
+      cudaLaunchConfig_t cfg = {};
+      cfg.gridDim = dim3(unsigned(blocks));
+      cfg.blockDim = dim3(unsigned(threads));
+      cfg.dynamicSmemBytes = smem;
+      cfg.stream = stream;
+      cfg.attrs = attr;
+      cfg.numAttrs = 1;
+      WICK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p));
+    } else {
+      kernel<<<unsigned(blocks), unsigned(threads), smem, stream>>>(p);
+    }
     WICK_CUDA_LAUNCH_CHECK("skinny_kernel");
   };
   if constexpr (std::is_same_v<X, float>) {

@@ -214,4 +214,21 @@ __device__ V block_combine(V v, F f, V* scratch) {
   return v;
 }
 
+// Programmatic dependent launch (sm_90 and later; see programmatic_launch in runtime.h). A kernel
+// launched as a programmatic dependent may start while the kernel before it on the stream is still
+// running: before grid_dependency_wait() it may read only data no kernel writes (weights), after it
+// the earlier kernel has finished and its writes are visible. In a kernel launched normally the wait
+// returns at once. launch_dependents() lets such a dependent start now, rather than when this
+// kernel's blocks exit; it changes nothing for a kernel launched normally after this one.
+__device__ __forceinline__ void grid_dependency_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 }  // namespace wick::cuda

@@ -112,6 +112,7 @@ struct Plus {
 
 template <typename D, typename A, int TPR>
 __global__ void rms_norm_kernel(const D* x, const D* w, D* y, int64_t rows, int64_t h, A eps) {
+  cuda::launch_dependents();  // a skinny product after this kernel may start loading its weights
   __shared__ A scratch[32];
   RowPos<TPR> p;
   if (p.row >= rows) return;
@@ -133,6 +134,7 @@ __global__ void rms_norm_kernel(const D* x, const D* w, D* y, int64_t rows, int6
 // load per lane and iteration, waits on memory 2 * h / 32 times in a row.)
 template <typename D, typename A, int kChunks>
 __global__ void rms_norm_vec_kernel(const D* x, const D* w, D* y, int64_t rows, int h, A eps) {
+  cuda::launch_dependents();  // a skinny product after this kernel may start loading its weights
   constexpr int kV = 16 / int(sizeof(D));
   const int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32, nvec = h / kV;

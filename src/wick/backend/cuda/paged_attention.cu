@@ -99,6 +99,7 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(const D* 
                                                                        const D* __restrict__ cache, D* __restrict__ out,
                                                                        float* __restrict__ part_acc, float* __restrict__ part_ml,
                                                                        DevPaging pg, AttnShape sh, cuda::DeviceError* err) {
+  cuda::launch_dependents();  // a skinny product after this kernel may start loading its weights
   extern __shared__ float smem[];
   const int split = blockIdx.x, g = blockIdx.y;
   const int64_t t = blockIdx.z;
@@ -277,6 +278,7 @@ struct SumOf {
 template <typename D>
 __global__ void combine_splits_kernel(const float* __restrict__ part_acc, const float* __restrict__ part_ml,
                                       D* __restrict__ out, int splits, int dim) {
+  cuda::launch_dependents();  // a skinny product after this kernel may start loading its weights
   const int64_t th = blockIdx.x;  // token * heads + head
   // One dynamic array only: [splits rounded up to 4] weights, then 32 floats of scratch for the
   // block reductions. (The loop over the weights below is read with vector loads; a static

@@ -27,6 +27,9 @@ inline cudaStream_t stream_of(const Tensor& t) { return stream(t.device().index)
 // cudaStreamGetDevice, allowed while `s` is being captured into a CUDA graph.
 int device_of_stream(cudaStream_t s);
 int sm_count(int device);
+// Whether skinny products on `device` are launched as programmatic dependents (overlapped_products()
+// and a GPU of compute capability 9.0 or later).
+bool programmatic_launch(int device);
 
 // Raised by kernels for bad data (an index out of range); the host reads it at the next
 // synchronisation and throws a wick::Error naming the op, the value and the limit.

@@ -13,4 +13,11 @@ bool allow_tf32();
 void set_attention_tensor_cores(bool allow);
 bool attention_tensor_cores();
 
+// Whether the skinny (decode) products are launched as programmatic dependents on GPUs that support
+// it (sm_90 and later): a product's blocks start, and load their first weights, while the kernel
+// before it drains, and wait for that kernel before they read activations. On by default;
+// WICK_CUDA_OVERLAP=0 in the environment turns it off at start-up (to measure what it brings).
+void set_overlapped_products(bool on);
+bool overlapped_products();
+
 }  // namespace wick::cuda
