@@ -10,7 +10,7 @@
 #   bash scripts/gpu-round.sh bench [--commit HASH]   (call 2, at once, ~9 min)
 #     waits for the peer's build, then: the skinny-product and sampler micro-benchmarks, both
 #     engines on the same GGUF files (bench/peers/decode_bench.sh --run-only), and the serving
-#     comparison (bench/peers/serve_bench.sh); prints the tables.
+#     comparison (bench/peers/serve_bench.sh; SKIP_SERVE=1 leaves it out); prints the tables.
 # Device tool: carry [".peers", ".deps"]; everything comes back packed under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -79,8 +79,12 @@ bench)
   commit_args=()
   [ -n "$COMMIT" ] && commit_args=(--commit "$COMMIT")
   OUT=$OUT bash bench/peers/decode_bench.sh --run-only --deadline 300 "${commit_args[@]}" >"$OUT/decode.out" 2>&1
-  OUT=$OUT bash bench/peers/serve_bench.sh --deadline $((560 - (SECONDS - START))) "${commit_args[@]}" \
-    >"$OUT/serve.out" 2>&1
+  if [ "${SKIP_SERVE:-0}" = 1 ]; then
+    echo "serving comparison skipped (SKIP_SERVE=1)" >"$OUT/serve.out"
+  else
+    OUT=$OUT bash bench/peers/serve_bench.sh --deadline $((560 - (SECONDS - START))) "${commit_args[@]}" \
+      >"$OUT/serve.out" 2>&1
+  fi
   echo "================ skinny products (tail)"
   tail -25 "$OUT/gemv_bench.txt"
   echo "================ sampler (tail)"

@@ -13,6 +13,7 @@
 #include "support/testing.h"
 #include "wick/backend/cuda/settings.h"
 #include "wick/core/capture.h"
+#include "wick/core/quantized.h"
 #include "wick/io/safetensors.h"
 #include "wick/lora/adapter.h"
 #include "wick/models/decoder.h"
@@ -78,6 +79,43 @@ TEST(CudaRunner, LogitsMatchTheCpuRunnerWithAndWithoutAdapters) {
   Tensor want = cpu.step({{&cb[0], 0, p0, cs}, {&cb[1], 0, p1, -1}});
   Tensor got = gpu.step({{&gb[0], 0, p0, gs}, {&gb[1], 0, p1, -1}});
   expect_tensors_close(on_cpu(got), want, Tol{1e-3, 1e-3}, "runner logits, cuda vs cpu");
+}
+
+// Projections whose parts differ in type (v in Q8_0, up in Q4_0, the rest f32) run as several
+// products whose outputs are cut into the parts (joined first for the rows' adapters): the GPU's
+// logits equal the CPU runner's, with and without an adapter, eager and graph-replayed.
+TEST(CudaRunner, PartsOfDifferentTypesMatchTheCpuRunner) {
+  WICK_REQUIRE_GPU();
+  std::string dir = kData + "qwen2_tied";
+  auto mixed = [&](Device device) {
+    auto model = models::DecoderModel::load(dir, device, Dtype::F32);
+    for (models::DecoderLayer& l : model.layers) {
+      l.v = to_device(quantize(on_cpu(l.v.dense()), io::GgmlType::Q8_0), device);
+      l.up = to_device(quantize(on_cpu(l.up.dense()), io::GgmlType::Q4_0), device);
+    }
+    return model;
+  };
+  auto cpu_model = mixed(Device::cpu());
+  lora::Adapter cpu_adapter = lora::Adapter::load(kData + "qwen2_lora/adapter", cpu_model);
+  runtime::DecoderRunner cpu(cpu_model, options(false));
+  int cs = cpu.adapters().load("a", cpu_adapter.deltas());
+  std::vector<int32_t> p0{3, 1, 4, 1, 5, 9, 2, 6, 5, 3}, p1{2, 7, 1, 8}, next{42};
+  std::vector<std::vector<int32_t>> cb(2);
+  for (auto& b : cb) ASSERT_TRUE(cpu.blocks().allocate(1, b));
+  Tensor want_prefill = cpu.step({{&cb[0], 0, p0, cs}, {&cb[1], 0, p1, -1}});
+  Tensor want_decode = cpu.step({{&cb[0], 10, next, cs}, {&cb[1], 4, next, -1}});
+  for (bool graphs : {false, true}) {
+    auto gpu_model = mixed(Device::cuda(0));
+    lora::Adapter gpu_adapter = lora::Adapter::load(kData + "qwen2_lora/adapter", gpu_model);
+    runtime::DecoderRunner gpu(gpu_model, options(graphs));
+    int gs = gpu.adapters().load("a", gpu_adapter.deltas());
+    std::vector<std::vector<int32_t>> gb(2);
+    for (auto& b : gb) ASSERT_TRUE(gpu.blocks().allocate(1, b));
+    Tensor got_prefill = gpu.step({{&gb[0], 0, p0, gs}, {&gb[1], 0, p1, -1}});
+    expect_tensors_close(on_cpu(got_prefill), want_prefill, Tol{1e-3, 1e-3}, str_cat("prefill, graphs ", graphs));
+    Tensor got_decode = gpu.step({{&gb[0], 10, next, gs}, {&gb[1], 4, next, -1}});
+    expect_tensors_close(on_cpu(got_decode), want_decode, Tol{1e-3, 1e-3}, str_cat("decode, graphs ", graphs));
+  }
 }
 
 TEST(CudaRunner, GraphReplayedDecodingEqualsEagerAndTransformers) {

@@ -12,6 +12,7 @@
 
 #include "support/smollm2_golden.h"
 #include "wick/core/ops.h"
+#include "wick/core/quantized.h"
 #include "wick/io/safetensors.h"
 #include "wick/lora/adapter.h"
 #include "wick/models/decoder.h"
@@ -144,6 +145,30 @@ TEST(Runner, AdapterRowsMatchPeftWhileOtherRowsStayOnTheBase) {
   // Unloading frees the slot for another adapter.
   runner.adapters().unload("pirate");
   EXPECT_EQ(runner.adapters().load("again", adapter.deltas()), slot);
+}
+
+// A GGUF file may store v (or up) in another block type than q and k (gate): the runner then runs
+// q and k as one product and v as another, the biases in their epilogues, and cuts the parts from
+// both. Decoded one token at a time, every position's logits are those of the model's own forward
+// over the same weights (v in Q8_0, up in Q4_0, the rest f32).
+TEST(Runner, PartsOfDifferentTypesGiveTheModelsForwardLogits) {
+  auto model = models::DecoderModel::load(fixture("qwen2_tied"), Device::cpu(), Dtype::F32);
+  for (models::DecoderLayer& l : model.layers) {
+    l.v = quantize(l.v.dense(), io::GgmlType::Q8_0);
+    l.up = quantize(l.up.dense(), io::GgmlType::Q4_0);
+  }
+  auto file = io::SafeTensors::open(fixture("qwen2_tied") + "/expected.safetensors");
+  std::vector<int32_t> ids = row_ids(expected(file, "input_ids"), 0);
+  int64_t t_len = int64_t(ids.size());
+  runtime::DecoderRunner runner(model, small_options());
+  std::vector<int32_t> blocks;
+  ASSERT_TRUE(runner.blocks().allocate(runtime::blocks_for(t_len, 4), blocks));
+  std::vector<Tensor> got;
+  for (int64_t t = 0; t < t_len; ++t)
+    got.push_back(runner.step({{&blocks, t, std::span<const int32_t>(ids).subspan(size_t(t), 1), -1}}));
+  std::vector<int64_t> ids64(ids.begin(), ids.end());
+  Tensor want = reshape(model.forward(Tensor::from_vector(ids64, {1, t_len})), {t_len, 256});
+  EXPECT_LE(max_rel(concat(got, 0), want), 1e-5);
 }
 
 TEST(Runner, BadRowsAreNamed) {

@@ -23,17 +23,18 @@ LinearWeight rows_of(const LinearWeight& w, int64_t offset, int64_t rows) {
   return QuantizedMatrix{narrow(q.blocks, 0, offset, rows), q.type, rows, q.cols, q.int8_activations};
 }
 
-// The parts stacked along their rows as one weight, or nothing when they differ in kind, type or
-// dtype. On success each part is replaced by its rows of the stack (no memory kept twice).
-std::optional<LinearWeight> fuse(std::vector<LinearWeight*> parts) {
+// Whether two weights can be stacked into one: same kind (dense or blocks), columns, and dtype or
+// block type.
+bool stackable(const LinearWeight& a, const LinearWeight& b) {
+  if (a.is_quantized() != b.is_quantized() || a.shape()[1] != b.shape()[1]) return false;
+  if (!a.is_quantized()) return a.dense().dtype() == b.dense().dtype();
+  return a.blocks().type == b.blocks().type && a.blocks().int8_activations == b.blocks().int8_activations;
+}
+
+// The parts stacked along their rows as one weight (they are stackable). Each part is replaced by
+// its rows of the stack, so no memory is kept twice.
+LinearWeight stack(const std::vector<LinearWeight*>& parts) {
   const LinearWeight& first = *parts[0];
-  for (const LinearWeight* p : parts) {
-    if (p->is_quantized() != first.is_quantized() || p->shape()[1] != first.shape()[1]) return std::nullopt;
-    if (p->is_quantized() ? p->blocks().type != first.blocks().type ||
-                                p->blocks().int8_activations != first.blocks().int8_activations
-                          : p->dense().dtype() != first.dense().dtype())
-      return std::nullopt;
-  }
   LinearWeight fused;
   if (first.is_quantized()) {
     std::vector<Tensor> blocks;
@@ -58,16 +59,43 @@ std::optional<LinearWeight> fuse(std::vector<LinearWeight*> parts) {
   return fused;
 }
 
-// x @ W^T for a fused weight, or for its parts side by side.
-Tensor project(const Tensor& x, const LinearWeight& fused, const std::vector<LinearWeight>& parts,
-               const std::optional<Tensor>& bias) {
-  if (!parts.empty()) {
-    std::vector<Tensor> outs;
-    for (const LinearWeight& p : parts) outs.push_back(models::linear(x, p));
-    Tensor y = concat(outs, 1);
-    return bias ? y + *bias : y;
+// Groups runs of stackable parts (see PackedProjection); biases: one per part, or none at all.
+PackedProjection pack(const std::vector<LinearWeight*>& parts, const std::vector<const std::optional<Tensor>*>& biases) {
+  PackedProjection pp;
+  for (size_t i = 0; i < parts.size();) {
+    size_t j = i + 1;
+    while (j < parts.size() && stackable(*parts[i], *parts[j])) ++j;
+    std::vector<LinearWeight*> run(parts.begin() + long(i), parts.begin() + long(j));
+    pp.groups.push_back(run.size() == 1 ? *run[0] : stack(run));
+    std::optional<Tensor> bias;
+    if (!biases.empty() && biases[i]->has_value()) {
+      std::vector<Tensor> b;
+      for (size_t k = i; k < j; ++k) b.push_back(biases[k]->value());
+      bias = b.size() == 1 ? b[0] : concat(b, 0).eval();
+    }
+    pp.biases.push_back(bias);
+    pp.group_parts.push_back(int(j - i));
+    for (size_t k = i; k < j; ++k) pp.part_rows.push_back(parts[k]->shape()[0]);
+    i = j;
   }
-  return models::linear_add(x, fused, bias, std::nullopt);
+  return pp;
+}
+
+// Columns [offset, offset + rows) of each part, cut from `outs`: one tensor per group, or one
+// tensor holding every part.
+std::vector<Tensor> cut_parts(const PackedProjection& pp, const std::vector<Tensor>& outs) {
+  std::vector<Tensor> parts;
+  size_t part = 0;
+  int64_t offset = 0;
+  for (size_t g = 0; g < pp.groups.size(); ++g) {
+    const Tensor& y = outs.size() == 1 ? outs[0] : outs[g];
+    if (outs.size() > 1) offset = 0;
+    for (int k = 0; k < pp.group_parts[g]; ++k, ++part) {
+      parts.push_back(narrow(y, 1, offset, pp.part_rows[part]));
+      offset += pp.part_rows[part];
+    }
+  }
+  return parts;
 }
 
 constexpr const char* kProjections[7] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
@@ -202,13 +230,12 @@ DecoderRunner::DecoderRunner(models::DecoderModel& model, const RunnerOptions& o
     PackedLayer p;
     p.input_norm = l.input_norm;
     p.post_norm = l.post_norm;
-    if (auto f = fuse({&l.q, &l.k, &l.v})) p.qkv = *f;
-    else p.qkv_parts = {l.q, l.k, l.v};
-    if (l.q_bias) p.qkv_bias = concat({*l.q_bias, *l.k_bias, *l.v_bias}, 0).eval();
+    if (l.q_bias) WICK_CHECK(l.k_bias && l.v_bias, "runner: layer with a q bias but no k or v bias");
+    p.qkv = pack({&l.q, &l.k, &l.v}, l.q_bias ? std::vector<const std::optional<Tensor>*>{&l.q_bias, &l.k_bias, &l.v_bias}
+                                               : std::vector<const std::optional<Tensor>*>{});
     p.o = l.o;
     p.o_bias = l.o_bias;
-    if (auto f = fuse({&l.gate, &l.up})) p.gate_up = *f;
-    else p.gate_up_parts = {l.gate, l.up};
+    p.gate_up = pack({&l.gate, &l.up}, {});
     p.down = l.down;
     layers_.push_back(std::move(p));
   }
@@ -269,21 +296,29 @@ DecoderRunner::StepInputs DecoderRunner::views_of(const Tensor& buffer, int64_t 
 Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
   const models::DecoderModel& m = *model_;
   const models::DecoderConfig& c = m.config();
-  int64_t n = in.tokens.shape(0), qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
-  int64_t inter = c.intermediate_size, d = c.head_dim;
+  int64_t n = in.tokens.shape(0), qd = c.num_heads * c.head_dim, d = c.head_dim;
   auto adapt = [&](Tensor y, const Tensor& x, int64_t l, int group) {
     if (!with_lora) return y;
     const AdapterSlots::Stack& st = slots_.layers[l][group];
     return lora_gather_add(std::move(y), x, in.slots, st.a, st.b, slots_.scales);
   };
+  // The parts' outputs of a packed projection: one product per group; with adapters the groups'
+  // outputs are joined first, as the stacked LoRA update covers all parts at once.
+  auto project = [&](const PackedProjection& pp, const Tensor& h, int64_t l, int group) {
+    std::vector<Tensor> outs;
+    for (size_t g = 0; g < pp.groups.size(); ++g)
+      outs.push_back(models::linear_add(h, pp.groups[g], pp.biases[g], std::nullopt));
+    if (with_lora) outs = {adapt(outs.size() == 1 ? outs[0] : concat(outs, 1), h, l, group)};
+    return cut_parts(pp, outs);
+  };
   Tensor x = m.embed_rows(in.tokens);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const PackedLayer& p = layers_[l];
     Tensor h = rms_norm(x, p.input_norm, c.rms_norm_eps);
-    Tensor qkv = adapt(project(h, p.qkv, p.qkv_parts, p.qkv_bias), h, l, 0);
-    Tensor q = reshape(narrow(qkv, 1, 0, qd), {n, c.num_heads, d});  // rotated inside the attention
-    Tensor k = reshape(narrow(qkv, 1, qd, kvd), {n, c.num_kv_heads, d});
-    Tensor v = reshape(narrow(qkv, 1, qd + kvd, kvd), {n, c.num_kv_heads, d});
+    std::vector<Tensor> qkv = project(p.qkv, h, l, 0);
+    Tensor q = reshape(qkv[0], {n, c.num_heads, d});  // rotated inside the attention
+    Tensor k = reshape(qkv[1], {n, c.num_kv_heads, d});
+    Tensor v = reshape(qkv[2], {n, c.num_kv_heads, d});
     const void* before = pool_.layers[l].data_ptr();
     pool_.layers[l] = paged_kv_write(std::move(pool_.layers[l]), k, v, in.tables, in.rows, in.positions, m.inv_freq).eval();
     // The pool is written in place; a copy would mean someone else holds it (and a captured graph
@@ -297,8 +332,8 @@ Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
     // without adapter gets the same values in a step with adapters as in one without).
     x = adapt(models::linear_add(a, p.o, p.o_bias, x), a, l, 1);
     h = rms_norm(x, p.post_norm, c.rms_norm_eps);
-    Tensor gu = adapt(project(h, p.gate_up, p.gate_up_parts, std::nullopt), h, l, 2);
-    Tensor act = swiglu(narrow(gu, 1, 0, inter), narrow(gu, 1, inter, inter));
+    std::vector<Tensor> gu = project(p.gate_up, h, l, 2);
+    Tensor act = swiglu(gu[0], gu[1]);
     x = adapt(models::linear_add(act, p.down, std::nullopt, x), act, l, 3);
   }
   Tensor last = rms_norm(take(x, in.last, 0), m.final_norm, c.rms_norm_eps);

@@ -39,12 +39,23 @@ struct StepRow {
   int adapter_slot = -1;            // -1: the base model alone
 };
 
-// The projections of a layer as the step runs them: q, k and v as one product, gate and up as one.
+// Projections that read the same input (q, k, v; gate, up) as few products as their weights allow:
+// consecutive parts of the same kind, block type and dtype are stacked into one weight (all of them
+// in the usual case; a GGUF file may store v in another type than q and k). Each group's bias joins
+// its product's epilogue.
+struct PackedProjection {
+  std::vector<models::LinearWeight> groups;
+  std::vector<std::optional<Tensor>> biases;  // per group
+  std::vector<int> group_parts;               // parts per group, in order
+  std::vector<int64_t> part_rows;             // output columns of each part
+};
+
+// The projections of a layer as the step runs them.
 struct PackedLayer {
   Tensor input_norm, post_norm;
-  models::LinearWeight qkv, o, gate_up, down;  // fused where the parts share a kind (else parts below)
-  std::vector<models::LinearWeight> qkv_parts, gate_up_parts;  // used when the parts could not be fused
-  std::optional<Tensor> qkv_bias, o_bias;
+  PackedProjection qkv, gate_up;
+  models::LinearWeight o, down;
+  std::optional<Tensor> o_bias;
 };
 
 // Stacked LoRA matrices of the resident adapters, per layer and fused projection (see
