@@ -118,7 +118,7 @@ TEST(CliBench, Int8ActivationsAndThreadsAreReported) {
 
 // A GGUF on the CPU keeps its blocks by default (decode products in f32 over them); --expand-weights
 // expands them at load; it and --int8-activations exclude each other, and a command that does not
-// run inference refuses it.
+// run inference, or a model that is not a GGUF, refuses it.
 TEST(CliBench, GgufKeepsItsBlocksUnlessExpanded) {
   if (!have_model()) return;
   const std::string base = "bench --device cpu --model " + kModel + " -p 4 -n 2 -b 1 -r 1 --threads 1 --json";
@@ -135,6 +135,11 @@ TEST(CliBench, GgufKeepsItsBlocksUnlessExpanded) {
   EXPECT_EQ(refused.code, 2) << refused.err;
   EXPECT_NE(refused.err.find("--expand-weights is for generate, chat, bench and serve"), std::string::npos)
       << refused.err;
+  // A model without blocks has nothing to expand: refused, not ignored.
+  Result dense = run_wick("bench --device cpu --model " + std::string(WICK_TEST_DATA_DIR) +
+                          "/models/qwen2_tied -p 4 -n 2 -b 1 -r 1 --expand-weights");
+  EXPECT_EQ(dense.code, 2) << dense.err;
+  EXPECT_NE(dense.err.find("--expand-weights needs a GGUF model"), std::string::npos) << dense.err;
 }
 
 TEST(CliBench, BadArgumentsGiveOneLineErrors) {

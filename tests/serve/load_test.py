@@ -7,6 +7,8 @@ memory must come back within 10% of its level before the test.
 
   python3 load_test.py --wick build/bin/wick --models models --data data/demo \
       --golden tests/data/models/smollm2_greedy_golden.json
+
+LOAD_EXTRA in the environment adds arguments to `wick serve` (e.g. LOAD_EXTRA=--expand-weights).
 """
 
 import json
@@ -20,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from serve_harness import WickServer, parse_args, require_models  # noqa: E402
 
 ARGS = parse_args()
+EXTRA = os.environ.get("LOAD_EXTRA", "").split()
 SMOL, _ = require_models(ARGS)
 
 CLIENTS = 64
@@ -76,7 +79,7 @@ def check_well_formed(events, max_tokens):
 
 
 def main():
-    server = WickServer(ARGS.wick, "--model", SMOL, "--ctx", "256", "--max-queue", "128", "--http-threads", "160")
+    server = WickServer(ARGS.wick, "--model", SMOL, "--ctx", "256", "--max-queue", "128", "--http-threads", "160", *EXTRA)
     failures, completed, hung_up = [], [0], [0]
     lock = threading.Lock()
 

@@ -66,12 +66,17 @@ models::LoadOptions RuntimeOptions::inference_load_options(const std::string& mo
   }
   if (expand_weights && !quantized_base.empty())
     throw UsageError("--expand-weights and --quantized-base exclude each other");
-  if (!quantized_base.empty() || expand_weights) return options;
-  bool gguf = false;
+  if (!quantized_base.empty()) return options;
+  bool gguf = false, resolved = false;
   try {
     gguf = io::resolve_model_source(model).format == io::ModelFormat::kGguf;
+    resolved = true;
   } catch (const Error&) {
     // load_decoder reports what is wrong with the path.
+  }
+  if (expand_weights) {
+    if (resolved && !gguf) throw UsageError("--expand-weights needs a GGUF model (it expands the file's blocks at load)");
+    return options;
   }
   options.storage.keep_file_blocks = gguf;
   options.storage.keep_embedding_blocks = gguf;

@@ -1,6 +1,10 @@
 // The batching engine: requests in from any thread, one engine thread stepping the scheduler.
 #include "wick/serve/batching_engine.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <future>
 
@@ -294,6 +298,12 @@ void BatchingEngine::loop() {
       return false;
     });
     scheduler_->step();
+    // The last sequence has finished: hand the heap memory a burst of requests left free back to the
+    // system, so the server's resident size returns to its idle level between bursts (glibc keeps
+    // freed blocks in its per-thread arenas otherwise).
+#if defined(__GLIBC__)
+    if (scheduler_->idle()) malloc_trim(0);
+#endif
     runtime::SchedulerStats st = scheduler_->stats();
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.queue_length = st.waiting;

@@ -3,7 +3,8 @@
 // the weight's rows split across the thread pool: in f32 with the weights dequantized in registers,
 // or, with int8_activations on, quantized to 8-bit blocks and multiplied with integer dot products.
 // More rows (a prompt) dequantize the matrix (rows in parallel) into a scratch buffer of the compute
-// dtype and multiply it with OpenBLAS (16-bit values widened to f32 around the GEMM, as in Matmul).
+// dtype and multiply it with OpenBLAS (16-bit values widened to f32 around the GEMM, as in Matmul);
+// f32 products with W^T (inference) do so a slice of rows at a time into a small scratch.
 #include <cblas.h>
 
 #include <algorithm>
@@ -137,6 +138,21 @@ void QuantizedMatmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out)
       });
       return;
     }
+  }
+  if (transposed_ && x.dtype() == Dtype::F32) {
+    // Slices of the weight's rows (about 4 MB of f32 each) dequantized in turn, each multiplied into
+    // its columns of out: the scratch stays small however large the matrix (an LM head would need
+    // hundreds of MB at once, which the heap keeps after a server's first long prompt).
+    const int64_t slice = std::max<int64_t>(64, (int64_t(1) << 20) / cols_);
+    std::vector<float> w(size_t(std::min(slice, rows_) * cols_));
+    const size_t row_bytes = io::ggml_nbytes(type_, cols_);
+    for (int64_t r0 = 0; r0 < rows_; r0 += slice) {
+      const int64_t nr = std::min(slice, rows_ - r0);
+      dequantize_into(type_, cpu::cdata<uint8_t>(blocks) + size_t(r0) * row_bytes, nr, cols_, Dtype::F32, w.data());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(nr), int(k), 1.0f, cpu::cdata<float>(x), int(k),
+                  w.data(), int(cols_), 0.0f, cpu::mdata<float>(out) + r0, int(n));
+    }
+    return;
   }
   Tensor w = Tensor::empty({rows_, cols_}, x.dtype(), Device::cpu());
   dequantize_into(type_, cpu::cdata<uint8_t>(blocks), rows_, cols_, x.dtype(), w.data_ptr());
