@@ -72,7 +72,7 @@ finish() {
 }
 trap finish EXIT
 
-if [ ! -x "$LLAMA_BIN/llama-server" ] || [ ! -x "$WICK" ] || [ ! -f "$MODEL" ]; then
+if { [ "$RUN_LLAMA" = 1 ] && [ ! -x "$LLAMA_BIN/llama-server" ]; } || [ ! -x "$WICK" ] || [ ! -f "$MODEL" ]; then
   say "builds or $MODEL missing: bench/peers/decode_bench.sh --build-only"
   commit_args=()
   [ -n "$COMMIT" ] && commit_args=(--commit "$COMMIT")

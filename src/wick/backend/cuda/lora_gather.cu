@@ -1,10 +1,10 @@
-// CUDA kernels of the batched-adapter LoRA update, grouped by adapter slot so that each slot's A
-// and B are read from memory once per launch whatever the number of tokens using it (SGMV-style):
-//   shrink: one CTA per (slot, 4 ranks): warp j keeps row j of A[slot] in registers and takes its
-//           dot product with every token of that slot -> t[N, r] (f32);
-//   expand: one CTA per (slot, 128 outputs): thread o adds scale * B[slot][o] . t[n] to output o of
-//           every token n of that slot.
-// Tokens are matched to slots by scanning the slots array (N is a batch: tens to a few hundred).
+// CUDA kernels of the batched-adapter LoRA update, one CTA per token and its own slot (BGMV-style:
+// a batch is tens to a few hundred tokens; adapters used by several tokens are read from L2):
+//   shrink: CTA i, warp w takes ranks w, w + 8, ...: t[i, j] = A[slot_i][j] . x[i] (f32), 16-byte
+//           loads along `in` when rows are whole vectors;
+//   expand: CTA (i, 128 outputs): thread o adds scale * B[slot_i][o] . t[i] to y[i, o], reading its
+//           row of B (r contiguous values) with 16-byte loads when r allows.
+// Tokens with slot -1 are skipped; a slot past the stack raises a device error (and is skipped).
 #include "wick/backend/cuda/kernel_utils.cuh"
 #include "wick/core/ops/lora_gather.h"
 #include "wick/core/primitives.h"
@@ -13,47 +13,82 @@ namespace wick {
 
 namespace {
 
-constexpr int kShrinkWarps = 4;
+constexpr int kShrinkWarps = 8;
 constexpr int kExpandThreads = 128;
+
+// sum_k p[k] * q[k] over n values; lanes of a warp take interleaved pieces (16-byte vectors when
+// `vec`), the warp's total is returned to every lane.
+template <typename D>
+__device__ __forceinline__ float warp_dot(const D* __restrict__ p, const D* __restrict__ q, int n, bool vec,
+                                          int lane) {
+  constexpr int kV = 16 / int(sizeof(D));
+  float acc = 0.f;
+  if (vec) {
+    const uint4* pv = reinterpret_cast<const uint4*>(p);
+    const uint4* qv = reinterpret_cast<const uint4*>(q);
+#pragma unroll 4
+    for (int v = lane; v < n / kV; v += 32) {
+      uint4 a = pv[v], b = qv[v];
+      const D* ae = reinterpret_cast<const D*>(&a);
+      const D* be = reinterpret_cast<const D*>(&b);
+#pragma unroll
+      for (int e = 0; e < kV; ++e) acc = fmaf(float(cuda::to_c(ae[e])), float(cuda::to_c(be[e])), acc);
+    }
+  } else {
+    for (int k = lane; k < n; k += 32) acc = fmaf(float(cuda::to_c(p[k])), float(cuda::to_c(q[k])), acc);
+  }
+  return cuda::warp_sum(acc);
+}
 
 template <typename D>
 __global__ void shrink_kernel(const D* __restrict__ x, const int32_t* __restrict__ slots, const D* __restrict__ a,
-                              float* __restrict__ t, int n, int din, int r, int num_slots, cuda::DeviceError* err) {
-  const int slot = blockIdx.y;
+                              float* __restrict__ t, int din, int r, int num_slots, bool vec, cuda::DeviceError* err) {
+  const int64_t i = blockIdx.x;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int j = blockIdx.x * kShrinkWarps + warp;
-  if (blockIdx.x == 0 && blockIdx.y == 0)
-    for (int i = threadIdx.x; i < n; i += blockDim.x)
-      if (slots[i] >= num_slots) cuda::raise_error(err, cuda::kErrLoraSlot, slots[i], num_slots);
-  if (j >= r) return;
-  const D* row = a + (int64_t(slot) * r + j) * din;
-  for (int i = 0; i < n; ++i) {
-    if (slots[i] != slot) continue;
-    const D* xi = x + int64_t(i) * din;
-    float acc = 0.f;
-    for (int k = lane; k < din; k += 32) acc = fmaf(cuda::to_c(row[k]), cuda::to_c(xi[k]), acc);
-    acc = cuda::warp_sum(acc);
-    if (lane == 0) t[int64_t(i) * r + j] = acc;
+  const int slot = slots[i];
+  if (slot < 0) return;
+  if (slot >= num_slots) {
+    if (threadIdx.x == 0) cuda::raise_error(err, cuda::kErrLoraSlot, slot, num_slots);
+    return;
+  }
+  const D* xi = x + i * din;
+  for (int j = warp; j < r; j += kShrinkWarps) {
+    float v = warp_dot(a + (int64_t(slot) * r + j) * din, xi, din, vec, lane);
+    if (lane == 0) t[i * r + j] = v;
   }
 }
 
 template <typename D>
 __global__ void expand_kernel(D* __restrict__ y, const int32_t* __restrict__ slots, const D* __restrict__ b,
-                              const float* __restrict__ t, const float* __restrict__ scales, int n, int dout, int r) {
-  const int slot = blockIdx.y;
+                              const float* __restrict__ t, const float* __restrict__ scales, int dout, int r,
+                              int num_slots, bool vec) {
+  constexpr int kV = 16 / int(sizeof(D));
+  extern __shared__ float ts[];  // t[i, :]
+  const int64_t i = blockIdx.y;
+  const int slot = slots[i];
+  if (slot < 0 || slot >= num_slots) return;
+  for (int j = threadIdx.x; j < r; j += blockDim.x) ts[j] = t[i * r + j];
+  __syncthreads();
   const int o = blockIdx.x * kExpandThreads + threadIdx.x;
   if (o >= dout) return;
-  const float scale = scales[slot];
-  const D* row = b + (int64_t(slot) * dout + o) * r;  // re-read per token from L1/L2, once from memory
-  for (int i = 0; i < n; ++i) {
-    if (slots[i] != slot) continue;
-    const float* ti = t + int64_t(i) * r;
-    float acc = 0.f;
-    for (int j = 0; j < r; ++j) acc = fmaf(cuda::to_c(row[j]), ti[j], acc);
-    D* yo = y + int64_t(i) * dout + o;
-    *yo = cuda::from_c<D>(cuda::to_c(*yo) + scale * acc);
+  const D* row = b + (int64_t(slot) * dout + o) * r;
+  float acc = 0.f;
+  if (vec) {
+    const uint4* rv = reinterpret_cast<const uint4*>(row);
+    for (int v = 0; v < r / kV; ++v) {
+      uint4 w = rv[v];
+      const D* we = reinterpret_cast<const D*>(&w);
+#pragma unroll
+      for (int e = 0; e < kV; ++e) acc = fmaf(float(cuda::to_c(we[e])), ts[v * kV + e], acc);
+    }
+  } else {
+    for (int j = 0; j < r; ++j) acc = fmaf(float(cuda::to_c(row[j])), ts[j], acc);
   }
+  D* yo = y + i * dout + o;
+  *yo = cuda::from_c<D>(cuda::to_c(*yo) + scales[slot] * acc);
 }
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 }  // namespace
 
@@ -67,23 +102,24 @@ void LoraGatherAdd::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) 
   int device = out.device().index;
   int64_t n = x.shape(0), din = x.shape(1), dout = out.shape(1), s = a.shape(0), r = a.shape(1);
   if (n == 0 || s == 0) return;
-  WICK_CHECK(s <= 65535, name(), ": at most 65535 adapter slots on CUDA, got ", s);
+  WICK_CHECK(n <= 65535, name(), ": at most 65535 tokens per call on CUDA, got ", n);
   Tensor t = Tensor::empty({n, r}, Dtype::F32, out.device());
   cudaStream_t stream = cuda::stream(device);
-  WICK_CUDA_CHECK(cudaMemsetAsync(t.data_ptr(), 0, size_t(n * r) * sizeof(float), stream));
   dispatch_float(x.dtype(), name(), [&]<typename T>() {
     using D = cuda::dev_t<T>;
-    dim3 shrink_grid(unsigned((r + kShrinkWarps - 1) / kShrinkWarps), unsigned(s));
-    shrink_kernel<D><<<shrink_grid, kShrinkWarps * 32, 0, stream>>>(
+    constexpr int64_t kV = 16 / int64_t(sizeof(D));
+    const bool shrink_vec = din % kV == 0 && aligned16(x.data_ptr()) && aligned16(a.data_ptr());
+    shrink_kernel<D><<<unsigned(n), kShrinkWarps * 32, 0, stream>>>(
         static_cast<const D*>(x.data_ptr()), static_cast<const int32_t*>(slots.data_ptr()),
-        static_cast<const D*>(a.data_ptr()), static_cast<float*>(t.data_ptr()), int(n), int(din), int(r), int(s),
+        static_cast<const D*>(a.data_ptr()), static_cast<float*>(t.data_ptr()), int(din), int(r), int(s), shrink_vec,
         cuda::device_error(device));
     WICK_CUDA_LAUNCH_CHECK("lora_gather_add (shrink)");
-    dim3 expand_grid(unsigned((dout + kExpandThreads - 1) / kExpandThreads), unsigned(s));
-    expand_kernel<D><<<expand_grid, kExpandThreads, 0, stream>>>(
+    const bool expand_vec = r % kV == 0 && aligned16(b.data_ptr());
+    dim3 expand_grid(unsigned((dout + kExpandThreads - 1) / kExpandThreads), unsigned(n));
+    expand_kernel<D><<<expand_grid, kExpandThreads, size_t(r) * sizeof(float), stream>>>(
         static_cast<D*>(out.data_ptr()), static_cast<const int32_t*>(slots.data_ptr()),
         static_cast<const D*>(b.data_ptr()), static_cast<const float*>(t.data_ptr()),
-        static_cast<const float*>(scales.data_ptr()), int(n), int(dout), int(r));
+        static_cast<const float*>(scales.data_ptr()), int(dout), int(r), int(s), expand_vec);
     WICK_CUDA_LAUNCH_CHECK("lora_gather_add (expand)");
   });
 }
