@@ -182,16 +182,17 @@ float dot_q6_k(const uint8_t* w, const Q8Block* x, int64_t n) {
 // ---- f32 activations ----
 // Per 32 weights: widen the bytes u to f32, w = a * u + b with one FMA, then one FMA per activation
 // row; M rows share each decoded block. With AVX-512 (a build for a CPU that has it) the same steps
-// run 16 values per register, half the instructions; otherwise 8. Rows keep several accumulators so
-// the FMA chains overlap (4 for one row, 2 each for more).
+// run 16 values per register, half the instructions, and 4-bit codes (Q4_0, Q4_1, Q4_K) look their
+// values up in a 16-entry table per scale instead (add_nibbles); otherwise 8 per register. Each row
+// keeps two accumulators (AVX-512) or four (AVX2, one row) so the FMA chains overlap; their indices
+// are constants, which keeps the sums in registers.
 #if defined(__AVX512F__)
 template <int M>
 struct F32Rows {
-  static constexpr int kChains = M == 1 ? 4 : 2;
+  static constexpr int kChains = 2;
   const float* x;
   int64_t ldx;
   __m512 acc[M][kChains];
-  int next = 0;  // which pair of chains the next block feeds (M == 1)
 
   F32Rows(const float* x_, int64_t ldx_) : x(x_), ldx(ldx_) {
     for (int i = 0; i < M; ++i)
@@ -204,15 +205,45 @@ struct F32Rows {
                                 _mm512_set1_ps(a0), _mm512_set1_ps(b0));
     __m512 w1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(u, 1))),
                                 _mm512_set1_ps(a1), _mm512_set1_ps(b1));
-    int c = 0;
-    if constexpr (M == 1) {
-      c = next;
-      next ^= 2;
-    }
+    add_pair(w0, w1, at, at + 16);
+  }
+
+  // 4-bit codes: a block's 16 possible values a * j + b (j = 0..15) fill one register and each code
+  // picks its value (vpermps reads the low 4 bits of a 32-bit lane), which replaces widening the
+  // codes to floats and a multiply-add per value; the values are the same floats.
+  static inline __m512 value_table(float a, float b) {
+    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    return _mm512_fmadd_ps(iota, _mm512_set1_ps(a), _mm512_set1_ps(b));
+  }
+  static inline __m512i lanes16(const uint8_t* p) {
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  // 32 weights of one scale at columns at..: the low nibbles of qs[0..15], then their high nibbles
+  // (Q4_0, Q4_1).
+  inline void add_nibbles(const uint8_t* qs, float a, float b, int64_t at) {
+    const __m512 table = value_table(a, b);
+    const __m512i codes = lanes16(qs);
+    add_pair(_mm512_permutexvar_ps(codes, table), _mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4), table), at,
+             at + 16);
+  }
+  // Two groups of 32 from 32 bytes (Q4_K): the low nibbles are the group at at_lo (a_lo, b_lo),
+  // the high nibbles the group at at_hi.
+  inline void add_nibble_groups(const uint8_t* qs, float a_lo, float b_lo, float a_hi, float b_hi, int64_t at_lo,
+                                int64_t at_hi) {
+    const __m512 lo = value_table(a_lo, b_lo), hi = value_table(a_hi, b_hi);
+    const __m512i c0 = lanes16(qs), c1 = lanes16(qs + 16);
+    add_pair(_mm512_permutexvar_ps(c0, lo), _mm512_permutexvar_ps(c1, lo), at_lo, at_lo + 16);
+    add_pair(_mm512_permutexvar_ps(_mm512_srli_epi32(c0, 4), hi), _mm512_permutexvar_ps(_mm512_srli_epi32(c1, 4), hi),
+             at_hi, at_hi + 16);
+  }
+
+  // 16 weights at columns at0.. and 16 at at1.., one chain each (indices known at compile time, so
+  // the sums stay in registers).
+  inline void add_pair(__m512 w0, __m512 w1, int64_t at0, int64_t at1) {
     for (int i = 0; i < M; ++i) {
-      const float* xi = x + i * ldx + at;
-      acc[i][c] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xi), acc[i][c]);
-      acc[i][c + 1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xi + 16), acc[i][c + 1]);
+      const float* xi = x + i * ldx;
+      acc[i][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xi + at0), acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xi + at1), acc[i][1]);
     }
   }
 
@@ -277,6 +308,12 @@ struct Decode32 {
     for (int64_t b = 0; b < n / 32; ++b, w += kBytes) {
       float d = f16f(w);
       float off = kMin ? f16f(w + 2) : (kFive ? -16.0f : -8.0f) * d;
+#if defined(__AVX512F__)
+      if constexpr (!kFive) {
+        sink.add_nibbles(w + kQs, d, off, 32 * b);
+        continue;
+      }
+#endif
       __m256i u = nibbles32(w + kQs);
       if constexpr (kFive) u = _mm256_or_si256(u, fifth_bits(w + kQs - 4));
       sink.add(u, d, off, d, off, 32 * b);
@@ -310,6 +347,14 @@ struct DecodeQk45 {
       const uint8_t* qs = w + (kFive ? 48 : 16);
       __m256i qh = kFive ? load256(w + 16) : _mm256_setzero_si256();
       for (int c = 0; c < 4; ++c) {
+#if defined(__AVX512F__)
+        if constexpr (!kFive) {
+          const int s = 2 * c;
+          sink.add_nibble_groups(qs + 32 * c, d * float(sc[s]), -dmin * float(mn[s]), d * float(sc[s + 1]),
+                                 -dmin * float(mn[s + 1]), 256 * b + 32 * s, 256 * b + 32 * (s + 1));
+          continue;
+        }
+#endif
         __m256i raw = load256(qs + 32 * c);
         __m256i u[2] = {_mm256_and_si256(raw, low4), _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4)};
         for (int k = 0; k < 2; ++k) {
