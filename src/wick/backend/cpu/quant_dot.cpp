@@ -45,6 +45,7 @@ uint32_t u32_at(const uint8_t* p) {
 }
 
 using detail::Sub;
+using detail::SubDecodeFn;
 
 void sub_q4_0(const uint8_t* blk, int, Sub& s) {
   float d = f16_at(blk);
@@ -150,7 +151,7 @@ void sub_q6_k(const uint8_t* blk, int s, Sub& out) {
   }
 }
 
-template <int64_t kBlock, size_t kBytes, void (*Decode)(const uint8_t*, int, Sub&)>
+template <int64_t kBlock, size_t kBytes, SubDecodeFn Decode>
 float row_dot(const uint8_t* w, const Q8Block* x, int64_t n) {
   constexpr int kSubs = int(kBlock / kQ8BlockSize);
   float acc = 0;
@@ -172,7 +173,7 @@ float row_dot(const uint8_t* w, const Q8Block* x, int64_t n) {
 
 // The f32 family's portable kernel: value = a * u + b as the reference dequantizers compute it, times
 // x in f32, one accumulator per activation row.
-template <int64_t kBlock, size_t kBytes, void (*Decode)(const uint8_t*, int, Sub&)>
+template <int64_t kBlock, size_t kBytes, SubDecodeFn Decode>
 void row_dot_f32(const uint8_t* w, const float* x, int64_t ldx, int m, int64_t n, float* out) {
   constexpr int kSubs = int(kBlock / 32);
   float acc[kF32DotMaxRows] = {};
@@ -188,6 +189,26 @@ void row_dot_f32(const uint8_t* w, const float* x, int64_t ldx, int m, int64_t n
     }
   }
   for (int i = 0; i < m; ++i) out[i] = acc[i];
+}
+
+// The one table of the block types with kernels: f.template operator()<values per block, bytes per
+// block, decoder>() for `type`, or R{} (none) for any other type.
+template <class R, class F>
+R with_decoder(io::GgmlType type, F&& f) {
+  using io::GgmlType;
+  switch (type) {
+    case GgmlType::Q4_0: return f.template operator()<32, 18, sub_q4_0>();
+    case GgmlType::Q4_1: return f.template operator()<32, 20, sub_q4_1>();
+    case GgmlType::Q5_0: return f.template operator()<32, 22, sub_q5_0>();
+    case GgmlType::Q5_1: return f.template operator()<32, 24, sub_q5_1>();
+    case GgmlType::Q8_0: return f.template operator()<32, 34, sub_q8_0>();
+    case GgmlType::Q2_K: return f.template operator()<QK_K, 84, sub_q2_k>();
+    case GgmlType::Q3_K: return f.template operator()<QK_K, 110, sub_q3_k>();
+    case GgmlType::Q4_K: return f.template operator()<QK_K, 144, sub_q4_k>();
+    case GgmlType::Q5_K: return f.template operator()<QK_K, 176, sub_q5_k>();
+    case GgmlType::Q6_K: return f.template operator()<QK_K, 210, sub_q6_k>();
+    default: return R{};
+  }
 }
 
 }  // namespace
@@ -225,54 +246,19 @@ RowDotFn row_dot_kernel(io::GgmlType type, bool simd) {
 namespace detail {
 
 RowDotFn row_dot_scalar(io::GgmlType type) {
-  using io::GgmlType;
-  switch (type) {
-    case GgmlType::Q4_0: return row_dot<32, 18, sub_q4_0>;
-    case GgmlType::Q4_1: return row_dot<32, 20, sub_q4_1>;
-    case GgmlType::Q5_0: return row_dot<32, 22, sub_q5_0>;
-    case GgmlType::Q5_1: return row_dot<32, 24, sub_q5_1>;
-    case GgmlType::Q8_0: return row_dot<32, 34, sub_q8_0>;
-    case GgmlType::Q2_K: return row_dot<QK_K, 84, sub_q2_k>;
-    case GgmlType::Q3_K: return row_dot<QK_K, 110, sub_q3_k>;
-    case GgmlType::Q4_K: return row_dot<QK_K, 144, sub_q4_k>;
-    case GgmlType::Q5_K: return row_dot<QK_K, 176, sub_q5_k>;
-    case GgmlType::Q6_K: return row_dot<QK_K, 210, sub_q6_k>;
-    default: return nullptr;
-  }
+  return with_decoder<RowDotFn>(type, []<int64_t kBlock, size_t kBytes, SubDecodeFn Decode>() {
+    return &row_dot<kBlock, kBytes, Decode>;
+  });
 }
 
 RowDotF32Fn row_dot_f32_scalar(io::GgmlType type) {
-  using io::GgmlType;
-  switch (type) {
-    case GgmlType::Q4_0: return row_dot_f32<32, 18, sub_q4_0>;
-    case GgmlType::Q4_1: return row_dot_f32<32, 20, sub_q4_1>;
-    case GgmlType::Q5_0: return row_dot_f32<32, 22, sub_q5_0>;
-    case GgmlType::Q5_1: return row_dot_f32<32, 24, sub_q5_1>;
-    case GgmlType::Q8_0: return row_dot_f32<32, 34, sub_q8_0>;
-    case GgmlType::Q2_K: return row_dot_f32<QK_K, 84, sub_q2_k>;
-    case GgmlType::Q3_K: return row_dot_f32<QK_K, 110, sub_q3_k>;
-    case GgmlType::Q4_K: return row_dot_f32<QK_K, 144, sub_q4_k>;
-    case GgmlType::Q5_K: return row_dot_f32<QK_K, 176, sub_q5_k>;
-    case GgmlType::Q6_K: return row_dot_f32<QK_K, 210, sub_q6_k>;
-    default: return nullptr;
-  }
+  return with_decoder<RowDotF32Fn>(type, []<int64_t kBlock, size_t kBytes, SubDecodeFn Decode>() {
+    return &row_dot_f32<kBlock, kBytes, Decode>;
+  });
 }
 
 SubDecodeFn sub_decoder(io::GgmlType type) {
-  using io::GgmlType;
-  switch (type) {
-    case GgmlType::Q4_0: return sub_q4_0;
-    case GgmlType::Q4_1: return sub_q4_1;
-    case GgmlType::Q5_0: return sub_q5_0;
-    case GgmlType::Q5_1: return sub_q5_1;
-    case GgmlType::Q8_0: return sub_q8_0;
-    case GgmlType::Q2_K: return sub_q2_k;
-    case GgmlType::Q3_K: return sub_q3_k;
-    case GgmlType::Q4_K: return sub_q4_k;
-    case GgmlType::Q5_K: return sub_q5_k;
-    case GgmlType::Q6_K: return sub_q6_k;
-    default: return nullptr;
-  }
+  return with_decoder<SubDecodeFn>(type, []<int64_t, size_t, SubDecodeFn Decode>() { return Decode; });
 }
 
 }  // namespace detail
