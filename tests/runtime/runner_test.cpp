@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -199,6 +200,29 @@ TEST(Runner, SmolLM2QuantizedGreedyTokensMatchTransformers) {
   wick::testing::expect_runtime_matches_smollm2_golden(model);
 }
 
+// Runs models a and b teacher-forced along each case of transformers' SmolLM2 greedy golden (the
+// prompt prefilled, then the golden tokens one at a time) and hands every decode step's logits of
+// both to f, with the token transformers picked next.
+void for_each_golden_step(models::DecoderModel& a, models::DecoderModel& b,
+                          const std::function<void(const std::vector<float>& la, const std::vector<float>& lb,
+                                                   int32_t next_token)>& f) {
+  std::ifstream in(std::string(WICK_TEST_DATA_DIR) + "/models/smollm2_greedy_golden.json");
+  nlohmann::json golden = nlohmann::json::parse(in);
+  for (const auto& c : golden["cases"]) {
+    auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+    auto greedy = c["greedy_ids"].get<std::vector<int32_t>>();
+    models::KVCache ca = a.make_cache(1, 128), cb = b.make_cache(1, 128);
+    Tensor ids = Tensor::from_vector(prompt, {1, int64_t(prompt.size())});
+    a.forward(ids, &ca);
+    b.forward(ids, &cb);
+    for (size_t step = 0; step + 1 < greedy.size(); ++step) {
+      SCOPED_TRACE(str_cat("step ", step));
+      Tensor next = Tensor::from_vector(std::vector<int32_t>{greedy[step]}, {1, 1});
+      f(a.forward(next, &ca).to_vector<float>(), b.forward(next, &cb).to_vector<float>(), greedy[step + 1]);
+    }
+  }
+}
+
 // The blocks' decode products in f32 (the CPU's default for a GGUF: weights dequantized in
 // registers) against the model expanded to dense f32 at load (OpenBLAS products), teacher-forced
 // along transformers' greedy tokens: the same weights and activations, summed in another order, so
@@ -209,22 +233,10 @@ TEST(Runner, SmolLM2BlocksInF32GiveTheDenseModelsLogits) {
   models::DecoderModel blocks = wick::testing::load_smollm2_with_blocks(Device::cpu());
   models::DecoderModel dense = models::DecoderModel::load_gguf(path, Device::cpu(), Dtype::F32);
   ASSERT_TRUE(blocks.lm_head_blocks.has_value() && !blocks.lm_head_blocks->int8_activations);
-  std::ifstream in(std::string(WICK_TEST_DATA_DIR) + "/models/smollm2_greedy_golden.json");
-  nlohmann::json golden = nlohmann::json::parse(in);
   double worst = 0;
-  for (const auto& c : golden["cases"]) {
-    auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
-    auto greedy = c["greedy_ids"].get<std::vector<int32_t>>();
-    models::KVCache cb = blocks.make_cache(1, 128), cd = dense.make_cache(1, 128);
-    Tensor ids = Tensor::from_vector(prompt, {1, int64_t(prompt.size())});
-    blocks.forward(ids, &cb);
-    dense.forward(ids, &cd);
-    for (size_t step = 0; step + 1 < greedy.size(); ++step) {
-      Tensor next = Tensor::from_vector(std::vector<int32_t>{greedy[step]}, {1, 1});
-      std::vector<float> gb = blocks.forward(next, &cb).to_vector<float>(), gd = dense.forward(next, &cd).to_vector<float>();
-      for (size_t v = 0; v < gd.size(); ++v) worst = std::max(worst, std::fabs(double(gb[v]) - double(gd[v])));
-    }
-  }
+  for_each_golden_step(blocks, dense, [&](const std::vector<float>& gb, const std::vector<float>& gd, int32_t) {
+    for (size_t v = 0; v < gd.size(); ++v) worst = std::max(worst, std::fabs(double(gb[v]) - double(gd[v])));
+  });
   EXPECT_LT(worst, 5e-4);
 }
 
@@ -244,42 +256,30 @@ TEST(Runner, SmolLM2WithInt8ActivationsFollowsTransformersGreedyTokens) {
   models::DecoderModel int8 = wick::testing::load_smollm2_with_blocks(Device::cpu(), /*int8_activations=*/true);
   models::DecoderModel exact = wick::testing::load_smollm2_with_blocks(Device::cpu());
   ASSERT_TRUE(int8.lm_head_blocks.has_value() && int8.lm_head_blocks->int8_activations);
-  std::ifstream in(std::string(WICK_TEST_DATA_DIR) + "/models/smollm2_greedy_golden.json");
-  nlohmann::json golden = nlohmann::json::parse(in);
   int confident_steps = 0, steps = 0;
   double mean_sum = 0;
-  for (const auto& c : golden["cases"]) {
-    auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
-    auto greedy = c["greedy_ids"].get<std::vector<int32_t>>();
-    models::KVCache ci = int8.make_cache(1, 128), ce = exact.make_cache(1, 128);
-    Tensor ids = Tensor::from_vector(prompt, {1, int64_t(prompt.size())});
-    int8.forward(ids, &ci);  // 37 rows: the prompt goes through the dequantized matrices in both
-    exact.forward(ids, &ce);
-    for (size_t step = 0; step + 1 < greedy.size(); ++step) {
-      SCOPED_TRACE(str_cat("step ", step));
-      Tensor next = Tensor::from_vector(std::vector<int32_t>{greedy[step]}, {1, 1});
-      std::vector<float> gi = int8.forward(next, &ci).to_vector<float>(), ge = exact.forward(next, &ce).to_vector<float>();
-      double worst = 0, total = 0;
-      size_t top_int8 = 0, top = 0;
-      for (size_t v = 0; v < ge.size(); ++v) {
-        double d = std::fabs(double(gi[v]) - double(ge[v]));
-        worst = std::max(worst, d);
-        total += d;
-        if (gi[v] > gi[top_int8]) top_int8 = v;
-        if (ge[v] > ge[top]) top = v;
-      }
-      double second = -INFINITY;
-      for (size_t v = 0; v < ge.size(); ++v)
-        if (v != top) second = std::max(second, double(ge[v]));
-      EXPECT_LT(worst, 2.5);
-      mean_sum += total / double(ge.size());
-      ++steps;
-      if (double(ge[top]) - second > 0.5) {
-        ++confident_steps;
-        EXPECT_EQ(int32_t(top_int8), greedy[step + 1]);
-      }
+  // The prompts (37 rows) go through the dequantized matrices in both models.
+  for_each_golden_step(int8, exact, [&](const std::vector<float>& gi, const std::vector<float>& ge, int32_t next_token) {
+    double worst = 0, total = 0;
+    size_t top_int8 = 0, top = 0;
+    for (size_t v = 0; v < ge.size(); ++v) {
+      double d = std::fabs(double(gi[v]) - double(ge[v]));
+      worst = std::max(worst, d);
+      total += d;
+      if (gi[v] > gi[top_int8]) top_int8 = v;
+      if (ge[v] > ge[top]) top = v;
     }
-  }
+    double second = -INFINITY;
+    for (size_t v = 0; v < ge.size(); ++v)
+      if (v != top) second = std::max(second, double(ge[v]));
+    EXPECT_LT(worst, 2.5);
+    mean_sum += total / double(ge.size());
+    ++steps;
+    if (double(ge[top]) - second > 0.5) {
+      ++confident_steps;
+      EXPECT_EQ(int32_t(top_int8), next_token);
+    }
+  });
   EXPECT_GE(confident_steps, 30);  // most steps are not near ties
   EXPECT_LT(mean_sum / steps, 0.25);
 }
