@@ -297,12 +297,13 @@ void BatchingEngine::loop() {
       if (l->handle->cancel_requested()) l->seq->cancel();
       return false;
     });
+    const bool had_work = !scheduler_->idle();
     scheduler_->step();
     // The last sequence has finished: hand the heap memory a burst of requests left free back to the
     // system, so the server's resident size returns to its idle level between bursts (glibc keeps
     // freed blocks in its per-thread arenas otherwise).
 #if defined(__GLIBC__)
-    if (scheduler_->idle()) malloc_trim(0);
+    if (had_work && scheduler_->idle()) malloc_trim(0);
 #endif
     runtime::SchedulerStats st = scheduler_->stats();
     std::lock_guard<std::mutex> lock(mutex_);

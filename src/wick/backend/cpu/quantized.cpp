@@ -53,17 +53,23 @@ void dequantize_into(io::GgmlType type, const uint8_t* src, int64_t rows, int64_
 // prompt) go through the dequantized matrix and a GEMM, whose cost per row is lower.
 constexpr int64_t kRowDotMaxRows = 16;
 
+template <typename T>
+std::vector<float> widened(const T* p, int64_t n) {
+  std::vector<float> out(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) out[size_t(i)] = float(p[i]);
+  return out;
+}
+
 // out[i, r] = x[i, :] . W[r, :] for m rows of x in f32 (16-bit x widened), the weights dequantized
 // in registers; up to kF32DotMaxRows rows of x share each decoded weight row.
 template <typename T>
 void f32_product(io::GgmlType type, const uint8_t* blocks, int64_t rows, int64_t cols, const T* x, int64_t m, T* out) {
   std::vector<float> wide;
-  const float* xf;
+  const float* xf = nullptr;
   if constexpr (std::is_same_v<T, float>) {
     xf = x;
   } else {
-    wide.resize(size_t(m * cols));
-    for (int64_t j = 0; j < m * cols; ++j) wide[size_t(j)] = float(x[j]);
+    wide = widened(x, m * cols);
     xf = wide.data();
   }
   cpu::RowDotF32Fn dot = cpu::row_dot_f32_kernel(type);
@@ -102,13 +108,6 @@ void int8_product(io::GgmlType type, const uint8_t* blocks, int64_t rows, int64_
       for (int64_t i = 0; i < m; ++i)
         out[i * rows + r] = T(dot(blocks + size_t(r) * row_bytes, xq.data() + i * nb, cols));
   });
-}
-
-template <typename T>
-std::vector<float> widened(const T* p, int64_t n) {
-  std::vector<float> out(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) out[size_t(i)] = float(p[i]);
-  return out;
 }
 
 }  // namespace
