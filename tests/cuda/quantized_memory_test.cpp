@@ -70,5 +70,29 @@ TEST(CudaQuantized, ModelQuantizedAtLoadMatchesTheCpu) {
     expect_tensors_close(grads_g[i], grads_c[i], Tol{1e-5, 1e-3}, str_cat("gradient ", i));
 }
 
+// Loading onto the GPU places all weights in one allocation: the model costs its bytes, not one
+// rounded-up block per tensor.
+TEST(CudaQuantized, ModelWeightsTakeOneAllocation) {
+  WICK_REQUIRE_GPU();
+  std::string dir = std::string(WICK_TEST_DATA_DIR) + "/models/qwen2_tied";
+  models::WeightStorage storage;
+  storage.quantize = io::GgmlType::Q4_1;
+  cuda::synchronize(0);
+  size_t before = cuda::memory_stats(0).active;
+  models::DecoderModel gpu = models::DecoderModel::load(dir, Device::cuda(0), Dtype::BF16, storage);
+  cuda::synchronize(0);
+  size_t used = cuda::memory_stats(0).active - before;
+  size_t held = size_t(gpu.embed_tokens.numel() + gpu.final_norm.numel()) * 2 + size_t(gpu.inv_freq.numel()) * 4;
+  for (const models::DecoderLayer& l : gpu.layers) {
+    held += size_t(l.input_norm.numel() + l.post_norm.numel()) * 2;
+    held += size_t(l.q_bias->numel() + l.k_bias->numel() + l.v_bias->numel()) * 2;
+    for (const models::LinearWeight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) held += w->nbytes();
+  }
+  EXPECT_EQ(gpu.layers[0].q.memory().storage(), gpu.embed_tokens.storage());
+  EXPECT_EQ(gpu.layers.back().down.memory().storage(), gpu.embed_tokens.storage());
+  // 256-byte alignment of each group and the allocator's 512-byte rounding, nothing per tensor.
+  EXPECT_LE(used, held + 256 * (3 + 10 * gpu.layers.size()) + 512) << used << " bytes for " << held << " of weights";
+}
+
 }  // namespace
 }  // namespace wick

@@ -172,6 +172,53 @@ TEST(Runner, PartsOfDifferentTypesGiveTheModelsForwardLogits) {
   EXPECT_LE(max_rel(concat(got, 0), want), 1e-5);
 }
 
+// Weights placed in one block, as loading onto a GPU places them: one allocation holds them all,
+// the tied lm_head is not copied, the runner's stacked projections are views of the block, and the
+// steps give the logits of the weights held apart, bit for bit.
+TEST(Runner, WeightsPlacedInOneBlockAreStackedWithoutCopies) {
+  auto load = [] {
+    auto m = models::DecoderModel::load(fixture("qwen2_tied"), Device::cpu(), Dtype::F32);
+    for (models::DecoderLayer& l : m.layers) {  // runs of two types: [q, k] [v], [gate] [up]
+      l.v = quantize(l.v.dense(), io::GgmlType::Q8_0);
+      l.up = quantize(l.up.dense(), io::GgmlType::Q4_0);
+    }
+    return m;
+  };
+  models::DecoderModel apart = load(), placed = load();
+  placed.place_weights(Device::cpu());
+  std::shared_ptr<Storage> block = placed.embed_tokens.storage();
+  EXPECT_EQ(placed.lm_head.storage(), block);
+  EXPECT_EQ(placed.lm_head.offset(), placed.embed_tokens.offset());
+  size_t held = size_t(placed.embed_tokens.numel()) * 4 + size_t(placed.final_norm.numel() + placed.inv_freq.numel()) * 4;
+  for (const models::DecoderLayer& l : placed.layers) {
+    held += size_t(l.input_norm.numel() + l.post_norm.numel()) * 4 + l.q_bias->numel() * 4 + l.k_bias->numel() * 4 +
+            l.v_bias->numel() * 4;
+    for (const models::LinearWeight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) held += w->nbytes();
+  }
+  // Each group starts 256-byte aligned: 2 + 10 per layer groups at most.
+  EXPECT_GE(block->nbytes(), held);
+  EXPECT_LE(block->nbytes(), held + 256 * (2 + 10 * placed.layers.size()));
+
+  runtime::DecoderRunner runner_apart(apart, small_options()), runner_placed(placed, small_options());
+  for (const models::DecoderLayer& l : placed.layers) {
+    for (const models::LinearWeight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+      EXPECT_EQ(w->memory().storage(), block) << "a stacked projection was copied out of the block";
+    EXPECT_EQ(l.q.memory().offset() + l.q.memory().numel(), l.k.memory().offset());
+  }
+  auto file = io::SafeTensors::open(fixture("qwen2_tied") + "/expected.safetensors");
+  std::vector<int32_t> ids = row_ids(expected(file, "input_ids"), 0);
+  int64_t t_len = int64_t(ids.size());
+  std::vector<int32_t> blocks_a, blocks_p;
+  ASSERT_TRUE(runner_apart.blocks().allocate(runtime::blocks_for(t_len, 4), blocks_a));
+  ASSERT_TRUE(runner_placed.blocks().allocate(runtime::blocks_for(t_len, 4), blocks_p));
+  for (int64_t t = 0; t < t_len; ++t) {
+    auto token = std::span<const int32_t>(ids).subspan(size_t(t), 1);
+    Tensor a = runner_apart.step({{&blocks_a, t, token, -1}});
+    Tensor p = runner_placed.step({{&blocks_p, t, token, -1}});
+    EXPECT_EQ(a.to_vector<float>(), p.to_vector<float>()) << "position " << t;
+  }
+}
+
 TEST(Runner, BadRowsAreNamed) {
   auto model = models::DecoderModel::load(fixture("qwen2_tied"), Device::cpu(), Dtype::F32);
   runtime::DecoderRunner runner(model, small_options());

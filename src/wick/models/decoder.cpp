@@ -120,7 +120,7 @@ DecoderModel build_decoder(const DecoderConfig& c, Device device, Dtype dtype, c
     l.down = lw(p + "mlp.down_proj.weight", {h, c.intermediate_size});
     m.layers.push_back(std::move(l));
   }
-  m.inv_freq = rope_frequencies(c, device);
+  m.inv_freq = rope_frequencies(c, Device::cpu());
   return m;
 }
 
@@ -142,22 +142,26 @@ LinearWeight quantized_at_load(const std::string& name, const Tensor& f32, io::G
 
 DecoderModel DecoderModel::load(const std::string& dir, Device device, Dtype dtype, const WeightStorage& storage) {
   check_storage(storage);
+  Device host = Device::cpu();  // weights are read on the CPU, then placed (place_weights)
   WICK_CHECK(!storage.keep_file_blocks, dir, ": only a GGUF base has quantized blocks to keep (this is a ",
              "safetensors folder; quantize it at load instead: q4_0, q4_1, q5_0, q5_1 or q8_0)");
   DecoderConfig c = DecoderConfig::from_model_config(io::load_model_config(dir + "/config.json"));
   io::SafeTensors file = io::SafeTensors::open_dir(dir);
-  WeightSource w = [&](const std::string& name, const Shape& shape) { return load_weight(file, name, shape, dtype, device); };
+  WeightSource w = [&](const std::string& name, const Shape& shape) { return load_weight(file, name, shape, dtype, host); };
   LinearSource lw = [&](const std::string& name, const Shape& shape) -> LinearWeight {
     if (!storage.quantize) return w(name, shape);
-    return quantized_at_load(name, load_weight(file, name, shape, Dtype::F32, Device::cpu()), *storage.quantize, device);
+    return quantized_at_load(name, load_weight(file, name, shape, Dtype::F32, host), *storage.quantize, host);
   };
   WICK_CHECK(!storage.keep_embedding_blocks, dir, ": only a GGUF base has quantized embeddings to keep");
   LinearSource ew = [&](const std::string& name, const Shape& shape) -> LinearWeight { return w(name, shape); };
-  return build_decoder(c, device, dtype, w, lw, ew, [&](const std::string& name) { return file.contains(name); });
+  DecoderModel m = build_decoder(c, device, dtype, w, lw, ew, [&](const std::string& name) { return file.contains(name); });
+  if (!device.is_cpu()) m.place_weights(device);
+  return m;
 }
 
 DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dtype dtype, const WeightStorage& storage) {
   check_storage(storage);
+  Device host = Device::cpu();  // weights are read on the CPU, then placed (place_weights)
   io::GgufFile file = io::GgufFile::open(path);
   DecoderConfig c = DecoderConfig::from_model_config(io::model_config_from_gguf(file));
   auto tensor = [&](const std::string& name, const Shape& shape) -> const io::GgufTensor& {
@@ -171,22 +175,20 @@ DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dty
   };
   // Quantized blocks are expanded once, at load, unless kept.
   auto f32 = [&](const std::string& name, const Shape& shape) {
-    return Tensor::from_vector(io::gguf_tensor_f32_hf_order(file, tensor(name, shape).name), shape);
+    return Tensor::from_vector(io::gguf_tensor_f32_hf_order(file, tensor(name, shape).name), shape, host);
   };
-  WeightSource w = [&](const std::string& name, const Shape& shape) {
-    return to_device(astype(f32(name, shape), dtype), device);
-  };
+  WeightSource w = [&](const std::string& name, const Shape& shape) { return astype(f32(name, shape), dtype); };
   LinearSource lw = [&](const std::string& name, const Shape& shape) -> LinearWeight {
     const io::GgufTensor& t = tensor(name, shape);
     if (storage.keep_file_blocks && keeps_blocks(t.type)) {
       std::vector<uint8_t> bytes = io::gguf_tensor_bytes_hf_order(file, t.name);
       int64_t row_bytes = int64_t(bytes.size()) / shape[0];
       Tensor blocks = Tensor::from_data(bytes.data(), {shape[0], row_bytes}, Dtype::U8, Device::cpu());
-      QuantizedMatrix q = quantized_matrix(to_device(blocks, device), t.type, shape[0], shape[1]);
+      QuantizedMatrix q = quantized_matrix(blocks, t.type, shape[0], shape[1]);
       q.int8_activations = storage.int8_activations;
       return q;
     }
-    if (storage.quantize) return quantized_at_load(name, f32(name, shape), *storage.quantize, device);
+    if (storage.quantize) return quantized_at_load(name, f32(name, shape), *storage.quantize, host);
     return w(name, shape);
   };
   LinearSource ew = [&](const std::string& name, const Shape& shape) -> LinearWeight {
@@ -195,7 +197,7 @@ DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dty
       std::vector<uint8_t> bytes = io::gguf_tensor_bytes_hf_order(file, t.name);
       int64_t row_bytes = int64_t(bytes.size()) / shape[0];
       Tensor blocks = Tensor::from_data(bytes.data(), {shape[0], row_bytes}, Dtype::U8, Device::cpu());
-      QuantizedMatrix q = quantized_matrix(to_device(blocks, device), t.type, shape[0], shape[1]);
+      QuantizedMatrix q = quantized_matrix(blocks, t.type, shape[0], shape[1]);
       q.int8_activations = storage.int8_activations;
       return q;
     }
@@ -209,10 +211,45 @@ DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dty
   if (const io::GgufTensor* f = file.find_tensor("rope_freqs.weight")) {
     WICK_CHECK(f->numel() == c.head_dim / 2, path, ": rope_freqs.weight has ", f->numel(), " entries, expected ",
                c.head_dim / 2);
-    Tensor factors = Tensor::from_vector(file.dequantize("rope_freqs.weight"), {c.head_dim / 2}, device);
+    Tensor factors = Tensor::from_vector(file.dequantize("rope_freqs.weight"), {c.head_dim / 2}, host);
     m.inv_freq = m.inv_freq / factors;
   }
+  if (!device.is_cpu()) m.place_weights(device);
   return m;
+}
+
+// Each run of a layer's projections that the runner stacks (q, k, v; gate, up: consecutive parts of
+// one kind and type) lies back to back, its biases likewise, so the stacks are views.
+void DecoderModel::place_weights(Device device) {
+  std::vector<std::vector<Tensor*>> groups;
+  Tensor none;
+  auto bias = [&](std::optional<Tensor>& b) { return b ? &*b : &none; };
+  auto runs = [&](std::vector<LinearWeight*> parts, std::vector<Tensor*> biases) {
+    for (size_t i = 0; i < parts.size();) {
+      size_t j = i + 1;
+      while (j < parts.size() && stackable(*parts[i], *parts[j])) ++j;
+      std::vector<Tensor*> weights, run_biases;
+      for (size_t k = i; k < j; ++k) {
+        weights.push_back(&parts[k]->memory());
+        if (!biases.empty()) run_biases.push_back(biases[k]);
+      }
+      groups.push_back(weights);
+      groups.push_back(run_biases);
+      i = j;
+    }
+  };
+  groups.push_back({embed_blocks ? &embed_blocks->blocks : &embed_tokens});
+  for (DecoderLayer& l : layers) {
+    groups.push_back({&l.input_norm, &l.post_norm});
+    runs({&l.q, &l.k, &l.v}, {bias(l.q_bias), bias(l.k_bias), bias(l.v_bias)});
+    runs({&l.o}, {bias(l.o_bias)});
+    runs({&l.gate, &l.up}, {});
+    runs({&l.down}, {});
+  }
+  groups.push_back({&final_norm, &inv_freq});
+  groups.push_back({lm_head_blocks ? &lm_head_blocks->blocks : &lm_head});
+  pack_tensors(groups, device);
+  device_ = device;
 }
 
 size_t DecoderModel::linear_weight_bytes() const {

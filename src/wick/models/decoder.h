@@ -85,6 +85,10 @@ class DecoderModel {
   const DecoderConfig& config() const { return config_; }
   Device device() const { return device_; }
   Dtype dtype() const { return dtype_; }
+  // Moves every weight into one block of `device` memory (see pack_tensors): one allocation instead
+  // of one per tensor, and the runner's stacked projections become views instead of copies. Loading
+  // onto a GPU reads the weights on the CPU, then places them so.
+  void place_weights(Device device);
   // Bytes held by the linear layers' weights (quantized ones as blocks).
   size_t linear_weight_bytes() const;
 

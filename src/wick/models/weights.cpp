@@ -1,6 +1,8 @@
 // Model-file tensors to engine tensors.
 #include "wick/models/weights.h"
 
+#include <map>
+
 #include "wick/core/ops.h"
 #include "wick/core/ops/linear.h"
 
@@ -43,6 +45,62 @@ Tensor load_weight(const io::SafeTensors& file, const std::string& name, const S
   WICK_CHECK(view->shape == shape, "weight '", name, "' in ", file.source(), " has shape ", shape_str(view->shape),
              " but the config implies ", shape_str(shape));
   return to_tensor(*view, dtype, device);
+}
+
+bool stackable(const LinearWeight& a, const LinearWeight& b) {
+  if (a.is_quantized() != b.is_quantized() || a.shape()[1] != b.shape()[1]) return false;
+  if (!a.is_quantized()) return a.dense().dtype() == b.dense().dtype();
+  return a.blocks().type == b.blocks().type && a.blocks().int8_activations == b.blocks().int8_activations;
+}
+
+void pack_tensors(const std::vector<std::vector<Tensor*>>& groups, Device device) {
+  constexpr size_t kAlign = 256;
+  auto round_up = [](size_t n, size_t to) { return (n + to - 1) / to * to; };
+  struct Slot {
+    Tensor* tensor;
+    Tensor source;  // contiguous
+    size_t offset;  // bytes
+  };
+  std::vector<Slot> slots;
+  std::map<std::pair<const void*, size_t>, size_t> placed;  // (data, bytes) -> slot
+  std::vector<std::pair<Tensor*, size_t>> aliases;          // tensors that share a slot
+  size_t end = 0;
+  for (const std::vector<Tensor*>& group : groups) {
+    end = round_up(end, kAlign);
+    for (Tensor* t : group) {
+      if (!t->defined()) continue;
+      size_t nbytes = size_t(t->numel()) * t->itemsize();
+      auto key = std::make_pair(static_cast<const void*>(t->eval().data_ptr()), nbytes);
+      if (auto it = placed.find(key); it != placed.end() && t->is_contiguous()) {
+        aliases.emplace_back(t, it->second);
+        continue;
+      }
+      Tensor source = contiguous(*t).eval();
+      end = round_up(end, source.itemsize());
+      placed.emplace(key, slots.size());
+      slots.push_back(Slot{t, std::move(source), end});
+      end += nbytes;
+    }
+  }
+  std::shared_ptr<Storage> block = allocate(std::max<size_t>(end, 1), device);
+  for (Slot& s : slots) {
+    const Tensor& src = s.source;
+    copy_bytes(static_cast<uint8_t*>(block->data()) + s.offset, device, src.data_ptr(), src.device(),
+               size_t(src.numel()) * src.itemsize());
+    *s.tensor = Tensor::from_storage(block, src.shape(), contiguous_strides(src.shape()),
+                                     int64_t(s.offset / src.itemsize()), src.dtype());
+  }
+  for (auto [t, slot] : aliases) *t = *slots[slot].tensor;
+}
+
+bool adjacent(const std::vector<const Tensor*>& parts) {
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    const Tensor& a = *parts[i];
+    const Tensor& b = *parts[i + 1];
+    if (!a.is_contiguous() || !b.is_contiguous() || a.dtype() != b.dtype() || a.storage() != b.storage()) return false;
+    if (a.offset() + a.numel() != b.offset()) return false;
+  }
+  return true;
 }
 
 const Tensor& LinearWeight::dense() const {

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "wick/core/quantized.h"
 #include "wick/core/tensor.h"
@@ -39,11 +40,29 @@ class LinearWeight {
   const QuantizedMatrix& blocks() const;
   // The matrix as a dense tensor of `dtype` (dequantized when quantized).
   Tensor to_dense(Dtype dtype) const;
+  // The tensor holding the weight's memory: the dense matrix or the blocks.
+  Tensor& memory() { return blocks_ ? blocks_->blocks : dense_; }
+  const Tensor& memory() const { return blocks_ ? blocks_->blocks : dense_; }
 
  private:
   Tensor dense_;
   std::optional<QuantizedMatrix> blocks_;
 };
+
+// Whether two weights can be stacked along their rows into one: same kind (dense or blocks),
+// columns, and dtype or block type.
+bool stackable(const LinearWeight& a, const LinearWeight& b);
+
+// Moves tensors into one block of `device` memory, so a model's weights cost one allocation instead
+// of one (rounded up) per tensor. The tensors of a group lie back to back: weights with rows of one
+// width read as one matrix, which the runner's stacked projections take as views instead of copies.
+// Each group starts 256-byte aligned. A tensor listed twice (tied embeddings) is moved once and
+// both keep sharing it. Undefined tensors are skipped.
+void pack_tensors(const std::vector<std::vector<Tensor*>>& groups, Device device);
+
+// Whether `parts` lie back to back in one storage, in order (as pack_tensors places a group): then
+// their rows stacked are a view of that memory.
+bool adjacent(const std::vector<const Tensor*>& parts);
 
 // x @ W^T + bias, whichever form W is kept in.
 Tensor linear(const Tensor& x, const LinearWeight& w, const std::optional<Tensor>& bias = std::nullopt);

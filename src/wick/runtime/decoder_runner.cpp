@@ -23,38 +23,36 @@ LinearWeight rows_of(const LinearWeight& w, int64_t offset, int64_t rows) {
   return QuantizedMatrix{narrow(q.blocks, 0, offset, rows), q.type, rows, q.cols, q.int8_activations};
 }
 
-// Whether two weights can be stacked into one: same kind (dense or blocks), columns, and dtype or
-// block type.
-bool stackable(const LinearWeight& a, const LinearWeight& b) {
-  if (a.is_quantized() != b.is_quantized() || a.shape()[1] != b.shape()[1]) return false;
-  if (!a.is_quantized()) return a.dense().dtype() == b.dense().dtype();
-  return a.blocks().type == b.blocks().type && a.blocks().int8_activations == b.blocks().int8_activations;
+// Tensors stacked along their first dimension: a view when they already lie back to back (as the
+// loader places a layer's q, k, v and gate, up on the GPU), else a copy.
+Tensor stacked_rows(const std::vector<const Tensor*>& parts) {
+  if (models::adjacent(parts)) {
+    const Tensor& first = *parts[0];
+    Shape shape = first.shape();
+    for (size_t i = 1; i < parts.size(); ++i) shape[0] += parts[i]->shape(0);
+    return Tensor::from_storage(first.storage(), shape, contiguous_strides(shape), first.offset(), first.dtype());
+  }
+  std::vector<Tensor> copies;
+  for (const Tensor* p : parts) copies.push_back(*p);
+  return concat(copies, 0).eval();
 }
 
 // The parts stacked along their rows as one weight (they are stackable). Each part is replaced by
 // its rows of the stack, so no memory is kept twice.
 LinearWeight stack(const std::vector<LinearWeight*>& parts) {
-  const LinearWeight& first = *parts[0];
-  LinearWeight fused;
-  if (first.is_quantized()) {
-    std::vector<Tensor> blocks;
-    int64_t rows = 0;
-    for (const LinearWeight* p : parts) {
-      blocks.push_back(p->blocks().blocks);
-      rows += p->blocks().rows;
-    }
-    fused = QuantizedMatrix{concat(blocks, 0).eval(), first.blocks().type, rows, first.blocks().cols,
-                            first.blocks().int8_activations};
-  } else {
-    std::vector<Tensor> dense;
-    for (const LinearWeight* p : parts) dense.push_back(p->dense());
-    fused = concat(dense, 0).eval();
+  std::vector<const Tensor*> memory;
+  for (LinearWeight* p : parts) memory.push_back(&p->memory());
+  Tensor rows = stacked_rows(memory);
+  LinearWeight fused = rows;
+  if (parts[0]->is_quantized()) {
+    const QuantizedMatrix& first = parts[0]->blocks();
+    fused = QuantizedMatrix{rows, first.type, rows.shape(0), first.cols, first.int8_activations};
   }
   int64_t offset = 0;
   for (LinearWeight* p : parts) {
-    int64_t rows = p->shape()[0];
-    *p = rows_of(fused, offset, rows);
-    offset += rows;
+    int64_t n = p->shape()[0];
+    *p = rows_of(fused, offset, n);
+    offset += n;
   }
   return fused;
 }
@@ -64,14 +62,14 @@ PackedProjection pack(const std::vector<LinearWeight*>& parts, const std::vector
   PackedProjection pp;
   for (size_t i = 0; i < parts.size();) {
     size_t j = i + 1;
-    while (j < parts.size() && stackable(*parts[i], *parts[j])) ++j;
+    while (j < parts.size() && models::stackable(*parts[i], *parts[j])) ++j;
     std::vector<LinearWeight*> run(parts.begin() + long(i), parts.begin() + long(j));
     pp.groups.push_back(run.size() == 1 ? *run[0] : stack(run));
     std::optional<Tensor> bias;
     if (!biases.empty() && biases[i]->has_value()) {
-      std::vector<Tensor> b;
-      for (size_t k = i; k < j; ++k) b.push_back(biases[k]->value());
-      bias = b.size() == 1 ? b[0] : concat(b, 0).eval();
+      std::vector<const Tensor*> b;
+      for (size_t k = i; k < j; ++k) b.push_back(&biases[k]->value());
+      bias = b.size() == 1 ? *b[0] : stacked_rows(b);
     }
     pp.biases.push_back(bias);
     pp.group_parts.push_back(int(j - i));
