@@ -116,6 +116,31 @@ TEST(CliBench, Int8ActivationsAndThreadsAreReported) {
   EXPECT_NE(refused.err.find("--int8-activations"), std::string::npos) << refused.err;
 }
 
+// --adapters: random adapters resident, the sequences of a test using them in turn; reported in the
+// JSON and refused by the forward engine, which runs the base alone.
+TEST(CliBench, AdaptersAreReportedAndNeedTheRuntime) {
+  if (!have_model()) return;
+  Result r = run_wick("bench --device cpu --model " + kModel + " -p 4 -n 2 -b 3 -r 1 --adapters 2 --adapter-rank 4 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["adapters"], 2) << r.out;
+  EXPECT_EQ(j["adapter_rank"], 4) << r.out;
+  EXPECT_EQ(j["tests"].size(), 2u) << r.out;
+  Result plain = run_wick("bench --device cpu --model " + kModel + " -p 4 -n 0 -r 1 --json");
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_EQ(json::parse(plain.out)["adapters"], 0) << plain.out;
+  EXPECT_TRUE(json::parse(plain.out)["adapter_rank"].is_null()) << plain.out;
+  Result table = run_wick("bench --device cpu --model " + kModel + " -p 0 -n 2 -b 2 -r 1 --adapters 1");
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_NE(table.out.find("1 adapters of rank 16"), std::string::npos) << table.out;
+  Result forward = run_wick("bench --device cpu --model " + kModel + " -p 4 -n 0 -r 1 --engine forward --adapters 1");
+  EXPECT_NE(forward.code, 0);
+  EXPECT_NE(forward.err.find("--adapters needs --engine runtime"), std::string::npos) << forward.err;
+  Result rank = run_wick("bench --device cpu --model " + kModel + " --adapters 1 --adapter-rank 0");
+  EXPECT_NE(rank.code, 0);
+  EXPECT_NE(rank.err.find("--adapter-rank"), std::string::npos) << rank.err;
+}
+
 // A GGUF on the CPU keeps its blocks by default (decode products in f32 over them); --expand-weights
 // expands them at load; it and --int8-activations exclude each other, and a command that does not
 // run inference, or a model that is not a GGUF, refuses it.

@@ -7,6 +7,7 @@
 #include "wick/core/error.h"
 #include "wick/core/ops.h"
 #include "wick/core/storage.h"
+#include "wick/lora/adapter.h"
 #include "wick/runtime/decoder_runner.h"
 
 namespace wick::cli {
@@ -64,14 +65,28 @@ class ForwardBenchTarget : public BenchTarget {
 
 class RuntimeBenchTarget : public BenchTarget {
  public:
-  RuntimeBenchTarget(models::DecoderModel& model, int64_t max_batch, int64_t max_context)
-      : runner_(model, options(max_batch, max_context)) {}
+  RuntimeBenchTarget(models::DecoderModel& model, int64_t max_batch, int64_t max_context, int adapters, int64_t rank)
+      : runner_(model, options(max_batch, max_context, adapters, rank)), adapters_(adapters) {
+    lora::LoraConfig config;
+    config.r = rank;
+    config.alpha = double(2 * rank);
+    config.target_modules = {"all-linear"};
+    for (int a = 0; a < adapters; ++a) {
+      // B drawn too (PEFT starts it at zero), so every update is a real one.
+      lora::Adapter adapter = lora::Adapter::init(model, config, uint64_t(a) + 1);
+      std::vector<Tensor> params = adapter.parameters();
+      for (size_t i = 1; i < params.size(); i += 2)
+        params[i] = normal(params[i].shape(), 0, 0.01, params[i].dtype(), params[i].device());
+      adapter.set_parameters(std::move(params));
+      runner_.adapters().load("bench-" + std::to_string(a), adapter.deltas());
+    }
+  }
 
   void prefill(const std::vector<int32_t>& prompt) override {
     WICK_CHECK(!prompt.empty(), "bench: a prefill needs at least one token");
     std::vector<int32_t> blocks;
     allocate(int64_t(prompt.size()), blocks);
-    runner_.step({runtime::StepRow{&blocks, 0, prompt, -1}});
+    runner_.step({runtime::StepRow{&blocks, 0, prompt, slot(0)}});
     synchronize(runner_.model().device());
     runner_.blocks().release(blocks);
   }
@@ -88,7 +103,7 @@ class RuntimeBenchTarget : public BenchTarget {
     if (context_ > 0) {
       std::vector<runtime::StepRow> rows;
       for (size_t i = 0; i < sequences.size(); ++i)
-        rows.push_back({&blocks_[i], 0, std::span<const int32_t>(sequences_[i]).subspan(0, size_t(context_)), -1});
+        rows.push_back({&blocks_[i], 0, std::span<const int32_t>(sequences_[i]).subspan(0, size_t(context_)), slot(i)});
       runner_.step(rows);
     }
     next_.clear();
@@ -101,7 +116,8 @@ class RuntimeBenchTarget : public BenchTarget {
     WICK_CHECK(!blocks_.empty() && steps == steps_, "bench: decode(", steps, ") without prepare_decode for as many steps");
     for (int64_t i = 0; i < steps; ++i) {
       std::vector<runtime::StepRow> rows;
-      for (size_t r = 0; r < next_.size(); ++r) rows.push_back({&blocks_[r], context_ + i, std::span<const int32_t>(&next_[r], 1), -1});
+      for (size_t r = 0; r < next_.size(); ++r)
+        rows.push_back({&blocks_[r], context_ + i, std::span<const int32_t>(&next_[r], 1), slot(r)});
       std::vector<int64_t> ids = argmax(runner_.step(rows), 1).to_vector<int64_t>();  // waits for the device
       for (size_t r = 0; r < next_.size(); ++r) next_[r] = int32_t(ids[r]);
     }
@@ -109,12 +125,16 @@ class RuntimeBenchTarget : public BenchTarget {
   }
 
  private:
-  static runtime::RunnerOptions options(int64_t max_batch, int64_t max_context) {
+  static runtime::RunnerOptions options(int64_t max_batch, int64_t max_context, int adapters, int64_t rank) {
     runtime::RunnerOptions o;
     o.max_batch = max_batch;
     o.max_context = max_context;
+    o.max_loras = adapters;
+    o.max_lora_rank = rank;
     return o;
   }
+  // The adapter slot of sequence i (-1: none resident).
+  int slot(size_t i) const { return adapters_ > 0 ? int(i % size_t(adapters_)) : -1; }
   void allocate(int64_t positions, std::vector<int32_t>& blocks) {
     WICK_CHECK(runner_.blocks().allocate(runtime::blocks_for(positions, runner_.options().block_size), blocks),
                "bench: the KV cache has no room for ", positions, " more positions");
@@ -125,6 +145,7 @@ class RuntimeBenchTarget : public BenchTarget {
   }
 
   runtime::DecoderRunner runner_;
+  int adapters_ = 0;
   std::vector<std::vector<int32_t>> sequences_, blocks_;
   std::vector<int32_t> next_;
   int64_t context_ = 0, steps_ = 0;
@@ -133,8 +154,10 @@ class RuntimeBenchTarget : public BenchTarget {
 }  // namespace
 
 std::unique_ptr<BenchTarget> make_runtime_bench_target(models::DecoderModel& model, int64_t max_batch,
-                                                       int64_t max_context) {
-  return std::make_unique<RuntimeBenchTarget>(model, max_batch, max_context);
+                                                       int64_t max_context, int adapters, int64_t adapter_rank) {
+  WICK_CHECK(adapters >= 0 && adapter_rank >= 1, "bench: --adapters must be >= 0 and --adapter-rank >= 1, got ",
+             adapters, " and ", adapter_rank);
+  return std::make_unique<RuntimeBenchTarget>(model, max_batch, max_context, adapters, adapter_rank);
 }
 
 std::unique_ptr<BenchTarget> make_forward_bench_target(const models::DecoderModel& model) {

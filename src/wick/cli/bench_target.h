@@ -30,8 +30,12 @@ std::unique_ptr<BenchTarget> make_forward_bench_target(const models::DecoderMode
 
 // The inference runtime (runtime/decoder_runner.h: paged KV cache, CUDA-graph steps), the path of
 // `wick generate`, `wick chat` and `wick serve`, sized for `max_batch` sequences of `max_context`
-// positions; greedy ids by argmax on the device, read back every step.
+// positions; greedy ids by argmax on the device, read back every step. With `adapters` > 0, that
+// many random LoRA adapters of rank `adapter_rank` on all linear modules are resident and the
+// sequences use them in turn (sequence i: adapter i mod adapters), as a server mixing adapters
+// runs them.
 std::unique_ptr<BenchTarget> make_runtime_bench_target(models::DecoderModel& model, int64_t max_batch,
-                                                       int64_t max_context);
+                                                       int64_t max_context, int adapters = 0,
+                                                       int64_t adapter_rank = 16);
 
 }  // namespace wick::cli

@@ -39,6 +39,8 @@ struct BenchCliOptions {
   int repetitions = 5;
   uint64_t seed = 0;
   bool json = false;
+  int adapters = 0;
+  int64_t adapter_rank = 16;
 };
 
 struct TestSpec {
@@ -188,6 +190,7 @@ void run_bench(const BenchCliOptions& o) {
   if (device.is_cuda()) model_memory = cuda::memory_stats(device.index).active;
   std::unique_ptr<BenchTarget> target;
   if (o.engine == "forward") {
+    WICK_CHECK(o.adapters == 0, "bench: --adapters needs --engine runtime (the forward engine runs the base alone)");
     target = make_forward_bench_target(model);
   } else {
     int64_t batch = 1, context = 1;
@@ -195,7 +198,7 @@ void run_bench(const BenchCliOptions& o) {
       batch = std::max(batch, t.batch);
       context = std::max(context, t.n_prompt + t.n_depth + t.n_gen + 1);
     }
-    target = make_runtime_bench_target(model, batch, context);
+    target = make_runtime_bench_target(model, batch, context, o.adapters, o.adapter_rank);
   }
   std::mt19937_64 rng(o.seed);
   int64_t vocab = model.config().vocab_size;
@@ -222,9 +225,12 @@ void run_bench(const BenchCliOptions& o) {
   out["repetitions"] = o.repetitions;
   out["seed"] = o.seed;
   out["model_memory_bytes"] = model_memory ? json(*model_memory) : json(nullptr);
+  out["adapters"] = o.adapters;
+  out["adapter_rank"] = o.adapters > 0 ? json(o.adapter_rank) : json(nullptr);
   out["tests"] = json::array();
   if (!o.json) {
     std::string storage = ", weights: " + weights;
+    if (o.adapters > 0) storage += str_cat(", ", o.adapters, " adapters of rank ", o.adapter_rank);
     std::printf("model %s (%s, %.1f MB), %s, %s%s, commit %s, %d repetitions\n\n", o.model.c_str(),
                 model.config().model_type.c_str(), double(model_bytes) / 1e6, device.str().c_str(),
                 dtype_name(model.dtype()), storage.c_str(), build_commit(), o.repetitions);
@@ -275,6 +281,14 @@ void register_bench(CLI::App& app) {
                   "runtime: the inference runtime (paged KV cache, CUDA graphs) of generate/chat/serve; forward: "
                   "DecoderModel::forward over a contiguous KV cache")
       ->check(CLI::IsMember({"runtime", "forward"}))
+      ->capture_default_str();
+  cmd->add_option("--adapters", o->adapters,
+                  "random LoRA adapters resident (all linear modules); the sequences of a test use them in turn, "
+                  "as a server mixing adapters does (0: the base alone)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  cmd->add_option("--adapter-rank", o->adapter_rank, "rank of the --adapters")
+      ->check(CLI::Range(int64_t(1), int64_t(256)))
       ->capture_default_str();
   add_runtime_options(cmd, o->runtime);
   add_quantized_base_option(cmd, o->runtime);
