@@ -53,7 +53,6 @@ Dtype dense_dtype(io::GgmlType type) {
   return type == io::GgmlType::F32 ? Dtype::F32 : type == io::GgmlType::F16 ? Dtype::F16 : Dtype::BF16;
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 bool is_float_dtype(Dtype d) { return d == Dtype::F32 || d == Dtype::BF16 || d == Dtype::F16; }
 
 int device_of(cudaStream_t stream) { return device_of_stream(stream); }

@@ -471,23 +471,8 @@ void launch_skinny(const SkinnyParams& p, const SkinnyConfig& config, cudaStream
   const int64_t tiles = (int64_t(p.n) + skinny_warp_rows(config) - 1) / skinny_warp_rows(config);
   const int64_t blocks = (tiles + config.tiles_per_block - 1) / config.tiles_per_block;
   const size_t smem = size_t(skinny_smem_bytes<Dec>(config));
-  const bool dependent = programmatic_launch(device_of_stream(stream));
   auto go = [&](auto kernel) {
-    if (dependent) {
-      cudaLaunchAttribute attr[1] = {};
-      attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-      attr[0].val.programmaticStreamSerializationAllowed = 1;
-      cudaLaunchConfig_t cfg = {};
-      cfg.gridDim = dim3(unsigned(blocks));
-      cfg.blockDim = dim3(unsigned(threads));
-      cfg.dynamicSmemBytes = smem;
-      cfg.stream = stream;
-      cfg.attrs = attr;
-      cfg.numAttrs = 1;
-      WICK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p));
-    } else {
-      kernel<<<unsigned(blocks), unsigned(threads), smem, stream>>>(p);
-    }
+    launch_dependent(kernel, dim3(unsigned(blocks)), dim3(unsigned(threads)), smem, stream, p);
     WICK_CUDA_LAUNCH_CHECK("skinny_kernel");
   };
   if constexpr (std::is_same_v<X, float>) {

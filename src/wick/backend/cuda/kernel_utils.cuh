@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "wick/backend/cuda/runtime.h"
 #include "wick/core/dtype.h"
@@ -214,6 +215,9 @@ __device__ V block_combine(V v, F f, V* scratch) {
   return v;
 }
 
+// Whether a pointer allows 16-byte vector loads.
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
 // Programmatic dependent launch (sm_90 and later; see programmatic_launch in runtime.h). A kernel
 // launched as a programmatic dependent may start while the kernel before it on the stream is still
 // running: before grid_dependency_wait() it may read only data no kernel writes (weights), after it
@@ -229,6 +233,29 @@ __device__ __forceinline__ void launch_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...), as a programmatic dependent of the kernel before
+// it on the stream when the device allows (programmatic_launch). The kernel must then call
+// grid_dependency_wait() before it reads what earlier kernels write.
+template <typename... Params, typename... Args>
+void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                      Args&&... args) {
+  if (!programmatic_launch(device_of_stream(stream))) {
+    kernel<<<grid, block, smem, stream>>>(std::forward<Args>(args)...);
+    return;
+  }
+  cudaLaunchAttribute attr[1] = {};
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = attr;
+  config.numAttrs = 1;
+  WICK_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
 }
 
 }  // namespace wick::cuda

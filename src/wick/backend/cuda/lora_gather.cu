@@ -5,6 +5,9 @@
 //   expand: CTA (i, 128 outputs): thread o adds scale * B[slot_i][o] . t[i] to y[i, o], reading its
 //           row of B (r contiguous values) with 16-byte loads when r allows.
 // Tokens with slot -1 are skipped; a slot past the stack raises a device error (and is skipped).
+// Both kernels are launched as programmatic dependents (kernel_utils.cuh): the shrink starts while
+// the base product drains, and the expand loads its rows of B while the shrink runs. Slots and
+// scales are written by copies, never by a kernel of the step, so they are read before the wait.
 #include "wick/backend/cuda/kernel_utils.cuh"
 #include "wick/core/ops/lora_gather.h"
 #include "wick/core/primitives.h"
@@ -46,6 +49,8 @@ __global__ void shrink_kernel(const D* __restrict__ x, const int32_t* __restrict
   const int64_t i = blockIdx.x;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int slot = slots[i];
+  cuda::grid_dependency_wait();  // x comes from an earlier kernel, and t's memory may have served one
+  cuda::launch_dependents();
   if (slot < 0) return;
   if (slot >= num_slots) {
     if (threadIdx.x == 0) cuda::raise_error(err, cuda::kErrLoraSlot, slot, num_slots);
@@ -63,20 +68,36 @@ __global__ void expand_kernel(D* __restrict__ y, const int32_t* __restrict__ slo
                               const float* __restrict__ t, const float* __restrict__ scales, int dout, int r,
                               int num_slots, bool vec) {
   constexpr int kV = 16 / int(sizeof(D));
+  constexpr int kHeld = 4;  // vectors of B's row loaded before the wait (r <= 32 in 16-bit types)
   extern __shared__ float ts[];  // t[i, :]
   const int64_t i = blockIdx.y;
   const int slot = slots[i];
+  const int o = blockIdx.x * kExpandThreads + threadIdx.x;
+  const bool active = slot >= 0 && slot < num_slots && o < dout;
+  const D* row = b + (int64_t(active ? slot : 0) * dout + (active ? o : 0)) * r;
+  const int vectors = vec ? r / kV : 0;
+  uint4 held[kHeld];
+#pragma unroll
+  for (int v = 0; v < kHeld; ++v)
+    if (active && v < vectors) held[v] = reinterpret_cast<const uint4*>(row)[v];
+  cuda::grid_dependency_wait();  // t (the shrink's) and y (the product's)
+  cuda::launch_dependents();
   if (slot < 0 || slot >= num_slots) return;
   for (int j = threadIdx.x; j < r; j += blockDim.x) ts[j] = t[i * r + j];
   __syncthreads();
-  const int o = blockIdx.x * kExpandThreads + threadIdx.x;
   if (o >= dout) return;
-  const D* row = b + (int64_t(slot) * dout + o) * r;
   float acc = 0.f;
   if (vec) {
     const uint4* rv = reinterpret_cast<const uint4*>(row);
-    for (int v = 0; v < r / kV; ++v) {
-      uint4 w = rv[v];
+    for (int v = 0; v < vectors; ++v) {
+      uint4 w;
+      if (v < kHeld) {
+#pragma unroll
+        for (int k = 0; k < kHeld; ++k)
+          if (k == v) w = held[k];
+      } else {
+        w = rv[v];
+      }
       const D* we = reinterpret_cast<const D*>(&w);
 #pragma unroll
       for (int e = 0; e < kV; ++e) acc = fmaf(float(cuda::to_c(we[e])), ts[v * kV + e], acc);
@@ -87,8 +108,6 @@ __global__ void expand_kernel(D* __restrict__ y, const int32_t* __restrict__ slo
   D* yo = y + i * dout + o;
   *yo = cuda::from_c<D>(cuda::to_c(*yo) + scales[slot] * acc);
 }
-
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 }  // namespace
 
@@ -108,18 +127,18 @@ void LoraGatherAdd::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) 
   dispatch_float(x.dtype(), name(), [&]<typename T>() {
     using D = cuda::dev_t<T>;
     constexpr int64_t kV = 16 / int64_t(sizeof(D));
-    const bool shrink_vec = din % kV == 0 && aligned16(x.data_ptr()) && aligned16(a.data_ptr());
-    shrink_kernel<D><<<unsigned(n), kShrinkWarps * 32, 0, stream>>>(
-        static_cast<const D*>(x.data_ptr()), static_cast<const int32_t*>(slots.data_ptr()),
-        static_cast<const D*>(a.data_ptr()), static_cast<float*>(t.data_ptr()), int(din), int(r), int(s), shrink_vec,
-        cuda::device_error(device));
+    const bool shrink_vec = din % kV == 0 && cuda::aligned16(x.data_ptr()) && cuda::aligned16(a.data_ptr());
+    cuda::launch_dependent(shrink_kernel<D>, dim3(unsigned(n)), dim3(kShrinkWarps * 32), 0, stream,
+                           static_cast<const D*>(x.data_ptr()), static_cast<const int32_t*>(slots.data_ptr()),
+                           static_cast<const D*>(a.data_ptr()), static_cast<float*>(t.data_ptr()), int(din), int(r),
+                           int(s), shrink_vec, cuda::device_error(device));
     WICK_CUDA_LAUNCH_CHECK("lora_gather_add (shrink)");
-    const bool expand_vec = r % kV == 0 && aligned16(b.data_ptr());
+    const bool expand_vec = r % kV == 0 && cuda::aligned16(b.data_ptr());
     dim3 expand_grid(unsigned((dout + kExpandThreads - 1) / kExpandThreads), unsigned(n));
-    expand_kernel<D><<<expand_grid, kExpandThreads, size_t(r) * sizeof(float), stream>>>(
-        static_cast<D*>(out.data_ptr()), static_cast<const int32_t*>(slots.data_ptr()),
-        static_cast<const D*>(b.data_ptr()), static_cast<const float*>(t.data_ptr()),
-        static_cast<const float*>(scales.data_ptr()), int(dout), int(r), int(s), expand_vec);
+    cuda::launch_dependent(expand_kernel<D>, expand_grid, dim3(kExpandThreads), size_t(r) * sizeof(float), stream,
+                           static_cast<D*>(out.data_ptr()), static_cast<const int32_t*>(slots.data_ptr()),
+                           static_cast<const D*>(b.data_ptr()), static_cast<const float*>(t.data_ptr()),
+                           static_cast<const float*>(scales.data_ptr()), int(dout), int(r), int(s), expand_vec);
     WICK_CUDA_LAUNCH_CHECK("lora_gather_add (expand)");
   });
 }
