@@ -79,6 +79,16 @@ bench)
   commit_args=()
   [ -n "$COMMIT" ] && commit_args=(--commit "$COMMIT")
   OUT=$OUT bash bench/peers/decode_bench.sh --run-only --deadline 300 "${commit_args[@]}" >"$OUT/decode.out" 2>&1
+  # Mixed adapters at batch 32 (issue 15): the step time with 8 resident adapters against none, and
+  # the GPU time per op of the adapted run (WICK_PROFILE=1: eager steps, each op timed by events).
+  bf16=$WORK/models/qwen2.5-0.5b-shape-bf16.gguf
+  for a in 0 8; do
+    timeout 60 build-gpu/bin/wick bench --model "$bf16" --device cuda -p 0 -n 64 -b 32 -r 3 --adapters $a \
+      >"$OUT/adapters-$a.txt" 2>&1
+  done
+  WICK_PROFILE=1 timeout 60 build-gpu/bin/wick bench --model "$bf16" --device cuda -p 0 -n 32 -b 32 -r 1 --adapters 8 \
+    >"$OUT/adapters-profile.txt" 2>&1
+  say "adapter runs done"
   if [ "${SKIP_SERVE:-0}" = 1 ]; then
     echo "serving comparison skipped (SKIP_SERVE=1)" >"$OUT/serve.out"
   else
@@ -91,6 +101,9 @@ bench)
   tail -12 "$OUT/sampling_bench.txt"
   echo "================ decode"
   sed -n '/decode_bench summary/,$p' "$OUT/decode.out"
+  echo "================ adapters (b32: none, then 8 of rank 16; profile of the adapted steps, eager)"
+  grep -E "^\| tg" "$OUT/adapters-0.txt" "$OUT/adapters-8.txt"
+  grep -A 22 "GPU time by op" "$OUT/adapters-profile.txt" | head -24
   echo "================ serve"
   tail -n 30 "$OUT/serve.out"
   ;;
