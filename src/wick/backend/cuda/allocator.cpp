@@ -81,9 +81,11 @@ void* allocate(size_t nbytes, int device) {
   DevicePool& pool = a.pools[device];
   std::multimap<size_t, void*>& free_blocks = pool.capturing ? pool.capturing->free_blocks : pool.free_blocks;
   void* ptr = nullptr;
-  // Best fit among cached blocks, not more than twice the request (or one large class above it).
+  // Best fit among cached blocks, at most twice the request; a large request may also take a block
+  // one class above it. (A block handed out counts whole as in use.)
   auto it = free_blocks.lower_bound(size);
-  if (it != free_blocks.end() && it->first <= std::max(2 * size, size + kLargeRound)) {
+  size_t fits = size <= kSmall ? 2 * size : std::max(2 * size, size + kLargeRound);
+  if (it != free_blocks.end() && it->first <= fits) {
     ptr = it->second;
     size = it->first;
     free_blocks.erase(it);

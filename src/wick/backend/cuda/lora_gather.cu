@@ -1,13 +1,15 @@
-// CUDA kernels of the batched-adapter LoRA update, one CTA per token and its own slot (BGMV-style:
-// a batch is tens to a few hundred tokens; adapters used by several tokens are read from L2):
-//   shrink: CTA i, warp w takes ranks w, w + 8, ...: t[i, j] = A[slot_i][j] . x[i] (f32), 16-byte
-//           loads along `in` when rows are whole vectors;
-//   expand: CTA (i, 128 outputs): thread o adds scale * B[slot_i][o] . t[i] to y[i, o], reading its
+// CUDA kernels of the batched-adapter LoRA update (BGMV-style: a batch is tens to a few hundred
+// tokens; adapters used by several tokens are read from L2). Each dot product gets a CTA of its own,
+// so a step's short, latency-bound products spread over the whole GPU:
+//   shrink: CTA (j, i): its 128 threads split `in` for t[i, j] = A[slot_i][j] . x[i] (f32), with
+//           16-byte loads when rows are whole vectors;
+//   expand: CTA (128 outputs, i): thread o adds scale * B[slot_i][o] . t[i] to y[i, o], reading its
 //           row of B (r contiguous values) with 16-byte loads when r allows.
 // Tokens with slot -1 are skipped; a slot past the stack raises a device error (and is skipped).
-// Both kernels are launched as programmatic dependents (kernel_utils.cuh): the shrink starts while
-// the base product drains, and the expand loads its rows of B while the shrink runs. Slots and
-// scales are written by copies, never by a kernel of the step, so they are read before the wait.
+// Both kernels are launched as programmatic dependents (kernel_utils.cuh) and load their first
+// vectors of A or B (weights) before they wait: the shrink while the base product drains, the
+// expand while the shrink runs. Slots and scales are written by copies, never by a kernel of the
+// step, so they too are read before the wait.
 #include "wick/backend/cuda/kernel_utils.cuh"
 #include "wick/core/ops/lora_gather.h"
 #include "wick/core/primitives.h"
@@ -16,51 +18,62 @@ namespace wick {
 
 namespace {
 
-constexpr int kShrinkWarps = 8;
+constexpr int kShrinkThreads = 128;
 constexpr int kExpandThreads = 128;
+constexpr int kHeld = 4;  // 16-byte vectors per thread loaded before the wait
 
-// sum_k p[k] * q[k] over n values; lanes of a warp take interleaved pieces (16-byte vectors when
-// `vec`), the warp's total is returned to every lane.
-template <typename D>
-__device__ __forceinline__ float warp_dot(const D* __restrict__ p, const D* __restrict__ q, int n, bool vec,
-                                          int lane) {
-  constexpr int kV = 16 / int(sizeof(D));
-  float acc = 0.f;
-  if (vec) {
-    const uint4* pv = reinterpret_cast<const uint4*>(p);
-    const uint4* qv = reinterpret_cast<const uint4*>(q);
-#pragma unroll 4
-    for (int v = lane; v < n / kV; v += 32) {
-      uint4 a = pv[v], b = qv[v];
-      const D* ae = reinterpret_cast<const D*>(&a);
-      const D* be = reinterpret_cast<const D*>(&b);
+// The 16-byte vector `v` of a thread's sequence: one of the `held` ones, or loaded now.
+__device__ __forceinline__ uint4 vector_at(const uint4 (&held)[kHeld], const uint4* p, int k, int v) {
+  uint4 w = make_uint4(0, 0, 0, 0);
+  if (k < kHeld) {
 #pragma unroll
-      for (int e = 0; e < kV; ++e) acc = fmaf(float(cuda::to_c(ae[e])), float(cuda::to_c(be[e])), acc);
-    }
+    for (int h = 0; h < kHeld; ++h)
+      if (h == k) w = held[h];
   } else {
-    for (int k = lane; k < n; k += 32) acc = fmaf(float(cuda::to_c(p[k])), float(cuda::to_c(q[k])), acc);
+    w = p[v];
   }
-  return cuda::warp_sum(acc);
+  return w;
 }
 
 template <typename D>
 __global__ void shrink_kernel(const D* __restrict__ x, const int32_t* __restrict__ slots, const D* __restrict__ a,
                               float* __restrict__ t, int din, int r, int num_slots, bool vec, cuda::DeviceError* err) {
-  const int64_t i = blockIdx.x;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  constexpr int kV = 16 / int(sizeof(D));
+  __shared__ float scratch[32];
+  const int j = blockIdx.x;
+  const int64_t i = blockIdx.y;
   const int slot = slots[i];
+  const bool active = slot >= 0 && slot < num_slots;
+  const D* row = a + (int64_t(active ? slot : 0) * r + j) * din;
+  const int vectors = vec ? din / kV : 0;
+  uint4 held[kHeld];
+#pragma unroll
+  for (int k = 0; k < kHeld; ++k) {
+    int v = threadIdx.x + k * kShrinkThreads;
+    if (active && v < vectors) held[k] = reinterpret_cast<const uint4*>(row)[v];
+  }
   cuda::grid_dependency_wait();  // x comes from an earlier kernel, and t's memory may have served one
   cuda::launch_dependents();
-  if (slot < 0) return;
-  if (slot >= num_slots) {
-    if (threadIdx.x == 0) cuda::raise_error(err, cuda::kErrLoraSlot, slot, num_slots);
+  if (!active) {
+    if (slot >= num_slots && j == 0 && threadIdx.x == 0) cuda::raise_error(err, cuda::kErrLoraSlot, slot, num_slots);
     return;
   }
   const D* xi = x + i * din;
-  for (int j = warp; j < r; j += kShrinkWarps) {
-    float v = warp_dot(a + (int64_t(slot) * r + j) * din, xi, din, vec, lane);
-    if (lane == 0) t[i * r + j] = v;
+  float acc = 0.f;
+  if (vec) {
+    const uint4* xv = reinterpret_cast<const uint4*>(xi);
+    for (int k = 0, v = threadIdx.x; v < vectors; ++k, v += kShrinkThreads) {
+      uint4 w = vector_at(held, reinterpret_cast<const uint4*>(row), k, v), xx = xv[v];
+      const D* we = reinterpret_cast<const D*>(&w);
+      const D* xe = reinterpret_cast<const D*>(&xx);
+#pragma unroll
+      for (int e = 0; e < kV; ++e) acc = fmaf(float(cuda::to_c(we[e])), float(cuda::to_c(xe[e])), acc);
+    }
+  } else {
+    for (int k = threadIdx.x; k < din; k += kShrinkThreads) acc = fmaf(float(cuda::to_c(row[k])), float(cuda::to_c(xi[k])), acc);
   }
+  acc = cuda::block_combine(acc, [](float p, float q) { return p + q; }, scratch);
+  if (threadIdx.x == 0) t[i * r + j] = acc;
 }
 
 template <typename D>
@@ -68,7 +81,6 @@ __global__ void expand_kernel(D* __restrict__ y, const int32_t* __restrict__ slo
                               const float* __restrict__ t, const float* __restrict__ scales, int dout, int r,
                               int num_slots, bool vec) {
   constexpr int kV = 16 / int(sizeof(D));
-  constexpr int kHeld = 4;  // vectors of B's row loaded before the wait (r <= 32 in 16-bit types)
   extern __shared__ float ts[];  // t[i, :]
   const int64_t i = blockIdx.y;
   const int slot = slots[i];
@@ -78,8 +90,8 @@ __global__ void expand_kernel(D* __restrict__ y, const int32_t* __restrict__ slo
   const int vectors = vec ? r / kV : 0;
   uint4 held[kHeld];
 #pragma unroll
-  for (int v = 0; v < kHeld; ++v)
-    if (active && v < vectors) held[v] = reinterpret_cast<const uint4*>(row)[v];
+  for (int k = 0; k < kHeld; ++k)
+    if (active && k < vectors) held[k] = reinterpret_cast<const uint4*>(row)[k];
   cuda::grid_dependency_wait();  // t (the shrink's) and y (the product's)
   cuda::launch_dependents();
   if (slot < 0 || slot >= num_slots) return;
@@ -88,16 +100,8 @@ __global__ void expand_kernel(D* __restrict__ y, const int32_t* __restrict__ slo
   if (o >= dout) return;
   float acc = 0.f;
   if (vec) {
-    const uint4* rv = reinterpret_cast<const uint4*>(row);
     for (int v = 0; v < vectors; ++v) {
-      uint4 w;
-      if (v < kHeld) {
-#pragma unroll
-        for (int k = 0; k < kHeld; ++k)
-          if (k == v) w = held[k];
-      } else {
-        w = rv[v];
-      }
+      uint4 w = vector_at(held, reinterpret_cast<const uint4*>(row), v, v);
       const D* we = reinterpret_cast<const D*>(&w);
 #pragma unroll
       for (int e = 0; e < kV; ++e) acc = fmaf(float(cuda::to_c(we[e])), ts[v * kV + e], acc);
@@ -128,7 +132,7 @@ void LoraGatherAdd::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) 
     using D = cuda::dev_t<T>;
     constexpr int64_t kV = 16 / int64_t(sizeof(D));
     const bool shrink_vec = din % kV == 0 && cuda::aligned16(x.data_ptr()) && cuda::aligned16(a.data_ptr());
-    cuda::launch_dependent(shrink_kernel<D>, dim3(unsigned(n)), dim3(kShrinkWarps * 32), 0, stream,
+    cuda::launch_dependent(shrink_kernel<D>, dim3(unsigned(r), unsigned(n)), dim3(kShrinkThreads), 0, stream,
                            static_cast<const D*>(x.data_ptr()), static_cast<const int32_t*>(slots.data_ptr()),
                            static_cast<const D*>(a.data_ptr()), static_cast<float*>(t.data_ptr()), int(din), int(r),
                            int(s), shrink_vec, cuda::device_error(device));
