@@ -2,8 +2,9 @@
 # Serving with mixed adapters on the GPU box in one device call, without the llama.cpp build:
 # makes the BF16 GGUF of the random Qwen2.5-0.5B-shape model with llama.cpp's converter (Python
 # only, from the carried source) while wick builds, runs the batched-LoRA op tests (float64 reference)
-# with a compute-sanitizer memcheck of their kernels, then bench/peers/serve_bench.sh --skip-llama:
-# wick serve at 32 streaming clients without adapters, then the same load spread over 8 adapters.
+# with a compute-sanitizer memcheck of their kernels and the whole of test_cuda, then `wick bench`
+# at batch 32 with no adapter and with 8, then bench/peers/serve_bench.sh --skip-llama: wick serve at
+# 32 streaming clients without adapters, then the same load spread over 8 adapters.
 #   bash scripts/gpu-serve-adapters.sh [--commit HASH]     (device tool: carry [".peers", ".deps"])
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ python3 bench/peers/make_gguf.py --out "$WORK/models" --llama-cpp "$WORK/llama.c
 gguf=$!
 commit_args=()
 [ -n "$COMMIT" ] && commit_args=(-- -DWICK_COMMIT="$COMMIT")
-bash scripts/gpu-build.sh "$OUT/build" wick test_ops "${commit_args[@]}" >"$OUT/build.out" 2>&1
+bash scripts/gpu-build.sh "$OUT/build" wick test_ops test_cuda "${commit_args[@]}" >"$OUT/build.out" 2>&1
 rc=$?
 say "wick built (rc $rc)"
 [ $rc -ne 0 ] && { grep -E "error" "$OUT/build/build.log" | head -30; exit $rc; }
@@ -35,10 +36,19 @@ timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tests
 t3=$?
 say "tests: LoraGather rc $t1 ($(grep -E '^\[  (PASSED|FAILED) ' "$OUT/test_ops.log" | tr '\n' ' ')), memcheck rc $t3 ($(grep 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1))"
 grep -E "FAILED|Failure" "$OUT/test_ops.log" | head -20
+timeout 300 build-gpu/tests/test_cuda >"$OUT/test_cuda.log" 2>&1
+t2=$?
+say "test_cuda rc $t2 ($(grep -E '^\[  (PASSED|FAILED) ' "$OUT/test_cuda.log" | tr '\n' ' '))"
+grep -E "FAILED|Failure" "$OUT/test_cuda.log" | head -20
 wait $gguf || { tail -20 "$OUT/make_gguf.log"; say "FATAL: the GGUF was not made"; exit 4; }
 say "BF16 GGUF made"
+for a in 0 8; do
+  timeout 90 build-gpu/bin/wick bench --model "$WORK/models/qwen2.5-0.5b-shape-bf16.gguf" --device cuda -p 0 -n 64 \
+    -b 32 -r 3 --adapters $a >"$OUT/bench-adapters-$a.txt" 2>&1
+  echo "wick bench b32, $a adapters: $(grep -E '^\| tg' "$OUT/bench-adapters-$a.txt")"
+done
 OUT=$OUT bash bench/peers/serve_bench.sh --skip-llama --clients 32 --requests 4 --adapters 8 --adapter-clients 32 \
   --deadline 300 ${COMMIT:+--commit "$COMMIT"} >"$OUT/serve.out" 2>&1
 say "serve_bench rc $?"
 tail -n 12 "$OUT/serve.out"
-[ $t1 -eq 0 ] && [ $t3 -eq 0 ]
+[ $t1 -eq 0 ] && [ $t2 -eq 0 ] && [ $t3 -eq 0 ]
