@@ -47,6 +47,14 @@ for a in 0 8; do
     -b 32 -r 3 --adapters $a >"$OUT/bench-adapters-$a.txt" 2>&1
   echo "wick bench b32, $a adapters: $(grep -E '^\| tg' "$OUT/bench-adapters-$a.txt")"
 done
+# Each kernel's own duration in the adapted steps (Nsight Compute runs them one at a time, so launch
+# gaps and overlap are not in these figures); the whole report stays in $OUT/ncu.txt.
+if command -v ncu >/dev/null; then
+  timeout 150 ncu --clock-control none --launch-skip 400 --launch-count 120 --print-summary per-kernel \
+    --metrics gpu__time_duration.sum build-gpu/bin/wick bench --model "$WORK/models/qwen2.5-0.5b-shape-bf16.gguf" \
+    --device cuda -p 0 -n 4 -b 32 -r 1 --adapters 8 >"$OUT/ncu.txt" 2>&1
+  say "ncu rc $?"
+fi
 OUT=$OUT bash bench/peers/serve_bench.sh --skip-llama --clients 32 --requests 4 --adapters 8 --adapter-clients 32 \
   --deadline 300 ${COMMIT:+--commit "$COMMIT"} >"$OUT/serve.out" 2>&1
 say "serve_bench rc $?"

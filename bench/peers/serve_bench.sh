@@ -10,7 +10,8 @@
 #   bash bench/peers/serve_bench.sh [--type bf16|q8_0|q4_k_m] [--clients 1,8,32,64] [--requests N]
 #        [--adapters N] [--adapter-clients 32] [--skip-llama] [--skip-wick] [--commit HASH]
 #        [--deadline SECONDS] [-- WICK_SERVE_ARG...]
-# --requests: requests per client (default 4). --adapters N (default 8; 0: none) makes N random
+# Each server first gets one untimed request per client (the warm-up). --requests: requests per
+# client (default 4). --adapters N (default 8; 0: none) makes N random
 # rank-16 adapters and runs --adapter-clients clients over them after the plain runs. Arguments
 # after -- go to `wick serve` as they are (e.g. --max-batch 64). Device tool: carry [".peers"]
 # (and ".deps" where needed); results are packed into $OUT/serve_bench.tar.gz, the table into
@@ -130,6 +131,16 @@ load() {
     tee -a "$RESULTS/serve_bench.log" >&3
 }
 
+# warm CLIENTS [serve_load args...]: one untimed request per client, so that neither server is timed
+# while it compiles or captures what its first steps need (wick captures a CUDA graph per step size).
+warm() {
+  local clients=$1
+  shift
+  timeout 120 python3 bench/peers/serve_load.py --url "$URL" --clients "$clients" --requests-per-client 1 \
+    --label warm-up --json-out "$RESULTS/warm-up.json" "$@" >>"$RESULTS/warm-up.log" 2>&1
+}
+max_clients=$(echo "$CLIENTS,$ADAPTER_CLIENTS" | tr ',' '\n' | sort -n | tail -1)
+
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$RESULTS/gpu.txt" 2>&1
 cp "$WORK/models/manifest.json" "$RESULTS/" 2>/dev/null
 say "serve_bench: $MODEL, clients $CLIENTS, $REQUESTS requests each, deadline $DEADLINE s"
@@ -137,6 +148,7 @@ if [ "$RUN_LLAMA" = 1 ]; then
   # 64 slots of 512 tokens each (a request needs ~250).
   if start_server llama-server "$LLAMA_BIN/llama-server" -m "$MODEL" -ngl 99 -fa on --parallel 64 -c 32768 \
     --host 127.0.0.1 --port "$PORT"; then
+    warm "$max_clients"
     for c in ${CLIENTS//,/ }; do load "llama-server-c$c" "$c"; done
   fi
   stop_server
@@ -161,6 +173,8 @@ print(next(i for i in ids if not any(i == n or i.endswith(":" + n) for n in sys.
 EOF
 )
     say "wick serve lists the base model as '$base'"
+    warm "$max_clients" --models "$base"
+    [ "$ADAPTERS" -gt 0 ] && warm "$ADAPTER_CLIENTS" --models "$(IFS=,; echo "${names[*]}")"
     for c in ${CLIENTS//,/ }; do load "wick-c$c" "$c" --models "$base"; done
     if [ "$ADAPTERS" -gt 0 ]; then
       load "wick-adapters-c$ADAPTER_CLIENTS" "$ADAPTER_CLIENTS" --models "$(IFS=,; echo "${names[*]}")"
