@@ -7,6 +7,7 @@
 #     its test and benchmark binaries (scripts/gpu-build.sh), runs the CUDA tests with a
 #     compute-sanitizer memcheck pass over the inference kernels (scripts/gpu-check.sh) and the
 #     batching engine's GPU test, and prints a summary. The peer's build goes on after the call returns.
+#     NO_PEER=1 leaves the peer out (a check alone, e.g. before scripts/gpu-serve-adapters.sh).
 #   bash scripts/gpu-round.sh bench [--commit HASH]   (call 2, at once, ~9 min)
 #     waits for the peer's build, then: the skinny-product and sampler micro-benchmarks, both
 #     engines on the same GGUF files (bench/peers/decode_bench.sh --run-only), and the serving
@@ -45,9 +46,10 @@ case $PHASE in
 check)
   rm -f "$WORK/peer.done"
   mkdir -p "$WORK"
-  setsid bash -c "cd '$ROOT'; WORK='$WORK'; $(declare -f peer_job); export PYTHONUNBUFFERED=1; peer_job; echo \$? >'$WORK/peer.done'" \
+  # NO_PEER=1: no peer build (a check alone, or one followed by timings the build would disturb).
+  [ "${NO_PEER:-0}" = 1 ] || setsid bash -c "cd '$ROOT'; WORK='$WORK'; $(declare -f peer_job); export PYTHONUNBUFFERED=1; peer_job; echo \$? >'$WORK/peer.done'" \
     >"$WORK/peer-job.log" 2>&1 </dev/null &
-  say "peer build started in the background"
+  [ "${NO_PEER:-0}" = 1 ] || say "peer build started in the background"
   commit_args=()
   [ -n "$COMMIT" ] && commit_args=(-- -DWICK_COMMIT="$COMMIT")
   JOBS=10 bash scripts/gpu-build.sh "$OUT/build" wick test_ops test_engine test_cuda test_serve gemv_bench sampling_bench \
