@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/io/gguf.h"
 #include "wick/io/gguf_model.h"
 

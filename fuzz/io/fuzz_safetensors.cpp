@@ -3,7 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/io/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/tokenizer/tokenizer.h"
 
 namespace {

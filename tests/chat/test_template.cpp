@@ -9,7 +9,7 @@
 #include <sstream>
 #include <string>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/chat/template.h"
 
 namespace {

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "support/ggml_blocks.h"
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick {
 namespace {

@@ -15,7 +15,7 @@
 #include "wick/backend/cuda/gemv.h"
 #include "wick/backend/cuda/gemv_launch.cuh"
 #include "wick/backend/cuda/runtime.h"
-#include "wick/core/half.h"
+#include "wick/base/half.h"
 #include "wick/core/quantized.h"
 
 namespace wick::test {

@@ -10,7 +10,7 @@
 #include <random>
 
 #include "io_test_util.h"
-#include "wick/io/ggml_quants.h"
+#include "wick/base/ggml_quants.h"
 #include "wick/io/gguf.h"
 
 namespace wick::io {

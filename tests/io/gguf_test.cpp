@@ -8,7 +8,7 @@
 
 #include "gguf_builder.h"
 #include "io_test_util.h"
-#include "wick/core/half.h"
+#include "wick/base/half.h"
 #include "wick/io/gguf.h"
 #include "wick/io/gguf_model.h"
 

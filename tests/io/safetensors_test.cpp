@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io_test_util.h"
-#include "wick/core/half.h"
+#include "wick/base/half.h"
 #include "wick/io/safetensors.h"
 
 namespace wick::io {

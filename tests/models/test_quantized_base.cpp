@@ -9,9 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "wick/base/ggml_quants.h"
 #include "wick/core/autograd.h"
 #include "wick/core/ops.h"
-#include "wick/io/ggml_quants.h"
 #include "wick/lora/adapter.h"
 #include "wick/models/decoder.h"
 #include "wick/train/loss.h"

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/models/sampler.h"
 
 using namespace wick::models;

@@ -8,7 +8,7 @@
 
 #include "support/ggml_blocks.h"
 #include "support/testing.h"
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick {
 namespace {

@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "wick/core/half.h"
+#include "wick/base/half.h"
 #include "wick/core/quantized.h"
 
 namespace wick::testing {

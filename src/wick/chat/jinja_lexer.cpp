@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/chat/jinja_text.h"
 
 namespace wick::chat::jinja {

@@ -4,7 +4,7 @@
 
 #include <set>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::chat::jinja {
 

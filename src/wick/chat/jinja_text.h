@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::chat::jinja {
 

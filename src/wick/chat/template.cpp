@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/chat/jinja_ast.h"
 #include "wick/chat/jinja_builtins.h"
 #include "wick/chat/jinja_context.h"

@@ -3,8 +3,8 @@
 
 #include <optional>
 
+#include "wick/base/error.h"
 #include "wick/core/autograd.h"
-#include "wick/core/error.h"
 #include "wick/core/ops.h"
 #include "wick/core/storage.h"
 #include "wick/lora/adapter.h"

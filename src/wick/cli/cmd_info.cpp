@@ -11,9 +11,9 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "wick/base/error.h"
+#include "wick/base/ggml_quants.h"
 #include "wick/cli/commands.h"
-#include "wick/core/error.h"
-#include "wick/io/ggml_quants.h"
 #include "wick/io/gguf.h"
 #include "wick/io/gguf_model.h"
 #include "wick/io/hf_config.h"

@@ -3,8 +3,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "wick/base/error.h"
 #include "wick/cli/commands.h"
-#include "wick/core/error.h"
 #include "wick/models/loading.h"
 
 namespace wick::cli {

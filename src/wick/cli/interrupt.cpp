@@ -7,7 +7,7 @@
 
 #include <cstring>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::cli {
 

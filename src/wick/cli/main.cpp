@@ -7,9 +7,9 @@
 #include <cstring>
 #include <iostream>
 
+#include "wick/base/error.h"
 #include "wick/cli/commands.h"
 #include "wick/cli/usage.h"
-#include "wick/core/error.h"
 
 namespace {
 

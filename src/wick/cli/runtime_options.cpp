@@ -6,9 +6,9 @@
 #include <utility>
 
 #include "wick/backend/cpu/thread_pool.h"
+#include "wick/base/error.h"
+#include "wick/base/ggml_quants.h"
 #include "wick/cli/usage.h"
-#include "wick/core/error.h"
-#include "wick/io/ggml_quants.h"
 
 namespace wick::cli {
 

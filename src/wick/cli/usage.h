@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::cli {
 

@@ -1,8 +1,8 @@
 // Device names and the default device.
 #include "wick/core/device.h"
 
+#include "wick/base/error.h"
 #include "wick/core/backend_hooks.h"
-#include "wick/core/error.h"
 
 namespace wick {
 

@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <string>
 
-#include "wick/core/error.h"
-#include "wick/core/half.h"
+#include "wick/base/error.h"
+#include "wick/base/half.h"
 
 namespace wick {
 

@@ -5,13 +5,13 @@
 
 #include <optional>
 
+#include "wick/base/ggml_quants.h"
 #include "wick/core/elementwise_fns.h"
 #include "wick/core/ops/linear.h"
 #include "wick/core/ops/lora_gather.h"
 #include "wick/core/ops/paged_attention.h"
 #include "wick/core/ops/sampling.h"
 #include "wick/core/primitive.h"
-#include "wick/io/ggml_quants.h"
 
 namespace wick {
 

@@ -6,8 +6,8 @@
 
 #include <optional>
 
+#include "wick/base/ggml_quants.h"
 #include "wick/core/tensor.h"
-#include "wick/io/ggml_quants.h"
 
 namespace wick {
 

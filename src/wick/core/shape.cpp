@@ -1,7 +1,7 @@
 // Shape arithmetic shared by ops and backends.
 #include "wick/core/shape.h"
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick {
 

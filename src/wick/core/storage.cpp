@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "wick/base/error.h"
 #include "wick/core/backend_hooks.h"
-#include "wick/core/error.h"
 
 namespace wick {
 

@@ -7,7 +7,7 @@
 #include <memory>
 #include <mutex>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::hub {
 namespace {

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::hub {
 

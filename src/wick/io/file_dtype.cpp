@@ -3,7 +3,7 @@
 
 #include <array>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::io {
 namespace {

@@ -11,7 +11,7 @@
 #include <variant>
 #include <vector>
 
-#include "wick/io/ggml_quants.h"
+#include "wick/base/ggml_quants.h"
 
 namespace wick::io {
 

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <utility>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/io/gguf_write.h"
 
 namespace wick::io {

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/io/gguf.h"
 #include "wick/io/gguf_write.h"
 #include "wick/io/mapped_file.h"

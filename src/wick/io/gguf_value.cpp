@@ -1,7 +1,7 @@
 // Typed access to GGUF metadata values, with errors that name the key and both types.
 #include <limits>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/io/gguf.h"
 
 namespace wick::io {

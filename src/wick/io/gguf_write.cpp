@@ -2,7 +2,7 @@
 // padding to the alignment, then each tensor's data padded to the alignment.
 #include <cstring>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/io/gguf_write.h"
 #include "wick/io/safetensors.h"
 

@@ -1,7 +1,7 @@
 // config.json → ModelConfig.
 #include "wick/io/hf_config.h"
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/io/json_fields.h"
 
 namespace wick::io {

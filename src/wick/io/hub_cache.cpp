@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::io {
 namespace {

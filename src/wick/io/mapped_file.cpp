@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::io {
 

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <vector>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/io/hub_cache.h"
 
 namespace wick::io {

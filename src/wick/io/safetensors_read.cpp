@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/io/mapped_file.h"
 #include "wick/io/safetensors.h"
 

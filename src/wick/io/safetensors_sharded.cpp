@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/io/safetensors.h"
 
 namespace wick::io {

@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/io/safetensors.h"
 
 namespace wick::io {

@@ -3,7 +3,7 @@
 
 #include <filesystem>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/io/json_fields.h"
 
 namespace wick::io {

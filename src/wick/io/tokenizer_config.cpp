@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/io/hf_config.h"
 #include "wick/io/json_fields.h"
 

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/io/hf_config.h"
 #include "wick/models/gguf_tokenizer.h"
 #include "wick/tokenizer/gguf_tokenizer_json.h"

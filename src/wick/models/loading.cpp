@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/io/gguf.h"
 #include "wick/io/gguf_model.h"
 #include "wick/io/model_source.h"

@@ -7,7 +7,7 @@
 #include <numeric>
 #include <unordered_set>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::models {
 

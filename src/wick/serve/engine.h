@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::serve {
 

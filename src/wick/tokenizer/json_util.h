@@ -9,7 +9,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::tok {
 

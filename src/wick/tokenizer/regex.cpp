@@ -4,7 +4,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 #include "wick/tokenizer/unicode.h"
 
 namespace wick::tok {

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::tok {
 

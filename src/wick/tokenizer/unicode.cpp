@@ -6,7 +6,7 @@
 #include <unicode/unistr.h>
 #include <unicode/ustring.h>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::tok {
 

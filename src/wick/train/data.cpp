@@ -5,7 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::train {
 

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "wick/core/error.h"
-#include "wick/core/half.h"
+#include "wick/base/error.h"
+#include "wick/base/half.h"
 
 namespace wick::cpu {
 

@@ -17,7 +17,7 @@
 
 #include <cstdint>
 
-#include "wick/io/ggml_quants.h"
+#include "wick/base/ggml_quants.h"
 
 namespace wick::cpu {
 

@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>

@@ -10,8 +10,8 @@
 #include <cstdint>
 #include <string>
 
+#include "wick/base/ggml_quants.h"
 #include "wick/core/dtype.h"
-#include "wick/io/ggml_quants.h"
 
 namespace wick::cuda {
 

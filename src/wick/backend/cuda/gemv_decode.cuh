@@ -20,7 +20,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "wick/io/ggml_quants.h"
+#include "wick/base/ggml_quants.h"
 
 #if defined(__CUDACC__)
 #include <cuda_bf16.h>
@@ -30,7 +30,7 @@
 #define WICK_HD inline
 #endif
 #if !defined(__CUDA_ARCH__)
-#include "wick/core/half.h"
+#include "wick/base/half.h"
 #endif
 
 namespace wick::cuda::gemv {

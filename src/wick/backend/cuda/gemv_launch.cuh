@@ -8,7 +8,7 @@
 
 #include "wick/backend/cuda/gemv.h"
 #include "wick/backend/cuda/gemv_decode.cuh"
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick::cuda::gemv {
 

@@ -7,7 +7,7 @@
 #include <limits>
 #include <sstream>
 
-#include "wick/core/error.h"
+#include "wick/base/error.h"
 
 namespace wick {
 

@@ -2,10 +2,10 @@
 //
 // Each dequantizer reads one block and writes block_size floats; each quantizer reads block_size
 // floats and writes one block. The arithmetic mirrors gguf-py/gguf/quants.py operation by operation
-// (products formed in float32, in the same order; wick_formats is built with -ffp-contract=off so
+// (products formed in float32, in the same order; wick_base is built with -ffp-contract=off so
 // no FMA changes a rounding), which is what makes the golden tests exact. QK_K = 256 for the
 // K-quants ("super-blocks" of 16 or 8 sub-blocks).
-#include "wick/io/ggml_quants.h"
+#include "wick/base/ggml_quants.h"
 
 #include <algorithm>
 #include <array>
@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "wick/core/error.h"
-#include "wick/core/half.h"
+#include "wick/base/error.h"
+#include "wick/base/half.h"
 
 namespace wick::io {
 
