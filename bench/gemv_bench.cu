@@ -20,7 +20,7 @@
 #include "wick/core/backend_hooks.h"
 
 using namespace wick;
-using io::GgmlType;
+using ggml::GgmlType;
 
 namespace {
 
@@ -97,7 +97,7 @@ void scale_fields(GgmlType type, int& f0, int& f1) {
   }
 }
 
-int64_t unit_of(GgmlType type) { return io::ggml_type_info(type).block_size == 256 ? 256 : 32; }
+int64_t unit_of(GgmlType type) { return ggml::ggml_type_info(type).block_size == 256 ? 256 : 32; }
 
 // Several copies of a random weight, together at least twice the L2 (at least one copy).
 struct Copies {
@@ -108,7 +108,7 @@ struct Copies {
   }
 };
 void make_copies(Copies& c, GgmlType type, const LayerShape& s, int64_t l2_bytes) {
-  c.bytes = int64_t(io::ggml_nbytes(type, s.n * s.k));
+  c.bytes = int64_t(ggml::ggml_nbytes(type, s.n * s.k));
   int64_t count = std::max<int64_t>(1, (2 * l2_bytes + c.bytes - 1) / c.bytes);
   count = std::min<int64_t>(count, 4096);
   int kind = type == GgmlType::BF16 ? 1 : type == GgmlType::F16 ? 2 : 3, f0, f1;
@@ -117,7 +117,7 @@ void make_copies(Copies& c, GgmlType type, const LayerShape& s, int64_t l2_bytes
     uint8_t* p = nullptr;
     CHECK(cudaMalloc(&p, size_t(c.bytes)));
     if (i == 0) {
-      fill_weight(p, c.bytes, kind, int(io::ggml_type_info(type).type_size), f0, f1, 42);
+      fill_weight(p, c.bytes, kind, int(ggml::ggml_type_info(type).type_size), f0, f1, 42);
     } else {
       CHECK(cudaMemcpy(p, c.ptrs[0], size_t(c.bytes), cudaMemcpyDeviceToDevice));
     }
@@ -210,7 +210,7 @@ int main(int argc, char** argv) {
   std::printf("\n%-9s %-12s %-12s %3s %9s %8s %7s\n", "layer", "n x k", "weight", "m", "us", "GB/s", "of peak");
   auto run_type = [&](GgmlType type, const std::vector<int64_t>& ms) {
     for (const LayerShape& s : kShapes) {
-      std::string name(io::ggml_type_name(type));
+      std::string name(ggml::ggml_type_name(type));
       if (s.k % unit_of(type) != 0) {
         std::printf("%-9s %6lldx%-5lld %-12s   -  (k %% 256 != 0: GGUF files store this matrix in another type)\n",
                     s.name, (long long)s.n, (long long)s.k, name.c_str());
@@ -280,7 +280,7 @@ int main(int argc, char** argv) {
           });
         }
         std::printf("%-9s %-5s chosen %2d/%d %8.2f us %6.1f%%   best %2d/%d %8.2f us %6.1f%%\n", s.name,
-                    std::string(io::ggml_type_name(type)).c_str(), chosen.k_warps, chosen.tiles_per_block, chosen_us,
+                    std::string(ggml::ggml_type_name(type)).c_str(), chosen.k_warps, chosen.tiles_per_block, chosen_us,
                     100.0 * double(c.bytes) / (chosen_us * 1e-6) / kPeakBytesPerSecond, best.k_warps,
                     best.tiles_per_block, best_us, 100.0 * double(c.bytes) / (best_us * 1e-6) / kPeakBytesPerSecond);
       }
@@ -296,12 +296,12 @@ int main(int argc, char** argv) {
   std::printf("\nsummary: %% of %.1f TB/s at m = 1, (time at m = 64 / m = 1), [cuBLASLt bf16 time / ours at m = 1]\n",
               kPeakBytesPerSecond / 1e12);
   std::printf("%-9s", "layer");
-  for (GgmlType type : kMainTypes) std::printf(" %-19s", std::string(io::ggml_type_name(type)).c_str());
+  for (GgmlType type : kMainTypes) std::printf(" %-19s", std::string(ggml::ggml_type_name(type)).c_str());
   std::printf("\n");
   for (const LayerShape& s : kShapes) {
     std::printf("%-9s", s.name);
     for (GgmlType type : kMainTypes) {
-      const std::string name(io::ggml_type_name(type));
+      const std::string name(ggml::ggml_type_name(type));
       const Row *r1 = find(s.name, name, 1), *r64 = find(s.name, name, 64), *cb = find(s.name, "cublasLt", 1);
       if (r1 == nullptr) {
         std::printf(" %-19s", "n/a");

@@ -246,7 +246,7 @@ int main(int argc, char** argv) {
         if (!std::strcmp(argv[j], "--quantize") && j + 1 < argc) quant = argv[j + 1];
       }
       if (!quant.empty()) {
-        io::GgmlType type = quant == "q8_0" ? io::GgmlType::Q8_0 : io::GgmlType::Q4_0;
+        ggml::GgmlType type = quant == "q8_0" ? ggml::GgmlType::Q8_0 : ggml::GgmlType::Q4_0;
         for (auto& l : m.layers)
           for (models::LinearWeight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) *w = quantize(w->dense(), type);
         if (device.is_cuda()) cuda::empty_cache(device.index);

@@ -21,14 +21,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     for (const auto& t : f.tensors()) {
       (void)wick::io::gguf_to_hf_name(t.name);
-      if (!wick::io::ggml_type_info(t.type).dequantizable) continue;
+      if (!wick::ggml::ggml_type_info(t.type).dequantizable) continue;
       std::vector<float> out = f.dequantize(t.name);
       try {
         (void)wick::io::gguf_tensor_f32_hf_order(f, t.name);  // q/k row restoration
       } catch (const wick::Error&) {
       }
       std::vector<uint16_t> bf(out.size());
-      wick::io::dequantize_to_bf16(t.type, t.data, t.numel(), bf.data());
+      wick::ggml::dequantize_to_bf16(t.type, t.data, t.numel(), bf.data());
     }
   } catch (const wick::Error&) {
   }

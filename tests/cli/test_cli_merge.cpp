@@ -110,7 +110,7 @@ TEST_F(MergeCli, MergedFolderAndGgufGenerateLikeBasePlusAdapter) {
   EXPECT_EQ(gguf.get_string("general.architecture"), "llama");
   EXPECT_EQ(gguf.get_int("llama.block_count"), 30);
   EXPECT_EQ(gguf.get_string("tokenizer.ggml.model"), "gpt2");
-  EXPECT_EQ(gguf.tensor("blk.0.attn_q.weight").type, wick::io::GgmlType::F32);
+  EXPECT_EQ(gguf.tensor("blk.0.attn_q.weight").type, wick::ggml::GgmlType::F32);
   EXPECT_EQ(gguf.find_tensor("output.weight"), nullptr);  // tied, as the base
   json base = generate("--model " + kSmolLM + " --adapter " + dir_ + "/adapter");
   json plain = generate("--model " + kSmolLM);

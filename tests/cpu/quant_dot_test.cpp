@@ -57,20 +57,20 @@ TEST(QuantDot, ActivationBlocksRoundEachValueToItsStep) {
 }
 
 // One row after another of a random matrix of `type`, against float64 on the dequantized values.
-void check_row_dots(io::GgmlType type, bool simd) {
-  int64_t block = io::ggml_type_info(type).block_size;
+void check_row_dots(ggml::GgmlType type, bool simd) {
+  int64_t block = ggml::ggml_type_info(type).block_size;
   for (int64_t blocks : {1, 3, 5}) {
     int64_t cols = block * blocks, rows = 7;
-    SCOPED_TRACE(std::string(io::ggml_type_name(type)) + (simd ? " simd" : " scalar") + " cols " +
+    SCOPED_TRACE(std::string(ggml::ggml_type_name(type)) + (simd ? " simd" : " scalar") + " cols " +
                  std::to_string(cols));
     QuantizedMatrix w = testing::random_blocks(type, rows, cols, uint64_t(100 + blocks));
     std::vector<float> wf(size_t(rows * cols));
-    io::dequantize_to_f32(type, w.blocks.data<uint8_t>(), rows * cols, wf.data());
+    ggml::dequantize_to_f32(type, w.blocks.data<uint8_t>(), rows * cols, wf.data());
     std::vector<float> x = random_activations(cols, uint64_t(7 * blocks));
     std::vector<Q8Block> xq(size_t(cols / 32));
     cpu::quantize_row_q8(x.data(), cols, xq.data());
     cpu::RowDotFn dot = cpu::row_dot_kernel(type, simd);
-    size_t row_bytes = io::ggml_nbytes(type, cols);
+    size_t row_bytes = ggml::ggml_nbytes(type, cols);
     for (int64_t r = 0; r < rows; ++r) {
       double ref = 0, bound = 0, terms = 0;
       for (int64_t j = 0; j < cols; ++j) {
@@ -86,25 +86,25 @@ void check_row_dots(io::GgmlType type, bool simd) {
 }
 
 TEST(QuantDot, ScalarRowDotsMatchFloat64OnTheDequantizedWeights) {
-  for (io::GgmlType type : testing::block_types()) check_row_dots(type, false);
+  for (ggml::GgmlType type : testing::block_types()) check_row_dots(type, false);
 }
 
 TEST(QuantDot, SimdRowDotsMatchFloat64OnTheDequantizedWeights) {
   if (!cpu::int8_dot_simd_available()) GTEST_SKIP() << "no AVX2 on this machine";
-  for (io::GgmlType type : testing::block_types()) check_row_dots(type, true);
+  for (ggml::GgmlType type : testing::block_types()) check_row_dots(type, true);
 }
 
 // The f32 family: 1 to 4 activation rows a stride apart (longer than a row, and starting one float
 // past an aligned address), every weight row, against float64 on the dequantized weights. The
 // weights are the reference's values, so only float summation separates the two: 1e-5 of the sum of
 // |w_j x_j| bounds it (a wrong scale, min, offset or column breaks it by orders of magnitude).
-void check_f32_row_dots(io::GgmlType type, bool simd) {
-  int64_t block = io::ggml_type_info(type).block_size;
+void check_f32_row_dots(ggml::GgmlType type, bool simd) {
+  int64_t block = ggml::ggml_type_info(type).block_size;
   for (int64_t blocks : {1, 3, 5}) {
     int64_t cols = block * blocks, rows = 5, ldx = cols + 7;
     QuantizedMatrix w = testing::random_blocks(type, rows, cols, uint64_t(200 + blocks));
     std::vector<float> wf(size_t(rows * cols));
-    io::dequantize_to_f32(type, w.blocks.data<uint8_t>(), rows * cols, wf.data());
+    ggml::dequantize_to_f32(type, w.blocks.data<uint8_t>(), rows * cols, wf.data());
     std::vector<float> storage(size_t(1 + cpu::kF32DotMaxRows * ldx));
     float* x = storage.data() + 1;
     for (int i = 0; i < cpu::kF32DotMaxRows; ++i) {
@@ -112,10 +112,10 @@ void check_f32_row_dots(io::GgmlType type, bool simd) {
       std::copy(xi.begin(), xi.end(), x + i * ldx);
     }
     cpu::RowDotF32Fn dot = cpu::row_dot_f32_kernel(type, simd);
-    size_t row_bytes = io::ggml_nbytes(type, cols);
+    size_t row_bytes = ggml::ggml_nbytes(type, cols);
     for (int m = 1; m <= cpu::kF32DotMaxRows; ++m)
       for (int64_t r = 0; r < rows; ++r) {
-        SCOPED_TRACE(std::string(io::ggml_type_name(type)) + (simd ? " simd" : " scalar") + " cols " +
+        SCOPED_TRACE(std::string(ggml::ggml_type_name(type)) + (simd ? " simd" : " scalar") + " cols " +
                      std::to_string(cols) + " m " + std::to_string(m) + " row " + std::to_string(r));
         float got[cpu::kF32DotMaxRows];
         dot(w.blocks.data<uint8_t>() + size_t(r) * row_bytes, x, ldx, m, cols, got);
@@ -133,23 +133,23 @@ void check_f32_row_dots(io::GgmlType type, bool simd) {
 }
 
 TEST(QuantDot, ScalarF32RowDotsMatchFloat64OnTheDequantizedWeights) {
-  for (io::GgmlType type : testing::block_types()) check_f32_row_dots(type, false);
+  for (ggml::GgmlType type : testing::block_types()) check_f32_row_dots(type, false);
 }
 
 TEST(QuantDot, SimdF32RowDotsMatchFloat64OnTheDequantizedWeights) {
   if (!cpu::int8_dot_simd_available()) GTEST_SKIP() << "no AVX2 on this machine";
-  for (io::GgmlType type : testing::block_types()) check_f32_row_dots(type, true);
+  for (ggml::GgmlType type : testing::block_types()) check_f32_row_dots(type, true);
 }
 
 TEST(QuantDot, EveryKeptBlockTypeHasAKernel) {
-  for (io::GgmlType type : testing::block_types()) {
-    EXPECT_TRUE(cpu::int8_dot_supported(type)) << io::ggml_type_name(type);
-    EXPECT_TRUE(cpu::f32_dot_supported(type)) << io::ggml_type_name(type);
+  for (ggml::GgmlType type : testing::block_types()) {
+    EXPECT_TRUE(cpu::int8_dot_supported(type)) << ggml::ggml_type_name(type);
+    EXPECT_TRUE(cpu::f32_dot_supported(type)) << ggml::ggml_type_name(type);
   }
-  EXPECT_FALSE(cpu::int8_dot_supported(io::GgmlType::F16));
-  EXPECT_FALSE(cpu::f32_dot_supported(io::GgmlType::F16));
-  EXPECT_THROW(cpu::row_dot_kernel(io::GgmlType::F16), Error);
-  EXPECT_THROW(cpu::row_dot_f32_kernel(io::GgmlType::F16), Error);
+  EXPECT_FALSE(cpu::int8_dot_supported(ggml::GgmlType::F16));
+  EXPECT_FALSE(cpu::f32_dot_supported(ggml::GgmlType::F16));
+  EXPECT_THROW(cpu::row_dot_kernel(ggml::GgmlType::F16), Error);
+  EXPECT_THROW(cpu::row_dot_f32_kernel(ggml::GgmlType::F16), Error);
 }
 
 }  // namespace

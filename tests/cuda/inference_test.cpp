@@ -90,8 +90,8 @@ TEST(CudaRunner, PartsOfDifferentTypesMatchTheCpuRunner) {
   auto mixed = [&](Device device) {
     auto model = models::DecoderModel::load(dir, device, Dtype::F32);
     for (models::DecoderLayer& l : model.layers) {
-      l.v = to_device(quantize(on_cpu(l.v.dense()), io::GgmlType::Q8_0), device);
-      l.up = to_device(quantize(on_cpu(l.up.dense()), io::GgmlType::Q4_0), device);
+      l.v = to_device(quantize(on_cpu(l.v.dense()), ggml::GgmlType::Q8_0), device);
+      l.up = to_device(quantize(on_cpu(l.up.dense()), ggml::GgmlType::Q4_0), device);
     }
     return model;
   };
@@ -163,7 +163,7 @@ TEST(CudaRunner, OverlappedProductLaunchesLeaveTheLogitsUnchanged) {
   const bool initial = cuda::overlapped_products();
   for (bool quantized : {false, true}) {
     models::WeightStorage storage;
-    if (quantized) storage.quantize = io::GgmlType::Q4_0;
+    if (quantized) storage.quantize = ggml::GgmlType::Q4_0;
     auto model = models::DecoderModel::load(kData + "qwen2_tied", Device::cuda(0), quantized ? Dtype::BF16 : Dtype::F32,
                                             storage);
     std::vector<std::vector<float>> logits[2];

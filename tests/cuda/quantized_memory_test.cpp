@@ -19,7 +19,7 @@ using namespace testing;
 TEST(CudaQuantized, TheGraphHoldsTheBlocksNotADenseCopy) {
   WICK_REQUIRE_GPU();
   int64_t rows = 2048, cols = 2048;
-  QuantizedMatrix w = to_device(random_blocks(io::GgmlType::Q4_0, rows, cols, 8), Device::cuda(0));
+  QuantizedMatrix w = to_device(random_blocks(ggml::GgmlType::Q4_0, rows, cols, 8), Device::cuda(0));
   Tensor x = rand({4, cols}, Dtype::BF16, -2, 2, Device::cuda(0)).t;
   cuda::synchronize(0);
   size_t before = cuda::memory_stats(0).active, during = 0;
@@ -39,7 +39,7 @@ TEST(CudaQuantized, ModelQuantizedAtLoadMatchesTheCpu) {
   WICK_REQUIRE_GPU();
   std::string dir = std::string(WICK_TEST_DATA_DIR) + "/models/qwen2_tied";
   models::WeightStorage storage;
-  storage.quantize = io::GgmlType::Q4_1;
+  storage.quantize = ggml::GgmlType::Q4_1;
   models::DecoderModel cpu = models::DecoderModel::load(dir, Device::cpu(), Dtype::F32, storage);
   models::DecoderModel gpu = models::DecoderModel::load(dir, Device::cuda(0), Dtype::F32, storage);
   ASSERT_TRUE(gpu.layers[0].q.is_quantized());
@@ -76,7 +76,7 @@ TEST(CudaQuantized, ModelWeightsTakeOneAllocation) {
   WICK_REQUIRE_GPU();
   std::string dir = std::string(WICK_TEST_DATA_DIR) + "/models/qwen2_tied";
   models::WeightStorage storage;
-  storage.quantize = io::GgmlType::Q4_1;
+  storage.quantize = ggml::GgmlType::Q4_1;
   cuda::synchronize(0);
   cuda::empty_cache(0);  // the block comes from cudaMalloc, not a larger cached one
   size_t before = cuda::memory_stats(0).active;

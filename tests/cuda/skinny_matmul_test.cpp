@@ -21,7 +21,8 @@
 namespace wick::test {
 namespace {
 
-using io::GgmlType;
+using ggml::ggml_type_name;
+using ggml::GgmlType;
 using testing::Tol;
 
 Tensor on_gpu(const Tensor& x) { return to_device(x, Device::cuda(0)); }
@@ -38,7 +39,7 @@ using namespace wick::cuda::gemv;
 
 // ---- host data
 
-int64_t unit_k(GgmlType type) { return io::ggml_type_info(type).block_size == 256 ? 256 : 32; }
+int64_t unit_k(GgmlType type) { return ggml::ggml_type_info(type).block_size == 256 ? 256 : 32; }
 bool is_dense_type(GgmlType type) { return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16; }
 Dtype dense_dtype(GgmlType type) {
   return type == GgmlType::F32 ? Dtype::F32 : type == GgmlType::F16 ? Dtype::F16 : Dtype::BF16;
@@ -93,7 +94,7 @@ std::vector<float> normal_values(size_t count, std::mt19937_64& gen, float scale
 }
 
 // A weight [n, k] of `type` with its exact values: 32-element blocks quantized from normal values
-// by io::quantize_from_f32, K-quants random bytes with sane f16 scales, dense types normal values.
+// by ggml::quantize_from_f32, K-quants random bytes with sane f16 scales, dense types normal values.
 struct Weight {
   std::vector<uint8_t> bytes;
   std::vector<float> values;
@@ -107,17 +108,17 @@ Weight make_weight(GgmlType type, int64_t n, int64_t k, uint64_t seed) {
     w.values = std::move(r.values);
     return w;
   }
-  if (io::ggml_quantizable(type)) {
+  if (ggml::ggml_quantizable(type)) {
     std::vector<float> v = normal_values(size_t(n * k), gen);
-    w.bytes.resize(io::ggml_nbytes(type, n * k));
-    io::quantize_from_f32(type, v.data(), n * k, w.bytes.data());
+    w.bytes.resize(ggml::ggml_nbytes(type, n * k));
+    ggml::quantize_from_f32(type, v.data(), n * k, w.bytes.data());
   } else {
     QuantizedMatrix q = wick::testing::random_blocks(type, n, k, seed);
     w.bytes.resize(size_t(q.blocks.numel()));
     copy_to_host(q.blocks, w.bytes.data());
   }
   w.values.resize(size_t(n * k));
-  io::dequantize_to_f32(type, w.bytes.data(), n * k, w.values.data());
+  ggml::dequantize_to_f32(type, w.bytes.data(), n * k, w.values.data());
   return w;
 }
 
@@ -125,14 +126,14 @@ Weight make_weight(GgmlType type, int64_t n, int64_t k, uint64_t seed) {
 
 TEST(SkinnyDecoders, EveryLaneStepGivesTheCpuDequantizedValues) {
   for (GgmlType type : wick::testing::block_types()) {
-    SCOPED_TRACE(std::string(io::ggml_type_name(type)));
+    SCOPED_TRACE(std::string(ggml_type_name(type)));
     const int64_t rows = 3, k = 2 * unit_k(type);
     QuantizedMatrix q = wick::testing::random_blocks(type, rows, k, 11);
     std::vector<uint8_t> bytes(size_t(q.blocks.numel()));
     copy_to_host(q.blocks, bytes.data());
     std::vector<float> want(size_t(rows * k));
-    io::dequantize_to_f32(type, bytes.data(), rows * k, want.data());
-    const int64_t row_bytes = int64_t(io::ggml_nbytes(type, k));
+    ggml::dequantize_to_f32(type, bytes.data(), rows * k, want.data());
+    const int64_t row_bytes = int64_t(ggml::ggml_nbytes(type, k));
     with_format(type, [&]<class Dec, typename T>() {
       if constexpr (!is_dense<Dec>()) {
         for (int64_t r = 0; r < rows; ++r) {
@@ -173,7 +174,7 @@ float operand_value(uint32_t bits) {
 // Every quant byte a format produces becomes, in the tensor-core operands, exactly q - zero point.
 TEST(SkinnyDecoders, TensorCoreOperandsHoldTheQuantsExactly) {
   for (GgmlType type : wick::testing::block_types()) {
-    SCOPED_TRACE(std::string(io::ggml_type_name(type)));
+    SCOPED_TRACE(std::string(ggml_type_name(type)));
     with_format(type, [&]<class Dec, typename T>() {
       if constexpr (!is_dense<Dec>()) {
         for (uint32_t b = 0; b < 256; ++b) {
@@ -205,7 +206,7 @@ TEST(SkinnyDecoders, TensorCoreOperandsHoldTheQuantsExactly) {
 // both tile heights, partial tiles and chunks.
 TEST(SkinnyDecoders, StagedChunksHoldEachRowsUnits) {
   for (GgmlType type : wick::testing::block_types()) {
-    SCOPED_TRACE(std::string(io::ggml_type_name(type)));
+    SCOPED_TRACE(std::string(ggml_type_name(type)));
     with_format(type, [&]<class Dec, typename T>() {
       if constexpr (!is_dense<Dec>()) {
         auto check = [&]<int WR>() {
@@ -259,7 +260,7 @@ struct Product {
 };
 
 std::string describe(const Product& p) {
-  return std::string(io::ggml_type_name(p.type)) + " x=" + dtype_name(p.x_dtype) + " y=" + dtype_name(p.y_dtype) +
+  return std::string(ggml_type_name(p.type)) + " x=" + dtype_name(p.x_dtype) + " y=" + dtype_name(p.y_dtype) +
          " m=" + std::to_string(p.m) + " n=" + std::to_string(p.n) + " k=" + std::to_string(p.k) +
          (p.has_bias ? std::string(" bias=") + dtype_name(p.bias_dtype) : "");
 }
@@ -487,7 +488,7 @@ TEST(SkinnyMatmul, ChosenSplitsAreValid) {
         for (int64_t m : {1, 8, 9, 16, 17, 33, 64}) {
           cuda::SkinnyWeight w{fake, type, n, k};
           cuda::SkinnyConfig c = cuda::skinny_config(w, m, x_dtype, 132);
-          SCOPED_TRACE(std::string(io::ggml_type_name(type)) + " " + std::to_string(n) + "x" + std::to_string(k) +
+          SCOPED_TRACE(std::string(ggml_type_name(type)) + " " + std::to_string(n) + "x" + std::to_string(k) +
                        " m=" + std::to_string(m));
           EXPECT_GE(c.k_warps, 1);
           EXPECT_GE(c.tiles_per_block, 1);
@@ -513,7 +514,7 @@ TEST(SkinnyGather, RowsMatchTheCpuDequantizerBitForBit) {
     Tensor wd = device_bytes(w.bytes);
     for (Dtype out_dtype : {Dtype::F32, Dtype::BF16, Dtype::F16}) {
       for (Dtype ids_dtype : {Dtype::I32, Dtype::I64}) {
-        SCOPED_TRACE(std::string(io::ggml_type_name(type)) + " -> " + dtype_name(out_dtype) + ", ids " +
+        SCOPED_TRACE(std::string(ggml_type_name(type)) + " -> " + dtype_name(out_dtype) + ", ids " +
                      dtype_name(ids_dtype));
         Tensor idd = astype(Tensor::from_vector(ids, {int64_t(ids.size())}), ids_dtype).eval();
         idd = on_gpu(idd);
@@ -566,7 +567,7 @@ TEST(SkinnyMatmul, WiredLinearsMatchTheCpu) {
     QuantizedMatrix g = to_device(w, Device::cuda(0));
     for (Dtype dtype : {Dtype::F32, Dtype::BF16, Dtype::F16}) {
       for (int64_t rows : {1, 3, 40}) {
-        SCOPED_TRACE(std::string(io::ggml_type_name(type)) + " " + dtype_name(dtype) + " rows " + std::to_string(rows));
+        SCOPED_TRACE(std::string(ggml_type_name(type)) + " " + dtype_name(dtype) + " rows " + std::to_string(rows));
         Tensor x = randn({rows, k}, dtype);
         Tensor want = astype(linear(astype(x, Dtype::F32), w), dtype);
         Tensor got = on_cpu(linear(on_gpu(x), g));

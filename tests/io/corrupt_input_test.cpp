@@ -192,7 +192,7 @@ TEST(CorruptGguf, TensorTable) {
   expect_gguf_error(b.build(), {"tensor 'w'", "unknown GGML type id 99"});
   b.tensors = {{"w", {1, 1, 1, 1, 1}, 0, 0}};
   expect_gguf_error(b.build(), {"tensor 'w'", "5 dimensions (at most 4)"});
-  b.tensors = {{"w", {48, 2}, uint32_t(GgmlType::Q4_0), 0}};
+  b.tensors = {{"w", {48, 2}, uint32_t(ggml::GgmlType::Q4_0), 0}};
   expect_gguf_error(b.build(), {"row length 48 is not a multiple of the Q4_0 block size 32"});
   b.tensors = {{"w", {uint64_t(1) << 40, uint64_t(1) << 40}, 0, 0}};
   expect_gguf_error(b.build(), {"tensor 'w'", "overflow"});
@@ -228,7 +228,7 @@ TEST(CorruptGguf, RandomByteFlipsNeverEscapeAsOtherErrors) {
     try {
       GgufFile f = GgufFile::parse(nullptr, bytes.data(), bytes.size(), "flipped");
       for (const GgufTensor& t : f.tensors()) {
-        if (ggml_type_info(t.type).dequantizable) f.dequantize(t.name);
+        if (ggml::ggml_type_info(t.type).dequantizable) f.dequantize(t.name);
       }
     } catch (const wick::Error&) {
       ++errors;

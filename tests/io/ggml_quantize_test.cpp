@@ -16,6 +16,14 @@
 namespace wick::io {
 namespace {
 
+using ggml::dequantize_to_f32;
+using ggml::ggml_nbytes;
+using ggml::ggml_quantizable;
+using ggml::ggml_type_info;
+using ggml::ggml_type_name;
+using ggml::GgmlType;
+using ggml::GgmlTypeInfo;
+using ggml::quantize_from_f32;
 using test::data_path;
 using test::expect_error;
 

@@ -102,9 +102,9 @@ TEST(GgufRead, DequantizationIsBitExactWithReference) {
   for (const auto& [name, e] : expected) {
     SCOPED_TRACE(name);
     const GgufTensor& t = f.tensor(name);
-    EXPECT_EQ(ggml_type_name(t.type), e.type);
+    EXPECT_EQ(ggml::ggml_type_name(t.type), e.type);
     EXPECT_EQ(t.shape, e.shape);
-    EXPECT_EQ(t.nbytes, ggml_nbytes(t.type, t.numel()));
+    EXPECT_EQ(t.nbytes, ggml::ggml_nbytes(t.type, t.numel()));
     std::vector<float> got = f.dequantize(name);
     ASSERT_EQ(got.size(), e.values.size());
     size_t mismatches = 0;
@@ -115,7 +115,7 @@ TEST(GgufRead, DequantizationIsBitExactWithReference) {
     EXPECT_EQ(mismatches, 0u);
     // The bf16 variant is the f32 result rounded to nearest even.
     std::vector<uint16_t> bf(got.size());
-    dequantize_to_bf16(t.type, t.data, t.numel(), bf.data());
+    ggml::dequantize_to_bf16(t.type, t.data, t.numel(), bf.data());
     for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(bf[i], bf16::from_float(e.values[i])) << i;
     types_seen.insert(e.type);
   }
@@ -162,7 +162,7 @@ TEST(GgufRead, CustomAlignment) {
   test::GgufBuilder b;
   b.alignment = 64;
   b.kv_u32("general.alignment", 64);
-  b.tensors = {{"a", {32}, uint32_t(GgmlType::F32), 0}, {"b", {32}, uint32_t(GgmlType::Q8_0), 128}};
+  b.tensors = {{"a", {32}, uint32_t(ggml::GgmlType::F32), 0}, {"b", {32}, uint32_t(ggml::GgmlType::Q8_0), 128}};
   b.data_size = 128 + 34;
   auto built = b.build();
   GgufFile f = GgufFile::parse(nullptr, built.data(), built.size(), "built");
@@ -178,7 +178,7 @@ TEST(GgufRead, CustomAlignment) {
 
 TEST(GgufRead, UnsupportedDequantizationIsNamed) {
   test::GgufBuilder b;
-  b.tensors = {{"iq", {256}, uint32_t(GgmlType::IQ2_XXS), 0}};
+  b.tensors = {{"iq", {256}, uint32_t(ggml::GgmlType::IQ2_XXS), 0}};
   b.data_size = 66;
   auto bytes = b.build();
   GgufFile f = GgufFile::parse(nullptr, bytes.data(), bytes.size(), "built");

@@ -58,12 +58,12 @@ TEST(RealSmolLM2, HeaderConfigAndTypes) {
 
   std::map<std::string, int> types;
   for (const GgufTensor& t : f.tensors()) {
-    types[std::string(ggml_type_name(t.type))]++;
+    types[std::string(ggml::ggml_type_name(t.type))]++;
     EXPECT_TRUE(gguf_to_hf_name(t.name).has_value()) << t.name;
   }
   EXPECT_EQ(types, (std::map<std::string, int>{{"Q4_1", 210}, {"F32", 61}, {"Q8_0", 1}}));
   const GgufTensor& k = f.tensor("blk.0.attn_k.weight");
-  EXPECT_EQ(k.type, GgmlType::Q4_1);
+  EXPECT_EQ(k.type, ggml::GgmlType::Q4_1);
   EXPECT_EQ(k.shape, (std::vector<int64_t>{192, 576}));
   EXPECT_EQ(f.tensor("blk.0.ffn_down.weight").shape, (std::vector<int64_t>{576, 1536}));
   EXPECT_EQ(f.tensor("token_embd.weight").shape, (std::vector<int64_t>{49152, 576}));
@@ -192,7 +192,7 @@ TEST(RealQwenCoder, ConfigAndKQuantsMatchReference) {
   EXPECT_FALSE(gguf_qk_rows_permuted(c.model_type));
 
   std::map<std::string, int> types;
-  for (const GgufTensor& t : f.tensors()) types[std::string(ggml_type_name(t.type))]++;
+  for (const GgufTensor& t : f.tensors()) types[std::string(ggml::ggml_type_name(t.type))]++;
   EXPECT_EQ(types, (std::map<std::string, int>{{"Q4_K", 169}, {"F32", 141}, {"Q6_K", 29}}));
 
   struct Fact {

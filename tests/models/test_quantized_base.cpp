@@ -62,7 +62,7 @@ TEST_F(SmolKept, KeepsTheFilesBlocksAndTheirMemory) {
   for (const models::LinearWeight* w : projections(*kept_)) quantized += w->is_quantized();
   // Every projection of this file is Q4_1 or another block type.
   EXPECT_EQ(quantized, projections(*kept_).size());
-  EXPECT_EQ(kept_->layers[0].q.blocks().type, io::GgmlType::Q4_1);
+  EXPECT_EQ(kept_->layers[0].q.blocks().type, ggml::GgmlType::Q4_1);
   // Q4_1 keeps 20 bytes per 32 values; dense f32 needs 128.
   EXPECT_LT(kept_->linear_weight_bytes() * 6, dense_->linear_weight_bytes());
   // Dequantized, the kept (q/k rows unpermuted) blocks are the dense model's weights exactly.
@@ -139,8 +139,8 @@ TEST_F(SmolKept, LoraGradientsMatchTheDenseBase) {
 // projection by io's quantize-then-dequantize of its f32 values.
 TEST(QuantizedAtLoad, MatchesIoQuantizerRoundTrip) {
   std::string dir = std::string(WICK_TEST_DATA_DIR) + "/models/qwen2_tied";
-  for (io::GgmlType type : {io::GgmlType::Q8_0, io::GgmlType::Q4_0, io::GgmlType::Q5_1}) {
-    SCOPED_TRACE(std::string(io::ggml_type_name(type)));
+  for (ggml::GgmlType type : {ggml::GgmlType::Q8_0, ggml::GgmlType::Q4_0, ggml::GgmlType::Q5_1}) {
+    SCOPED_TRACE(std::string(ggml::ggml_type_name(type)));
     models::WeightStorage storage;
     storage.quantize = type;
     models::DecoderModel q = models::DecoderModel::load(dir, Device::cpu(), Dtype::F32, storage);
@@ -148,9 +148,9 @@ TEST(QuantizedAtLoad, MatchesIoQuantizerRoundTrip) {
     for (auto& l : ref.layers)
       for (models::LinearWeight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
         std::vector<float> v = w->dense().to_vector<float>();
-        std::vector<uint8_t> bytes(io::ggml_nbytes(type, int64_t(v.size())));
-        io::quantize_from_f32(type, v.data(), int64_t(v.size()), bytes.data());
-        io::dequantize_to_f32(type, bytes.data(), int64_t(v.size()), v.data());
+        std::vector<uint8_t> bytes(ggml::ggml_nbytes(type, int64_t(v.size())));
+        ggml::quantize_from_f32(type, v.data(), int64_t(v.size()), bytes.data());
+        ggml::dequantize_to_f32(type, bytes.data(), int64_t(v.size()), v.data());
         *w = Tensor::from_vector(v, w->shape());
       }
     ASSERT_TRUE(q.layers[0].gate.is_quantized());
@@ -180,12 +180,12 @@ TEST(QuantizedAtLoad, BadRequestsAreNamed) {
                 .find("only a GGUF base has quantized blocks to keep"),
             std::string::npos);
   models::WeightStorage k_quant;
-  k_quant.quantize = io::GgmlType::Q4_K;
+  k_quant.quantize = ggml::GgmlType::Q4_K;
   std::string m = message([&] { models::DecoderModel::load(dir, Device::cpu(), Dtype::F32, k_quant); });
   EXPECT_NE(m.find("weight 'model.layers.0.self_attn.q_proj.weight'"), std::string::npos) << m;
   EXPECT_NE(m.find("cannot quantize to Q4_K"), std::string::npos) << m;
   models::WeightStorage both = keep;
-  both.quantize = io::GgmlType::Q8_0;
+  both.quantize = ggml::GgmlType::Q8_0;
   EXPECT_NE(message([&] { models::DecoderModel::load_gguf(kSmol, Device::cpu(), Dtype::F32, both); })
                 .find("exclude each other"),
             std::string::npos);

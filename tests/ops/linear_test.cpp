@@ -17,13 +17,13 @@ WICK_DEVICE_SUITE(LinearAdd);
 struct Form {
   const char* name;
   bool quantized;
-  io::GgmlType type;
+  ggml::GgmlType type;
 };
 
 WICK_DEVICE_TEST(LinearAdd, MatchesFloat64AndTheComposition) {
   const int64_t k = 256, n = 40;
-  const Form forms[] = {{"dense", false, io::GgmlType::F32}, {"q8_0", true, io::GgmlType::Q8_0},
-                        {"q4_1", true, io::GgmlType::Q4_1}};
+  const Form forms[] = {{"dense", false, ggml::GgmlType::F32}, {"q8_0", true, ggml::GgmlType::Q8_0},
+                        {"q4_1", true, ggml::GgmlType::Q4_1}};
   for (Dtype dt : {Dtype::F32, Dtype::BF16})
     for (const Form& form : forms)
       for (int64_t m : dt == Dtype::F32 ? std::vector<int64_t>{1, 8, 9} : std::vector<int64_t>{1, 5, 64, 70})
@@ -84,7 +84,7 @@ WICK_DEVICE_TEST(LinearAdd, UnalignedInputTakesTheGeneralProduct) {
       want[size_t(i * n + o)] = acc;
     }
   expect_close(linear_add(x, w.t, b.t, r.t), want, {m, n}, Tol{0.1, 3 * 0x1p-8}, "unaligned bf16 input");
-  QuantizedMatrix q = quantize(to_device(w.t, Device::cpu()), io::GgmlType::Q8_0);
+  QuantizedMatrix q = quantize(to_device(w.t, Device::cpu()), ggml::GgmlType::Q8_0);
   Values wq = values(dequantize(q, Dtype::F32));
   q.blocks = here(q.blocks);
   for (int64_t i = 0; i < m; ++i)

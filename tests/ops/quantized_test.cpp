@@ -18,11 +18,11 @@ using namespace testing;
 // The matrix of `w` (blocks on the CPU) as float64 values, dequantized by io (the reference).
 Values reference_matrix(const QuantizedMatrix& w) {
   std::vector<float> f(size_t(w.rows * w.cols));
-  io::dequantize_to_f32(w.type, w.blocks.data<uint8_t>(), w.rows * w.cols, f.data());
+  ggml::dequantize_to_f32(w.type, w.blocks.data<uint8_t>(), w.rows * w.cols, f.data());
   return Values(f.begin(), f.end());
 }
 
-int64_t cols_for(io::GgmlType type, int64_t blocks = 2) { return io::ggml_type_info(type).block_size * blocks; }
+int64_t cols_for(ggml::GgmlType type, int64_t blocks = 2) { return ggml::ggml_type_info(type).block_size * blocks; }
 
 // x[m, k] @ w[n, k]^T + bias, in float64.
 Values product(const Values& x, const Values& w, const Values& bias, int64_t m, int64_t n, int64_t k) {
@@ -53,8 +53,8 @@ WICK_DEVICE_SUITE(Quantized);
 // Dequantized on the device, every type gives io's values: f32 exactly, bf16 as io rounds them,
 // f16 as the f32 value rounded.
 WICK_DEVICE_TEST(Quantized, DequantizeMatchesTheReferenceDequantizers) {
-  for (io::GgmlType type : block_types()) {
-    SCOPED_TRACE(std::string(io::ggml_type_name(type)));
+  for (ggml::GgmlType type : block_types()) {
+    SCOPED_TRACE(std::string(ggml::ggml_type_name(type)));
     QuantizedMatrix cpu = random_blocks(type, 37, cols_for(type, 3), 11);
     QuantizedMatrix w = to_device(cpu, device());
     Values ref = reference_matrix(cpu);
@@ -62,7 +62,7 @@ WICK_DEVICE_TEST(Quantized, DequantizeMatchesTheReferenceDequantizers) {
     ASSERT_EQ(f32.size(), ref.size());
     for (size_t i = 0; i < ref.size(); ++i) ASSERT_EQ(f32[i], float(ref[i])) << "element " << i;
     std::vector<uint16_t> bf(ref.size());
-    io::dequantize_to_bf16(type, cpu.blocks.data<uint8_t>(), cpu.rows * cpu.cols, bf.data());
+    ggml::dequantize_to_bf16(type, cpu.blocks.data<uint8_t>(), cpu.rows * cpu.cols, bf.data());
     Tensor got_bf = to_device(dequantize(w, Dtype::BF16), Device::cpu());
     for (size_t i = 0; i < ref.size(); ++i) ASSERT_EQ(got_bf.data<bf16>()[i].bits, bf[i]) << "element " << i;
     Tensor got_h = to_device(dequantize(w, Dtype::F16), Device::cpu());
@@ -71,9 +71,9 @@ WICK_DEVICE_TEST(Quantized, DequantizeMatchesTheReferenceDequantizers) {
 }
 
 WICK_DEVICE_TEST(Quantized, LinearMatchesFloat64OnTheDequantizedMatrix) {
-  for (io::GgmlType type : block_types())
+  for (ggml::GgmlType type : block_types())
     for (int64_t rows : {6, 48}) {
-      SCOPED_TRACE(str_cat(io::ggml_type_name(type), " rows ", rows));
+      SCOPED_TRACE(str_cat(ggml::ggml_type_name(type), " rows ", rows));
       int64_t cols = cols_for(type, rows == 6 ? 2 : 3);
       QuantizedMatrix cpu = random_blocks(type, rows, cols, 23);
       QuantizedMatrix w = to_device(cpu, device());
@@ -97,9 +97,9 @@ WICK_DEVICE_TEST(Quantized, LinearMatchesFloat64OnTheDequantizedMatrix) {
 // products: each output is within sum_j |w_j| * 2 / 254 of the exact product for |x| <= 2. More
 // rows (and CUDA) multiply the dequantized matrix, well within that.
 WICK_DEVICE_TEST(Quantized, LinearWithInt8ActivationsIsWithinEightBitRounding) {
-  for (io::GgmlType type : block_types())
+  for (ggml::GgmlType type : block_types())
     for (int64_t m : {1, 3, 17}) {
-      SCOPED_TRACE(str_cat(io::ggml_type_name(type), " m ", m));
+      SCOPED_TRACE(str_cat(ggml::ggml_type_name(type), " m ", m));
       int64_t rows = 37, cols = cols_for(type, 3);
       QuantizedMatrix cpu = random_blocks(type, rows, cols, 29);
       QuantizedMatrix w = to_device(cpu, device());
@@ -121,10 +121,10 @@ WICK_DEVICE_TEST(Quantized, LinearWithInt8ActivationsIsWithinEightBitRounding) {
 }
 
 WICK_DEVICE_TEST(Quantized, InputGradientIsTheProductWithTheMatrix) {
-  for (io::GgmlType type : {io::GgmlType::Q4_0, io::GgmlType::Q5_1, io::GgmlType::Q8_0, io::GgmlType::Q3_K,
-                            io::GgmlType::Q4_K, io::GgmlType::Q6_K})
+  for (ggml::GgmlType type : {ggml::GgmlType::Q4_0, ggml::GgmlType::Q5_1, ggml::GgmlType::Q8_0, ggml::GgmlType::Q3_K,
+                            ggml::GgmlType::Q4_K, ggml::GgmlType::Q6_K})
     for (Dtype dt : {Dtype::F32, Dtype::BF16}) {
-      SCOPED_TRACE(str_cat(io::ggml_type_name(type), " ", dtype_name(dt)));
+      SCOPED_TRACE(str_cat(ggml::ggml_type_name(type), " ", dtype_name(dt)));
       int64_t rows = 48, cols = cols_for(type, 3);
       QuantizedMatrix cpu = random_blocks(type, rows, cols, 31);
       QuantizedMatrix w = to_device(cpu, device());
@@ -155,7 +155,7 @@ WICK_DEVICE_TEST(Quantized, InputGradientIsTheProductWithTheMatrix) {
 
 WICK_DEVICE_TEST(Quantized, LoraOverAQuantizedBaseGetsTheDenseBasesGradients) {
   int64_t rows = 8, cols = 64, rank = 4;
-  QuantizedMatrix w = to_device(random_blocks(io::GgmlType::Q8_0, rows, cols, 5), device());
+  QuantizedMatrix w = to_device(random_blocks(ggml::GgmlType::Q8_0, rows, cols, 5), device());
   Tensor dense = dequantize(w, Dtype::F32);
   Rand x = rand({3, cols}, Dtype::F32), a = rand({rank, cols}, Dtype::F32, -0.3, 0.3),
        b = rand({rows, rank}, Dtype::F32, -0.3, 0.3);
@@ -174,7 +174,7 @@ WICK_DEVICE_TEST(Quantized, LoraOverAQuantizedBaseGetsTheDenseBasesGradients) {
 }
 
 WICK_DEVICE_TEST(Quantized, LazyExecutionGivesTheEagerResult) {
-  QuantizedMatrix w = to_device(random_blocks(io::GgmlType::Q4_1, 7, 64, 9), device());
+  QuantizedMatrix w = to_device(random_blocks(ggml::GgmlType::Q4_1, 7, 64, 9), device());
   Rand x = rand({3, 64}, Dtype::F32);
   Tensor eager = linear(x.t, w);
   Tensor lazy;
@@ -189,19 +189,19 @@ WICK_DEVICE_TEST(Quantized, LazyExecutionGivesTheEagerResult) {
 // Quantizing runs io's quantizers (bit-exact with gguf-py); the blocks land on the matrix's device.
 WICK_DEVICE_TEST(Quantized, QuantizeRoundTripsWithinTheGridStep) {
   Rand wv = rand({4, 64}, Dtype::F32, -1, 1);
-  for (io::GgmlType type :
-       {io::GgmlType::Q8_0, io::GgmlType::Q4_0, io::GgmlType::Q4_1, io::GgmlType::Q5_0, io::GgmlType::Q5_1}) {
-    SCOPED_TRACE(std::string(io::ggml_type_name(type)));
+  for (ggml::GgmlType type :
+       {ggml::GgmlType::Q8_0, ggml::GgmlType::Q4_0, ggml::GgmlType::Q4_1, ggml::GgmlType::Q5_0, ggml::GgmlType::Q5_1}) {
+    SCOPED_TRACE(std::string(ggml::ggml_type_name(type)));
     QuantizedMatrix q = quantize(wv.t, type);
     EXPECT_EQ(q.shape(), Shape({4, 64}));
     EXPECT_EQ(q.device(), device());
-    std::vector<uint8_t> bytes(io::ggml_nbytes(type, 256));
+    std::vector<uint8_t> bytes(ggml::ggml_nbytes(type, 256));
     std::vector<float> src(wv.v.begin(), wv.v.end());
-    io::quantize_from_f32(type, src.data(), 256, bytes.data());
+    ggml::quantize_from_f32(type, src.data(), 256, bytes.data());
     EXPECT_EQ(q.blocks.to_vector<uint8_t>(), bytes);
     // Each block's step is its range over the levels (2^bits - 1 or 2^(bits-1)); error <= one step.
-    double levels = type == io::GgmlType::Q8_0                                   ? 127
-                    : (type == io::GgmlType::Q4_0 || type == io::GgmlType::Q4_1) ? 7
+    double levels = type == ggml::GgmlType::Q8_0                                   ? 127
+                    : (type == ggml::GgmlType::Q4_0 || type == ggml::GgmlType::Q4_1) ? 7
                                                                                  : 15;
     Values back = values(dequantize(q, Dtype::F32));
     for (size_t i = 0; i < back.size(); ++i) ASSERT_NEAR(back[i], wv.v[i], 1.0 / levels + 1e-3) << i;
@@ -210,15 +210,15 @@ WICK_DEVICE_TEST(Quantized, QuantizeRoundTripsWithinTheGridStep) {
 
 WICK_DEVICE_TEST(Quantized, BadLayoutsAreNamed) {
   Tensor bytes = zeros({2, 34}, Dtype::U8, device());
-  expect_error([&] { quantized_matrix(bytes, io::GgmlType::Q8_0, 2, 64); }, {"needs u8 blocks [2,68], got u8 [2,34]"});
-  expect_error([&] { quantized_matrix(bytes, io::GgmlType::Q8_0, 2, 48); }, {"multiple of the block size 32"});
-  expect_error([&] { quantized_matrix(bytes, io::GgmlType::F16, 2, 17); }, {"F16 cannot be kept as blocks"});
+  expect_error([&] { quantized_matrix(bytes, ggml::GgmlType::Q8_0, 2, 64); }, {"needs u8 blocks [2,68], got u8 [2,34]"});
+  expect_error([&] { quantized_matrix(bytes, ggml::GgmlType::Q8_0, 2, 48); }, {"multiple of the block size 32"});
+  expect_error([&] { quantized_matrix(bytes, ggml::GgmlType::F16, 2, 17); }, {"F16 cannot be kept as blocks"});
   expect_error(
       [&] {
-        quantized_matrix(zeros({2, 34}, Dtype::F32, device()), io::GgmlType::Q8_0, 2, 32);
+        quantized_matrix(zeros({2, 34}, Dtype::F32, device()), ggml::GgmlType::Q8_0, 2, 32);
       },
       {"needs u8 blocks [2,34], got f32 [2,34]"});
-  QuantizedMatrix w = quantized_matrix(bytes, io::GgmlType::Q8_0, 2, 32);
+  QuantizedMatrix w = quantized_matrix(bytes, ggml::GgmlType::Q8_0, 2, 32);
   auto z = [&](const Shape& s, Dtype dt) { return zeros(s, dt, device()); };
   expect_error([&] { linear(z({3, 31}, Dtype::F32), w); }, {"input [3,31] does not match the quantized weight [2,32]"});
   expect_error([&] { linear(z({3, 32}, Dtype::F64), w); }, {"needs an f32, bf16 or f16 input, got f64"});
@@ -227,8 +227,8 @@ WICK_DEVICE_TEST(Quantized, BadLayoutsAreNamed) {
         linear(z({3, 32}, Dtype::F32), w, z({3}, Dtype::F32));
       },
       {"bias [3] does not match the quantized weight [2,32]"});
-  expect_error([&] { quantize(z({2, 48}, Dtype::F32), io::GgmlType::Q8_0); }, {"multiple of 32"});
-  expect_error([&] { quantize(z({2, 256}, Dtype::F32), io::GgmlType::Q4_K); }, {"cannot quantize to Q4_K"});
+  expect_error([&] { quantize(z({2, 48}, Dtype::F32), ggml::GgmlType::Q8_0); }, {"multiple of 32"});
+  expect_error([&] { quantize(z({2, 256}, Dtype::F32), ggml::GgmlType::Q4_K); }, {"cannot quantize to Q4_K"});
   expect_error([&] { dequantize(w, Dtype::I32); }, {"must be f32, bf16 or f16"});
 }
 

@@ -155,8 +155,8 @@ TEST(Runner, AdapterRowsMatchPeftWhileOtherRowsStayOnTheBase) {
 TEST(Runner, PartsOfDifferentTypesGiveTheModelsForwardLogits) {
   auto model = models::DecoderModel::load(fixture("qwen2_tied"), Device::cpu(), Dtype::F32);
   for (models::DecoderLayer& l : model.layers) {
-    l.v = quantize(l.v.dense(), io::GgmlType::Q8_0);
-    l.up = quantize(l.up.dense(), io::GgmlType::Q4_0);
+    l.v = quantize(l.v.dense(), ggml::GgmlType::Q8_0);
+    l.up = quantize(l.up.dense(), ggml::GgmlType::Q4_0);
   }
   auto file = io::SafeTensors::open(fixture("qwen2_tied") + "/expected.safetensors");
   std::vector<int32_t> ids = row_ids(expected(file, "input_ids"), 0);
@@ -179,8 +179,8 @@ TEST(Runner, WeightsPlacedInOneBlockAreStackedWithoutCopies) {
   auto load = [] {
     auto m = models::DecoderModel::load(fixture("qwen2_tied"), Device::cpu(), Dtype::F32);
     for (models::DecoderLayer& l : m.layers) {  // runs of two types: [q, k] [v], [gate] [up]
-      l.v = quantize(l.v.dense(), io::GgmlType::Q8_0);
-      l.up = quantize(l.up.dense(), io::GgmlType::Q4_0);
+      l.v = quantize(l.v.dense(), ggml::GgmlType::Q8_0);
+      l.up = quantize(l.up.dense(), ggml::GgmlType::Q4_0);
     }
     return m;
   };

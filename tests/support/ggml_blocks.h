@@ -13,8 +13,8 @@
 namespace wick::testing {
 
 // Byte offsets of the f16 fields of one block of `type`.
-inline std::vector<int> f16_fields(io::GgmlType type) {
-  using io::GgmlType;
+inline std::vector<int> f16_fields(ggml::GgmlType type) {
+  using ggml::GgmlType;
   switch (type) {
     case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: return {0};
     case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K: return {0, 2};
@@ -25,8 +25,8 @@ inline std::vector<int> f16_fields(io::GgmlType type) {
   }
 }
 
-inline const std::vector<io::GgmlType>& block_types() {
-  using io::GgmlType;
+inline const std::vector<ggml::GgmlType>& block_types() {
+  using ggml::GgmlType;
   static const std::vector<GgmlType> types{GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
                                            GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
                                            GgmlType::Q5_K, GgmlType::Q6_K};
@@ -34,8 +34,8 @@ inline const std::vector<io::GgmlType>& block_types() {
 }
 
 // Blocks of a [rows, cols] matrix of `type` (on the CPU), seeded.
-inline QuantizedMatrix random_blocks(io::GgmlType type, int64_t rows, int64_t cols, uint64_t seed) {
-  const io::GgmlTypeInfo& info = io::ggml_type_info(type);
+inline QuantizedMatrix random_blocks(ggml::GgmlType type, int64_t rows, int64_t cols, uint64_t seed) {
+  const ggml::GgmlTypeInfo& info = ggml::ggml_type_info(type);
   int64_t row_bytes = cols / info.block_size * int64_t(info.type_size);
   std::mt19937_64 gen(seed);
   std::uniform_int_distribution<int> byte(0, 255);

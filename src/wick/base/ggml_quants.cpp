@@ -17,7 +17,7 @@
 #include "wick/base/error.h"
 #include "wick/base/half.h"
 
-namespace wick::io {
+namespace wick::ggml {
 
 // The 12-byte packing of eight 6-bit scales and eight 6-bit mins shared by Q4_K and Q5_K:
 // bytes 0-3 hold scales 0-3 (low 6 bits) and the top 2 bits of scales 4-7; bytes 4-7 the same for
@@ -474,4 +474,4 @@ void dequantize_to_bf16(GgmlType type, const uint8_t* src, int64_t n_elements, u
   }
 }
 
-}  // namespace wick::io
+}  // namespace wick::ggml

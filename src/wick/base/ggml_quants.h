@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace wick::io {
+namespace wick::ggml {
 
 // Values are the on-disk type ids (ggml.h `enum ggml_type`).
 enum class GgmlType : uint32_t {
@@ -85,4 +85,4 @@ bool ggml_quantizable(GgmlType type);
 // element count.
 void quantize_from_f32(GgmlType type, const float* src, int64_t n_elements, uint8_t* dst);
 
-}  // namespace wick::io
+}  // namespace wick::ggml

@@ -55,7 +55,7 @@ json gguf_info(const std::string& path) {
   std::map<std::string, int64_t> types;
   for (const io::GgufTensor& t : file.tensors()) {
     params += t.numel();
-    types[std::string(io::ggml_type_name(t.type))]++;
+    types[std::string(ggml::ggml_type_name(t.type))]++;
   }
   out["tensors"] = file.tensors().size();
   out["parameters"] = params;

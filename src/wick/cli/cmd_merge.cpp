@@ -38,9 +38,9 @@ std::string base_dtype(const io::ModelSource& src) {
     bool f16 = false, bf16 = false;
     for (const io::GgufTensor& t : file.tensors()) {
       if (t.shape.size() < 2) continue;  // norms are f32 whatever the file type
-      if (t.type == io::GgmlType::F16) f16 = true;
-      else if (t.type == io::GgmlType::BF16) bf16 = true;
-      else if (t.type != io::GgmlType::F32) return "bf16";  // quantized
+      if (t.type == ggml::GgmlType::F16) f16 = true;
+      else if (t.type == ggml::GgmlType::BF16) bf16 = true;
+      else if (t.type != ggml::GgmlType::F32) return "bf16";  // quantized
     }
     return bf16 ? "bf16" : (f16 ? "f16" : "f32");
   }

@@ -30,9 +30,10 @@ models::WeightStorage RuntimeOptions::resolved_storage() const {
     storage.keep_file_blocks = true;
     return storage;
   }
-  static const std::pair<const char*, io::GgmlType> kTypes[] = {{"q4_0", io::GgmlType::Q4_0}, {"q4_1", io::GgmlType::Q4_1},
-                                                                {"q5_0", io::GgmlType::Q5_0}, {"q5_1", io::GgmlType::Q5_1},
-                                                                {"q8_0", io::GgmlType::Q8_0}};
+  using ggml::GgmlType;
+  static const std::pair<const char*, GgmlType> kTypes[] = {{"q4_0", GgmlType::Q4_0}, {"q4_1", GgmlType::Q4_1},
+                                                          {"q5_0", GgmlType::Q5_0}, {"q5_1", GgmlType::Q5_1},
+                                                          {"q8_0", GgmlType::Q8_0}};
   for (const auto& [name, type] : kTypes)
     if (quantized_base == name) {
       storage.quantize = type;

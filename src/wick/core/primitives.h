@@ -401,15 +401,15 @@ class LoraDelta : public Primitive {
 
 // ---------------------------------------------------------------- quantized weights (core/quantized.h)
 // The dense matrix [rows, cols] (f32, bf16 or f16) of GGML blocks: input U8 [rows, row_bytes].
-// Each element comes out of the same float32 operations as io::dequantize_to_f32 on both backends.
+// Each element comes out of the same float32 operations as ggml::dequantize_to_f32 on both backends.
 class Dequantize : public Primitive {
  public:
-  explicit Dequantize(io::GgmlType type) : type_(type) {}
+  explicit Dequantize(ggml::GgmlType type) : type_(type) {}
   const char* name() const override { return "dequantize"; }
-  io::GgmlType type() const { return type_; }
+  ggml::GgmlType type() const { return type_; }
   WICK_DECLARE_EVAL
  private:
-  io::GgmlType type_;
+  ggml::GgmlType type_;
 };
 
 // A product with a quantized matrix W [rows, cols] (input 1: its blocks, U8 [rows, row_bytes]),
@@ -421,16 +421,16 @@ class Dequantize : public Primitive {
 // products with the weight's blocks (backend/cpu/quant_dot.h); the vjp never does.
 class QuantizedMatmul : public Primitive {
  public:
-  QuantizedMatmul(io::GgmlType type, int64_t rows, int64_t cols, bool transposed, bool int8_activations = false)
+  QuantizedMatmul(ggml::GgmlType type, int64_t rows, int64_t cols, bool transposed, bool int8_activations = false)
       : type_(type), rows_(rows), cols_(cols), transposed_(transposed), int8_activations_(int8_activations) {}
   const char* name() const override { return "quantized_matmul"; }
-  io::GgmlType type() const { return type_; }
+  ggml::GgmlType type() const { return type_; }
   bool transposed() const { return transposed_; }
   bool int8_activations() const { return int8_activations_; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
  private:
-  io::GgmlType type_;
+  ggml::GgmlType type_;
   int64_t rows_, cols_;
   bool transposed_;
   bool int8_activations_;

@@ -8,8 +8,8 @@
 
 namespace wick {
 
-bool keeps_blocks(io::GgmlType type) {
-  using io::GgmlType;
+bool keeps_blocks(ggml::GgmlType type) {
+  using ggml::GgmlType;
   switch (type) {
     case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0:
     case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
@@ -19,8 +19,8 @@ bool keeps_blocks(io::GgmlType type) {
   }
 }
 
-QuantizedMatrix quantized_matrix(Tensor blocks, io::GgmlType type, int64_t rows, int64_t cols) {
-  const io::GgmlTypeInfo* info = io::find_ggml_type(uint32_t(type));
+QuantizedMatrix quantized_matrix(Tensor blocks, ggml::GgmlType type, int64_t rows, int64_t cols) {
+  const ggml::GgmlTypeInfo* info = ggml::find_ggml_type(uint32_t(type));
   WICK_CHECK(info != nullptr, "quantized matrix: unknown GGML type id ", uint32_t(type));
   WICK_CHECK(keeps_blocks(type), "quantized matrix: GGML type ", info->name,
              " cannot be kept as blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K-Q6_K)");
@@ -34,19 +34,19 @@ QuantizedMatrix quantized_matrix(Tensor blocks, io::GgmlType type, int64_t rows,
   return QuantizedMatrix{std::move(blocks), type, rows, cols};
 }
 
-QuantizedMatrix quantize(const Tensor& w, io::GgmlType type) {
+QuantizedMatrix quantize(const Tensor& w, ggml::GgmlType type) {
   WICK_CHECK(w.ndim() == 2 && is_floating(w.dtype()), "quantize: expected a floating matrix [rows, cols], got ",
              dtype_name(w.dtype()), " ", shape_str(w.shape()));
-  const io::GgmlTypeInfo* info = io::find_ggml_type(uint32_t(type));
-  WICK_CHECK(info != nullptr && io::ggml_quantizable(type) && keeps_blocks(type), "quantize: wick cannot quantize to ",
-             info ? info->name : "an unknown type", " (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)");
+  const ggml::GgmlTypeInfo* info = ggml::find_ggml_type(uint32_t(type));
+  WICK_CHECK(info != nullptr && ggml::ggml_quantizable(type) && keeps_blocks(type),
+             "quantize: wick cannot quantize to ", info ? info->name : "an unknown type", " (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)");
   int64_t rows = w.shape(0), cols = w.shape(1);
   WICK_CHECK(cols % info->block_size == 0, "quantize: ", info->name, " needs rows of a multiple of ",
              info->block_size, " values, got ", shape_str(w.shape()));
   std::vector<float> values = w.to_vector<float>();
   int64_t row_bytes = cols / info->block_size * int64_t(info->type_size);
   Tensor blocks = Tensor::empty({rows, row_bytes}, Dtype::U8, Device::cpu());
-  io::quantize_from_f32(type, values.data(), rows * cols, blocks.data<uint8_t>());
+  ggml::quantize_from_f32(type, values.data(), rows * cols, blocks.data<uint8_t>());
   return QuantizedMatrix{to_device(blocks, w.device()), type, rows, cols};
 }
 

@@ -15,7 +15,7 @@ namespace wick {
 // holding cols / block_size blocks (the layout of a GGUF tensor of shape [rows, cols]).
 struct QuantizedMatrix {
   Tensor blocks;
-  io::GgmlType type = io::GgmlType::Q8_0;
+  ggml::GgmlType type = ggml::GgmlType::Q8_0;
   int64_t rows = 0, cols = 0;
   // Products on the CPU with a few activation rows (decode) may quantize the activations to 8-bit
   // blocks of 32 and take integer dot products, as llama.cpp does: the result then differs from
@@ -29,15 +29,15 @@ struct QuantizedMatrix {
 };
 
 // Whether `type` can be kept as blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K).
-bool keeps_blocks(io::GgmlType type);
+bool keeps_blocks(ggml::GgmlType type);
 
 // Wraps raw blocks, checking the type, that cols is a multiple of its block size, and that
 // `blocks` is U8 [rows, row_bytes]; errors name what is wrong.
-QuantizedMatrix quantized_matrix(Tensor blocks, io::GgmlType type, int64_t rows, int64_t cols);
+QuantizedMatrix quantized_matrix(Tensor blocks, ggml::GgmlType type, int64_t rows, int64_t cols);
 
 // Quantizes a dense matrix [rows, cols] (any float dtype, any device) into `type` (Q4_0, Q4_1,
-// Q5_0, Q5_1 or Q8_0, the types io::quantize_from_f32 produces); the result is on w's device.
-QuantizedMatrix quantize(const Tensor& w, io::GgmlType type);
+// Q5_0, Q5_1 or Q8_0, the types ggml::quantize_from_f32 produces); the result is on w's device.
+QuantizedMatrix quantize(const Tensor& w, ggml::GgmlType type);
 
 QuantizedMatrix to_device(const QuantizedMatrix& w, Device device);
 

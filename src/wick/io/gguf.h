@@ -61,7 +61,7 @@ struct GgufValue {
 
 struct GgufTensor {
   std::string name;
-  GgmlType type = GgmlType::F32;
+  ggml::GgmlType type = ggml::GgmlType::F32;
   // PyTorch order (outermost first): the reverse of the innermost-first dims GGUF stores.
   std::vector<int64_t> shape;
   uint64_t offset = 0;  // relative to the start of the data section

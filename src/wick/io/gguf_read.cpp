@@ -228,9 +228,9 @@ GgufFile GgufFile::parse(std::shared_ptr<const void> owner, const uint8_t* bytes
         fail(ctx, ": dimensions overflow 64 bits");
     }
     uint32_t type_id = c.read<uint32_t>("tensor type");
-    const GgmlTypeInfo* info = find_ggml_type(type_id);
+    const ggml::GgmlTypeInfo* info = ggml::find_ggml_type(type_id);
     if (info == nullptr) fail(ctx, ": unknown GGML type id ", type_id);
-    t.type = GgmlType(type_id);
+    t.type = ggml::GgmlType(type_id);
     // Blocks never straddle rows; a 0-d tensor of a block type cannot be stored either.
     uint64_t row = n_dims > 0 ? dims[0] : 1;
     if (row % uint64_t(info->block_size) != 0)
@@ -319,7 +319,7 @@ std::vector<float> GgufFile::dequantize(std::string_view name) const {
   const GgufTensor& t = tensor(name);
   std::vector<float> out(size_t(t.numel()));
   try {
-    dequantize_to_f32(t.type, t.data, t.numel(), out.data());
+    ggml::dequantize_to_f32(t.type, t.data, t.numel(), out.data());
   } catch (const Error& e) {
     fail(source_, ": tensor '", name, "': ", e.what());
   }

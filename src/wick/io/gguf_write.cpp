@@ -87,7 +87,7 @@ void save_gguf(const std::string& path, const std::vector<std::pair<std::string,
   }
   uint64_t offset = 0;
   for (const GgufTensorToWrite& t : tensors) {
-    const GgmlTypeInfo& info = ggml_type_info(t.type);
+    const ggml::GgmlTypeInfo& info = ggml::ggml_type_info(t.type);
     WICK_CHECK(!t.shape.empty() && t.shape.size() <= 4, path, ": tensor '", t.name, "' has ", t.shape.size(),
                " dimensions (1 to 4)");
     int64_t numel = 1;

@@ -14,7 +14,7 @@ namespace wick::io {
 // (nbytes of them), valid during the call.
 struct GgufTensorToWrite {
   std::string name;
-  GgmlType type = GgmlType::F32;
+  ggml::GgmlType type = ggml::GgmlType::F32;
   std::vector<int64_t> shape;
   const void* data = nullptr;
   size_t nbytes = 0;

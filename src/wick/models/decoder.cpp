@@ -130,7 +130,7 @@ void check_storage(const WeightStorage& storage) {
 }
 
 // A linear weight quantized at load from its f32 values (on the CPU), then moved to `device`.
-LinearWeight quantized_at_load(const std::string& name, const Tensor& f32, io::GgmlType type, Device device) {
+LinearWeight quantized_at_load(const std::string& name, const Tensor& f32, ggml::GgmlType type, Device device) {
   try {
     return to_device(quantize(f32, type), device);
   } catch (const Error& e) {

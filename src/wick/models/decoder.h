@@ -54,7 +54,7 @@ struct WeightStorage {
   // load. Projections the file stores as F32/F16/BF16 stay dense.
   bool keep_file_blocks = false;
   // Quantize the projections into this type at load, from any base (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
-  std::optional<io::GgmlType> quantize;
+  std::optional<ggml::GgmlType> quantize;
   // GGUF bases: keep the token embeddings (and an untied lm_head) as the file's blocks too, for
   // inference in the memory of the file (embed_blocks / lm_head_blocks instead of the dense tensors).
   bool keep_embedding_blocks = false;

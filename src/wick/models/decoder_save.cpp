@@ -114,7 +114,7 @@ void save_decoder_gguf(const DecoderModel& m, const std::string& path, Dtype dty
   const std::string& arch = c.model_type;
   WICK_CHECK(arch == "llama" || arch == "qwen2", path, ": GGUF output supports llama and qwen2 models, not ", arch);
   WICK_CHECK(!c.o_bias || arch == "llama", path, ": an o_proj bias cannot be written for ", arch);
-  using io::gguf_f32, io::gguf_string, io::gguf_u32;
+  using ggml::GgmlType, io::gguf_f32, io::gguf_string, io::gguf_u32;
   std::string p = arch + ".";
   std::vector<std::pair<std::string, io::GgufValue>> meta{
       {"general.architecture", gguf_string(arch)},
@@ -163,13 +163,13 @@ void save_decoder_gguf(const DecoderModel& m, const std::string& path, Dtype dty
       int64_t rows = t.shape()[0];
       io::permute_qk_rows_bytes(bytes.back().data(), q ? c.num_heads : c.num_kv_heads, rows, bytes.back().size() / size_t(rows));
     }
-    io::GgmlType type = stored == Dtype::F32 ? io::GgmlType::F32 : (stored == Dtype::F16 ? io::GgmlType::F16 : io::GgmlType::BF16);
+    GgmlType type = stored == Dtype::F32 ? GgmlType::F32 : (stored == Dtype::F16 ? GgmlType::F16 : GgmlType::BF16);
     tensors.push_back({*gguf_name, type, t.shape(), bytes.back().data(), bytes.back().size()});
   }
   if (scaled) {
     bytes.emplace_back(factors.size() * sizeof(float));
     std::memcpy(bytes.back().data(), factors.data(), bytes.back().size());
-    tensors.push_back({"rope_freqs.weight", io::GgmlType::F32, {int64_t(factors.size())}, bytes.back().data(), bytes.back().size()});
+    tensors.push_back({"rope_freqs.weight", GgmlType::F32, {int64_t(factors.size())}, bytes.back().data(), bytes.back().size()});
   }
   io::save_gguf(path, meta, tensors);
 }

@@ -104,7 +104,7 @@ bool adjacent(const std::vector<const Tensor*>& parts) {
 }
 
 const Tensor& LinearWeight::dense() const {
-  WICK_CHECK(!blocks_, "this weight is kept quantized (", io::ggml_type_name(blocks_->type), "); ask for to_dense()");
+  WICK_CHECK(!blocks_, "this weight is kept quantized (", ggml::ggml_type_name(blocks_->type), "); ask for to_dense()");
   return dense_;
 }
 

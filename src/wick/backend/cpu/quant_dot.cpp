@@ -119,7 +119,7 @@ void sub_q3_k(const uint8_t* blk, int s, Sub& out) {
 
 void sub_q4_k(const uint8_t* blk, int s, Sub& out) {
   uint8_t sc[8], mn[8];
-  io::k_scale_min(blk + 4, sc, mn);
+  ggml::k_scale_min(blk + 4, sc, mn);
   const uint8_t* chunk = blk + 16 + 32 * (s / 2);
   int shift = 4 * (s % 2);
   for (int l = 0; l < 32; ++l) out.u[l] = (chunk[l] >> shift) & 0x0F;
@@ -128,7 +128,7 @@ void sub_q4_k(const uint8_t* blk, int s, Sub& out) {
 
 void sub_q5_k(const uint8_t* blk, int s, Sub& out) {
   uint8_t sc[8], mn[8];
-  io::k_scale_min(blk + 4, sc, mn);
+  ggml::k_scale_min(blk + 4, sc, mn);
   const uint8_t* qh = blk + 16;
   const uint8_t* chunk = blk + 48 + 32 * (s / 2);
   int shift = 4 * (s % 2);
@@ -194,8 +194,8 @@ void row_dot_f32(const uint8_t* w, const float* x, int64_t ldx, int m, int64_t n
 // The one table of the block types with kernels: f.template operator()<values per block, bytes per
 // block, decoder>() for `type`, or R{} (none) for any other type.
 template <class R, class F>
-R with_decoder(io::GgmlType type, F&& f) {
-  using io::GgmlType;
+R with_decoder(ggml::GgmlType type, F&& f) {
+  using ggml::GgmlType;
   switch (type) {
     case GgmlType::Q4_0: return f.template operator()<32, 18, sub_q4_0>();
     case GgmlType::Q4_1: return f.template operator()<32, 20, sub_q4_1>();
@@ -213,17 +213,17 @@ R with_decoder(io::GgmlType type, F&& f) {
 
 }  // namespace
 
-bool f32_dot_supported(io::GgmlType type) { return detail::row_dot_f32_scalar(type) != nullptr; }
+bool f32_dot_supported(ggml::GgmlType type) { return detail::row_dot_f32_scalar(type) != nullptr; }
 
-RowDotF32Fn row_dot_f32_kernel(io::GgmlType type, bool simd) {
+RowDotF32Fn row_dot_f32_kernel(ggml::GgmlType type, bool simd) {
   if (simd && int8_dot_simd_available())
     if (RowDotF32Fn f = detail::row_dot_f32_avx2(type)) return f;
   RowDotF32Fn f = detail::row_dot_f32_scalar(type);
-  WICK_CHECK(f != nullptr, "quantized product: no f32 dot product for GGML type ", io::ggml_type_name(type));
+  WICK_CHECK(f != nullptr, "quantized product: no f32 dot product for GGML type ", ggml::ggml_type_name(type));
   return f;
 }
 
-bool int8_dot_supported(io::GgmlType type) { return detail::row_dot_scalar(type) != nullptr; }
+bool int8_dot_supported(ggml::GgmlType type) { return detail::row_dot_scalar(type) != nullptr; }
 
 bool int8_dot_simd_available() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -235,29 +235,29 @@ bool int8_dot_simd_available() {
 #endif
 }
 
-RowDotFn row_dot_kernel(io::GgmlType type, bool simd) {
+RowDotFn row_dot_kernel(ggml::GgmlType type, bool simd) {
   if (simd && int8_dot_simd_available())
     if (RowDotFn f = detail::row_dot_avx2(type)) return f;
   RowDotFn f = detail::row_dot_scalar(type);
-  WICK_CHECK(f != nullptr, "quantized product: no 8-bit dot product for GGML type ", io::ggml_type_name(type));
+  WICK_CHECK(f != nullptr, "quantized product: no 8-bit dot product for GGML type ", ggml::ggml_type_name(type));
   return f;
 }
 
 namespace detail {
 
-RowDotFn row_dot_scalar(io::GgmlType type) {
+RowDotFn row_dot_scalar(ggml::GgmlType type) {
   return with_decoder<RowDotFn>(type, []<int64_t kBlock, size_t kBytes, SubDecodeFn Decode>() {
     return &row_dot<kBlock, kBytes, Decode>;
   });
 }
 
-RowDotF32Fn row_dot_f32_scalar(io::GgmlType type) {
+RowDotF32Fn row_dot_f32_scalar(ggml::GgmlType type) {
   return with_decoder<RowDotF32Fn>(type, []<int64_t kBlock, size_t kBytes, SubDecodeFn Decode>() {
     return &row_dot_f32<kBlock, kBytes, Decode>;
   });
 }
 
-SubDecodeFn sub_decoder(io::GgmlType type) {
+SubDecodeFn sub_decoder(ggml::GgmlType type) {
   return with_decoder<SubDecodeFn>(type, []<int64_t, size_t, SubDecodeFn Decode>() { return Decode; });
 }
 

@@ -39,14 +39,14 @@ void quantize_row_q8(const float* x, int64_t n, Q8Block* out);
 using RowDotFn = float (*)(const uint8_t* w, const Q8Block* x, int64_t n);
 
 // Whether the 8-bit products handle `type` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K).
-bool int8_dot_supported(io::GgmlType type);
+bool int8_dot_supported(ggml::GgmlType type);
 
 // Whether this machine runs the AVX2 kernels (AVX2, FMA and F16C).
 bool int8_dot_simd_available();
 
 // The row dot of `type`: the AVX2 kernel when `simd` and the machine has it (Q2_K and Q3_K have
 // only the scalar one), else the scalar kernel. Throws for an unsupported type.
-RowDotFn row_dot_kernel(io::GgmlType type, bool simd = true);
+RowDotFn row_dot_kernel(ggml::GgmlType type, bool simd = true);
 
 // out[i] = sum_j W[j] * x[i * ldx + j] for i < m (1 to kF32DotMaxRows): one weight row of n values
 // (a multiple of the type's block size) stored as GGML blocks, dequantized in registers, against m
@@ -55,17 +55,17 @@ using RowDotF32Fn = void (*)(const uint8_t* w, const float* x, int64_t ldx, int 
 constexpr int kF32DotMaxRows = 4;
 
 // Whether the f32 products handle `type` (the same types as the 8-bit ones).
-bool f32_dot_supported(io::GgmlType type);
+bool f32_dot_supported(ggml::GgmlType type);
 
 // The f32 row dot of `type`: AVX2 when `simd` and the machine has it, else scalar. Throws for an
 // unsupported type.
-RowDotF32Fn row_dot_f32_kernel(io::GgmlType type, bool simd = true);
+RowDotF32Fn row_dot_f32_kernel(ggml::GgmlType type, bool simd = true);
 
 namespace detail {
-RowDotFn row_dot_scalar(io::GgmlType type);
-RowDotFn row_dot_avx2(io::GgmlType type);  // nullptr where there is none
-RowDotF32Fn row_dot_f32_scalar(io::GgmlType type);
-RowDotF32Fn row_dot_f32_avx2(io::GgmlType type);  // nullptr where there is none
+RowDotFn row_dot_scalar(ggml::GgmlType type);
+RowDotFn row_dot_avx2(ggml::GgmlType type);  // nullptr where there is none
+RowDotF32Fn row_dot_f32_scalar(ggml::GgmlType type);
+RowDotF32Fn row_dot_f32_avx2(ggml::GgmlType type);  // nullptr where there is none
 
 // 32 weights of one block in the form both families share: value_j = a[j / 16] * u[j] + b[j / 16].
 struct Sub {
@@ -80,7 +80,7 @@ struct Sub {
 // K-quants' 256-value super-blocks).
 using SubDecodeFn = void (*)(const uint8_t* blk, int s, Sub& out);
 // The decoder of `type`, its block size and bytes per block; nullptr for an unsupported type.
-SubDecodeFn sub_decoder(io::GgmlType type);
+SubDecodeFn sub_decoder(ggml::GgmlType type);
 }  // namespace detail
 
 }  // namespace wick::cpu

@@ -128,7 +128,7 @@ float dot_qk_4_5(const uint8_t* w, const Q8Block* x, int64_t n) {
   for (int64_t b = 0; b < n / 256; ++b, w += kBytes, x += 8) {
     float d = f16f(w), dmin = f16f(w + 2);
     uint8_t sc[8], mn[8];
-    io::k_scale_min(w + 4, sc, mn);
+    ggml::k_scale_min(w + 4, sc, mn);
     const uint8_t* qs = w + (kFive ? 48 : 16);
     __m256i qh = kFive ? load256(w + 16) : _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
@@ -343,7 +343,7 @@ struct DecodeQk45 {
     for (int64_t b = 0; b < n / 256; ++b, w += kBytes) {
       float d = f16f(w), dmin = f16f(w + 2);
       uint8_t sc[8], mn[8];
-      io::k_scale_min(w + 4, sc, mn);
+      ggml::k_scale_min(w + 4, sc, mn);
       const uint8_t* qs = w + (kFive ? 48 : 16);
       __m256i qh = kFive ? load256(w + 16) : _mm256_setzero_si256();
       for (int c = 0; c < 4; ++c) {
@@ -397,12 +397,12 @@ struct DecodeQ6K {
 };
 
 // Q2_K and Q3_K: the portable decoder's bytes (their 8-bit products have no AVX2 kernel either).
-template <io::GgmlType kType>
+template <ggml::GgmlType kType>
 struct DecodeSub {
   template <class Sink>
   static void row(const uint8_t* w, int64_t n, Sink& sink) {
     static const detail::SubDecodeFn decode = detail::sub_decoder(kType);
-    const size_t bytes = io::ggml_nbytes(kType, 256);
+    const size_t bytes = ggml::ggml_nbytes(kType, 256);
     detail::Sub s;
     for (int64_t b = 0; b < n / 256; ++b, w += bytes)
       for (int k = 0; k < 8; ++k) {
@@ -433,8 +433,8 @@ void dot_f32(const uint8_t* w, const float* x, int64_t ldx, int m, int64_t n, fl
 
 namespace detail {
 
-RowDotFn row_dot_avx2(io::GgmlType type) {
-  using io::GgmlType;
+RowDotFn row_dot_avx2(ggml::GgmlType type) {
+  using ggml::GgmlType;
   switch (type) {
     case GgmlType::Q4_0: return dot_q_0<false>;
     case GgmlType::Q5_0: return dot_q_0<true>;
@@ -448,8 +448,8 @@ RowDotFn row_dot_avx2(io::GgmlType type) {
   }
 }
 
-RowDotF32Fn row_dot_f32_avx2(io::GgmlType type) {
-  using io::GgmlType;
+RowDotF32Fn row_dot_f32_avx2(ggml::GgmlType type) {
+  using ggml::GgmlType;
   switch (type) {
     case GgmlType::Q4_0: return dot_f32<Decode32<false, false>>;
     case GgmlType::Q5_0: return dot_f32<Decode32<true, false>>;
@@ -474,8 +474,8 @@ RowDotF32Fn row_dot_f32_avx2(io::GgmlType type) {
 #include "wick/backend/cpu/quant_dot.h"
 
 namespace wick::cpu::detail {
-RowDotFn row_dot_avx2(io::GgmlType) { return nullptr; }
-RowDotF32Fn row_dot_f32_avx2(io::GgmlType) { return nullptr; }
+RowDotFn row_dot_avx2(ggml::GgmlType) { return nullptr; }
+RowDotF32Fn row_dot_f32_avx2(ggml::GgmlType) { return nullptr; }
 }  // namespace wick::cpu::detail
 
 #endif

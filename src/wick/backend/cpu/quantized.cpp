@@ -20,18 +20,18 @@ namespace wick {
 namespace {
 
 // Dense [rows, cols] in `dtype` from contiguous blocks, on the calling thread.
-void dequantize_rows(io::GgmlType type, const uint8_t* src, int64_t rows, int64_t cols, Dtype dtype, void* dst) {
+void dequantize_rows(ggml::GgmlType type, const uint8_t* src, int64_t rows, int64_t cols, Dtype dtype, void* dst) {
   int64_t n = rows * cols;
   switch (dtype) {
-    case Dtype::F32: io::dequantize_to_f32(type, src, n, static_cast<float*>(dst)); return;
-    case Dtype::BF16: io::dequantize_to_bf16(type, src, n, static_cast<uint16_t*>(dst)); return;
+    case Dtype::F32: ggml::dequantize_to_f32(type, src, n, static_cast<float*>(dst)); return;
+    case Dtype::BF16: ggml::dequantize_to_bf16(type, src, n, static_cast<uint16_t*>(dst)); return;
     case Dtype::F16: {
       // Row by row through a float buffer: the f32 dequantizer's values, rounded once.
-      size_t row_bytes = io::ggml_nbytes(type, cols);
+      size_t row_bytes = ggml::ggml_nbytes(type, cols);
       std::vector<float> row(static_cast<size_t>(cols));
       f16* out = static_cast<f16*>(dst);
       for (int64_t r = 0; r < rows; ++r) {
-        io::dequantize_to_f32(type, src + size_t(r) * row_bytes, cols, row.data());
+        ggml::dequantize_to_f32(type, src + size_t(r) * row_bytes, cols, row.data());
         for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = f16(row[size_t(c)]);
       }
       return;
@@ -41,8 +41,8 @@ void dequantize_rows(io::GgmlType type, const uint8_t* src, int64_t rows, int64_
 }
 
 // Dense [rows, cols] in `dtype` from contiguous blocks, rows split across the thread pool.
-void dequantize_into(io::GgmlType type, const uint8_t* src, int64_t rows, int64_t cols, Dtype dtype, void* dst) {
-  size_t row_bytes = io::ggml_nbytes(type, cols), item = dtype_size(dtype);
+void dequantize_into(ggml::GgmlType type, const uint8_t* src, int64_t rows, int64_t cols, Dtype dtype, void* dst) {
+  size_t row_bytes = ggml::ggml_nbytes(type, cols), item = dtype_size(dtype);
   cpu::parallel_for(rows, std::max<int64_t>(1, 16384 / cols), [&](int64_t r0, int64_t r1) {
     dequantize_rows(type, src + size_t(r0) * row_bytes, r1 - r0, cols, dtype,
                     static_cast<uint8_t*>(dst) + size_t(r0 * cols) * item);
@@ -63,7 +63,8 @@ std::vector<float> widened(const T* p, int64_t n) {
 // out[i, r] = x[i, :] . W[r, :] for m rows of x in f32 (16-bit x widened), the weights dequantized
 // in registers; up to kF32DotMaxRows rows of x share each decoded weight row.
 template <typename T>
-void f32_product(io::GgmlType type, const uint8_t* blocks, int64_t rows, int64_t cols, const T* x, int64_t m, T* out) {
+void f32_product(ggml::GgmlType type, const uint8_t* blocks, int64_t rows, int64_t cols, const T* x, int64_t m,
+                 T* out) {
   std::vector<float> wide;
   const float* xf = nullptr;
   if constexpr (std::is_same_v<T, float>) {
@@ -73,7 +74,7 @@ void f32_product(io::GgmlType type, const uint8_t* blocks, int64_t rows, int64_t
     xf = wide.data();
   }
   cpu::RowDotF32Fn dot = cpu::row_dot_f32_kernel(type);
-  size_t row_bytes = io::ggml_nbytes(type, cols);
+  size_t row_bytes = ggml::ggml_nbytes(type, cols);
   cpu::parallel_for(rows, std::max<int64_t>(1, 32768 / (cols * m)), [&](int64_t r0, int64_t r1) {
     float part[cpu::kF32DotMaxRows];
     for (int64_t r = r0; r < r1; ++r)
@@ -87,7 +88,8 @@ void f32_product(io::GgmlType type, const uint8_t* blocks, int64_t rows, int64_t
 
 // out[i, r] = x[i, :] . W[r, :] for m rows of x through 8-bit activation blocks.
 template <typename T>
-void int8_product(io::GgmlType type, const uint8_t* blocks, int64_t rows, int64_t cols, const T* x, int64_t m, T* out) {
+void int8_product(ggml::GgmlType type, const uint8_t* blocks, int64_t rows, int64_t cols, const T* x, int64_t m,
+                  T* out) {
   int64_t nb = cols / cpu::kQ8BlockSize;
   std::vector<cpu::Q8Block> xq(size_t(m * nb));
   std::vector<float> row(static_cast<size_t>(cols));
@@ -102,7 +104,7 @@ void int8_product(io::GgmlType type, const uint8_t* blocks, int64_t rows, int64_
     cpu::quantize_row_q8(xr, cols, xq.data() + i * nb);
   }
   cpu::RowDotFn dot = cpu::row_dot_kernel(type);
-  size_t row_bytes = io::ggml_nbytes(type, cols);
+  size_t row_bytes = ggml::ggml_nbytes(type, cols);
   cpu::parallel_for(rows, std::max<int64_t>(1, 32768 / (cols * m)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t i = 0; i < m; ++i)
@@ -144,7 +146,7 @@ void QuantizedMatmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out)
     // hundreds of MB at once, which the heap keeps after a server's first long prompt).
     const int64_t slice = std::max<int64_t>(64, (int64_t(1) << 20) / cols_);
     std::vector<float> w(size_t(std::min(slice, rows_) * cols_));
-    const size_t row_bytes = io::ggml_nbytes(type_, cols_);
+    const size_t row_bytes = ggml::ggml_nbytes(type_, cols_);
     for (int64_t r0 = 0; r0 < rows_; r0 += slice) {
       const int64_t nr = std::min(slice, rows_ - r0);
       dequantize_into(type_, cpu::cdata<uint8_t>(blocks) + size_t(r0) * row_bytes, nr, cols_, Dtype::F32, w.data());

@@ -22,15 +22,15 @@ struct FormatFacts {
   int chunk8, chunk16;               // units a warp loads at once with tiles of 8 or 16 weight rows
 };
 
-FormatFacts facts_of(io::GgmlType type) {
+FormatFacts facts_of(ggml::GgmlType type) {
   return with_format(type, [&]<class Dec, typename T>() {
     return FormatFacts{Dec::kUnitK, gemv::is_dense<Dec>(), &gemv::skinny_smem_bytes<Dec>, gemv::chunk_units<Dec>(8),
                        gemv::chunk_units<Dec>(16)};
   });
 }
 
-bool is_kernel_type(io::GgmlType type) {
-  using io::GgmlType;
+bool is_kernel_type(ggml::GgmlType type) {
+  using ggml::GgmlType;
   switch (type) {
     case GgmlType::F32:
     case GgmlType::F16:
@@ -49,22 +49,24 @@ bool is_kernel_type(io::GgmlType type) {
   }
 }
 
-Dtype dense_dtype(io::GgmlType type) {
-  return type == io::GgmlType::F32 ? Dtype::F32 : type == io::GgmlType::F16 ? Dtype::F16 : Dtype::BF16;
+Dtype dense_dtype(ggml::GgmlType type) {
+  return type == ggml::GgmlType::F32 ? Dtype::F32 : type == ggml::GgmlType::F16 ? Dtype::F16 : Dtype::BF16;
 }
 
 bool is_float_dtype(Dtype d) { return d == Dtype::F32 || d == Dtype::BF16 || d == Dtype::F16; }
 
 int device_of(cudaStream_t stream) { return device_of_stream(stream); }
 
-std::string weight_str(const SkinnyWeight& w) { return str_cat(io::ggml_type_name(w.type), " [", w.n, ", ", w.k, "]"); }
+std::string weight_str(const SkinnyWeight& w) {
+  return str_cat(ggml::ggml_type_name(w.type), " [", w.n, ", ", w.k, "]");
+}
 
 // The weight's own checks. The product reads k in units of 32 values (256 for K-quants); the
 // gather of a dense matrix takes any k. Messages are built only for a problem (these run per launch).
 std::string weight_problem(const SkinnyWeight& w, bool product) {
-  if (io::find_ggml_type(uint32_t(w.type)) == nullptr) return str_cat("unknown GGML type id ", uint32_t(w.type));
+  if (ggml::find_ggml_type(uint32_t(w.type)) == nullptr) return str_cat("unknown GGML type id ", uint32_t(w.type));
   if (!is_kernel_type(w.type))
-    return str_cat("no kernel reads ", io::ggml_type_name(w.type),
+    return str_cat("no kernel reads ", ggml::ggml_type_name(w.type),
                    " weights (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)");
   if (w.n < 1 || w.k < 1 || w.n > INT32_MAX || w.k > INT32_MAX)
     return str_cat("weight ", weight_str(w), ": n and k must lie in 1..2^31-1");
@@ -171,7 +173,7 @@ void skinny_matmul(const SkinnyWeight& w, const void* x, Dtype x_dtype, int64_t 
 
   gemv::SkinnyParams p{};
   p.w = w.data;
-  p.row_bytes = int64_t(io::ggml_nbytes(w.type, w.k));
+  p.row_bytes = int64_t(ggml::ggml_nbytes(w.type, w.k));
   p.n = int(w.n);
   p.k = int(w.k);
   p.units = int(w.k / facts_of(w.type).unit_k);
@@ -278,7 +280,7 @@ void embedding_gather(const SkinnyWeight& w, const void* ids, Dtype ids_dtype, i
   const int threads = 256;
   const int64_t work = facts_of(w.type).dense ? count * w.k : count * (w.k / 32) * 4;
   const unsigned blocks = unsigned(std::clamp<int64_t>((work + threads - 1) / threads, 1, int64_t(1) << 20));
-  const int64_t row_bytes = int64_t(io::ggml_nbytes(w.type, w.k));
+  const int64_t row_bytes = int64_t(ggml::ggml_nbytes(w.type, w.k));
   auto launch = [&]<typename O, typename I>() {
     with_format(w.type, [&]<class Dec, typename T>() {
       if constexpr (gemv::is_dense<Dec>()) {

@@ -20,7 +20,7 @@ namespace wick::cuda {
 // k / block_size blocks (the layout of QuantizedMatrix::blocks and of a GGUF tensor).
 struct SkinnyWeight {
   const uint8_t* data = nullptr;
-  io::GgmlType type = io::GgmlType::BF16;
+  ggml::GgmlType type = ggml::GgmlType::BF16;
   int64_t n = 0, k = 0;
 };
 
@@ -35,8 +35,8 @@ constexpr int64_t kSkinnyMaxRows = 64;
 // 97 us) and at more rows (16-64 rows read the weight more than once in the skinny kernel).
 // Block weights and f32 (its CUDA-core path, 8 rows a pass) always take the skinny kernel where it
 // applies: no cuBLASLt path reads blocks, and f32 leaves it past 8 rows by the caller's bound.
-inline bool skinny_beats_gemm(io::GgmlType type, int64_t m, int64_t n, int64_t k) {
-  if (type != io::GgmlType::BF16 && type != io::GgmlType::F16) return true;
+inline bool skinny_beats_gemm(ggml::GgmlType type, int64_t m, int64_t n, int64_t k) {
+  if (type != ggml::GgmlType::BF16 && type != ggml::GgmlType::F16) return true;
   return m <= 8 && n * k <= (int64_t(1) << 23);
 }
 
@@ -69,7 +69,7 @@ void skinny_matmul(const SkinnyWeight& w, const void* x, Dtype x_dtype, int64_t 
                    const void* bias, Dtype bias_dtype, cudaStream_t stream, const SkinnyConfig& config,
                    const void* residual = nullptr);
 
-// out[t, :] = row ids[t] of W, dequantized (bit for bit as io::dequantize_to_f32, then rounded to
+// out[t, :] = row ids[t] of W, dequantized (bit for bit as ggml::dequantize_to_f32, then rounded to
 // out_dtype: bf16, f16 or f32), for t < count; ids are i32 or i64 on the device. An id outside
 // [0, n) raises the device error flag (reported as a wick::Error at the next synchronisation) and
 // its row comes out as zeros.

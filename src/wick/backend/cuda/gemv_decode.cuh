@@ -1,7 +1,7 @@
 // How the skinny-product kernels read each weight format: which k positions a thread owns in a
 // step of 32, and the decoders that turn one GGML block's bytes into integer quants plus an affine
 // (scale, min) per group. Host and device code, so the host tests check every decoder against
-// io::dequantize_to_f32 without a GPU.
+// ggml::dequantize_to_f32 without a GPU.
 //
 // A step covers 32 consecutive k of one weight row and feeds two tensor-core products of k = 16
 // (mma.m16n8k16, "halves" 0 and 1). The reduction over k may visit k in any order as long as the
@@ -88,7 +88,7 @@ WICK_HD uint32_t spread4(uint32_t b) { return (b * 0x00204081u) & 0x01010101u; }
 // of byte j - 16); w = d * (q - 8). Split16 puts lane t's half 0 in the low nibbles of bytes
 // 4t..4t+3 and half 1 in their high nibbles.
 struct DecQ4_0 {
-  static constexpr io::GgmlType kType = io::GgmlType::Q4_0;
+  static constexpr ggml::GgmlType kType = ggml::GgmlType::Q4_0;
   static constexpr int kUnitK = 32, kUnitBytes = 18, kZeroPoint = 8, kChunkUnits = 8;
   static constexpr SlotLayout kLayout = SlotLayout::Split16;
   static constexpr bool kScalePer16 = false, kHasMin = false, kSigned = false;
@@ -101,7 +101,7 @@ struct DecQ4_0 {
 
 // Q4_1: f16 d, f16 m, nibbles as Q4_0; w = d * q + m.
 struct DecQ4_1 {
-  static constexpr io::GgmlType kType = io::GgmlType::Q4_1;
+  static constexpr ggml::GgmlType kType = ggml::GgmlType::Q4_1;
   static constexpr int kUnitK = 32, kUnitBytes = 20, kZeroPoint = 0, kChunkUnits = 8;
   static constexpr SlotLayout kLayout = SlotLayout::Split16;
   static constexpr bool kScalePer16 = false, kHasMin = true, kSigned = false;
@@ -114,7 +114,7 @@ struct DecQ4_1 {
 
 // Q5_0: f16 d, u32 qh (bit j: the fifth bit of element j), nibbles as Q4_0; w = d * (q - 16).
 struct DecQ5_0 {
-  static constexpr io::GgmlType kType = io::GgmlType::Q5_0;
+  static constexpr ggml::GgmlType kType = ggml::GgmlType::Q5_0;
   static constexpr int kUnitK = 32, kUnitBytes = 22, kZeroPoint = 16, kChunkUnits = 8;
   static constexpr SlotLayout kLayout = SlotLayout::Split16;
   static constexpr bool kScalePer16 = false, kHasMin = false, kSigned = false;
@@ -129,7 +129,7 @@ struct DecQ5_0 {
 
 // Q5_1: f16 d, f16 m, u32 qh, nibbles; w = d * q + m.
 struct DecQ5_1 {
-  static constexpr io::GgmlType kType = io::GgmlType::Q5_1;
+  static constexpr ggml::GgmlType kType = ggml::GgmlType::Q5_1;
   static constexpr int kUnitK = 32, kUnitBytes = 24, kZeroPoint = 0, kChunkUnits = 8;
   static constexpr SlotLayout kLayout = SlotLayout::Split16;
   static constexpr bool kScalePer16 = false, kHasMin = true, kSigned = false;
@@ -144,7 +144,7 @@ struct DecQ5_1 {
 
 // Q8_0: f16 d, 32 int8; w = q * d.
 struct DecQ8_0 {
-  static constexpr io::GgmlType kType = io::GgmlType::Q8_0;
+  static constexpr ggml::GgmlType kType = ggml::GgmlType::Q8_0;
   static constexpr int kUnitK = 32, kUnitBytes = 34, kZeroPoint = 0, kChunkUnits = 4;
   static constexpr SlotLayout kLayout = SlotLayout::Contig8;
   static constexpr bool kScalePer16 = false, kHasMin = false, kSigned = true;
@@ -160,7 +160,7 @@ struct DecQ8_0 {
 // quants, f16 d, f16 dmin. Step s = 4h + sh holds elements 128h + 32sh + l, whose quant is
 // (qs[32h + l] >> 2sh) & 3; w = d * scale - dmin * min of sub-block 8h + 2sh (+1 for l >= 16).
 struct DecQ2_K {
-  static constexpr io::GgmlType kType = io::GgmlType::Q2_K;
+  static constexpr ggml::GgmlType kType = ggml::GgmlType::Q2_K;
   static constexpr int kUnitK = 256, kUnitBytes = 84, kZeroPoint = 0, kChunkUnits = 2;
   static constexpr SlotLayout kLayout = SlotLayout::Split16;
   static constexpr bool kScalePer16 = true, kHasMin = true, kSigned = false;
@@ -186,7 +186,7 @@ struct DecQ2_K {
 // (4h + sh)) & 1, zero point 4 (the reference's "low - 4 when the bit is clear"). Scale i: low 4 bits
 // from byte i % 8 (nibble i / 8), high 2 bits from byte 8 + i % 4 (bits 2 * (i / 4)), minus 32.
 struct DecQ3_K {
-  static constexpr io::GgmlType kType = io::GgmlType::Q3_K;
+  static constexpr ggml::GgmlType kType = ggml::GgmlType::Q3_K;
   static constexpr int kUnitK = 256, kUnitBytes = 110, kZeroPoint = 4, kChunkUnits = 2;
   static constexpr SlotLayout kLayout = SlotLayout::Split16;
   static constexpr bool kScalePer16 = true, kHasMin = false, kSigned = false;
@@ -228,7 +228,7 @@ WICK_HD void k_scale_min(const uint8_t* p, int s, int& sc, int& mn) {
 // Q4_K: f16 d, f16 dmin, 12 bytes of scales/mins, 128 bytes of nibbles. Step s is sub-block s:
 // bytes 32 * (s / 2) .. + 31 of the nibbles, low nibbles for even s; w = d * sc * q - dmin * mn.
 struct DecQ4_K {
-  static constexpr io::GgmlType kType = io::GgmlType::Q4_K;
+  static constexpr ggml::GgmlType kType = ggml::GgmlType::Q4_K;
   static constexpr int kUnitK = 256, kUnitBytes = 144, kZeroPoint = 0, kChunkUnits = 1;
   static constexpr SlotLayout kLayout = SlotLayout::Contig8;
   static constexpr bool kScalePer16 = false, kHasMin = true, kSigned = false;
@@ -245,7 +245,7 @@ struct DecQ4_K {
 // Q5_K: as Q4_K with 32 bytes qh before the nibbles: bit s of qh[l] is the fifth bit of element l
 // of sub-block s.
 struct DecQ5_K {
-  static constexpr io::GgmlType kType = io::GgmlType::Q5_K;
+  static constexpr ggml::GgmlType kType = ggml::GgmlType::Q5_K;
   static constexpr int kUnitK = 256, kUnitBytes = 176, kZeroPoint = 0, kChunkUnits = 1;
   static constexpr SlotLayout kLayout = SlotLayout::Contig8;
   static constexpr bool kScalePer16 = false, kHasMin = true, kSigned = false;
@@ -266,7 +266,7 @@ struct DecQ5_K {
 // 128h + 32sh + l: low nibble of ql[64h + 32 (sh % 2) + l] (the high nibble when sh >= 2), high bits
 // (qh[32h + l] >> 2sh) & 3, zero point 32, scale 8h + 2sh (+1 for l >= 16).
 struct DecQ6_K {
-  static constexpr io::GgmlType kType = io::GgmlType::Q6_K;
+  static constexpr ggml::GgmlType kType = ggml::GgmlType::Q6_K;
   static constexpr int kUnitK = 256, kUnitBytes = 210, kZeroPoint = 32, kChunkUnits = 1;
   static constexpr SlotLayout kLayout = SlotLayout::Split16;
   static constexpr bool kScalePer16 = true, kHasMin = false, kSigned = false;

@@ -99,8 +99,8 @@ int skinny_smem_bytes(const SkinnyConfig& config) {
 // Calls f.template operator()<Dec, T>() with the decoder of `type` and, for dense types, the element
 // type T (uint8_t for blocks).
 template <class F>
-decltype(auto) with_format(io::GgmlType type, F&& f) {
-  using io::GgmlType;
+decltype(auto) with_format(ggml::GgmlType type, F&& f) {
+  using ggml::GgmlType;
   switch (type) {
     case GgmlType::BF16: return f.template operator()<DecDense<__nv_bfloat16>, __nv_bfloat16>();
     case GgmlType::F16: return f.template operator()<DecDense<__half>, __half>();
@@ -117,7 +117,7 @@ decltype(auto) with_format(io::GgmlType type, F&& f) {
     case GgmlType::Q6_K: return f.template operator()<DecQ6_K, uint8_t>();
     default: break;
   }
-  fail("skinny products: no kernel reads GGML type ", io::ggml_type_name(type),
+  fail("skinny products: no kernel reads GGML type ", ggml::ggml_type_name(type),
        " (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)");
 }
 

@@ -41,7 +41,7 @@ void LinearAdd::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
     return;
   }
   // The general product (a dense one takes the residual as its C operand), then the additions.
-  const bool dense = type_ == io::GgmlType::BF16 || type_ == io::GgmlType::F16 || type_ == io::GgmlType::F32;
+  const bool dense = type_ == ggml::GgmlType::BF16 || type_ == ggml::GgmlType::F16 || type_ == ggml::GgmlType::F32;
   if (!dense) {
     QuantizedMatmul(type_, rows_, cols_, /*transposed=*/true).eval_cuda({x, data}, out);
   } else {

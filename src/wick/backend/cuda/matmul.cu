@@ -190,9 +190,9 @@ bool skinny_linear(const Tensor& a, const Tensor& b, const Tensor& out) {
   if (dtype != Dtype::BF16 && dtype != Dtype::F16 && dtype != Dtype::F32) return false;
   if (m > (dtype == Dtype::F32 ? kSkinnyMaxRowsF32 : cuda::kSkinnyMaxRows)) return false;
   if (b.strides()[0] != 1 || b.strides()[1] != k) return false;
-  const io::GgmlType type = dtype == Dtype::BF16 ? io::GgmlType::BF16
-                            : dtype == Dtype::F16 ? io::GgmlType::F16
-                                                  : io::GgmlType::F32;
+  const ggml::GgmlType type = dtype == Dtype::BF16 ? ggml::GgmlType::BF16
+                            : dtype == Dtype::F16 ? ggml::GgmlType::F16
+                                                  : ggml::GgmlType::F32;
   if (!cuda::skinny_beats_gemm(type, m, n, k)) return false;
   const cuda::SkinnyWeight w{static_cast<const uint8_t*>(b.data_ptr()), type, n, k};
   Tensor x = a.is_contiguous() ? a : cuda::contiguous_on_device(a);

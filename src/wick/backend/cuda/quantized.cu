@@ -14,7 +14,7 @@ namespace wick {
 
 namespace {
 
-using io::GgmlType;
+using ggml::GgmlType;
 
 __device__ __forceinline__ float f16_at(const uint8_t* p) {
   return __half2float(__ushort_as_half(uint16_t(p[0] | (p[1] << 8))));
@@ -102,7 +102,7 @@ __global__ void dequantize_kernel(const uint8_t* __restrict__ blocks, D* __restr
 
 template <typename D>
 void launch_dequantize(GgmlType type, const uint8_t* blocks, D* out, int64_t rows, int64_t cols, cudaStream_t s) {
-  const io::GgmlTypeInfo& info = io::ggml_type_info(type);
+  const ggml::GgmlTypeInfo& info = ggml::ggml_type_info(type);
   int64_t total = rows * cols, row_bytes = cols / info.block_size * int64_t(info.type_size);
   int threads = 256;
   int64_t grid = std::min<int64_t>((total + threads - 1) / threads, int64_t(1) << 20);

@@ -35,7 +35,7 @@ Tensor compose(Tensor y, const std::optional<Tensor>& bias, const std::optional<
   return y;
 }
 
-Tensor fused(const Tensor& x, const Tensor& data, io::GgmlType type, int64_t rows, int64_t cols,
+Tensor fused(const Tensor& x, const Tensor& data, ggml::GgmlType type, int64_t rows, int64_t cols,
              const std::optional<Tensor>& bias, const std::optional<Tensor>& residual) {
   std::vector<Tensor> inputs{contiguous(x), contiguous(data)};
   if (bias) inputs.push_back(contiguous(*bias));
@@ -53,9 +53,9 @@ Tensor linear_add(const Tensor& x, const Tensor& weight, const std::optional<Ten
              shape_str(x.shape()), " does not match weight ", shape_str(weight.shape()));
   if (residual || x.ndim() == 2) check_adds(x, weight.shape(0), bias, residual);
   if (fusable(x, weight.shape(1), 32, bias) && weight.dtype() == x.dtype() && weight.device() == x.device()) {
-    const io::GgmlType type = x.dtype() == Dtype::BF16  ? io::GgmlType::BF16
-                              : x.dtype() == Dtype::F16 ? io::GgmlType::F16
-                                                        : io::GgmlType::F32;
+    const ggml::GgmlType type = x.dtype() == Dtype::BF16  ? ggml::GgmlType::BF16
+                              : x.dtype() == Dtype::F16 ? ggml::GgmlType::F16
+                                                        : ggml::GgmlType::F32;
     return fused(x, weight, type, weight.shape(0), weight.shape(1), bias, residual);
   }
   return compose(linear(x, weight), bias, residual);
@@ -66,7 +66,7 @@ Tensor linear_add(const Tensor& x, const QuantizedMatrix& weight, const std::opt
   WICK_CHECK(x.ndim() >= 1 && x.shape(-1) == weight.cols, "linear_add: input ", shape_str(x.shape()),
              " does not match the quantized weight ", shape_str(weight.shape()));
   if (residual || x.ndim() == 2) check_adds(x, weight.rows, bias, residual);
-  if (fusable(x, weight.cols, io::ggml_type_info(weight.type).block_size, bias) && weight.device() == x.device())
+  if (fusable(x, weight.cols, ggml::ggml_type_info(weight.type).block_size, bias) && weight.device() == x.device())
     return fused(x, weight.blocks, weight.type, weight.rows, weight.cols, bias, residual);
   return compose(linear(x, weight), bias, residual);
 }

@@ -23,16 +23,16 @@ Tensor linear_add(const Tensor& x, const QuantizedMatrix& weight, const std::opt
 // when present. Built only for CUDA tensors (linear_add composes the ops elsewhere).
 class LinearAdd : public Primitive {
  public:
-  LinearAdd(io::GgmlType type, int64_t rows, int64_t cols, bool bias, bool residual)
+  LinearAdd(ggml::GgmlType type, int64_t rows, int64_t cols, bool bias, bool residual)
       : type_(type), rows_(rows), cols_(cols), bias_(bias), residual_(residual) {}
   const char* name() const override { return "linear_add"; }
-  io::GgmlType type() const { return type_; }
+  ggml::GgmlType type() const { return type_; }
   bool has_bias() const { return bias_; }
   bool has_residual() const { return residual_; }
   WICK_DECLARE_EVAL
 
  private:
-  io::GgmlType type_;
+  ggml::GgmlType type_;
   int64_t rows_, cols_;
   bool bias_, residual_;
 };
