@@ -1,0 +1,81 @@
+// What the attention kernels of attention.cu (the forward, the backward without tensor cores) and
+// attention_backward_tc.cu (the tensor-core backward) share: problem dimensions, the mask view,
+// tile sizes and shared-memory helpers, and the entry points one file offers the other.
+#pragma once
+
+#include <mma.h>
+
+#include <algorithm>
+
+#include "wick/backend/cuda/kernel_utils.cuh"
+#include "wick/backend/cuda/settings.h"
+#include "wick/core/primitives.h"
+
+namespace wick::cuda::attention {
+
+constexpr int kRows = 8;   // query (or key) rows per block, one warp each
+constexpr int kTile = 32;  // keys (or queries) per shared-memory tile, one per lane
+
+struct Dims {
+  int64_t B, Hq, Hkv, Tq, Tk, D, Dv, group;
+  double scale;
+  bool causal;
+};
+
+struct MaskView {
+  const float* p = nullptr;
+  int64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  __device__ __forceinline__ float at(int64_t b, int64_t h, int64_t i, int64_t j) const {
+    return p ? p[b * s0 + h * s1 + i * s2 + j * s3] : 0.0f;
+  }
+};
+
+__device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+__device__ __forceinline__ int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// Whether query i may see key j (causal masking aligned to the end).
+__device__ __forceinline__ bool visible(const Dims& d, int64_t i, int64_t j) {
+  return j < d.Tk && (!d.causal || j <= i + (d.Tk - d.Tq));
+}
+
+template <class Kernel>
+void set_smem(Kernel kernel, size_t bytes) {
+  WICK_CHECK(bytes <= 227 * 1024, "scaled_dot_product_attention: head dims too large for shared memory (", bytes,
+             " bytes)");
+  if (bytes > 48 * 1024)
+    WICK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+}
+
+// The tensor-core kernels: a block of 4 warps takes 64 queries (or keys) and walks tiles of 64.
+constexpr int kTcQueries = 64, kTcKeys = 64, kTcWarps = 4;
+
+// Loads rows [r0, r0 + n) of a [rows_total, cols] matrix into shared memory (row pitch ld), 16
+// bytes at a time (cols and ld are multiples of 16 and the source is 16-byte aligned), with zeros
+// past the end.
+template <typename D>
+__device__ void tc_load_rows(D* dst, int ld, const D* src, int64_t r0, int n, int64_t rows_total, int64_t cols) {
+  constexpr int kVec = 16 / sizeof(D);
+  int64_t chunks = cols / kVec;
+  for (int64_t e = threadIdx.x; e < int64_t(n) * chunks; e += blockDim.x) {
+    int64_t r = e / chunks, c = (e % chunks) * kVec;
+    uint4 val = make_uint4(0, 0, 0, 0);
+    if (r0 + r < rows_total) val = *reinterpret_cast<const uint4*>(src + (r0 + r) * cols + c);
+    *reinterpret_cast<uint4*>(dst + r * ld + c) = val;
+  }
+}
+
+// Whether the tensor-core forward applies to these shapes (and 16-byte aligned data).
+bool use_tensor_cores(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v);
+// The tensor-core forward's per-row logsumexp only (bf16/f16 q, k, v), for the backward.
+void forward_lse_tc(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, float* lse, const Dims& d,
+                    int device);
+
+// Whether the tensor-core backward applies: the forward's conditions, equal head dims of 64 or 128,
+// and aligned O and dO.
+bool use_tensor_core_backward(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                              const Tensor& dout);
+// dq, dk, dv (bf16/f16 like q) on tensor cores; lse and delta are f32 scratch of B * Hq * Tq rows.
+void backward_tc(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, const Tensor& o, const Tensor& dout,
+                 float* lse, float* delta, void* dq, void* dk, void* dv, const Dims& d, int device);
+
+}  // namespace wick::cuda::attention
