@@ -176,6 +176,7 @@ class Checkpoint : public Primitive {
     for (int i : argnums) picked.push_back(grads[size_t(i)]);
     return picked;
   }
+  bool vjp_reads_output() const override { return false; }  // it runs the segment again
 
  private:
   // The value computed in checkpoint() becomes the node's data (no copy).

@@ -160,7 +160,7 @@ Tensor swiglu(const Tensor& gate, const Tensor& up);
 // into one kernel on the GPU.
 Tensor lora_delta(const Tensor& x, const Tensor& a, const Tensor& b, double scale);
 // base + lora_delta(x, a, b, scale), base[..., out]. Pass base with std::move: when nothing else
-// holds it (and it came straight from a matmul or its bias add, whose gradients do not read it)
+// holds it and no gradient reads it (can_overwrite: e.g. it came from a matmul or its bias add)
 // the sum is written into base's own buffer, so an adapted projection keeps one [..., out] tensor
 // instead of three. (A batched matmul's output arrives through a reshape: pass rows [M, in].)
 Tensor lora_add(Tensor base, const Tensor& x, const Tensor& a, const Tensor& b, double scale);
