@@ -9,6 +9,7 @@
 
 #include "wick/core/device.h"
 #include "wick/core/dtype.h"
+#include "wick/core/settings.h"
 #include "wick/core/shape.h"
 #include "wick/core/storage.h"
 
