@@ -14,6 +14,7 @@
 #include <random>
 #include <sstream>
 
+#include "support/adapters.h"
 #include "wick/core/ops.h"
 #include "wick/lora/adapter.h"
 
@@ -127,9 +128,7 @@ TEST(CliLora, ChatSwitchesAdapters) {
       cfg.r = 4;
       cfg.target_modules = {seed == 1 ? "q_proj" : "v_proj"};
       wick::lora::Adapter a = wick::lora::Adapter::init(base, cfg, seed);
-      std::vector<wick::Tensor> p = a.parameters();
-      for (size_t i = 1; i < p.size(); i += 2) p[i] = wick::normal(p[i].shape(), 0, 0.05);
-      a.set_parameters(p);
+      a.set_parameters(wick::testing::parameters_with_random_b(a, seed, 0.05));
       a.save(tmp.path + "/adapter" + std::to_string(seed));
     }
   }

@@ -4,6 +4,7 @@
 // tests/ops/quantized_test.cpp.
 #include <gtest/gtest.h>
 
+#include "support/adapters.h"
 #include "support/ggml_blocks.h"
 #include "support/testing.h"
 #include "wick/core/quantized.h"
@@ -49,8 +50,7 @@ TEST(CudaQuantized, ModelQuantizedAtLoadMatchesTheCpu) {
   cfg.r = 4;
   cfg.target_modules = {"all-linear"};
   // One set of parameters (B random so that A gets gradients), copied to each device.
-  std::vector<Tensor> init = lora::Adapter::init(cpu, cfg, 1).parameters();
-  for (size_t i = 1; i < init.size(); i += 2) init[i] = normal(init[i].shape(), 0, 0.05, Dtype::F32, Device::cpu());
+  std::vector<Tensor> init = wick::testing::parameters_with_random_b(lora::Adapter::init(cpu, cfg, 1), 1, 0.05);
   auto run = [&](const models::DecoderModel& m) {
     lora::Adapter adapter = lora::Adapter::init(m, cfg, 1);
     std::vector<Tensor> params;

@@ -23,8 +23,7 @@ WICK_DEVICE_TEST(Lazy, MatchesEager) {
   Rand x = rand({5, 4}), w = rand({4, 4});
   auto [ve, ge] = value_and_grad(composite, {x.t, w.t});
   for (bool fusion : {false, true}) {
-    bool saved = fusion_enabled();
-    set_fusion_enabled(fusion);
+    FusionScope fusing(fusion);
     {
       ExecModeScope lazy(ExecMode::Lazy);
       // Forward only: nothing runs until eval.
@@ -39,7 +38,6 @@ WICK_DEVICE_TEST(Lazy, MatchesEager) {
       expect_tensors_close(gl[0], ge[0], Tol{1e-12, 1e-10}, what + " grad x");
       expect_tensors_close(gl[1], ge[1], Tol{1e-12, 1e-10}, what + " grad w");
     }
-    set_fusion_enabled(saved);
   }
   // And both match finite differences.
   check_grads(composite, {x.t, w.t}, "composite eager");
@@ -152,13 +150,11 @@ WICK_DEVICE_TEST(Lazy, ForwardOfEveryOpFamily) {
     // added up in any order on the GPU.
     Tol tol = std::string(name) == "indexing" ? tol_for(Dtype::F32) : Tol{0, 0};
     for (bool fusion : {false, true}) {
-      bool saved = fusion_enabled();
-      set_fusion_enabled(fusion);
+      FusionScope fusing(fusion);
       ExecModeScope lazy(ExecMode::Lazy);
       Tensor l = f();
       eval({l});
       expect_tensors_close(l, eager, tol, str_cat("lazy ", name, fusion ? " fused" : ""));
-      set_fusion_enabled(saved);
     }
   }
 }

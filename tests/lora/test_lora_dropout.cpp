@@ -10,6 +10,7 @@
 #include <random>
 #include <set>
 
+#include "support/adapters.h"
 #include "support/testing.h"
 #include "wick/core/autograd.h"
 #include "wick/core/ops.h"
@@ -35,9 +36,7 @@ lora::Adapter adapter_with_b(const models::DecoderModel& model, double dropout, 
   cfg.target_modules = {"all-linear"};
   cfg.dropout = dropout;
   lora::Adapter a = lora::Adapter::init(model, cfg, seed);
-  std::vector<Tensor> p = a.parameters();
-  for (size_t i = 1; i < p.size(); i += 2) p[i] = normal(p[i].shape(), 0, 0.2);
-  a.set_parameters(p);
+  a.set_parameters(wick::testing::parameters_with_random_b(a, seed, 0.2));
   return a;
 }
 
@@ -141,10 +140,8 @@ TEST(LoraDropout, GradientsMatchFiniteDifferences) {
   cfg.target_modules = {"q_proj", "down_proj"};
   cfg.dropout = 0.25;
   lora::Adapter adapter = lora::Adapter::init(model, cfg, 4);
-  std::vector<Tensor> params;
-  for (size_t i = 0; i < adapter.parameters().size(); ++i)
-    params.push_back(i % 2 ? normal(adapter.parameters()[i].shape(), 0, 0.3, Dtype::F64)
-                           : astype(adapter.parameters()[i], Dtype::F64));
+  std::vector<Tensor> params = wick::testing::parameters_with_random_b(adapter, 4, 0.3, Dtype::F64);
+  for (size_t i = 0; i < params.size(); i += 2) params[i] = astype(params[i], Dtype::F64);
   Tensor ids = sample_ids();
   RandomKey step_key = train::dropout_key(8, 2, 1);
   auto loss = [&](const std::vector<Tensor>& p) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "support/adapters.h"
 #include "support/testing.h"
 #include "wick/core/ops.h"
 #include "wick/lora/registry.h"
@@ -40,9 +41,7 @@ struct Fixture {
     cfg.alpha = 2.0 * double(r);
     cfg.target_modules = std::move(targets);
     lora::Adapter a = lora::Adapter::init(base, cfg, seed);
-    std::vector<Tensor> p = a.parameters();
-    for (size_t i = 1; i < p.size(); i += 2) p[i] = normal(p[i].shape(), 0, 0.3);
-    a.set_parameters(p);
+    a.set_parameters(wick::testing::parameters_with_random_b(a, seed, 0.3));
     return a;
   }
 

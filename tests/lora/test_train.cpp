@@ -10,6 +10,7 @@
 #include <fstream>
 #include <random>
 
+#include "support/adapters.h"
 #include "wick/core/ops.h"
 #include "wick/lora/adapter.h"
 #include "wick/chat/template.h"
@@ -59,9 +60,7 @@ TEST(Train, GradientAccumulationEqualsOneLargeBatch) {
   auto run = [&](int64_t batch, int64_t accum) {
     lora::Adapter a = lora::Adapter::init(model, cfg, 7);
     // Non-zero B so every parameter gets a gradient.
-    std::vector<Tensor> p = a.parameters();
-    for (size_t i = 1; i < p.size(); i += 2) p[i] = normal(p[i].shape(), 0, 0.05);
-    a.set_parameters(p);
+    a.set_parameters(wick::testing::parameters_with_random_b(a, 7, 0.05));
     train::TrainOptions o;
     o.steps = 1;
     o.batch_size = batch;

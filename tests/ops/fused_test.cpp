@@ -28,15 +28,10 @@ Tol lazy_vs_eager_tol(Dtype dt) {
 // Runs f lazily with fusion on or off and evaluates it.
 template <class F>
 Tensor run_lazy(bool fusion, F f) {
-  bool saved = fusion_enabled();
-  set_fusion_enabled(fusion);
-  Tensor y;
-  {
-    ExecModeScope lazy(ExecMode::Lazy);
-    y = f();
-    eval({y});
-  }
-  set_fusion_enabled(saved);
+  FusionScope fusing(fusion);
+  ExecModeScope lazy(ExecMode::Lazy);
+  Tensor y = f();
+  eval({y});
   return y;
 }
 

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "wick/core/backend_hooks.h"
+#include "support/adapters.h"
 #include "wick/core/ops.h"
 #include "wick/lora/adapter.h"
 #include "wick/models/generate.h"
@@ -65,9 +66,7 @@ struct TinyModel {
       cfg.r = 4 + 4 * i;
       cfg.target_modules = i == 0 ? std::vector<std::string>{"all-linear"} : std::vector<std::string>{"q_proj", "v_proj"};
       lora::Adapter a = lora::Adapter::init(model, cfg, 5 + i);
-      std::vector<Tensor> p = a.parameters();
-      for (size_t j = 1; j < p.size(); j += 2) p[j] = normal(p[j].shape(), 0, 0.5);
-      a.set_parameters(p);
+      a.set_parameters(wick::testing::parameters_with_random_b(a, 5 + i, 0.5));
       a.save(adapter(i));
     }
   }

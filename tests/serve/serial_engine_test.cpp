@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "support/adapters.h"
 #include "wick/core/ops.h"
 #include "wick/lora/adapter.h"
 #include "wick/models/generate.h"
@@ -70,9 +71,7 @@ struct TinyModel {
     cfg.r = 4;
     cfg.target_modules = {"all-linear"};
     lora::Adapter a = lora::Adapter::init(model, cfg, 5);
-    std::vector<Tensor> p = a.parameters();
-    for (size_t i = 1; i < p.size(); i += 2) p[i] = normal(p[i].shape(), 0, 0.5);
-    a.set_parameters(p);
+    a.set_parameters(wick::testing::parameters_with_random_b(a, 5, 0.5));
     a.save(adapter_dir);
   }
   ~TinyModel() { std::filesystem::remove_all(adapter_dir); }

@@ -12,7 +12,6 @@
 namespace wick {
 
 namespace {
-thread_local bool t_grad_enabled = true;
 
 // Nodes reachable from `outputs` through traced tensors, inputs before consumers.
 std::vector<Tensor> traced_topological_order(const std::vector<Tensor>& outputs) {
@@ -45,13 +44,6 @@ void accumulate(std::unordered_map<const TensorImpl*, Tensor>& cotangents, const
   auto [it, inserted] = cotangents.try_emplace(target.impl_ptr().get(), g);
   if (!inserted) it->second = add(it->second, g);
 }
-}  // namespace
-
-bool grad_enabled() { return t_grad_enabled; }
-NoGradGuard::NoGradGuard() : saved_(t_grad_enabled) { t_grad_enabled = false; }
-NoGradGuard::~NoGradGuard() { t_grad_enabled = saved_; }
-
-namespace {
 
 std::vector<Tensor> trace(const std::vector<Tensor>& inputs) {
   std::vector<Tensor> traced;
@@ -64,18 +56,11 @@ std::vector<Tensor> trace(const std::vector<Tensor>& inputs) {
   return traced;
 }
 
+// The traced function records its graph even when called inside a NoGradGuard.
 template <typename F>
 auto with_grad_enabled(F&& f) {
-  bool saved = t_grad_enabled;
-  t_grad_enabled = true;
-  try {
-    auto result = f();
-    t_grad_enabled = saved;
-    return result;
-  } catch (...) {
-    t_grad_enabled = saved;
-    throw;
-  }
+  GradModeScope grad(true);
+  return f();
 }
 
 // Walks the graph from `outputs` back to `traced`, returning one gradient per traced input.
@@ -176,6 +161,7 @@ class Checkpoint : public Primitive {
     for (int i : argnums) picked.push_back(grads[size_t(i)]);
     return picked;
   }
+  bool vjp_reads_output() const override { return false; }  // it runs the segment again
 
  private:
   // The value computed in checkpoint() becomes the node's data (no copy).

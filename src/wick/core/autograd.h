@@ -2,13 +2,15 @@
 // the function is run on traced copies of the chosen inputs, then the recorded graph is walked
 // backwards calling each primitive's vjp. Only tensors that depend on a traced input keep their
 // graph; gradients of other inputs are never computed. Integer and bool results (argmax, comparisons,
-// casts to integers) are piecewise constant and carry no gradient, as in torch.
+// casts to integers) are piecewise constant and carry no gradient, as in torch. Grad mode
+// (NoGradGuard, GradModeScope) is an execution setting (settings.h).
 #pragma once
 
 #include <functional>
 #include <utility>
 #include <vector>
 
+#include "wick/core/settings.h"
 #include "wick/core/tensor.h"
 
 namespace wick {
@@ -29,18 +31,5 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> vjp(
 // (on the same inputs, so it must be deterministic) to take its gradients; elsewhere it is just
 // fn(inputs). fn is kept until the backward, so it must own what it captures. Eager mode only.
 Tensor checkpoint(const std::function<Tensor(const std::vector<Tensor>&)>& fn, const std::vector<Tensor>& inputs);
-
-// While alive, no graph is kept for gradients on this thread (inference).
-class NoGradGuard {
- public:
-  NoGradGuard();
-  ~NoGradGuard();
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
-
- private:
-  bool saved_;
-};
-bool grad_enabled();
 
 }  // namespace wick

@@ -1,14 +1,10 @@
-// Device names and the default device.
+// Device names, the best device and the per-device stream locks.
 #include "wick/core/device.h"
 
 #include "wick/base/error.h"
 #include "wick/core/backend_hooks.h"
 
 namespace wick {
-
-namespace {
-Device g_default_device = Device::cpu();
-}
 
 Device Device::parse(const std::string& name) {
   if (name == "cpu") return cpu();
@@ -23,8 +19,6 @@ Device Device::parse(const std::string& name) {
 
 std::string Device::str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
 
-Device default_device() { return g_default_device; }
-void set_default_device(Device device) { g_default_device = device; }
 Device best_device() { return cuda::available() ? Device::cuda(0) : Device::cpu(); }
 
 std::unique_lock<std::recursive_mutex> lock_device(Device device) {

@@ -22,9 +22,8 @@ struct Device {
   bool operator==(const Device&) const = default;
 };
 
-// The device new tensors go to when none is named (CPU unless changed).
-Device default_device();
-void set_default_device(Device device);
+// The device new tensors go to when none is named is an execution setting: default_device() and
+// DeviceScope in settings.h.
 // cuda:0 when the CUDA backend is built and a GPU is present, else cpu.
 Device best_device();
 

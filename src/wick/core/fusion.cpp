@@ -32,8 +32,9 @@ struct ProgramBuilder {
   bool absorbable(const Tensor& in) const {
     if (!fusable(in) || in.shape() != shape || in.dtype() != dtype) return false;
     auto it = consumers.find(in.impl_ptr().get());
-    // Held by its one consumer and by the evaluation order list only: nobody else sees it.
-    return it != consumers.end() && it->second == 1 && in.impl_ptr().use_count() == 2;
+    // One consumer in the graph, and no handle beyond that consumer's and the evaluation order's
+    // (node_handles, tensor.h): nobody else will read it, so it need never reach memory.
+    return it != consumers.end() && it->second == 1 && node_handles(in) == 2;
   }
 
   // Emits the instructions computing `node`; returns its register, or -1 when the program is full.

@@ -11,9 +11,6 @@
 namespace wick {
 
 namespace {
-thread_local ExecMode t_mode = ExecMode::Eager;
-bool g_fusion = true;
-
 // Forgets how a node was computed once nothing needs that for a gradient.
 void detach(const Tensor& node) {
   if (node.tracks_grad()) return;
@@ -21,11 +18,6 @@ void detach(const Tensor& node) {
   node.impl().inputs.clear();
 }
 }  // namespace
-
-ExecMode exec_mode() { return t_mode; }
-void set_exec_mode(ExecMode mode) { t_mode = mode; }
-bool fusion_enabled() { return g_fusion; }
-void set_fusion_enabled(bool enabled) { g_fusion = enabled; }
 
 void run_node(const Tensor& node) {
   TensorImpl& impl = node.impl();

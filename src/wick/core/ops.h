@@ -9,6 +9,7 @@
 #include "wick/core/ops/lora_gather.h"
 #include "wick/core/ops/paged_attention.h"
 #include "wick/core/ops/sampling.h"
+#include "wick/core/random.h"
 #include "wick/core/tensor.h"
 
 namespace wick {
@@ -160,7 +161,7 @@ Tensor swiglu(const Tensor& gate, const Tensor& up);
 // into one kernel on the GPU.
 Tensor lora_delta(const Tensor& x, const Tensor& a, const Tensor& b, double scale);
 // base + lora_delta(x, a, b, scale), base[..., out]. Pass base with std::move: when nothing else
-// holds it (and it came straight from a matmul or its bias add, whose gradients do not read it)
+// holds it and no gradient reads it (can_overwrite: e.g. it came from a matmul or its bias add)
 // the sum is written into base's own buffer, so an adapted projection keeps one [..., out] tensor
 // instead of three. (A batched matmul's output arrives through a reshape: pass rows [M, in].)
 Tensor lora_add(Tensor base, const Tensor& x, const Tensor& a, const Tensor& b, double scale);
@@ -181,19 +182,19 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
 Tensor dropout(const Tensor& x, double p, bool training = true);
 
 // ---------------------------------------------------------------- random (seeded, device-independent)
-// Seeds the default generator; each draw advances its counter.
+// Draws without a key or generator come from current_generator() (settings.h: the process's
+// default generator unless a GeneratorScope installed another); each draw advances it.
+
+// Restarts the current generator at `seed`.
 void manual_seed(uint64_t seed);
 Tensor uniform(const Shape& shape, double low = 0, double high = 1, Dtype dtype = Dtype::F32, Device device = default_device());
 Tensor normal(const Shape& shape, double mean = 0, double std = 1, Dtype dtype = Dtype::F32, Device device = default_device());
 Tensor bernoulli(const Shape& shape, double p, Device device = default_device());
+// The same draws from `generator`, which advances; the current generator is left as it was.
+Tensor uniform(const Shape& shape, double low, double high, Dtype dtype, Device device, Generator& generator);
+Tensor normal(const Shape& shape, double mean, double std, Dtype dtype, Device device, Generator& generator);
 
-// An explicit random stream, for draws that must be replayed (JAX-style keys): element i of a draw
-// from a key is a pure function of (seed, counter + i), on every device and whatever the default
-// generator's state.
-struct RandomKey {
-  uint64_t seed = 0;
-  uint64_t counter = 0;
-};
+// Draws from an explicit RandomKey (random.h) replay whatever any generator's state.
 // A key derived from `key` and `data` (jax.random.fold_in): distinct data give unrelated streams.
 RandomKey fold_in(RandomKey key, uint64_t data);
 // True with probability p, drawn from `key` (the same mask for the same key and shape).

@@ -1,5 +1,4 @@
 // Creation, dtype/device movement and random ops.
-#include <atomic>
 #include <cmath>
 
 #include "wick/core/ops.h"
@@ -45,41 +44,40 @@ Tensor stop_gradient(const Tensor& x) { return x.shallow_copy(); }
 
 // ---------------------------------------------------------------- random
 namespace {
-std::atomic<uint64_t> g_seed{0x5eed};
-std::atomic<uint64_t> g_counter{0};
-
-Tensor random(RandomKind kind, const Shape& shape, Device device) {
+// The next draw of `generator`: f32 values of the given kind.
+Tensor random(RandomKind kind, const Shape& shape, Device device, Generator& generator) {
   for (int64_t d : shape) WICK_CHECK(d >= 0, "random: negative size in shape ", shape_str(shape));
-  // Each draw takes a fresh range of counters (rounded up so Box-Muller pairs never straddle draws).
-  uint64_t n = uint64_t(numel(shape));
-  uint64_t counter = g_counter.fetch_add((n + 1) / 2 * 2 + 2);
-  return Tensor::make(shape, Dtype::F32, device, std::make_shared<Random>(kind, g_seed.load(), counter), {});
+  RandomKey key = generator.next(uint64_t(numel(shape)));
+  return Tensor::make(shape, Dtype::F32, device, std::make_shared<Random>(kind, key.seed, key.counter), {});
 }
 }  // namespace
 
-void manual_seed(uint64_t seed) {
-  g_seed = seed;
-  g_counter = 0;
-}
+void manual_seed(uint64_t seed) { current_generator().seed(seed); }
 
-Tensor uniform(const Shape& shape, double low, double high, Dtype dtype, Device device) {
+Tensor uniform(const Shape& shape, double low, double high, Dtype dtype, Device device, Generator& generator) {
   WICK_CHECK(is_floating(dtype), "uniform: dtype must be floating, got ", dtype_name(dtype));
-  Tensor u = random(RandomKind::Uniform, shape, device);
+  Tensor u = random(RandomKind::Uniform, shape, device, generator);
   if (low != 0 || high != 1) u = u * (high - low) + low;
   return astype(u, dtype);
 }
+Tensor uniform(const Shape& shape, double low, double high, Dtype dtype, Device device) {
+  return uniform(shape, low, high, dtype, device, current_generator());
+}
 
-Tensor normal(const Shape& shape, double mean, double std, Dtype dtype, Device device) {
+Tensor normal(const Shape& shape, double mean, double std, Dtype dtype, Device device, Generator& generator) {
   WICK_CHECK(is_floating(dtype), "normal: dtype must be floating, got ", dtype_name(dtype));
-  Tensor z = random(RandomKind::Normal, shape, device);
+  Tensor z = random(RandomKind::Normal, shape, device, generator);
   if (std != 1) z = z * std;
   if (mean != 0) z = z + mean;
   return astype(z, dtype);
 }
+Tensor normal(const Shape& shape, double mean, double std, Dtype dtype, Device device) {
+  return normal(shape, mean, std, dtype, device, current_generator());
+}
 
 Tensor bernoulli(const Shape& shape, double p, Device device) {
   WICK_CHECK(p >= 0 && p <= 1, "bernoulli: p must be in [0, 1], got ", p);
-  return lt(random(RandomKind::Uniform, shape, device), scalar(p, Dtype::F32, device));
+  return lt(random(RandomKind::Uniform, shape, device, current_generator()), scalar(p, Dtype::F32, device));
 }
 
 namespace {

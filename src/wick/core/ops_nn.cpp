@@ -215,15 +215,10 @@ Tensor lora_add(Tensor base, const Tensor& x, const Tensor& a, const Tensor& b, 
   WICK_CHECK(a.shape(0) <= LoraDelta::kMaxRank, "lora_add: rank ", a.shape(0), " is above the fused limit of ",
              LoraDelta::kMaxRank);
   Dtype dtype = x.dtype();
-  // The buffer can be taken over when this call holds the only reference to base and to its
-  // storage, and no gradient will read base's values: untraced, or the output of a primitive whose
-  // vjp does not read its output (a product, or the bias added to one).
-  const Primitive* producer = base.impl().primitive.get();
-  bool output_unread = producer != nullptr && (dynamic_cast<const Matmul*>(producer) != nullptr ||
-                                               dynamic_cast<const QuantizedMatmul*>(producer) != nullptr ||
-                                               dynamic_cast<const Binary<fn::Add>*>(producer) != nullptr);
-  bool donate = base.is_evaluated() && base.impl_ptr().use_count() == 1 && base.storage().use_count() == 1 &&
-                base.is_contiguous() && base.offset() == 0 && (!base.tracks_grad() || output_unread);
+  // The buffer is taken over when this call holds the only handle on base and can_overwrite allows
+  // it (base untraced, or made by a primitive whose vjp does not read it, e.g. a product or its bias
+  // add). Decided here, once: the backends follow LoraDelta::donate.
+  bool donate = base.is_evaluated() && can_overwrite(base);
   Tensor x2 = reshape(x, {-1, x.shape(-1)});
   return Tensor::make(out_shape, dtype, x.device(), std::make_shared<LoraDelta>(scale, true, donate),
                       {x2, astype(a, dtype), astype(b, dtype), std::move(base)});

@@ -1,5 +1,6 @@
 // Every primitive of the engine. Each class declares its evaluation on both backends
-// (defined in backend/cpu and backend/cuda) and its vjp (defined in core/vjp.cpp).
+// (defined in backend/cpu and backend/cuda), its vjp (defined in core/vjp.cpp) and the properties
+// of primitive.h that hold for it (fused_op, vjp_reads_output, in_place_input).
 // Inputs arrive already validated and, for elementwise primitives, broadcast to one shape.
 #pragma once
 
@@ -20,11 +21,11 @@ template <class Fn>
 class Unary : public Primitive {
  public:
   const char* name() const override { return Fn::name; }
-  bool is_elementwise() const override { return true; }
   FusedOp fused_op() const override { return {FusedOp::Unary, uint8_t(fn::unary_id<Fn>::value)}; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>& inputs, const Tensor& cotangent,
                           const std::vector<int>& argnums, const Tensor& out) override;
+  bool vjp_reads_output() const override;  // per function, beside its vjp (vjp.cpp)
 };
 
 // Arithmetic (output dtype = input dtype) and comparisons (output bool); inputs share one shape.
@@ -32,7 +33,6 @@ template <class Fn>
 class Binary : public Primitive {
  public:
   const char* name() const override { return Fn::name; }
-  bool is_elementwise() const override { return true; }
   FusedOp fused_op() const override {
     if constexpr (requires { fn::arith_id<Fn>::value; }) return {FusedOp::Arith, uint8_t(fn::arith_id<Fn>::value)};
     return {};  // comparisons produce bool and end a fused chain
@@ -40,24 +40,25 @@ class Binary : public Primitive {
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>& inputs, const Tensor& cotangent,
                           const std::vector<int>& argnums, const Tensor& out) override;
+  bool vjp_reads_output() const override;  // per function, beside its vjp (vjp.cpp)
 };
 
 // where(cond, a, b); cond is bool.
 class Where : public Primitive {
  public:
   const char* name() const override { return "where"; }
-  bool is_elementwise() const override { return true; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
 };
 
 // Copies the input into fresh contiguous memory of the output dtype (a cast, or a plain copy).
 class AsType : public Primitive {
  public:
   const char* name() const override { return "astype"; }
-  bool is_elementwise() const override { return true; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
 };
 
 // Moves data between devices (the output's device is the destination).
@@ -66,6 +67,7 @@ class ToDevice : public Primitive {
   const char* name() const override { return "to_device"; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
 };
 
 // Fills the output with a constant.
@@ -114,6 +116,7 @@ class Reshape : public Primitive {
   const char* name() const override { return "reshape"; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
 };
 
 class Permute : public Primitive {
@@ -123,6 +126,7 @@ class Permute : public Primitive {
   const std::vector<int>& perm() const { return perm_; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
  private:
   std::vector<int> perm_;
 };
@@ -136,6 +140,7 @@ class Slice : public Primitive {
   const Shape& step() const { return step_; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
  private:
   Shape start_, step_;
 };
@@ -145,6 +150,7 @@ class BroadcastTo : public Primitive {
   const char* name() const override { return "broadcast_to"; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
 };
 
 // ---------------------------------------------------------------- reductions
@@ -158,6 +164,8 @@ class Reduce : public Primitive {
   const std::vector<int>& axes() const { return axes_; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  // max and min share the gradient among the elements equal to their output.
+  bool vjp_reads_output() const override { return kind_ != ReduceKind::Sum; }
  private:
   ReduceKind kind_;
   std::vector<int> axes_;
@@ -183,6 +191,7 @@ class Matmul : public Primitive {
   const char* name() const override { return "matmul"; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
 };
 
 // ---------------------------------------------------------------- indexing
@@ -194,6 +203,7 @@ class Gather : public Primitive {
   int axis() const { return axis_; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
  private:
   int axis_;
 };
@@ -207,6 +217,7 @@ class ScatterAdd : public Primitive {
   int axis() const { return axis_; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
  private:
   int axis_;
 };
@@ -219,11 +230,10 @@ class SliceUpdate : public Primitive {
   const char* name() const override { return "slice_update"; }
   const Shape& start() const { return start_; }
   const Shape& step() const { return step_; }
-  // Whether dst's memory may be written in place: nothing else holds dst, its storage or (for a
-  // gradient) its value, and it is laid out densely from the start of its storage.
-  static bool can_reuse(const Tensor& dst);
+  int in_place_input() const override { return 0; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
  private:
   Shape start_, step_;
 };
@@ -235,6 +245,7 @@ class Concat : public Primitive {
   int axis() const { return axis_; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
  private:
   int axis_;
 };
@@ -265,6 +276,7 @@ class LayerNorm : public Primitive {
   bool has_bias() const { return has_bias_; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
  private:
   double eps_;
   bool has_weight_, has_bias_;
@@ -277,6 +289,7 @@ class RMSNorm : public Primitive {
   double eps() const { return eps_; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
  private:
   double eps_;
 };
@@ -294,6 +307,7 @@ class RoPE : public Primitive {
   bool inverse() const { return inverse_; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
  private:
   bool interleaved_;
   int rotary_dim_;
@@ -339,10 +353,10 @@ class SwiGLUBackward : public Primitive {
 class SwiGLU : public Primitive {
  public:
   const char* name() const override { return "swiglu"; }
-  bool is_elementwise() const override { return true; }
   FusedOp fused_op() const override { return {FusedOp::SwiGLU, 0}; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
 };
 
 // Scaled dot-product attention. Inputs: q[B, Hq, Tq, D], k[B, Hkv, Tk, D], v[B, Hkv, Tk, Dv] and
@@ -391,9 +405,11 @@ class LoraDelta : public Primitive {
   double scale() const { return scale_; }
   bool accumulate() const { return accumulate_; }
   bool donate() const { return donate_; }
+  int in_place_input() const override { return donate_ ? 3 : -1; }
   static constexpr int kMaxRank = 128;
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
  private:
   double scale_;
   bool accumulate_, donate_;
@@ -429,6 +445,7 @@ class QuantizedMatmul : public Primitive {
   bool int8_activations() const { return int8_activations_; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
  private:
   ggml::GgmlType type_;
   int64_t rows_, cols_;
@@ -445,6 +462,7 @@ class CrossEntropy : public Primitive {
   int64_t ignore_index() const { return ignore_index_; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
  private:
   int64_t ignore_index_;
 };
@@ -476,7 +494,6 @@ class Fused : public Primitive {
   static constexpr int kMaxDims = 8;
   explicit Fused(std::vector<FusedInstr> program) : program_(std::move(program)) {}
   const char* name() const override { return "fused"; }
-  bool is_elementwise() const override { return true; }
   const std::vector<FusedInstr>& program() const { return program_; }
   WICK_DECLARE_EVAL
  private:

@@ -120,6 +120,22 @@ Tensor Tensor::shallow_copy() const {
   return Tensor(std::move(impl));
 }
 
+bool can_overwrite(const Tensor& t) {
+  if (node_handles(t) != 1 || t.storage().use_count() != 1 || !t.is_contiguous() || t.offset() != 0) return false;
+  const Primitive* producer = t.impl().primitive.get();
+  return !t.tracks_grad() || (producer != nullptr && !producer->vjp_reads_output());
+}
+
+bool Primitive::take_over_input(const std::vector<Tensor>& inputs, const Tensor& out) const {
+  int i = in_place_input();
+  WICK_CHECK(i >= 0 && i < int(inputs.size()), name(), ": take_over_input needs a declared in-place input");
+  const Tensor& in = inputs[size_t(i)];
+  // The node's inputs hold the only handle: that is the handle can_overwrite asks about.
+  if (!can_overwrite(in)) return false;
+  out.set_data(in.storage(), in.strides(), 0);
+  return true;
+}
+
 void copy_to_host(const Tensor& t, void* dst) {
   // Strided data is gathered into contiguous memory on its own device first.
   NoGradGuard no_grad;

@@ -9,6 +9,7 @@
 
 #include "wick/core/device.h"
 #include "wick/core/dtype.h"
+#include "wick/core/settings.h"
 #include "wick/core/shape.h"
 #include "wick/core/storage.h"
 
@@ -118,6 +119,21 @@ class Tensor {
 
 // Copies the (possibly strided, any-device) tensor into a contiguous host buffer of its dtype.
 void copy_to_host(const Tensor& t, void* dst);
+
+// ---------------------------------------------------------------- aliasing
+// Who else can see a tensor's memory: the one test behind every in-place write and every fusion
+// of the graph. Handles are counted rather than tracked because every holder of a node (a user's
+// variable, a consumer node's inputs, eval()'s order list) holds a Tensor, so the count of handles
+// on a node, and of nodes on a storage, is exactly the number of places that can still read it.
+
+// The handles on t's node, the caller's own included.
+inline long node_handles(const Tensor& t) { return t.impl_ptr().use_count(); }
+
+// Whether the holder of the only handle on `t` (evaluated) may overwrite t's memory unseen: no
+// other node views its storage, t covers that storage densely from its start (so a new tensor of
+// t's shape can own all of it), and no gradient will read t's values (t is not traced, or the
+// primitive that made it declares that its vjp does not read its output).
+bool can_overwrite(const Tensor& t);
 
 template <typename T>
 std::vector<T> Tensor::to_vector() const {

@@ -86,11 +86,6 @@ void broadcast_eval(const std::vector<Tensor>& in, const Tensor& out) {
 void BroadcastTo::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) { broadcast_eval(in, out); }
 void BroadcastTo::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) { broadcast_eval(in, out); }
 
-bool SliceUpdate::can_reuse(const Tensor& dst) {
-  return dst.impl_ptr().use_count() == 1 && dst.storage().use_count() == 1 && dst.is_contiguous() &&
-         dst.offset() == 0 && !dst.tracks_grad();
-}
-
 void to_device_eval(const std::vector<Tensor>& in, const Tensor& out) {
   // Strided data is gathered on its source device, then copied in one transfer.
   Tensor src = in[0];

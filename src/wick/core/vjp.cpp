@@ -1,8 +1,8 @@
 // Vector-Jacobian products of every primitive, written with ordinary ops so they run on any
 // device (and are themselves differentiable where the ops are).
 #include <algorithm>
-#include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "wick/core/ops.h"
 #include "wick/core/primitives.h"
@@ -17,7 +17,12 @@ namespace {
 
 Tensor zero_like_scalar(const Tensor& like) { return zeros({}, like.dtype(), like.device()); }
 
-// d out / d x for out = Fn(x), times g.
+// d out / d x for out = Fn(x), times g. Those written with y = out are listed in
+// unary_vjp_reads_output (the rest read x alone).
+template <class Fn>
+constexpr bool unary_vjp_reads_output = std::is_same_v<Fn, fn::Exp> || std::is_same_v<Fn, fn::Sqrt> ||
+                                        std::is_same_v<Fn, fn::Rsqrt> || std::is_same_v<Fn, fn::Tanh> ||
+                                        std::is_same_v<Fn, fn::Sigmoid>;
 Tensor unary_vjp(fn::Neg, const Tensor&, const Tensor&, const Tensor& g) { return -g; }
 Tensor unary_vjp(fn::Exp, const Tensor&, const Tensor& y, const Tensor& g) { return g * y; }
 Tensor unary_vjp(fn::Log, const Tensor& x, const Tensor&, const Tensor& g) { return g / x; }
@@ -60,6 +65,9 @@ Tensor winner_share(const Tensor& a, const Tensor& b, bool is_max) {
 }
 
 // Only the requested cotangents are computed (a constant operand, e.g. a scalar, costs nothing).
+// Div and Pow are the ones written with y = out (binary_vjp_reads_output).
+template <class Fn>
+constexpr bool binary_vjp_reads_output = std::is_same_v<Fn, fn::Div> || std::is_same_v<Fn, fn::Pow>;
 template <class Fn>
 std::pair<Tensor, Tensor> binary_vjp(const Tensor& a, const Tensor& b, const Tensor& y, const Tensor& g, bool need_a,
                                      bool need_b) {
@@ -104,6 +112,16 @@ std::vector<Tensor> Binary<Fn>::vjp(const std::vector<Tensor>& in, const Tensor&
                                     const Tensor& out) {
   auto [da, db] = binary_vjp<Fn>(in[0], in[1], out, g, requested(argnums, 0), requested(argnums, 1));
   return pick(argnums, {da, db});
+}
+
+template <class Fn>
+bool Unary<Fn>::vjp_reads_output() const {
+  return unary_vjp_reads_output<Fn>;
+}
+
+template <class Fn>
+bool Binary<Fn>::vjp_reads_output() const {
+  return binary_vjp_reads_output<Fn>;
 }
 
 #define WICK_INSTANTIATE(F) template class Unary<fn::F>;

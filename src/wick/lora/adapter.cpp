@@ -56,14 +56,16 @@ Adapter Adapter::init(const models::DecoderModel& base, const LoraConfig& config
   Adapter a;
   a.config_ = config;
   a.config_.target_modules = resolve_targets(config.target_modules);
-  manual_seed(seed);
+  // A's come from a generator of the adapter's own: the seed alone fixes them (they are the draws
+  // of a default generator just seeded with it), and the process's random streams are untouched.
+  Generator generator(seed);
   for (int64_t layer = 0; layer < c.num_layers; ++layer)
     for (const std::string& p : a.config_.target_modules) {
       auto [out, in] = projection_shape(c, p);
       WICK_CHECK(config.r <= std::min(out, in), "lora: rank ", config.r, " is larger than ", p, " [", out, ", ", in, "]");
       double bound = 1.0 / std::sqrt(double(in));
       a.modules_.push_back(models::DecoderModel::module_name(layer, p.c_str()));
-      a.params_.push_back(uniform({config.r, in}, -bound, bound, Dtype::F32, base.device()));
+      a.params_.push_back(uniform({config.r, in}, -bound, bound, Dtype::F32, base.device(), generator));
       a.params_.push_back(zeros({out, config.r}, Dtype::F32, base.device()));
     }
   return a;

@@ -22,8 +22,9 @@ struct LoraConfig {
 
 class Adapter {
  public:
-  // A new adapter over `base`: A drawn Kaiming-uniform (bound 1/sqrt(in), as PEFT) from `seed`,
-  // B zero, in f32 on the base's device.
+  // A new adapter over `base`: A drawn Kaiming-uniform (bound 1/sqrt(in), as PEFT) from a
+  // generator of its own seeded with `seed` (the same seed, the same adapter; the default
+  // generator is neither reseeded nor advanced), B zero, in f32 on the base's device.
   static Adapter init(const models::DecoderModel& base, const LoraConfig& config, uint64_t seed);
   // A PEFT adapter folder; every tensor is checked against the base model's shapes.
   static Adapter load(const std::string& dir, const models::DecoderModel& base);

@@ -97,10 +97,8 @@ void ScatterAdd::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
 
 void SliceUpdate::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   const Tensor& dst = in[0];
-  // Nothing else can see dst: write into its memory instead of copying it.
-  if (can_reuse(dst)) {
-    out.set_data(dst.storage(), dst.strides(), 0);
-  } else {
+  // Into dst's own memory when nothing else can see it, else into a copy of dst.
+  if (!take_over_input(in, out)) {
     out.allocate();
     Tensor whole = cpu::contiguous_copy(dst);
     std::memcpy(out.data_ptr(), whole.data_ptr(), size_t(out.numel()) * out.itemsize());

@@ -13,9 +13,7 @@ using cpu::mdata;
 
 void LoraGatherAdd::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   const Tensor& base = in[0];
-  if (SliceUpdate::can_reuse(base)) {
-    out.set_data(base.storage(), base.strides(), 0);
-  } else {
+  if (!take_over_input(in, out)) {
     out.allocate();
     Tensor whole = cpu::contiguous_copy(base);
     std::memcpy(out.data_ptr(), whole.data_ptr(), size_t(out.numel()) * out.itemsize());

@@ -42,9 +42,7 @@ Paging paging_of(const char* op, const Tensor& cache, const Tensor& tables) {
 
 void PagedKVWrite::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   const Tensor& cache = in[0];
-  if (SliceUpdate::can_reuse(cache)) {
-    out.set_data(cache.storage(), cache.strides(), 0);
-  } else {
+  if (!take_over_input(in, out)) {
     out.allocate();
     Tensor whole = cpu::contiguous_copy(cache);
     std::memcpy(out.data_ptr(), whole.data_ptr(), size_t(out.numel()) * out.itemsize());

@@ -154,9 +154,8 @@ void ScatterAdd::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
 
 void SliceUpdate::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   const Tensor& dst = in[0];
-  // Nothing else can see dst: write into its memory instead of copying it.
-  if (can_reuse(dst)) out.set_data(dst.storage(), dst.strides(), 0);
-  else AsType().eval_cuda({dst}, out);
+  // Into dst's own memory when nothing else can see it, else into a copy of dst.
+  if (!take_over_input(in, out)) AsType().eval_cuda({dst}, out);
   write_block(out, in[1], start_, step_);
 }
 

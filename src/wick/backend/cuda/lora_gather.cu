@@ -117,8 +117,7 @@ __global__ void expand_kernel(D* __restrict__ y, const int32_t* __restrict__ slo
 
 void LoraGatherAdd::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   const Tensor& base = in[0];
-  if (SliceUpdate::can_reuse(base)) out.set_data(base.storage(), base.strides(), 0);
-  else AsType().eval_cuda({base}, out);
+  if (!take_over_input(in, out)) AsType().eval_cuda({base}, out);
   Tensor x = cuda::contiguous_on_device(in[1]), slots = cuda::contiguous_on_device(in[2]);
   Tensor a = cuda::contiguous_on_device(in[3]), b = cuda::contiguous_on_device(in[4]);
   Tensor scales = cuda::contiguous_on_device(in[5]);

@@ -316,8 +316,7 @@ DevPaging dev_paging(const Tensor& cache, const Tensor& tables, const Tensor& ro
 
 void PagedKVWrite::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   const Tensor& cache = in[0];
-  if (SliceUpdate::can_reuse(cache)) out.set_data(cache.storage(), cache.strides(), 0);
-  else AsType().eval_cuda({cache}, out);
+  if (!take_over_input(in, out)) AsType().eval_cuda({cache}, out);
   const Tensor &k = in[1], &v = in[2];
   Tensor tables = cuda::contiguous_on_device(in[3]), rows = cuda::contiguous_on_device(in[4]);
   Tensor positions = cuda::contiguous_on_device(in[5]);

@@ -24,10 +24,11 @@ Tensor lora_gather_add(const Tensor& base, const Tensor& x, const Tensor& slots,
 }  // namespace reference
 
 // Inputs: base, x, slots, a_stack, b_stack, scales. The output takes over base's buffer when
-// nothing else holds it (the rule of SliceUpdate), else it starts as a copy of base.
+// nothing else holds it (can_overwrite), else it starts as a copy of base.
 class LoraGatherAdd : public Primitive {
  public:
   const char* name() const override { return "lora_gather_add"; }
+  int in_place_input() const override { return 0; }
   static constexpr int kMaxRank = 256;
   WICK_DECLARE_EVAL
 };

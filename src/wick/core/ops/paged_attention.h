@@ -51,11 +51,12 @@ Tensor paged_kv_write(const Tensor& cache, const Tensor& k, const Tensor& v, con
 
 // ---------------------------------------------------------------- primitives
 // Inputs: cache, k, v, block_tables, token_rows, positions[, rope_inv_freq]. The output takes over
-// the cache's buffer when nothing else holds it (SliceUpdate's rule), else it is a written copy.
+// the cache's buffer when nothing else holds it (can_overwrite), else it is a written copy.
 class PagedKVWrite : public Primitive {
  public:
   explicit PagedKVWrite(bool rope) : rope_(rope) {}
   const char* name() const override { return "paged_kv_write"; }
+  int in_place_input() const override { return 0; }
   bool rope() const { return rope_; }
   WICK_DECLARE_EVAL
  private:
