@@ -75,8 +75,9 @@ class RuntimeBenchTarget : public BenchTarget {
       // B drawn too (PEFT starts it at zero), so every update is a real one.
       lora::Adapter adapter = lora::Adapter::init(model, config, uint64_t(a) + 1);
       std::vector<Tensor> params = adapter.parameters();
+      Generator generator(uint64_t(a) + 1001);
       for (size_t i = 1; i < params.size(); i += 2)
-        params[i] = normal(params[i].shape(), 0, 0.01, params[i].dtype(), params[i].device());
+        params[i] = normal(params[i].shape(), 0, 0.01, params[i].dtype(), params[i].device(), generator);
       adapter.set_parameters(std::move(params));
       runner_.adapters().load("bench-" + std::to_string(a), adapter.deltas());
     }
