@@ -1,14 +1,29 @@
 // The public operations of the engine. Each validates its arguments (naming the op, shapes,
 // dtypes and devices on error) and builds a node; primitives do the computing.
 // Semantics and argument names follow PyTorch where users expect them.
+// This header declares the basic ops (those of the elementwise and reduce families among them,
+// see core/ops/elementwise.h); each other op family of core/ops/ (matmul, indexing, softmax, norm,
+// rope, swiglu, attention, lora, loss, ...) declares its ops, its primitives and its reference
+// compositions (namespace wick::reference, the test oracles) in its own header, included here.
 #pragma once
 
 #include <optional>
 #include <vector>
 
+#include "wick/core/ops/attention.h"
+#include "wick/core/ops/elementwise.h"
+#include "wick/core/ops/indexing.h"
+#include "wick/core/ops/lora.h"
 #include "wick/core/ops/lora_gather.h"
+#include "wick/core/ops/loss.h"
+#include "wick/core/ops/matmul.h"
+#include "wick/core/ops/norm.h"
 #include "wick/core/ops/paged_attention.h"
+#include "wick/core/ops/reduce.h"
+#include "wick/core/ops/rope.h"
 #include "wick/core/ops/sampling.h"
+#include "wick/core/ops/softmax.h"
+#include "wick/core/ops/swiglu.h"
 #include "wick/core/random.h"
 #include "wick/core/tensor.h"
 
@@ -116,71 +131,6 @@ Tensor argmax(const Tensor& x, int dim, bool keepdim = false);
 Tensor argmin(const Tensor& x, int dim, bool keepdim = false);
 Tensor logsumexp(const Tensor& x, std::vector<int> dims, bool keepdim = false);
 
-// ---------------------------------------------------------------- linear algebra
-// torch.matmul semantics: 1-D operands are promoted and the added dim removed; batch dims broadcast.
-Tensor matmul(const Tensor& a, const Tensor& b);
-// x @ weight^T + bias, weight [out, in] as in torch.nn.Linear.
-Tensor linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias = std::nullopt);
-
-// ---------------------------------------------------------------- indexing
-// numpy take: x.shape[:dim] + index.shape + x.shape[dim+1:].
-Tensor take(const Tensor& x, const Tensor& index, int dim);
-// torch.index_select (index 1-D).
-Tensor index_select(const Tensor& x, int dim, const Tensor& index);
-// Rows of weight[V, H] for ids of any shape: ids.shape + [H].
-Tensor embedding(const Tensor& weight, const Tensor& ids);
-// x with src added at index along dim (torch.index_add with a 1-D index).
-Tensor index_add(const Tensor& x, int dim, const Tensor& index, const Tensor& src);
-// dst with the block of src's shape at `start` (one offset per dim) replaced by src. Pass dst
-// with std::move to let it reuse dst's memory (KV-cache writes without a copy).
-Tensor slice_update(Tensor dst, const Tensor& src, const Shape& start);
-
-// ---------------------------------------------------------------- neural-network ops
-Tensor softmax(const Tensor& x, int dim = -1);
-Tensor log_softmax(const Tensor& x, int dim = -1);
-// Normalises over the last dim.
-Tensor layer_norm(const Tensor& x, const std::optional<Tensor>& weight, const std::optional<Tensor>& bias, double eps = 1e-5);
-Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps = 1e-6);
-
-struct RopeOptions {
-  double theta = 10000.0;
-  bool interleaved = false;  // false: rotate-half (NeoX/HF Llama); true: adjacent pairs (GPT-J)
-  int rotary_dim = -1;       // -1: the whole head dim
-  // Overrides theta when given (e.g. Llama 3 scaled frequencies), [rotary_dim / 2] f32.
-  std::optional<Tensor> inv_freq;
-};
-// x[B, H, T, D]; positions[B, T] or [T] (integer), or `offset` + arange(T).
-Tensor rope(const Tensor& x, const Tensor& positions, const RopeOptions& options = {});
-Tensor rope(const Tensor& x, int64_t offset, const RopeOptions& options = {});
-// The default inverse frequencies theta^(-2i/rotary_dim).
-Tensor rope_inv_freq(int rotary_dim, double theta, Device device = default_device());
-
-Tensor swiglu(const Tensor& gate, const Tensor& up);
-
-// The LoRA update scale * (x @ A^T) @ B^T for x[..., in], A[r, in], B[out, r] (PEFT layout), fused
-// into one kernel on the GPU.
-Tensor lora_delta(const Tensor& x, const Tensor& a, const Tensor& b, double scale);
-// base + lora_delta(x, a, b, scale), base[..., out]. Pass base with std::move: when nothing else
-// holds it and no gradient reads it (can_overwrite: e.g. it came from a matmul or its bias add)
-// the sum is written into base's own buffer, so an adapted projection keeps one [..., out] tensor
-// instead of three. (A batched matmul's output arrives through a reshape: pass rows [M, in].)
-Tensor lora_add(Tensor base, const Tensor& x, const Tensor& a, const Tensor& b, double scale);
-
-// q[B, Hq, Tq, D], k/v[B, Hkv, Tk, D]; mask bool (true = attend) or additive float, broadcastable
-// to [B, Hq, Tq, Tk]; causal is aligned to the end (see primitives.h). scale defaults to 1/sqrt(D).
-// A query that sees no key (all masked) gives 0.
-Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                                    const std::optional<Tensor>& mask = std::nullopt, bool causal = false,
-                                    std::optional<double> scale = std::nullopt);
-
-enum class Reduction { None, Mean, Sum };
-// logits[..., V], targets[...] integer; targets equal to ignore_index are skipped; Mean divides by
-// the number of non-ignored targets.
-Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100,
-                     Reduction reduction = Reduction::Mean);
-// Inverted dropout: zeroes elements with probability p and scales the rest by 1/(1-p).
-Tensor dropout(const Tensor& x, double p, bool training = true);
-
 // ---------------------------------------------------------------- random (seeded, device-independent)
 // Draws without a key or generator come from current_generator() (settings.h: the process's
 // default generator unless a GeneratorScope installed another); each draw advances it.
@@ -193,6 +143,8 @@ Tensor bernoulli(const Shape& shape, double p, Device device = default_device())
 // The same draws from `generator`, which advances; the current generator is left as it was.
 Tensor uniform(const Shape& shape, double low, double high, Dtype dtype, Device device, Generator& generator);
 Tensor normal(const Shape& shape, double mean, double std, Dtype dtype, Device device, Generator& generator);
+// Inverted dropout: zeroes elements with probability p and scales the rest by 1/(1-p).
+Tensor dropout(const Tensor& x, double p, bool training = true);
 
 // Draws from an explicit RandomKey (random.h) replay whatever any generator's state.
 // A key derived from `key` and `data` (jax.random.fold_in): distinct data give unrelated streams.
@@ -202,24 +154,5 @@ Tensor bernoulli(const Shape& shape, double p, RandomKey key, Device device = de
 // Inverted dropout whose keep-mask is bernoulli(x.shape(), 1 - p, key): replayable, and equal on the
 // CPU and the GPU.
 Tensor dropout(const Tensor& x, double p, RandomKey key);
-
-// ---------------------------------------------------------------- compositions (test oracles)
-// The fused primitives' definitions in basic ops. Tests compare the fused ops with these.
-namespace reference {
-Tensor softmax(const Tensor& x, int dim = -1);
-Tensor log_softmax(const Tensor& x, int dim = -1);
-Tensor layer_norm(const Tensor& x, const std::optional<Tensor>& weight, const std::optional<Tensor>& bias, double eps);
-Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);
-Tensor rope(const Tensor& x, const Tensor& positions, const RopeOptions& options);
-Tensor swiglu(const Tensor& gate, const Tensor& up);
-
-// The LoRA update scale * (x @ A^T) @ B^T for x[..., in], A[r, in], B[out, r] (PEFT layout), fused
-// into one kernel on the GPU.
-Tensor lora_delta(const Tensor& x, const Tensor& a, const Tensor& b, double scale);
-Tensor lora_add(const Tensor& base, const Tensor& x, const Tensor& a, const Tensor& b, double scale);
-Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                                    const std::optional<Tensor>& mask, bool causal, std::optional<double> scale);
-Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, Reduction reduction);
-}  // namespace reference
 
 }  // namespace wick

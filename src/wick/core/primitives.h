@@ -1,6 +1,8 @@
 // Every primitive of the engine. Each class declares its evaluation on both backends
-// (defined in backend/cpu and backend/cuda), its vjp (defined in core/vjp.cpp) and the properties
-// of primitive.h that hold for it (fused_op, vjp_reads_output, in_place_input).
+// (defined in backend/cpu and backend/cuda), its vjp and the properties of primitive.h that hold
+// for it (fused_op, vjp_reads_output, in_place_input). The primitives of an op family are declared
+// in its header, core/ops/<family>.h (included here), their vjps in core/ops/<family>.cpp; this
+// file declares the others, whose vjps are in core/vjp.cpp.
 // Inputs arrive already validated and, for elementwise primitives, broadcast to one shape.
 #pragma once
 
@@ -8,50 +10,26 @@
 
 #include "wick/base/ggml_quants.h"
 #include "wick/core/elementwise_fns.h"
+#include "wick/core/ops/attention.h"
+#include "wick/core/ops/elementwise.h"
+#include "wick/core/ops/indexing.h"
 #include "wick/core/ops/linear.h"
+#include "wick/core/ops/lora.h"
 #include "wick/core/ops/lora_gather.h"
+#include "wick/core/ops/loss.h"
+#include "wick/core/ops/matmul.h"
+#include "wick/core/ops/norm.h"
 #include "wick/core/ops/paged_attention.h"
+#include "wick/core/ops/reduce.h"
+#include "wick/core/ops/rope.h"
 #include "wick/core/ops/sampling.h"
+#include "wick/core/ops/softmax.h"
+#include "wick/core/ops/swiglu.h"
 #include "wick/core/primitive.h"
 
 namespace wick {
 
-// ---------------------------------------------------------------- elementwise
-template <class Fn>
-class Unary : public Primitive {
- public:
-  const char* name() const override { return Fn::name; }
-  FusedOp fused_op() const override { return {FusedOp::Unary, uint8_t(fn::unary_id<Fn>::value)}; }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>& inputs, const Tensor& cotangent,
-                          const std::vector<int>& argnums, const Tensor& out) override;
-  bool vjp_reads_output() const override;  // per function, beside its vjp (vjp.cpp)
-};
-
-// Arithmetic (output dtype = input dtype) and comparisons (output bool); inputs share one shape.
-template <class Fn>
-class Binary : public Primitive {
- public:
-  const char* name() const override { return Fn::name; }
-  FusedOp fused_op() const override {
-    if constexpr (requires { fn::arith_id<Fn>::value; }) return {FusedOp::Arith, uint8_t(fn::arith_id<Fn>::value)};
-    return {};  // comparisons produce bool and end a fused chain
-  }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>& inputs, const Tensor& cotangent,
-                          const std::vector<int>& argnums, const Tensor& out) override;
-  bool vjp_reads_output() const override;  // per function, beside its vjp (vjp.cpp)
-};
-
-// where(cond, a, b); cond is bool.
-class Where : public Primitive {
- public:
-  const char* name() const override { return "where"; }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
-  bool vjp_reads_output() const override { return false; }
-};
-
+// ---------------------------------------------------------------- copies, fills and random draws
 // Copies the input into fresh contiguous memory of the output dtype (a cast, or a plain copy).
 class AsType : public Primitive {
  public:
@@ -153,268 +131,6 @@ class BroadcastTo : public Primitive {
   bool vjp_reads_output() const override { return false; }
 };
 
-// ---------------------------------------------------------------- reductions
-// Reduce over `axes` (sorted, unique); the output keeps the reduced dims with size 1.
-enum class ReduceKind { Sum, Max, Min };
-class Reduce : public Primitive {
- public:
-  Reduce(ReduceKind kind, std::vector<int> axes) : kind_(kind), axes_(std::move(axes)) {}
-  const char* name() const override;
-  ReduceKind kind() const { return kind_; }
-  const std::vector<int>& axes() const { return axes_; }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
-  // max and min share the gradient among the elements equal to their output.
-  bool vjp_reads_output() const override { return kind_ != ReduceKind::Sum; }
- private:
-  ReduceKind kind_;
-  std::vector<int> axes_;
-};
-
-// Index (i64) of the first maximum / minimum along `axis`; the output keeps that dim with size 1.
-class ArgReduce : public Primitive {
- public:
-  ArgReduce(bool is_max, int axis) : is_max_(is_max), axis_(axis) {}
-  const char* name() const override { return is_max_ ? "argmax" : "argmin"; }
-  bool is_max() const { return is_max_; }
-  int axis() const { return axis_; }
-  WICK_DECLARE_EVAL
- private:
-  bool is_max_;
-  int axis_;
-};
-
-// ---------------------------------------------------------------- linear algebra
-// a[..., M, K] @ b[..., K, N] with batch dims already broadcast to one shape by the op.
-class Matmul : public Primitive {
- public:
-  const char* name() const override { return "matmul"; }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
-  bool vjp_reads_output() const override { return false; }
-};
-
-// ---------------------------------------------------------------- indexing
-// out = x.shape[:axis] + index.shape + x.shape[axis+1:], gathering x along axis (numpy take).
-class Gather : public Primitive {
- public:
-  explicit Gather(int axis) : axis_(axis) {}
-  const char* name() const override { return "gather"; }
-  int axis() const { return axis_; }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
-  bool vjp_reads_output() const override { return false; }
- private:
-  int axis_;
-};
-
-// out = base with src added at index along axis (the transpose of Gather: src has Gather's output
-// shape for this base and index; repeated indices add up).
-class ScatterAdd : public Primitive {
- public:
-  explicit ScatterAdd(int axis) : axis_(axis) {}
-  const char* name() const override { return "scatter_add"; }
-  int axis() const { return axis_; }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
-  bool vjp_reads_output() const override { return false; }
- private:
-  int axis_;
-};
-
-// out = dst with the elements dst[start + i * step] (per dim) replaced by src[i]. Reuses dst's
-// memory when nothing else holds it (KV-cache writes), else copies dst first.
-class SliceUpdate : public Primitive {
- public:
-  SliceUpdate(Shape start, Shape step) : start_(std::move(start)), step_(std::move(step)) {}
-  const char* name() const override { return "slice_update"; }
-  const Shape& start() const { return start_; }
-  const Shape& step() const { return step_; }
-  int in_place_input() const override { return 0; }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
-  bool vjp_reads_output() const override { return false; }
- private:
-  Shape start_, step_;
-};
-
-class Concat : public Primitive {
- public:
-  explicit Concat(int axis) : axis_(axis) {}
-  const char* name() const override { return "concat"; }
-  int axis() const { return axis_; }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
-  bool vjp_reads_output() const override { return false; }
- private:
-  int axis_;
-};
-
-// ---------------------------------------------------------------- fused neural-network primitives
-// Each has a reference composition of basic ops in ops (used as the test oracle).
-
-// Softmax / log-softmax over the last dim.
-class Softmax : public Primitive {
- public:
-  explicit Softmax(bool log) : log_(log) {}
-  const char* name() const override { return log_ ? "log_softmax" : "softmax"; }
-  bool log() const { return log_; }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
- private:
-  bool log_;
-};
-
-// Normalises over the last dim. LayerNorm inputs: x, weight, bias (weight/bias may be absent:
-// has_weight/has_bias). RMSNorm inputs: x, weight.
-class LayerNorm : public Primitive {
- public:
-  LayerNorm(double eps, bool has_weight, bool has_bias) : eps_(eps), has_weight_(has_weight), has_bias_(has_bias) {}
-  const char* name() const override { return "layer_norm"; }
-  double eps() const { return eps_; }
-  bool has_weight() const { return has_weight_; }
-  bool has_bias() const { return has_bias_; }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
-  bool vjp_reads_output() const override { return false; }
- private:
-  double eps_;
-  bool has_weight_, has_bias_;
-};
-
-class RMSNorm : public Primitive {
- public:
-  explicit RMSNorm(double eps) : eps_(eps) {}
-  const char* name() const override { return "rms_norm"; }
-  double eps() const { return eps_; }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
-  bool vjp_reads_output() const override { return false; }
- private:
-  double eps_;
-};
-
-// Rotary position embedding of x[B, H, T, D] (rotary part: the first `rotary_dim` features).
-// Inputs: x, positions[B, T] (i32/i64), inv_freq[rotary_dim / 2] (f32).
-// NeoX layout rotates (x[i], x[i + rd/2]); interleaved rotates (x[2i], x[2i+1]).
-// `inverse` rotates by -angle (the vjp).
-class RoPE : public Primitive {
- public:
-  RoPE(bool interleaved, int rotary_dim, bool inverse) : interleaved_(interleaved), rotary_dim_(rotary_dim), inverse_(inverse) {}
-  const char* name() const override { return "rope"; }
-  bool interleaved() const { return interleaved_; }
-  int rotary_dim() const { return rotary_dim_; }
-  bool inverse() const { return inverse_; }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
-  bool vjp_reads_output() const override { return false; }
- private:
-  bool interleaved_;
-  int rotary_dim_;
-  bool inverse_;
-};
-
-// The input gradient of LayerNorm (rms = false; inputs x, [weight], d_out) or RMSNorm (rms = true;
-// inputs x, weight, d_out) over the last dim, in one pass per row.
-class NormBackward : public Primitive {
- public:
-  NormBackward(bool rms, double eps, bool has_weight) : rms_(rms), eps_(eps), has_weight_(has_weight) {}
-  const char* name() const override { return rms_ ? "rms_norm_backward" : "layer_norm_backward"; }
-  bool rms() const { return rms_; }
-  double eps() const { return eps_; }
-  bool has_weight() const { return has_weight_; }
-  WICK_DECLARE_EVAL
- private:
-  bool rms_;
-  double eps_;
-  bool has_weight_;
-};
-
-// The input gradient of Softmax / LogSoftmax over the last dim; inputs y (the forward output), d_out.
-class SoftmaxBackward : public Primitive {
- public:
-  explicit SoftmaxBackward(bool log) : log_(log) {}
-  const char* name() const override { return log_ ? "log_softmax_backward" : "softmax_backward"; }
-  bool log() const { return log_; }
-  WICK_DECLARE_EVAL
- private:
-  bool log_;
-};
-
-// Gradients of SwiGLU with respect to gate and up, packed as [2, ...shape]; inputs gate, up, d_out
-// (one shape).
-class SwiGLUBackward : public Primitive {
- public:
-  const char* name() const override { return "swiglu_backward"; }
-  WICK_DECLARE_EVAL
-};
-
-// silu(a) * b.
-class SwiGLU : public Primitive {
- public:
-  const char* name() const override { return "swiglu"; }
-  FusedOp fused_op() const override { return {FusedOp::SwiGLU, 0}; }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
-  bool vjp_reads_output() const override { return false; }
-};
-
-// Scaled dot-product attention. Inputs: q[B, Hq, Tq, D], k[B, Hkv, Tk, D], v[B, Hkv, Tk, Dv] and
-// optionally an additive f32 mask broadcastable to [B, Hq, Tq, Tk] (-inf where masked).
-// Hq is a multiple of Hkv (grouped-query attention: query head h reads kv head h / (Hq/Hkv)).
-// Causal masking is aligned to the end: query i sees keys j <= i + (Tk - Tq), as with a KV cache.
-class Attention : public Primitive {
- public:
-  Attention(double scale, bool causal, bool has_mask) : scale_(scale), causal_(causal), has_mask_(has_mask) {}
-  const char* name() const override { return "attention"; }
-  double scale() const { return scale_; }
-  bool causal() const { return causal_; }
-  bool has_mask() const { return has_mask_; }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
- private:
-  double scale_;
-  bool causal_, has_mask_;
-};
-
-// Gradient of Attention with respect to q, k and v, packed as one flat f32-or-input-dtype tensor
-// [numel(q) + numel(k) + numel(v)] (inputs: q, k, v, [mask], out, d_out).
-class AttentionBackward : public Primitive {
- public:
-  AttentionBackward(double scale, bool causal, bool has_mask) : scale_(scale), causal_(causal), has_mask_(has_mask) {}
-  const char* name() const override { return "attention_backward"; }
-  double scale() const { return scale_; }
-  bool causal() const { return causal_; }
-  bool has_mask() const { return has_mask_; }
-  WICK_DECLARE_EVAL
- private:
-  double scale_;
-  bool causal_, has_mask_;
-};
-
-// The LoRA update scale * (x @ A^T) @ B^T in one pass (PEFT layout: A [r, in], B [out, r]);
-// inputs x[M, in], A, B, with the rank small enough to keep x @ A^T of a row on chip. With
-// `accumulate`, a fourth input base (M * out elements, any shape) is added: out = base + update;
-// with `donate` the output takes over base's buffer (nothing else holds it and no gradient reads
-// it), so the projection and its update share one tensor.
-class LoraDelta : public Primitive {
- public:
-  explicit LoraDelta(double scale, bool accumulate = false, bool donate = false)
-      : scale_(scale), accumulate_(accumulate), donate_(donate) {}
-  const char* name() const override { return accumulate_ ? "lora_add" : "lora_delta"; }
-  double scale() const { return scale_; }
-  bool accumulate() const { return accumulate_; }
-  bool donate() const { return donate_; }
-  int in_place_input() const override { return donate_ ? 3 : -1; }
-  static constexpr int kMaxRank = 128;
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
-  bool vjp_reads_output() const override { return false; }
- private:
-  double scale_;
-  bool accumulate_, donate_;
-};
-
 // ---------------------------------------------------------------- quantized weights (core/quantized.h)
 // The dense matrix [rows, cols] (f32, bf16 or f16) of GGML blocks: input U8 [rows, row_bytes].
 // Each element comes out of the same float32 operations as ggml::dequantize_to_f32 on both backends.
@@ -451,32 +167,6 @@ class QuantizedMatmul : public Primitive {
   int64_t rows_, cols_;
   bool transposed_;
   bool int8_activations_;
-};
-
-// Per-row cross-entropy of logits[N, V] against targets[N] (i32/i64), f32 output [N];
-// rows whose target equals ignore_index give 0.
-class CrossEntropy : public Primitive {
- public:
-  explicit CrossEntropy(int64_t ignore_index) : ignore_index_(ignore_index) {}
-  const char* name() const override { return "cross_entropy"; }
-  int64_t ignore_index() const { return ignore_index_; }
-  WICK_DECLARE_EVAL
-  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
-  bool vjp_reads_output() const override { return false; }
- private:
-  int64_t ignore_index_;
-};
-
-// d logits of CrossEntropy: (softmax(logits) - onehot(target)) * d_loss[row]; inputs logits,
-// targets, d_loss[N] (f32). Ignored rows give 0.
-class CrossEntropyBackward : public Primitive {
- public:
-  explicit CrossEntropyBackward(int64_t ignore_index) : ignore_index_(ignore_index) {}
-  const char* name() const override { return "cross_entropy_backward"; }
-  int64_t ignore_index() const { return ignore_index_; }
-  WICK_DECLARE_EVAL
- private:
-  int64_t ignore_index_;
 };
 
 // A chain of elementwise primitives compiled into one pass by the lazy graph (fusion.cpp).

@@ -1,8 +1,9 @@
-// Reductions over any set of dims, with keepdim.
+// Reductions over any set of dims, with keepdim; the vjp of Reduce.
+#include "wick/core/ops/reduce.h"
+
 #include <algorithm>
 
 #include "wick/core/ops.h"
-#include "wick/core/primitives.h"
 
 namespace wick {
 
@@ -87,6 +88,25 @@ Tensor logsumexp(const Tensor& x, std::vector<int> dims, bool keepdim) {
   Tensor finite_m = where(eq(abs(m), full({}, INFINITY, m.dtype(), m.device())), zeros({}, m.dtype(), m.device()), m);
   Tensor out = log(sum(exp(x - finite_m), dims, true)) + finite_m;
   return keepdim ? out : reshape(out, dropped_shape(x.shape(), dims));
+}
+
+const char* Reduce::name() const {
+  switch (kind_) {
+    case ReduceKind::Sum: return "sum";
+    case ReduceKind::Max: return "max";
+    case ReduceKind::Min: return "min";
+  }
+  return "reduce";
+}
+
+std::vector<Tensor> Reduce::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>&,
+                                const Tensor& out) {
+  const Tensor& x = in[0];
+  if (kind_ == ReduceKind::Sum) return {broadcast_to(g, x.shape())};
+  // The gradient is shared evenly between tied extremes (torch.amax semantics).
+  Tensor hit = astype(eq(x, out), g.dtype());
+  Tensor count = sum(hit, axes_, true);
+  return {broadcast_to(g, x.shape()) * hit / count};
 }
 
 }  // namespace wick

@@ -1,0 +1,57 @@
+// Scaled dot-product attention (grouped-query heads, causal or masked), with its fused backward.
+// Attention over a paged KV cache is core/ops/paged_attention.h.
+#pragma once
+
+#include <optional>
+
+#include "wick/core/primitive.h"
+#include "wick/core/tensor.h"
+
+namespace wick {
+
+// q[B, Hq, Tq, D], k/v[B, Hkv, Tk, D]; mask bool (true = attend) or additive float, broadcastable
+// to [B, Hq, Tq, Tk]; causal is aligned to the end (see Attention below). scale defaults to 1/sqrt(D).
+// A query that sees no key (all masked) gives 0.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const std::optional<Tensor>& mask = std::nullopt, bool causal = false,
+                                    std::optional<double> scale = std::nullopt);
+
+namespace reference {
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const std::optional<Tensor>& mask, bool causal, std::optional<double> scale);
+}  // namespace reference
+
+// Scaled dot-product attention. Inputs: q[B, Hq, Tq, D], k[B, Hkv, Tk, D], v[B, Hkv, Tk, Dv] and
+// optionally an additive f32 mask broadcastable to [B, Hq, Tq, Tk] (-inf where masked).
+// Hq is a multiple of Hkv (grouped-query attention: query head h reads kv head h / (Hq/Hkv)).
+// Causal masking is aligned to the end: query i sees keys j <= i + (Tk - Tq), as with a KV cache.
+class Attention : public Primitive {
+ public:
+  Attention(double scale, bool causal, bool has_mask) : scale_(scale), causal_(causal), has_mask_(has_mask) {}
+  const char* name() const override { return "attention"; }
+  double scale() const { return scale_; }
+  bool causal() const { return causal_; }
+  bool has_mask() const { return has_mask_; }
+  WICK_DECLARE_EVAL
+  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+ private:
+  double scale_;
+  bool causal_, has_mask_;
+};
+
+// Gradient of Attention with respect to q, k and v, packed as one flat f32-or-input-dtype tensor
+// [numel(q) + numel(k) + numel(v)] (inputs: q, k, v, [mask], out, d_out).
+class AttentionBackward : public Primitive {
+ public:
+  AttentionBackward(double scale, bool causal, bool has_mask) : scale_(scale), causal_(causal), has_mask_(has_mask) {}
+  const char* name() const override { return "attention_backward"; }
+  double scale() const { return scale_; }
+  bool causal() const { return causal_; }
+  bool has_mask() const { return has_mask_; }
+  WICK_DECLARE_EVAL
+ private:
+  double scale_;
+  bool causal_, has_mask_;
+};
+
+}  // namespace wick

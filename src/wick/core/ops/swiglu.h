@@ -1,0 +1,33 @@
+// SwiGLU, silu(gate) * up, with its fused backward.
+#pragma once
+
+#include "wick/core/primitive.h"
+#include "wick/core/tensor.h"
+
+namespace wick {
+
+Tensor swiglu(const Tensor& gate, const Tensor& up);
+
+namespace reference {
+Tensor swiglu(const Tensor& gate, const Tensor& up);
+}  // namespace reference
+
+// Gradients of SwiGLU with respect to gate and up, packed as [2, ...shape]; inputs gate, up, d_out
+// (one shape).
+class SwiGLUBackward : public Primitive {
+ public:
+  const char* name() const override { return "swiglu_backward"; }
+  WICK_DECLARE_EVAL
+};
+
+// silu(a) * b.
+class SwiGLU : public Primitive {
+ public:
+  const char* name() const override { return "swiglu"; }
+  FusedOp fused_op() const override { return {FusedOp::SwiGLU, 0}; }
+  WICK_DECLARE_EVAL
+  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
+};
+
+}  // namespace wick
