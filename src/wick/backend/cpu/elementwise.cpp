@@ -132,38 +132,6 @@ void Random::eval_cpu(const std::vector<Tensor>&, const Tensor& out) {
   });
 }
 
-void SwiGLU::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
-  const Tensor &a = in[0], &b = in[1];
-  out.allocate();
-  dispatch_float(a.dtype(), "swiglu", [&]<typename T>() {
-    using C = compute_t<T>;
-    const T* pa = cdata<T>(a);
-    const T* pb = cdata<T>(b);
-    T* dst = mdata<T>(out);
-    parallel_for_each_strided<3>(out.shape(), {out.strides(), a.strides(), b.strides()}, [&](int64_t o, int64_t i, int64_t j) {
-      dst[o] = T(C(fn::Silu{}(C(pa[i])) * C(pb[j])));
-    });
-  });
-}
-
-void SwiGLUBackward::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
-  const Tensor &a = in[0], &b = in[1], &g = in[2];
-  out.allocate();
-  int64_t half = a.numel();
-  dispatch_float(a.dtype(), name(), [&]<typename T>() {
-    using C = compute_t<T>;
-    const T *pa = cdata<T>(a), *pb = cdata<T>(b), *pg = cdata<T>(g);
-    T* dst = mdata<T>(out);
-    parallel_for_each_strided<4>(a.shape(), {contiguous_strides(a.shape()), a.strides(), b.strides(), g.strides()},
-                        [&](int64_t o, int64_t i, int64_t j, int64_t k) {
-                          C av = C(pa[i]), bv = C(pb[j]), gv = C(pg[k]);
-                          C s = fn::Sigmoid{}(av);
-                          dst[o] = T(C(gv * bv * s * (C(1) + av * (C(1) - s))));
-                          dst[o + half] = T(C(gv * av * s));
-                        });
-  });
-}
-
 namespace cpu {
 Tensor contiguous_copy(const Tensor& x) {
   if (x.is_contiguous()) return x;

@@ -42,4 +42,8 @@ void parallel_for(int64_t n, int64_t grain, const F& f) {
       n, chunk, [](const void* ctx, int64_t b, int64_t e) { (*static_cast<const F*>(ctx))(b, e); }, &f);
 }
 
+// Rows per range of the thread pool for kernels doing a few operations per value of a row of
+// `width` values: about 4096 values of work per range.
+inline int64_t row_grain(int64_t width) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(width, 1)); }
+
 }  // namespace wick::cpu
