@@ -1,64 +1,17 @@
-// CUDA kernels of the fused row-wise primitives: softmax / log-softmax (online max and sum in one
-// pass), LayerNorm (one-pass Welford statistics), RMSNorm (f32 statistics; f64 for f64 data) and
-// RoPE. Rows of up to 1024 elements take one warp each, longer rows one block.
-#include "wick/backend/cuda/kernel_utils.cuh"
+// CUDA kernels of LayerNorm (one-pass Welford statistics), RMSNorm (f32 statistics; f64 for f64
+// data) and their backward. Rows of up to 1024 elements take one warp each, longer rows one block.
+#include "wick/backend/cuda/row_kernels.cuh"
 #include "wick/core/primitives.h"
 
 namespace wick {
 
 using cuda::dacc_t;
-using cuda::MaxSum;
+using cuda::kWarpRowMax;
+using cuda::Plus;
+using cuda::row_combine;
+using cuda::RowPos;
 
 namespace {
-
-constexpr int kWarpRowMax = 1024;  // rows up to this length are handled by one warp
-
-// Combines a value over the threads of one row: a warp (TPR 32, several rows per block) or the
-// whole block (one row per block).
-template <int TPR, typename V, class F>
-__device__ __forceinline__ V row_combine(V v, F f, V* scratch) {
-  if constexpr (TPR == 32) {
-    using cuda::shfl_xor_any;  // found with the overloads of V's own namespace (Welford)
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = f(v, shfl_xor_any(v, o));
-    return v;
-  } else {
-    return cuda::block_combine(v, f, scratch);
-  }
-}
-
-template <int TPR>
-struct RowPos {
-  int64_t row;
-  int t;
-  __device__ RowPos() {
-    row = int64_t(blockIdx.x) * (blockDim.x / TPR) + threadIdx.x / TPR;
-    t = threadIdx.x % TPR;
-  }
-};
-
-template <typename A>
-struct MergeMaxSum {
-  __device__ MaxSum<A> operator()(MaxSum<A> a, MaxSum<A> b) const { return cuda::merge(a, b); }
-};
-
-template <typename D, typename A, int TPR>
-__global__ void softmax_kernel(const D* x, D* y, int64_t rows, int64_t cols, bool log) {
-  __shared__ MaxSum<A> scratch[32];
-  RowPos<TPR> p;
-  if (p.row >= rows) return;  // a whole warp (TPR 32) or block leaves together
-  const D* xr = x + p.row * cols;
-  D* yr = y + p.row * cols;
-  MaxSum<A> ms{-A(INFINITY), A(0)};
-  for (int64_t j = p.t; j < cols; j += TPR) ms = cuda::merge(ms, MaxSum<A>{cuda::to_acc<A>(xr[j]), A(1)});
-  ms = row_combine<TPR>(ms, MergeMaxSum<A>{}, scratch);
-  A m = ms.m == -A(INFINITY) ? A(0) : ms.m;  // an all -inf row gives NaN, as on the CPU
-  A s = ms.s, lse = ::log(s);
-  for (int64_t j = p.t; j < cols; j += TPR) {
-    A v = cuda::to_acc<A>(xr[j]) - m;
-    yr[j] = cuda::from_c<D>(log ? v - lse : ::exp(v) / s);
-  }
-}
 
 // Welford statistics (count, mean, sum of squared deviations), mergeable across threads.
 template <typename A>
@@ -104,11 +57,6 @@ __global__ void layer_norm_kernel(const D* x, const D* w, const D* b, D* y, int6
     yr[j] = cuda::from_c<D>(v);
   }
 }
-
-template <typename A>
-struct Plus {
-  __device__ A operator()(A a, A b) const { return a + b; }
-};
 
 template <typename D, typename A, int TPR>
 __global__ void rms_norm_kernel(const D* x, const D* w, D* y, int64_t rows, int64_t h, A eps) {
@@ -214,78 +162,7 @@ __global__ void norm_backward_kernel(const D* x, const D* w, const D* g, D* dx, 
   }
 }
 
-// d x of softmax (y (g - sum g y)) or log-softmax (g - exp(y) sum g) for one row.
-template <typename D, typename A, int TPR>
-__global__ void softmax_backward_kernel(const D* y, const D* g, D* dx, int64_t rows, int64_t cols, bool log) {
-  __shared__ A scratch[32];
-  RowPos<TPR> p;
-  if (p.row >= rows) return;
-  const D *yr = y + p.row * cols, *gr = g + p.row * cols;
-  D* dr = dx + p.row * cols;
-  A dot = 0;
-  for (int64_t j = p.t; j < cols; j += TPR) dot += cuda::to_acc<A>(gr[j]) * (log ? A(1) : cuda::to_acc<A>(yr[j]));
-  dot = row_combine<TPR>(dot, Plus<A>{}, scratch);
-  for (int64_t j = p.t; j < cols; j += TPR) {
-    A yv = cuda::to_acc<A>(yr[j]), gv = cuda::to_acc<A>(gr[j]);
-    dr[j] = cuda::from_c<D>(log ? gv - ::exp(yv) * dot : yv * (gv - dot));
-  }
-}
-
-template <typename D>
-__global__ void rope_kernel(const D* x, const int64_t* pos, const float* inv, D* y, int64_t total, int64_t H, int64_t T,
-                            int64_t Dh, int rd, bool interleaved, bool inverse) {
-  using C = cuda::dcompute_t<D>;
-  int half = rd / 2;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
-    int64_t d = e % Dh, r = e / Dh, t = r % T, b = r / (T * H);
-    if (d >= rd) {
-      y[e] = x[e];
-      continue;
-    }
-    int64_t i, partner;
-    bool first;
-    if (interleaved) {
-      i = d / 2;
-      first = (d & 1) == 0;
-      partner = first ? d + 1 : d - 1;
-    } else {
-      first = d < half;
-      i = first ? d : d - half;
-      partner = first ? d + half : d - half;
-    }
-    // The angle is formed in f32 (as HF does) unless the data itself is f64.
-    int64_t pv = pos[b * T + t];
-    C angle = std::is_same_v<C, double> ? C(double(pv) * double(inv[i])) : C(float(pv) * inv[i]);
-    C c = cos(angle), s = sin(angle);
-    if (inverse) s = -s;
-    const D* row = x + (e - d);
-    C xd = cuda::to_c(x[e]), xp = cuda::to_c(row[partner]);
-    C x1 = first ? xd : xp, x2 = first ? xp : xd;
-    y[e] = cuda::from_c<D>(first ? x1 * c - x2 * s : x2 * c + x1 * s);
-  }
-}
-
 }  // namespace
-
-void Softmax::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
-  Tensor x = cuda::contiguous_on_device(in[0]);
-  out.allocate();
-  int64_t cols = x.ndim() ? x.shape(-1) : 1, rows = cols ? x.numel() / cols : 0;
-  bool log = log_;
-  dispatch_float(x.dtype(), name(), [&]<typename T>() {
-    using D = cuda::dev_t<T>;
-    using A = dacc_t<D>;
-    const D* px = cuda::cptr<T>(x);
-    D* py = cuda::mptr<T>(out);
-    if (rows == 0) return;
-    cudaStream_t s = cuda::stream(out.device().index);
-    if (cols <= kWarpRowMax)
-      softmax_kernel<D, A, 32><<<unsigned((rows + 7) / 8), cuda::kThreads, 0, s>>>(px, py, rows, cols, log);
-    else
-      softmax_kernel<D, A, cuda::kThreads><<<unsigned(rows), cuda::kThreads, 0, s>>>(px, py, rows, cols, log);
-    WICK_CUDA_LAUNCH_CHECK("softmax_kernel");
-  });
-}
 
 void LayerNorm::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   Tensor x = cuda::contiguous_on_device(in[0]);
@@ -367,43 +244,6 @@ void NormBackward::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
       norm_backward_kernel<D, A, cuda::kThreads><<<unsigned(rows), cuda::kThreads, 0, s>>>(
           cuda::cptr<T>(x), pw, cuda::cptr<T>(g), cuda::mptr<T>(out), rows, h, A(eps_), rms_);
     WICK_CUDA_LAUNCH_CHECK("norm_backward_kernel");
-  });
-}
-
-void SoftmaxBackward::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
-  Tensor y = cuda::contiguous_on_device(in[0]);
-  Tensor g = cuda::contiguous_on_device(in[1]);
-  out.allocate();
-  int64_t cols = y.ndim() ? y.shape(-1) : 1, rows = cols ? y.numel() / cols : 0;
-  dispatch_float(y.dtype(), name(), [&]<typename T>() {
-    using D = cuda::dev_t<T>;
-    using A = dacc_t<D>;
-    if (rows == 0) return;
-    cudaStream_t s = cuda::stream(out.device().index);
-    if (cols <= kWarpRowMax)
-      softmax_backward_kernel<D, A, 32><<<unsigned((rows + 7) / 8), cuda::kThreads, 0, s>>>(
-          cuda::cptr<T>(y), cuda::cptr<T>(g), cuda::mptr<T>(out), rows, cols, log_);
-    else
-      softmax_backward_kernel<D, A, cuda::kThreads><<<unsigned(rows), cuda::kThreads, 0, s>>>(
-          cuda::cptr<T>(y), cuda::cptr<T>(g), cuda::mptr<T>(out), rows, cols, log_);
-    WICK_CUDA_LAUNCH_CHECK("softmax_backward_kernel");
-  });
-}
-
-void RoPE::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
-  Tensor x = cuda::contiguous_on_device(in[0]);
-  Tensor pos = cuda::contiguous_on_device(in[1]);  // i64 [B, T] (made so by the op)
-  Tensor inv = cuda::contiguous_on_device(in[2]);  // f32 [rotary_dim / 2]
-  out.allocate();
-  int64_t H = x.shape(1), T_ = x.shape(2), D_ = x.shape(3), total = x.numel();
-  if (total == 0) return;
-  int device = out.device().index;
-  dispatch_float(x.dtype(), name(), [&]<typename T>() {
-    using D = cuda::dev_t<T>;
-    rope_kernel<D><<<cuda::grid_for(total, device), cuda::kThreads, 0, cuda::stream(device)>>>(
-        cuda::cptr<T>(x), static_cast<const int64_t*>(pos.data_ptr()), static_cast<const float*>(inv.data_ptr()),
-        cuda::mptr<T>(out), total, H, T_, D_, rotary_dim_, interleaved_, inverse_);
-    WICK_CUDA_LAUNCH_CHECK("rope_kernel");
   });
 }
 
