@@ -50,7 +50,8 @@ done
 # Each kernel's own duration in the adapted steps (Nsight Compute runs them one at a time, so launch
 # gaps and overlap are not in these figures); the whole report stays in $OUT/ncu.txt.
 if command -v ncu >/dev/null; then
-  timeout 150 ncu --clock-control none --launch-skip 400 --launch-count 120 --print-summary per-kernel \
+  timeout 150 ncu --clock-control none -k regex:'gather|shrink|expand|skinny|paged|attention|norm|swiglu|nvjet|gemm|embed|sample' \
+    --launch-skip 200 --launch-count 200 --print-summary per-kernel \
     --metrics gpu__time_duration.sum build-gpu/bin/wick bench --model "$WORK/models/qwen2.5-0.5b-shape-bf16.gguf" \
     --device cuda -p 0 -n 4 -b 32 -r 1 --adapters 8 >"$OUT/ncu.txt" 2>&1
   say "ncu rc $?"

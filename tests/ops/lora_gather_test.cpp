@@ -15,7 +15,9 @@ WICK_DEVICE_TEST(LoraGather, MixedSlotsMatchFloat64) {
     int64_t n, in, out, slots, rank;
   };
   for (const Case& c : {Case{Dtype::F32, 6, 12, 10, 3, 5}, Case{Dtype::F32, 37, 96, 200, 5, 48},
-                        Case{Dtype::BF16, 9, 64, 130, 2, 16}, Case{Dtype::F16, 4, 33, 7, 4, 3}}) {
+                        Case{Dtype::BF16, 9, 64, 130, 2, 16}, Case{Dtype::F16, 4, 33, 7, 4, 3},
+                        Case{Dtype::BF16, 600, 256, 1000, 4, 16}, Case{Dtype::BF16, 64, 520, 2100, 1, 16},
+                        Case{Dtype::F32, 50, 300, 5000, 6, 8}, Case{Dtype::F16, 64, 100, 4096, 2, 12}}) {
     Rand base = rand({c.n, c.out}, c.dtype), x = rand({c.n, c.in}, c.dtype);
     Rand a = rand({c.slots, c.rank, c.in}, c.dtype, -0.5, 0.5), b = rand({c.slots, c.out, c.rank}, c.dtype, -0.5, 0.5);
     Values scale_v = random_values(c.slots, -2, 2);
@@ -75,6 +77,29 @@ WICK_DEVICE_TEST(LoraGather, ASlotPastTheStackIsAnError) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(on_cuda() ? "lora_gather_add" : "slot 2"), std::string::npos) << e.what();
+  }
+  // The failed call leaves nothing behind: the next one adds its update.
+  Tensor ones_a = ones({2, 1, 3}, Dtype::F32, device()), ones_b = ones({2, 4, 1}, Dtype::F32, device());
+  Tensor slot1 = here(Tensor::from_vector(std::vector<int32_t>{1}, {1}, Device::cpu()));
+  Tensor y = lora_gather_add(zeros({1, 4}, Dtype::F32, device()), ones({1, 3}, Dtype::F32, device()), slot1, ones_a,
+                             ones_b, ones({2}, Dtype::F32, device()));
+  EXPECT_EQ(y.to_vector<float>(), std::vector<float>(4, 3.f));
+}
+
+// Launch after launch, the same inputs give the same bits (a decode-sized step and a longer one).
+WICK_DEVICE_TEST(LoraGather, RepeatedCallsGiveTheSameBits) {
+  for (int64_t n : {40, 70}) {
+    const int64_t in = 200, out = 300, slots = 3, rank = 8;
+    Tensor x = rand({n, in}, Dtype::BF16).t, a = rand({slots, rank, in}, Dtype::BF16, -0.5, 0.5).t;
+    Tensor b = rand({slots, out, rank}, Dtype::BF16, -0.5, 0.5).t, base = rand({n, out}, Dtype::BF16).t;
+    std::vector<int32_t> slot_ids(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) slot_ids[i] = int32_t((i * 7) % (slots + 1)) - 1;
+    Tensor ts = here(Tensor::from_vector(slot_ids, {n}, Device::cpu()));
+    Tensor scales = here(Tensor::from_vector(std::vector<float>{0.5f, -1.f, 2.f}, {slots}, Device::cpu()));
+    std::vector<float> first = astype(lora_gather_add(base, x, ts, a, b, scales), Dtype::F32).to_vector<float>();
+    for (int k = 0; k < 5; ++k)
+      ASSERT_EQ(astype(lora_gather_add(base, x, ts, a, b, scales), Dtype::F32).to_vector<float>(), first)
+          << "n " << n << ", call " << k;
   }
 }
 
