@@ -283,7 +283,9 @@ void check_options(const TrainOptions& o, bool has_validation) {
   }
 }
 
-TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter, const std::vector<Example>& train,
+namespace {
+
+TrainResult train_loop(const models::DecoderModel& model, lora::Adapter& adapter, const std::vector<Example>& train,
                        const std::vector<Example>& validation, const TrainOptions& o,
                        const std::function<void(const StepMetrics&)>& on_step) {
   WICK_CHECK(!train.empty(), "train: no training examples");
@@ -291,6 +293,8 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
   WICK_CHECK((o.checkpoint_every == 0 && o.interrupt == nullptr) || !o.out_dir.empty(),
              "train: checkpoints need an output folder");
   check_options(o, !validation.empty());
+  const int ranks = o.group ? o.group->size() : 1, rank = o.group ? o.group->rank() : 0;
+  const bool lead = rank == 0;  // the rank that writes and reports
   LoopState st;
   st.rng.seed(o.seed);
   st.order.resize(train.size());
@@ -307,13 +311,13 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
   }
   LossHistory history;  // for loss.svg
   auto plot = [&] {
-    if (o.out_dir.empty()) return;
+    if (o.out_dir.empty() || !lead) return;
     history.best_step = st.best_step;
     write_loss_svg(o.out_dir + "/loss.svg", history);
   };
   OnException plot_on_error{plot};
   std::ofstream metrics;
-  if (!o.out_dir.empty()) {
+  if (!o.out_dir.empty() && lead) {
     std::filesystem::create_directories(o.out_dir);
     std::string path = o.out_dir + "/metrics.jsonl";
     std::vector<std::string> kept;  // on resume, the lines of the steps the checkpoint includes
@@ -339,16 +343,17 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
     WICK_CHECK(metrics.flush().good(), "train: writing ", metrics_path, " failed: ", std::strerror(errno));
   };
   if (metrics.is_open()) check_metrics();
-  auto next_rows = [&]() {
+  auto next_rows = [&]() {  // this rank's share of the next global batch
     std::vector<const Example*> rows;
-    while (int64_t(rows.size()) < o.batch_size) {
+    while (int64_t(rows.size()) < o.batch_size * ranks) {
       if (st.cursor == st.order.size()) {
         if (o.shuffle) std::shuffle(st.order.begin(), st.order.end(), st.rng);
         st.cursor = 0;
       }
       rows.push_back(&train[st.order[st.cursor++]]);
     }
-    return rows;
+    Shard share = shard_of(int64_t(rows.size()), rank, ranks);
+    return std::vector<const Example*>(rows.begin() + share.begin, rows.begin() + share.end);
   };
   TrainResult result;
   auto stop_reason = [&] {
@@ -371,6 +376,12 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
       micro.push_back(make_batch(next_rows(), model.device()));
       targets += count_targets(micro.back().labels);
       tokens += micro.back().tokens;
+    }
+    if (o.group) {  // the loss is a mean over the group's targets
+      std::vector<double> counts{double(targets), double(tokens)};
+      o.group->all_reduce_sum(counts);
+      targets = int64_t(counts[0]);
+      tokens = int64_t(counts[1]);
     }
     // Lazy: each micro-batch's forward and backward are recorded, then evaluated as one graph that
     // frees every activation after its last use (less memory than eager, which keeps the forward's
@@ -400,6 +411,12 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
         for (size_t i = 0; i < g.size(); ++i) grads[i] = grads[i] + g[i];
       }
     }
+    if (o.group) {
+      o.group->all_reduce_sum(grads);
+      std::vector<double> total{loss};
+      o.group->all_reduce_sum(total);
+      loss = total[0];
+    }
     WICK_CHECK(std::isfinite(loss), "train: the loss became ", not_finite(loss), " at step ", step,
                "; stopped before its update (lower the learning rate or add warm-up)", kept_after_failure(o.out_dir, st));
     Tensor norm_sq = zeros({}, Dtype::F64, model.device());
@@ -420,7 +437,12 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
     StepMetrics m{step, loss, lr, grad_norm, double(tokens) / std::max(secs, 1e-9), tokens};
     bool evaluate = !validation.empty() && ((o.eval_every > 0 && step % o.eval_every == 0) || step == o.steps);
     if (evaluate) {
-      m.val_loss = evaluate_loss(model, adapter, validation, o.batch_size);
+      m.val_loss = lead ? evaluate_loss(model, adapter, validation, o.batch_size) : 0.0;
+      if (o.group) {
+        std::vector<double> shared{m.val_loss};
+        o.group->all_reduce_sum(shared);
+        m.val_loss = shared[0];
+      }
       if (std::isfinite(m.val_loss)) {
         bool improved = m.val_loss < st.best_val_loss - o.early_stopping_delta;
         st.evals_since_best = improved ? 0 : st.evals_since_best + 1;
@@ -444,7 +466,7 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
     WICK_CHECK(!evaluate || std::isfinite(m.val_loss), "train: the validation loss became ", not_finite(m.val_loss),
                " after the update of step ", step, "; that update is not saved (lower the learning rate or add warm-up)",
                kept_after_failure(o.out_dir, st));
-    if (m.best && !o.out_dir.empty()) save_best(o.out_dir, adapter, o.base_model, step, m.val_loss);
+    if (m.best && !o.out_dir.empty() && lead) save_best(o.out_dir, adapter, o.base_model, step, m.val_loss);
     st.step = step;
     stop = evaluate && o.early_stopping_patience > 0 && st.evals_since_best >= o.early_stopping_patience;
     if (stop && step < o.steps) {
@@ -452,11 +474,16 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
       result.stop_reason = stop_reason();
     }
     bool interrupted = o.interrupt && o.interrupt->load() && step < o.steps && !stop;
+    if (o.group) {  // one rank's signal stops them all after the same step
+      std::vector<double> any{interrupted ? 1.0 : 0.0};
+      o.group->all_reduce_sum(any);
+      interrupted = any[0] > 0 && step < o.steps && !stop;
+    }
     if ((o.checkpoint_every > 0 && (step % o.checkpoint_every == 0 || step == o.steps || stop)) || interrupted) {
-      save_checkpoint(o.out_dir, adapter, optimizer, st, o.keep_checkpoints, o.base_model);
+      if (lead) save_checkpoint(o.out_dir, adapter, optimizer, st, o.keep_checkpoints, o.base_model);
       plot();
     }
-    if (on_step) on_step(m);
+    if (on_step && lead) on_step(m);
     if (interrupted) {
       result.interrupted = true;
       break;
@@ -468,6 +495,20 @@ TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter
   result.best_step = st.best_step;
   result.best_val_loss = st.best_step > 0 ? st.best_val_loss : 0;
   return result;
+}
+
+}  // namespace
+
+TrainResult train_lora(const models::DecoderModel& model, lora::Adapter& adapter, const std::vector<Example>& train,
+                       const std::vector<Example>& validation, const TrainOptions& o,
+                       const std::function<void(const StepMetrics&)>& on_step) {
+  try {
+    return train_loop(model, adapter, train, validation, o, on_step);
+  } catch (const std::exception& e) {
+    // A rank that stops stops the others at their next sum instead of leaving them waiting.
+    if (o.group) o.group->abandon(e.what());
+    throw;
+  }
 }
 
 }  // namespace wick::train

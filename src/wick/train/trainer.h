@@ -10,6 +10,7 @@
 
 #include "wick/lora/adapter.h"
 #include "wick/train/adamw.h"
+#include "wick/train/collective.h"
 #include "wick/train/data.h"
 
 namespace wick::train {
@@ -55,6 +56,12 @@ struct TrainOptions {
   // Set (by a signal handler) to stop the run after the step in progress: that step is finished and
   // a checkpoint written (to out_dir, which is then required), so --resume continues exactly.
   const std::atomic<bool>* interrupt = nullptr;
+  // Data-parallel training (collective.h): this worker's place in its group. Every rank draws the
+  // same global batch of size() * batch_size rows and trains on its share; gradients, losses and
+  // counts are summed over the group before the update, so every rank applies the same one and the
+  // run equals one worker with a batch size() times larger. Only rank 0 writes to out_dir and calls
+  // on_step; validation runs on rank 0 and its loss is shared.
+  Collective* group = nullptr;
 };
 
 struct StepMetrics {
