@@ -86,7 +86,7 @@ WICK_DEVICE_TEST(LoraGather, ASlotPastTheStackIsAnError) {
   EXPECT_EQ(y.to_vector<float>(), std::vector<float>(4, 3.f));
 }
 
-// Launch after launch, the same inputs give the same bits (a decode-sized step and a longer one).
+// Launch after launch, the same inputs give the same bits (at two step sizes).
 WICK_DEVICE_TEST(LoraGather, RepeatedCallsGiveTheSameBits) {
   for (int64_t n : {40, 70}) {
     const int64_t in = 200, out = 300, slots = 3, rank = 8;

@@ -36,7 +36,6 @@ int parse_int(const std::string& text, const std::string& what, long lo, long hi
 struct Socket {
   int fd = -1;
   explicit Socket(int f) : fd(f) {}
-  Socket(Socket&& o) noexcept : fd(o.fd) { o.fd = -1; }
   Socket(const Socket&) = delete;
   ~Socket() {
     if (fd >= 0) ::close(fd);

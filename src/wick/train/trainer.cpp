@@ -295,6 +295,11 @@ TrainResult train_loop(const models::DecoderModel& model, lora::Adapter& adapter
   check_options(o, !validation.empty());
   const int ranks = o.group ? o.group->size() : 1, rank = o.group ? o.group->rank() : 0;
   const bool lead = rank == 0;  // the rank that writes and reports
+  // Sums over the group (the values themselves without one).
+  auto group_sum = [&](std::vector<double> values) {
+    if (o.group) o.group->all_reduce_sum(values);
+    return values;
+  };
   LoopState st;
   st.rng.seed(o.seed);
   st.order.resize(train.size());
@@ -377,12 +382,9 @@ TrainResult train_loop(const models::DecoderModel& model, lora::Adapter& adapter
       targets += count_targets(micro.back().labels);
       tokens += micro.back().tokens;
     }
-    if (o.group) {  // the loss is a mean over the group's targets
-      std::vector<double> counts{double(targets), double(tokens)};
-      o.group->all_reduce_sum(counts);
-      targets = int64_t(counts[0]);
-      tokens = int64_t(counts[1]);
-    }
+    const std::vector<double> counts = group_sum({double(targets), double(tokens)});  // the loss is a mean over them
+    targets = int64_t(counts[0]);
+    tokens = int64_t(counts[1]);
     // Lazy: each micro-batch's forward and backward are recorded, then evaluated as one graph that
     // frees every activation after its last use (less memory than eager, which keeps the forward's
     // tensors until the backward reaches them).
@@ -411,12 +413,8 @@ TrainResult train_loop(const models::DecoderModel& model, lora::Adapter& adapter
         for (size_t i = 0; i < g.size(); ++i) grads[i] = grads[i] + g[i];
       }
     }
-    if (o.group) {
-      o.group->all_reduce_sum(grads);
-      std::vector<double> total{loss};
-      o.group->all_reduce_sum(total);
-      loss = total[0];
-    }
+    if (o.group) o.group->all_reduce_sum(grads);
+    loss = group_sum({loss})[0];
     WICK_CHECK(std::isfinite(loss), "train: the loss became ", not_finite(loss), " at step ", step,
                "; stopped before its update (lower the learning rate or add warm-up)", kept_after_failure(o.out_dir, st));
     Tensor norm_sq = zeros({}, Dtype::F64, model.device());
@@ -437,12 +435,7 @@ TrainResult train_loop(const models::DecoderModel& model, lora::Adapter& adapter
     StepMetrics m{step, loss, lr, grad_norm, double(tokens) / std::max(secs, 1e-9), tokens};
     bool evaluate = !validation.empty() && ((o.eval_every > 0 && step % o.eval_every == 0) || step == o.steps);
     if (evaluate) {
-      m.val_loss = lead ? evaluate_loss(model, adapter, validation, o.batch_size) : 0.0;
-      if (o.group) {
-        std::vector<double> shared{m.val_loss};
-        o.group->all_reduce_sum(shared);
-        m.val_loss = shared[0];
-      }
+      m.val_loss = group_sum({lead ? evaluate_loss(model, adapter, validation, o.batch_size) : 0.0})[0];
       if (std::isfinite(m.val_loss)) {
         bool improved = m.val_loss < st.best_val_loss - o.early_stopping_delta;
         st.evals_since_best = improved ? 0 : st.evals_since_best + 1;
@@ -474,11 +467,7 @@ TrainResult train_loop(const models::DecoderModel& model, lora::Adapter& adapter
       result.stop_reason = stop_reason();
     }
     bool interrupted = o.interrupt && o.interrupt->load() && step < o.steps && !stop;
-    if (o.group) {  // one rank's signal stops them all after the same step
-      std::vector<double> any{interrupted ? 1.0 : 0.0};
-      o.group->all_reduce_sum(any);
-      interrupted = any[0] > 0 && step < o.steps && !stop;
-    }
+    interrupted = group_sum({interrupted ? 1.0 : 0.0})[0] > 0;  // one rank's signal stops them all after this step
     if ((o.checkpoint_every > 0 && (step % o.checkpoint_every == 0 || step == o.steps || stop)) || interrupted) {
       if (lead) save_checkpoint(o.out_dir, adapter, optimizer, st, o.keep_checkpoints, o.base_model);
       plot();
