@@ -45,7 +45,7 @@ Outcome gradients(const Case& c, bool overwrite) {
   o.grads = grad(
       [&](const std::vector<Tensor>& in) {
         Tensor y = c.op(in);
-        if (const auto& p = y.impl().primitive) {
+        if (const Primitive* p = y.primitive()) {
           o.primitive = p->name();
           o.reads_output = p->vjp_reads_output();
         }
@@ -182,8 +182,8 @@ WICK_DEVICE_TEST(Properties, InPlaceInputsAreWrittenOnlyWhenNothingElseHoldsThem
     Tensor in = c.make_input().eval();
     const void* buffer = in.data_ptr();
     Tensor out = c.op(std::move(in));
-    ASSERT_EQ(std::string(out.impl().primitive->name()), c.name);
-    EXPECT_EQ(out.impl().primitive->in_place_input(), c.input) << c.name;
+    ASSERT_EQ(std::string(out.primitive()->name()), c.name);
+    EXPECT_EQ(out.primitive()->in_place_input(), c.input) << c.name;
     EXPECT_EQ(out.eval().data_ptr(), buffer) << c.name << ": a buffer nothing else holds was not written in place";
     // Held elsewhere: the result goes to fresh memory and the input keeps its values.
     Tensor held = c.make_input().eval();

@@ -13,23 +13,36 @@ namespace wick {
 
 namespace {
 
+// A node of the traced graph: its outputs (all the siblings still held, so none is freed, nor its
+// address reused, while the walk may look up its cotangent), and what computes them (null for a
+// traced input).
+struct TracedNode {
+  std::vector<Tensor> outputs;
+  std::shared_ptr<Node> node;
+};
+
 // Nodes reachable from `outputs` through traced tensors, inputs before consumers.
-std::vector<Tensor> traced_topological_order(const std::vector<Tensor>& outputs) {
-  std::vector<Tensor> order;
-  std::unordered_set<const TensorImpl*> seen;
+std::vector<TracedNode> traced_topological_order(const std::vector<Tensor>& outputs) {
+  std::vector<TracedNode> order;
+  std::unordered_set<const void*> seen;  // a node, or a traced input (which has none)
+  auto key = [](const Tensor& t) -> const void* {
+    return t.impl().node ? static_cast<const void*>(t.impl().node.get()) : t.impl_ptr().get();
+  };
   std::vector<std::pair<Tensor, size_t>> stack;
+  static const std::vector<Tensor> no_inputs;
   for (const Tensor& out : outputs) {
-    if (!out.tracks_grad() || !seen.insert(out.impl_ptr().get()).second) continue;
+    if (!out.tracks_grad() || !seen.insert(key(out)).second) continue;
     stack.emplace_back(out, 0);
     while (!stack.empty()) {
-      auto& [node, next] = stack.back();
-      const auto& inputs = node.impl().inputs;
+      auto& [t, next] = stack.back();
+      const auto& inputs = t.impl().node ? t.impl().node->inputs : no_inputs;
       if (next < inputs.size()) {
         const Tensor& in = inputs[next++];
-        if (in.tracks_grad() && seen.insert(in.impl_ptr().get()).second) stack.emplace_back(in, 0);
+        if (in.tracks_grad() && seen.insert(key(in)).second) stack.emplace_back(in, 0);
         continue;
       }
-      order.push_back(node);
+      const std::shared_ptr<Node>& node = t.impl().node;
+      order.push_back({node ? t.siblings() : std::vector<Tensor>{t}, node});
       stack.pop_back();
     }
   }
@@ -73,47 +86,55 @@ std::vector<Tensor> backpropagate(const std::vector<Tensor>& traced, const std::
                shape_str(cotangents[i].shape()), " but the output has shape ", shape_str(outputs[i].shape()));
     if (outputs[i].tracks_grad()) accumulate(ct, outputs[i], cotangents[i], "output");
   }
-  std::vector<Tensor> order = traced_topological_order(outputs);
+  std::vector<TracedNode> order = traced_topological_order(outputs);
   // A node is done once its vjp has run (its consumers' vjps ran before it): it then lets go of its
-  // inputs and of this walk's reference, so the forward's tensors are freed as the backward passes
+  // inputs and of this walk's references, so the forward's tensors are freed as the backward passes
   // them, as PyTorch frees saved tensors, instead of all living until the end.
-  auto release = [](Tensor& node) {
-    node.impl().tracks_grad = false;
-    if (node.is_evaluated()) {
-      node.impl().primitive.reset();
-      node.impl().inputs.clear();
+  auto release = [](TracedNode& entry) {
+    for (Tensor& out : entry.outputs) {
+      if (!out.defined()) continue;
+      out.impl().tracks_grad = false;
+      if (out.is_evaluated()) out.impl().node.reset();
+      out = Tensor();
     }
-    node = Tensor();
+    entry.node.reset();
   };
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    Tensor& node = *it;
-    TensorImpl& impl = node.impl();
-    if (!impl.primitive) continue;  // a traced input: its gradient is read below
-    auto found = ct.find(node.impl_ptr().get());
-    if (found == ct.end()) {
-      release(node);
+    TracedNode& entry = *it;
+    if (!entry.node) continue;  // a traced input: its gradient is read below
+    // The cotangent of each output; a node none of whose outputs has one adds nothing.
+    std::vector<Tensor> gs(entry.outputs.size());
+    bool any = false;
+    for (size_t i = 0; i < gs.size(); ++i) {
+      if (!entry.outputs[i].defined()) continue;
+      auto found = ct.find(entry.outputs[i].impl_ptr().get());
+      if (found == ct.end()) continue;
+      gs[i] = found->second;
+      any = true;
+      ct.erase(found);
+    }
+    if (!any) {
+      release(entry);
       continue;
     }
-    Tensor g = found->second;
+    const Node& node = *entry.node;
     std::vector<int> argnums;
-    for (size_t j = 0; j < impl.inputs.size(); ++j)
-      if (impl.inputs[j].tracks_grad()) argnums.push_back(int(j));
-    std::vector<Tensor> grads = impl.primitive->vjp(impl.inputs, g, argnums, node);
-    WICK_CHECK(grads.size() == argnums.size(), "vjp of ", impl.primitive->name(), " returned ", grads.size(),
+    for (size_t j = 0; j < node.inputs.size(); ++j)
+      if (node.inputs[j].tracks_grad()) argnums.push_back(int(j));
+    std::vector<Tensor> grads = node.primitive->vjp_outputs(node.inputs, gs, argnums, entry.outputs);
+    WICK_CHECK(grads.size() == argnums.size(), "vjp of ", node.primitive->name(), " returned ", grads.size(),
                " gradients for ", argnums.size(), " inputs");
     for (size_t j = 0; j < argnums.size(); ++j)
-      if (grads[j].defined()) accumulate(ct, impl.inputs[argnums[j]], grads[j], impl.primitive->name());
-    ct.erase(node.impl_ptr().get());
-    g = Tensor();
-    release(node);
+      if (grads[j].defined()) accumulate(ct, node.inputs[argnums[j]], grads[j], node.primitive->name());
+    gs.clear();
+    release(entry);
   }
   std::vector<Tensor> result;
   for (size_t i = 0; i < traced.size(); ++i) {
     auto found = ct.find(traced[i].impl_ptr().get());
     result.push_back(found != ct.end() ? found->second : zeros_like(inputs[i]));
   }
-  for (Tensor& node : order)
-    if (node.defined()) release(node);  // the traced inputs: hand back untraced tensors
+  for (TracedNode& entry : order) release(entry);  // the traced inputs: hand back untraced tensors
   return result;
 }
 

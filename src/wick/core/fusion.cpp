@@ -14,9 +14,10 @@ namespace {
 
 bool fusable(const Tensor& node) {
   const TensorImpl& impl = node.impl();
-  return impl.primitive && !node.is_evaluated() && !impl.tracks_grad && is_floating(impl.dtype) &&
-         int(impl.shape.size()) <= Fused::kMaxDims &&
-         impl.primitive->fused_op().kind != Primitive::FusedOp::None;
+  // A fused op has one output (a node of several has siblings, so it never fuses).
+  return impl.node && !node.is_evaluated() && !impl.tracks_grad && is_floating(impl.dtype) &&
+         int(impl.shape.size()) <= Fused::kMaxDims && impl.node->outputs.empty() &&
+         impl.node->primitive->fused_op().kind != Primitive::FusedOp::None;
 }
 
 struct ProgramBuilder {
@@ -48,8 +49,8 @@ struct ProgramBuilder {
       program.push_back({FusedInstr::Load, uint8_t(inputs.size() - 1), 0, 0});
       return reg_of[key] = int(program.size()) - 1;
     }
-    Primitive::FusedOp op = node.impl().primitive->fused_op();
-    const auto& ins = node.impl().inputs;
+    Primitive::FusedOp op = node.impl().node->primitive->fused_op();
+    const auto& ins = node.impl().node->inputs;
     int a = emit(ins[0], false);
     int b = ins.size() > 1 ? emit(ins[1], false) : 0;
     if (a < 0 || b < 0 || int(program.size()) >= Fused::kMaxInstructions) return -1;
@@ -67,7 +68,7 @@ struct ProgramBuilder {
 void fuse_elementwise(std::vector<Tensor>& order, const std::vector<Tensor>& outputs) {
   std::unordered_map<const TensorImpl*, int> consumers;
   for (const Tensor& node : order)
-    for (const Tensor& in : node.impl().inputs) ++consumers[in.impl_ptr().get()];
+    for (const Tensor& in : node.impl().node->inputs) ++consumers[in.impl_ptr().get()];
   std::unordered_set<const TensorImpl*> removed;
   // Roots are visited from the end so each chain is taken whole by its last node.
   for (int i = int(order.size()) - 1; i >= 0; --i) {
@@ -76,8 +77,10 @@ void fuse_elementwise(std::vector<Tensor>& order, const std::vector<Tensor>& out
     ProgramBuilder builder{root.shape(), root.dtype(), consumers, {}, {}, {}, {}};
     if (builder.emit(root, true) < 0 || builder.absorbed.empty()) continue;
     for (const TensorImpl* key : builder.absorbed) removed.insert(key);
-    root.impl().primitive = std::make_shared<Fused>(std::move(builder.program));
-    root.impl().inputs = std::move(builder.inputs);
+    auto fused = std::make_shared<Node>();
+    fused->primitive = std::make_shared<Fused>(std::move(builder.program));
+    fused->inputs = std::move(builder.inputs);
+    root.impl().node = std::move(fused);
   }
   if (removed.empty()) return;
   for (Tensor& node : order)

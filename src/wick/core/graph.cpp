@@ -11,47 +11,76 @@
 namespace wick {
 
 namespace {
-// Forgets how a node was computed once nothing needs that for a gradient.
-void detach(const Tensor& node) {
-  if (node.tracks_grad()) return;
-  node.impl().primitive.reset();
-  node.impl().inputs.clear();
+// Forgets how a node was computed once nothing needs that for a gradient: each output that is not
+// traced lets go of the node, whose inputs are released with the last.
+void detach(const std::vector<Tensor>& outputs) {
+  for (const Tensor& out : outputs)
+    if (out.defined() && !out.tracks_grad()) out.impl().node.reset();
+}
+}  // namespace
+
+// The defaults of primitive.h: a node of one output runs the single-output evaluation.
+void Primitive::eval_cpu(const std::vector<Tensor>&, const Tensor&) {
+  fail(name(), " has ", num_outputs(), " outputs: it defines eval_outputs_cpu");
+}
+void Primitive::eval_cuda(const std::vector<Tensor>&, const Tensor&) {
+  fail(name(), " has ", num_outputs(), " outputs: it defines eval_outputs_cuda");
+}
+void Primitive::eval_outputs_cpu(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) {
+  WICK_CHECK(outputs.size() == 1, name(), ": eval_outputs_cpu of ", outputs.size(), " outputs is not defined");
+  eval_cpu(inputs, outputs[0]);
+}
+void Primitive::eval_outputs_cuda(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) {
+  WICK_CHECK(outputs.size() == 1, name(), ": eval_outputs_cuda of ", outputs.size(), " outputs is not defined");
+  eval_cuda(inputs, outputs[0]);
+}
+
+namespace {
+void run_outputs(const Tensor& node, const std::vector<Tensor>& outputs) {
+  const Node& n = *node.impl().node;
+  Primitive& primitive = *n.primitive;
+  Device device = node.device();
+  if (device.is_cpu()) {
+    primitive.eval_outputs_cpu(n.inputs, outputs);
+  } else if (cuda::profiling()) {
+    void* token = nullptr;
+    cuda::profile_begin(device.index, &token);
+    primitive.eval_outputs_cuda(n.inputs, outputs);
+    std::string shape = shape_str(node.shape()) + " " + dtype_name(node.dtype());
+    cuda::profile_end(device.index, token, primitive.name(), shape);
+  } else {
+    primitive.eval_outputs_cuda(n.inputs, outputs);
+  }
 }
 }  // namespace
 
 void run_node(const Tensor& node) {
-  TensorImpl& impl = node.impl();
-  if (impl.device.is_cpu()) {
-    impl.primitive->eval_cpu(impl.inputs, node);
-  } else if (cuda::profiling()) {
-    void* token = nullptr;
-    cuda::profile_begin(impl.device.index, &token);
-    impl.primitive->eval_cuda(impl.inputs, node);
-    std::string shape = shape_str(node.shape()) + " " + dtype_name(node.dtype());
-    cuda::profile_end(impl.device.index, token, impl.primitive->name(), shape);
-  } else {
-    impl.primitive->eval_cuda(impl.inputs, node);
-  }
+  // A node of several outputs fills them all (temporaries standing for those nobody holds).
+  run_outputs(node, node.node_outputs());
 }
 
 void eval(const std::vector<Tensor>& outputs) {
-  // Iterative depth-first search: a node is appended after all its unevaluated inputs.
+  // Iterative depth-first search: a node is appended after all its unevaluated inputs. Siblings
+  // are one node: it is visited (and appended) once, through whichever output is met first.
   std::vector<Tensor> order;
-  std::unordered_set<const TensorImpl*> seen;
+  std::unordered_set<const Node*> seen;
   std::vector<std::pair<Tensor, size_t>> stack;
   for (const Tensor& out : outputs) {
-    if (!out.defined() || out.is_evaluated() || seen.count(out.impl_ptr().get())) continue;
-    seen.insert(out.impl_ptr().get());
+    if (!out.defined() || out.is_evaluated()) continue;
+    WICK_CHECK(out.impl().node != nullptr, "eval: tensor ", out.str(), " has neither data nor a primitive");
+    if (!seen.insert(out.impl().node.get()).second) continue;
     stack.emplace_back(out, 0);
     while (!stack.empty()) {
       auto& [node, next] = stack.back();
-      const auto& inputs = node.impl().inputs;
+      const auto& inputs = node.impl().node->inputs;
       if (next < inputs.size()) {
         const Tensor& in = inputs[next++];
-        if (!in.is_evaluated() && seen.insert(in.impl_ptr().get()).second) stack.emplace_back(in, 0);
+        if (!in.is_evaluated()) {
+          WICK_CHECK(in.impl().node != nullptr, "eval: tensor ", in.str(), " has neither data nor a primitive");
+          if (seen.insert(in.impl().node.get()).second) stack.emplace_back(in, 0);
+        }
         continue;
       }
-      WICK_CHECK(node.impl().primitive != nullptr, "eval: tensor ", node.str(), " has neither data nor a primitive");
       order.push_back(node);
       stack.pop_back();
     }
@@ -60,8 +89,9 @@ void eval(const std::vector<Tensor>& outputs) {
   for (size_t i = 0; i < order.size(); ++i) {
     Tensor node = std::move(order[i]);  // the order list must not keep intermediates alive
     if (!node.defined() || node.is_evaluated()) continue;  // fused away, or done
-    run_node(node);
-    detach(node);
+    std::vector<Tensor> outs = node.node_outputs();
+    run_outputs(node, outs);
+    detach(outs);
   }
 }
 

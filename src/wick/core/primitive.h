@@ -15,15 +15,37 @@ class Primitive {
   virtual ~Primitive() = default;
   virtual const char* name() const = 0;
 
+  // ---- Outputs. A node has num_outputs() outputs, its "siblings" (Tensor::make_siblings): they
+  // share the node (primitive and inputs), and evaluating any of them runs the primitive once and
+  // fills them all. The engine runs every node through eval_outputs_cpu / eval_outputs_cuda and
+  // differentiates it through vjp_outputs; their defaults forward to the single-output eval_cpu /
+  // eval_cuda / vjp below, which are all a primitive of one output writes. A primitive of several
+  // outputs overrides the *_outputs versions instead (WICK_DECLARE_EVAL_OUTPUTS) and leaves the
+  // single-output ones to their defaults, which fail.
+  virtual int num_outputs() const { return 1; }
+
   // Fill `out` (shape, dtype and device already set) from evaluated inputs. Most primitives call
   // out.allocate() and write contiguous data; views call out.set_data() with the input's storage.
-  virtual void eval_cpu(const std::vector<Tensor>& inputs, const Tensor& out) = 0;
-  virtual void eval_cuda(const std::vector<Tensor>& inputs, const Tensor& out) = 0;
+  virtual void eval_cpu(const std::vector<Tensor>& inputs, const Tensor& out);
+  virtual void eval_cuda(const std::vector<Tensor>& inputs, const Tensor& out);
+
+  // Fill every output, as eval_cpu / eval_cuda fill one. `outputs` has num_outputs() tensors, all
+  // defined: an output that nobody holds any more is a temporary of its shape, freed after the
+  // evaluation.
+  virtual void eval_outputs_cpu(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs);
+  virtual void eval_outputs_cuda(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs);
 
   // Cotangents of inputs[argnums[i]] given the cotangent of the output, written with ordinary ops
-  // (so they run on any device and can reuse `out`, the forward output).
+  // (so they run on any device and can reuse `out`, the forward output). An undefined result
+  // means a zero gradient.
   virtual std::vector<Tensor> vjp(const std::vector<Tensor>& inputs, const Tensor& cotangent,
                                   const std::vector<int>& argnums, const Tensor& out);
+
+  // The same for a node of several outputs: cotangents[i] is that of outputs[i], undefined when no
+  // gradient reaches that output (read it as zero); outputs[i] is undefined when nobody holds that
+  // output any more (it then has no cotangent either). At least one cotangent is defined.
+  virtual std::vector<Tensor> vjp_outputs(const std::vector<Tensor>& inputs, const std::vector<Tensor>& cotangents,
+                                          const std::vector<int>& argnums, const std::vector<Tensor>& outputs);
 
   // ---- Declared properties. Fusion and buffer reuse ask these instead of naming concrete
   // primitives, so a new primitive changes their behaviour only by what it declares. Each default
@@ -38,7 +60,7 @@ class Primitive {
   };
   virtual FusedOp fused_op() const { return {}; }
 
-  // Whether vjp() reads `out`, the forward output. A primitive whose gradient reads only its
+  // Whether vjp() reads `out`, the forward output (vjp_outputs: any of the outputs). A primitive whose gradient reads only its
   // inputs (a product, a sum, a norm recomputing from x) declares false: its output's memory may
   // then be overwritten once the forward has run (lora_add adds its update into a projection's
   // output, see can_overwrite in tensor.h) without changing any gradient.
@@ -60,5 +82,10 @@ class Primitive {
 #define WICK_DECLARE_EVAL                                                                 \
   void eval_cpu(const std::vector<Tensor>& inputs, const Tensor& out) override;          \
   void eval_cuda(const std::vector<Tensor>& inputs, const Tensor& out) override;
+
+// The same for a primitive of several outputs (num_outputs() > 1).
+#define WICK_DECLARE_EVAL_OUTPUTS                                                                          \
+  void eval_outputs_cpu(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) override; \
+  void eval_outputs_cuda(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) override;
 
 }  // namespace wick

@@ -50,22 +50,82 @@ Tensor Tensor::empty(const Shape& shape, Dtype dtype, Device device) {
   return t;
 }
 
+namespace {
+bool traces_gradient(Dtype dtype, const std::vector<Tensor>& inputs) {
+  // Integer and bool results are piecewise constant: no gradient flows through them (as in torch).
+  if (!grad_enabled() || !is_floating(dtype)) return false;
+  for (const Tensor& in : inputs)
+    if (in.tracks_grad()) return true;
+  return false;
+}
+}  // namespace
+
 Tensor Tensor::make(const Shape& shape, Dtype dtype, Device device, std::shared_ptr<Primitive> primitive,
                     std::vector<Tensor> inputs) {
+  WICK_CHECK(primitive->num_outputs() == 1, primitive->name(), " has ", primitive->num_outputs(),
+             " outputs: make its node with Tensor::make_siblings");
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->dtype = dtype;
   impl->device = device;
-  bool tracks = false;
-  // Integer and bool results are piecewise constant: no gradient flows through them (as in torch).
-  if (grad_enabled() && is_floating(dtype))
-    for (const Tensor& in : inputs) tracks = tracks || in.tracks_grad();
-  impl->tracks_grad = tracks;
-  impl->primitive = std::move(primitive);
-  impl->inputs = std::move(inputs);
+  impl->tracks_grad = traces_gradient(dtype, inputs);
+  impl->node = std::make_shared<Node>();
+  impl->node->primitive = std::move(primitive);
+  impl->node->inputs = std::move(inputs);
   Tensor t(std::move(impl));
   if (exec_mode() == ExecMode::Eager) t.eval();
   return t;
+}
+
+std::vector<Tensor> Tensor::make_siblings(const std::vector<Shape>& shapes, const std::vector<Dtype>& dtypes,
+                                          Device device, std::shared_ptr<Primitive> primitive,
+                                          std::vector<Tensor> inputs) {
+  size_t n = shapes.size();
+  WICK_CHECK(n == dtypes.size() && int(n) == primitive->num_outputs(), primitive->name(), " has ",
+             primitive->num_outputs(), " outputs, given ", n, " shapes and ", dtypes.size(), " dtypes");
+  if (n == 1) return {make(shapes[0], dtypes[0], device, std::move(primitive), std::move(inputs))};
+  auto node = std::make_shared<Node>();
+  std::vector<Tensor> outs;
+  for (size_t i = 0; i < n; ++i) {
+    auto impl = std::make_shared<TensorImpl>();
+    impl->shape = shapes[i];
+    impl->dtype = dtypes[i];
+    impl->device = device;
+    impl->tracks_grad = traces_gradient(dtypes[i], inputs);
+    impl->node = node;
+    node->outputs.push_back(impl);
+    outs.push_back(Tensor(std::move(impl)));
+  }
+  node->primitive = std::move(primitive);
+  node->inputs = std::move(inputs);
+  node->shapes = shapes;
+  node->dtypes = dtypes;
+  node->device = device;
+  if (exec_mode() == ExecMode::Eager) outs[0].eval();
+  return outs;
+}
+
+std::vector<Tensor> Tensor::siblings() const {
+  const std::shared_ptr<Node>& node = impl().node;
+  if (!node) return {};
+  if (node->outputs.empty()) return {*this};
+  std::vector<Tensor> outs;
+  for (const auto& weak : node->outputs) outs.push_back(Tensor(weak.lock()));
+  return outs;
+}
+
+std::vector<Tensor> Tensor::node_outputs() const {
+  std::vector<Tensor> outs = siblings();
+  const Node& node = *impl().node;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (outs[i].defined()) continue;
+    auto impl = std::make_shared<TensorImpl>();
+    impl->shape = node.shapes[i];
+    impl->dtype = node.dtypes[i];
+    impl->device = node.device;
+    outs[i] = Tensor(std::move(impl));
+  }
+  return outs;
 }
 
 int64_t Tensor::shape(int64_t dim) const {
@@ -122,7 +182,7 @@ Tensor Tensor::shallow_copy() const {
 
 bool can_overwrite(const Tensor& t) {
   if (node_handles(t) != 1 || t.storage().use_count() != 1 || !t.is_contiguous() || t.offset() != 0) return false;
-  const Primitive* producer = t.impl().primitive.get();
+  const Primitive* producer = t.primitive();
   return !t.tracks_grad() || (producer != nullptr && !producer->vjp_reads_output());
 }
 

@@ -17,6 +17,22 @@ namespace wick {
 
 class Primitive;
 class Tensor;
+struct TensorImpl;
+
+// What computes a node: its primitive and inputs. The outputs of a primitive of several outputs
+// (siblings, Tensor::make_siblings) share one Node, so the inputs are held once, whichever
+// siblings are alive, and the node runs once for all of them.
+struct Node {
+  std::shared_ptr<Primitive> primitive;
+  std::vector<Tensor> inputs;
+  // Several outputs only (empty for one): each output, held weakly so that an output nobody holds
+  // is freed (its memory too, once evaluated), and its shape and dtype, so that the evaluation can
+  // hand the primitive a temporary in place of an output that is gone.
+  std::vector<std::weak_ptr<TensorImpl>> outputs;
+  std::vector<Shape> shapes;
+  std::vector<Dtype> dtypes;
+  Device device;
+};
 
 struct TensorImpl {
   Shape shape;
@@ -27,9 +43,9 @@ struct TensorImpl {
   Strides strides;
   int64_t offset = 0;
   // Set while the tensor is a node: what computes it, and from what. Cleared once the node has
-  // been evaluated and nothing needs it for a gradient, so intermediates are freed early.
-  std::shared_ptr<Primitive> primitive;
-  std::vector<Tensor> inputs;
+  // been evaluated and nothing needs it for a gradient, so intermediates are freed early (the
+  // inputs go when the last sibling lets go of the node).
+  std::shared_ptr<Node> node;
   // True when a gradient is being traced through this tensor (see autograd.h).
   bool tracks_grad = false;
 };
@@ -59,6 +75,11 @@ class Tensor {
   // A node computed by `primitive` from `inputs`: run at once in eager mode, recorded in lazy mode.
   static Tensor make(const Shape& shape, Dtype dtype, Device device, std::shared_ptr<Primitive> primitive,
                      std::vector<Tensor> inputs);
+  // The outputs of one node of a primitive of several outputs (siblings: num_outputs() shapes and
+  // dtypes), computed together: evaluating any of them evaluates all, once.
+  static std::vector<Tensor> make_siblings(const std::vector<Shape>& shapes, const std::vector<Dtype>& dtypes,
+                                           Device device, std::shared_ptr<Primitive> primitive,
+                                           std::vector<Tensor> inputs);
 
   bool defined() const { return impl_ != nullptr; }
   const Shape& shape() const { return impl().shape; }
@@ -111,6 +132,14 @@ class Tensor {
   // A new handle sharing this tensor's data (and node), used by autograd to mark traced inputs.
   Tensor shallow_copy() const;
   bool same(const Tensor& other) const { return impl_ == other.impl_; }
+  // The primitive that computes this tensor, null once it was forgotten (or for a leaf).
+  Primitive* primitive() const { return impl_ && impl_->node ? impl_->node->primitive.get() : nullptr; }
+  // The outputs of this tensor's node (itself alone for one output); an output nobody holds any
+  // more is undefined. Empty for a leaf.
+  std::vector<Tensor> siblings() const;
+  // The same for evaluating the node: a fresh temporary (shape, dtype and device set, no data)
+  // stands for each output that nobody holds any more.
+  std::vector<Tensor> node_outputs() const;
 
  private:
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}

@@ -13,6 +13,12 @@ std::vector<Tensor> Primitive::vjp(const std::vector<Tensor>&, const Tensor&, co
   fail(name(), ": no gradient is defined for this op");
 }
 
+std::vector<Tensor> Primitive::vjp_outputs(const std::vector<Tensor>& inputs, const std::vector<Tensor>& cotangents,
+                                           const std::vector<int>& argnums, const std::vector<Tensor>& outputs) {
+  WICK_CHECK(outputs.size() == 1, name(), ": no gradient is defined for this op of ", outputs.size(), " outputs");
+  return vjp(inputs, cotangents[0], argnums, outputs[0]);
+}
+
 std::vector<Tensor> AsType::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>&, const Tensor&) {
   return {astype(g, in[0].dtype())};
 }
