@@ -79,11 +79,11 @@ void Attention::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   });
 }
 
-void AttentionBackward::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+void AttentionBackward::eval_outputs_cpu(const std::vector<Tensor>& in, const std::vector<Tensor>& outs) {
   Tensor q = cpu::contiguous_copy(in[0]), k = cpu::contiguous_copy(in[1]), v = cpu::contiguous_copy(in[2]);
   size_t at = has_mask_ ? 4 : 3;
   Tensor o = cpu::contiguous_copy(in[at]), dout = cpu::contiguous_copy(in[at + 1]);
-  out.allocate();
+  for (const Tensor& out : outs) out.allocate();
   AttnDims d = attn_dims(q, k, v);
   const float* pm = has_mask_ ? cdata<float>(in[3]) : nullptr;
   Strides ms = has_mask_ ? in[3].strides() : Strides(4, 0);
@@ -117,10 +117,11 @@ void AttentionBackward::eval_cpu(const std::vector<Tensor>& in, const Tensor& ou
           }
         }
       }
-    T* dst = mdata<T>(out);
-    size_t at2 = 0;
-    for (const auto* part : {&dq, &dk, &dv})
-      for (double val : *part) dst[at2++] = T(compute_t<T>(val));
+    const std::vector<double>* parts[] = {&dq, &dk, &dv};
+    for (size_t i = 0; i < 3; ++i) {
+      T* dst = mdata<T>(outs[i]);
+      for (double val : *parts[i]) *dst++ = T(compute_t<T>(val));
+    }
   });
 }
 

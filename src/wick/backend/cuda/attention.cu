@@ -452,11 +452,12 @@ void Attention::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   });
 }
 
-void AttentionBackward::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
+void AttentionBackward::eval_outputs_cuda(const std::vector<Tensor>& in, const std::vector<Tensor>& outs) {
   Tensor q = cuda::contiguous_on_device(in[0]), k = cuda::contiguous_on_device(in[1]), v = cuda::contiguous_on_device(in[2]);
   size_t at = has_mask_ ? 4 : 3;
   Tensor o = cuda::contiguous_on_device(in[at]), dout = cuda::contiguous_on_device(in[at + 1]);
-  out.allocate();
+  const Tensor& out = outs[0];  // dq; dk and dv are outs[1], outs[2]
+  for (const Tensor& t : outs) t.allocate();
   Dims d = dims_of(q, k, v, scale_, causal_);
   MaskView mask = mask_view(in, has_mask_);
   int device = out.device().index;
@@ -469,20 +470,21 @@ void AttentionBackward::eval_cuda(const std::vector<Tensor>& in, const Tensor& o
     Tensor delta = Tensor::empty({rows}, acc_dtype, out.device());
     A* plse = static_cast<A*>(lse.data_ptr());
     A* pdelta = static_cast<A*>(delta.data_ptr());
-    D* dq = cuda::mptr<T>(out);
-    D* dk = dq + q.numel();
-    D* dv = dk + k.numel();
+    D* dq = cuda::mptr<T>(outs[0]);
+    D* dk = cuda::mptr<T>(outs[1]);
+    D* dv = cuda::mptr<T>(outs[2]);
     cudaStream_t s = cuda::stream(device);
     if (k.numel() + v.numel() > 0 && rows == 0) {
       // No queries: the key and value gradients are zero.
-      WICK_CUDA_CHECK(cudaMemsetAsync(dk, 0, size_t(k.numel() + v.numel()) * sizeof(D), s));
+      WICK_CUDA_CHECK(cudaMemsetAsync(dk, 0, size_t(k.numel()) * sizeof(D), s));
+      WICK_CUDA_CHECK(cudaMemsetAsync(dv, 0, size_t(v.numel()) * sizeof(D), s));
       return;
     }
     if (rows == 0) return;
     if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>) {
       if (use_tensor_core_backward(d, q, k, v, o, dout)) {
-        T* tq = static_cast<T*>(out.data_ptr());
-        backward_tc(q, k, v, mask, o, dout, plse, pdelta, tq, tq + q.numel(), tq + q.numel() + k.numel(), d, device);
+        backward_tc(q, k, v, mask, o, dout, plse, pdelta, static_cast<T*>(outs[0].data_ptr()),
+                    static_cast<T*>(outs[1].data_ptr()), static_cast<T*>(outs[2].data_ptr()), d, device);
         return;
       }
     }

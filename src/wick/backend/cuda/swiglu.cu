@@ -23,32 +23,35 @@ struct SwiGLUOp {
   }
 };
 
-// d gate and d up of silu(a) * b, written to the two halves of a packed output.
+// d gate and d up of silu(a) * b, written to two outputs of one layout.
 template <typename D>
 struct SwiGLUBackwardOp {
   const D* a;
   const D* b;
   const D* g;
-  D* y;
-  int64_t half;
+  D* d_gate;
+  D* d_up;
   __device__ void operator()(const int64_t* off) const {
     using C = cuda::dcompute_t<D>;
     C av = to_c(a[off[1]]), bv = to_c(b[off[2]]), gv = to_c(g[off[3]]);
     C s = C(1) / (C(1) + exp(-av));
-    y[off[0]] = from_c<D>(gv * bv * s * (C(1) + av * (C(1) - s)));
-    y[off[0] + half] = from_c<D>(gv * av * s);
+    d_gate[off[0]] = from_c<D>(gv * bv * s * (C(1) + av * (C(1) - s)));
+    d_up[off[0]] = from_c<D>(gv * av * s);
   }
 };
 
 }  // namespace
 
-void SwiGLUBackward::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
+void SwiGLUBackward::eval_outputs_cuda(const std::vector<Tensor>& in, const std::vector<Tensor>& outs) {
   const Tensor &a = in[0], &b = in[1], &g = in[2];
-  out.allocate();
-  int64_t half = a.numel();
+  const Tensor &d_gate = outs[0], &d_up = outs[1];
+  d_gate.allocate();
+  d_up.allocate();
   dispatch_float(a.dtype(), name(), [&]<typename T>() {
-    launch_strided<4>(a.shape(), {contiguous_strides(a.shape()), a.strides(), b.strides(), g.strides()}, out.device().index,
-                      SwiGLUBackwardOp<dev_t<T>>{cptr<T>(a), cptr<T>(b), cptr<T>(g), mptr<T>(out), half}, name());
+    launch_strided<4>(a.shape(), {contiguous_strides(a.shape()), a.strides(), b.strides(), g.strides()},
+                      d_gate.device().index,
+                      SwiGLUBackwardOp<dev_t<T>>{cptr<T>(a), cptr<T>(b), cptr<T>(g), mptr<T>(d_gate), mptr<T>(d_up)},
+                      name());
   });
 }
 

@@ -68,11 +68,9 @@ std::vector<Tensor> Attention::vjp(const std::vector<Tensor>& in, const Tensor& 
   std::vector<Tensor> inputs = in;
   inputs.push_back(out);
   inputs.push_back(g);
-  int64_t nq = q.numel(), nk = k.numel(), nv = v.numel();
-  Tensor packed = Tensor::make({nq + nk + nv}, q.dtype(), q.device(),
-                               std::make_shared<AttentionBackward>(scale_, causal_, has_mask_), inputs);
-  std::vector<Tensor> all{reshape(narrow(packed, 0, 0, nq), q.shape()), reshape(narrow(packed, 0, nq, nk), k.shape()),
-                          reshape(narrow(packed, 0, nq + nk, nv), v.shape())};
+  std::vector<Tensor> all = Tensor::make_siblings({q.shape(), k.shape(), v.shape()}, {q.dtype(), q.dtype(), q.dtype()},
+                                                  q.device(), std::make_shared<AttentionBackward>(scale_, causal_, has_mask_),
+                                                  inputs);
   if (has_mask_) all.push_back(Tensor());  // masks are constants
   return pick(argnums, all);
 }

@@ -39,16 +39,17 @@ class Attention : public Primitive {
   bool causal_, has_mask_;
 };
 
-// Gradient of Attention with respect to q, k and v, packed as one flat f32-or-input-dtype tensor
-// [numel(q) + numel(k) + numel(v)] (inputs: q, k, v, [mask], out, d_out).
+// Gradient of Attention with respect to q, k and v: three outputs of their shapes and dtype
+// (inputs: q, k, v, [mask], out, d_out).
 class AttentionBackward : public Primitive {
  public:
   AttentionBackward(double scale, bool causal, bool has_mask) : scale_(scale), causal_(causal), has_mask_(has_mask) {}
   const char* name() const override { return "attention_backward"; }
+  int num_outputs() const override { return 3; }
   double scale() const { return scale_; }
   bool causal() const { return causal_; }
   bool has_mask() const { return has_mask_; }
-  WICK_DECLARE_EVAL
+  WICK_DECLARE_EVAL_OUTPUTS
  private:
   double scale_;
   bool causal_, has_mask_;

@@ -20,10 +20,10 @@ Tensor swiglu(const Tensor& gate, const Tensor& up) {
 
 std::vector<Tensor> SwiGLU::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
                                 const Tensor&) {
-  Shape packed_shape = in[0].shape();
-  packed_shape.insert(packed_shape.begin(), 2);
-  Tensor packed = Tensor::make(packed_shape, in[0].dtype(), in[0].device(), std::make_shared<SwiGLUBackward>(), {in[0], in[1], g});
-  return pick(argnums, {squeeze(narrow(packed, 0, 0, 1), 0), squeeze(narrow(packed, 0, 1, 1), 0)});
+  const Shape& shape = in[0].shape();
+  Dtype dtype = in[0].dtype();
+  return pick(argnums, Tensor::make_siblings({shape, shape}, {dtype, dtype}, in[0].device(),
+                                             std::make_shared<SwiGLUBackward>(), {in[0], in[1], g}));
 }
 
 namespace reference {

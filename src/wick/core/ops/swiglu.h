@@ -12,12 +12,12 @@ namespace reference {
 Tensor swiglu(const Tensor& gate, const Tensor& up);
 }  // namespace reference
 
-// Gradients of SwiGLU with respect to gate and up, packed as [2, ...shape]; inputs gate, up, d_out
-// (one shape).
+// Gradients of SwiGLU: two outputs, d gate and d up; inputs gate, up, d_out (one shape).
 class SwiGLUBackward : public Primitive {
  public:
   const char* name() const override { return "swiglu_backward"; }
-  WICK_DECLARE_EVAL
+  int num_outputs() const override { return 2; }
+  WICK_DECLARE_EVAL_OUTPUTS
 };
 
 // silu(a) * b.
