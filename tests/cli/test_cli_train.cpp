@@ -251,4 +251,20 @@ TEST_F(TrainCli, InitAdapterRefusesTheOptionsItsConfigSets) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << slurp(dir_ + "/err2");
 }
 
+// Several GPUs: what can be checked without one is checked before anything is loaded or written.
+TEST_F(TrainCli, SeveralGpusAreCheckedBeforeLoading) {
+  Result both = train("--steps 1 --gpus 2 --world-size 2");
+  EXPECT_NE(both.code, 0);
+  EXPECT_NE(both.err.find("give one or the other"), std::string::npos) << both.err;
+  Result cpu = train("--steps 1 --gpus 2");
+  EXPECT_NE(cpu.code, 0);
+  EXPECT_TRUE(cpu.err.find("--device cpu cannot be combined with several GPUs") != std::string::npos ||
+              cpu.err.find("has no NCCL") != std::string::npos)
+      << cpu.err;
+  Result rank = train("--steps 1 --world-size 2 --process-rank 2");
+  EXPECT_NE(rank.code, 0);
+  EXPECT_NE(rank.err.find("rank 2 is out of range for world size 2"), std::string::npos) << rank.err;
+  EXPECT_FALSE(fs::exists(out())) << "nothing is written before the checks";
+}
+
 }  // namespace

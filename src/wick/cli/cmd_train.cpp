@@ -8,13 +8,19 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <memory>
+#include <optional>
+#include <thread>
 
 #include "wick/cli/commands.h"
 #include "wick/cli/interrupt.h"
 #include "wick/cli/runtime_options.h"
 #include "wick/cli/validators.h"
 #include "wick/lora/adapter.h"
+#include "wick/core/backend_hooks.h"
+#include "wick/train/nccl_group.h"
 #include "wick/train/progress.h"
+#include "wick/train/rendezvous.h"
 #include "wick/train/trainer.h"
 
 namespace wick::cli {
@@ -28,6 +34,9 @@ struct TrainCliOptions {
   double alpha = 16, dropout = 0;
   bool no_shuffle = false, rslora = false, train_on_prompt = false, overwrite = false;
   std::vector<std::string> adapter_flags;  // the adapter-shaping options given on the command line
+  int gpus = 1;                              // data-parallel ranks in this process, one per GPU
+  train::RendezvousFlags rendezvous;         // a run of several processes
+  double dist_timeout = 300;                 // seconds a rank waits for the others
   train::TrainOptions t;
   RuntimeOptions runtime;
 };
@@ -165,6 +174,8 @@ int64_t checkpoint_step(const std::string& checkpoint) {
   return std::stoll(fs::path(checkpoint).filename().string().substr(std::string("checkpoint-").size()));
 }
 
+void train_rank(TrainCliOptions o, train::Collective* group, bool handles_signals);
+
 void run_train(TrainCliOptions o) {
   WICK_CHECK(o.dropout >= 0 && o.dropout < 1, "train: --dropout must be in [0, 1), got ", o.dropout);
   o.t.exec = train::parse_exec_choice(o.exec);
@@ -178,7 +189,62 @@ void run_train(TrainCliOptions o) {
     WICK_CHECK(!(o.overwrite && in_out), "train: --init-adapter ", o.init_adapter,
                " is the --out folder that --overwrite would clear");
   }
-  prepare_out_dir(o);
+  // Data parallel: --gpus N (threads of this process, cuda:0 ... cuda:N-1) or several processes
+  // (WORLD_SIZE/--world-size, each on cuda:LOCAL_RANK), summing gradients through NCCL.
+  train::Rendezvous rv = train::rendezvous_from([](const char* v) -> const char* { return std::getenv(v); }, o.rendezvous);
+  const int ranks = std::max(o.gpus, rv.world_size);
+  if (ranks > 1) {
+    WICK_CHECK(o.gpus == 1 || rv.world_size == 1, "train: --gpus runs every rank in this process; in a run of several "
+               "processes (WORLD_SIZE, --world-size) each process takes one GPU (LOCAL_RANK): give one or the other");
+    WICK_CHECK(train::nccl_available(), "train: training on several GPUs (--gpus, WORLD_SIZE/--world-size) needs a "
+               "build with CUDA and NCCL; this one has no NCCL");
+    WICK_CHECK(o.runtime.device == "auto" || o.runtime.device == "cuda", "train: --device ", o.runtime.device,
+               " cannot be combined with several GPUs, which take cuda:0 ... (--gpus) or cuda:LOCAL_RANK themselves");
+    const int have = cuda::device_count();
+    const int need = rv.world_size > 1 ? rv.local_rank + 1 : o.gpus;
+    WICK_CHECK(need <= have, "train: ", rv.world_size > 1 ? str_cat("LOCAL_RANK ", rv.local_rank) : str_cat("--gpus ", o.gpus),
+               " needs ", need, " CUDA devices; this machine has ", have);
+  }
+  const auto timeout = std::chrono::milliseconds(int64_t(o.dist_timeout * 1000));
+  if (rv.rank == 0) prepare_out_dir(o);
+  if (rv.world_size > 1) {
+    std::string id = train::share_from_rank0(rv, rv.rank == 0 ? train::nccl_unique_id() : std::string(), timeout);
+    std::unique_ptr<train::Collective> group = train::nccl_join(id, rv.rank, rv.world_size, rv.local_rank, timeout);
+    o.runtime.device = "cuda:" + std::to_string(rv.local_rank);
+    train_rank(o, group.get(), true);
+    return;
+  }
+  if (o.gpus == 1) {
+    train_rank(o, nullptr, true);
+    return;
+  }
+  const std::string id = train::nccl_unique_id();
+  std::vector<std::string> errors(size_t(o.gpus));
+  std::vector<std::thread> workers;
+  for (int r = 0; r < o.gpus; ++r)
+    workers.emplace_back([&, r] {
+      try {
+        TrainCliOptions mine = o;
+        mine.runtime.device = "cuda:" + std::to_string(r);
+        std::unique_ptr<train::Collective> group = train::nccl_join(id, r, o.gpus, r, timeout);
+        train_rank(mine, group.get(), r == 0);
+      } catch (const std::exception& e) {
+        errors[size_t(r)] = e.what();
+      }
+    });
+  for (std::thread& w : workers) w.join();
+  // The first rank's error, with the others' when they say something else.
+  std::string message;
+  for (int r = 0; r < o.gpus; ++r)
+    if (!errors[size_t(r)].empty()) message += str_cat(message.empty() ? "" : "\n", "rank ", r, ": ", errors[size_t(r)]);
+  WICK_CHECK(message.empty(), message);
+}
+
+// One rank's training (the whole run when there is one): load, train, write (rank 0).
+void train_rank(TrainCliOptions o, train::Collective* group, bool handles_signals) {
+  const int ranks = group ? group->size() : 1;
+  const bool lead = group == nullptr || group->rank() == 0;
+  o.t.group = group;
   models::LoadedDecoder loaded = models::load_decoder(o.model, o.runtime.load_options());
   // A model without a tokenizer can still train on pre-tokenised data, and one without a chat
   // template on text and prompt/completion data; the data loader names what is missing and why.
@@ -196,7 +262,7 @@ void run_train(TrainCliOptions o) {
       WICK_CHECK(id >= 0 && id < loaded.model.config().vocab_size, o.data, ":", e.line, ": token id ", id,
                  " is outside the vocabulary of ", loaded.model.config().vocab_size);
   if (o.epochs > 0) {
-    int64_t per_step = o.t.batch_size * o.t.grad_accum;
+    int64_t per_step = o.t.batch_size * o.t.grad_accum * ranks;
     o.t.steps = (int64_t(data.size()) * o.epochs + per_step - 1) / per_step;
   }
   lora::Adapter adapter;
@@ -219,20 +285,28 @@ void run_train(TrainCliOptions o) {
   o.t.shuffle = !o.no_shuffle;
   o.t.out_dir = o.out;
   o.t.base_model = loaded.path;
-  if (!o.runtime.quantized_base.empty())
+  if (!o.runtime.quantized_base.empty() && lead)
     std::fprintf(stderr, "base linear layers kept quantized (%s): %.1f MiB\n", o.runtime.quantized_base.c_str(),
                  double(loaded.model.linear_weight_bytes()) / (1 << 20));
   ProgressDisplay progress(o.t.steps, o.log_every);
   train::TrainResult result;
   {
     // Installed before the first line about training, so a Ctrl-C at any time after it is seen
-    // finishes a step instead of killing the process.
-    InterruptScope interrupt("\nwick: interrupted: finishing this step, then writing the adapter and a checkpoint "
-                             "(Ctrl-C again to exit at once)\n");
-    o.t.interrupt = &interrupt.requested();
-    std::fprintf(stderr, "training %zu examples (%zu validation) for %lld steps, %zu LoRA modules, rank %lld\n",
+    // finishes a step instead of killing the process. One scope per process: with --gpus the
+    // first rank's; the group then stops every rank after the same step.
+    std::optional<InterruptScope> interrupt;
+    if (handles_signals) {
+      interrupt.emplace("\nwick: interrupted: finishing this step, then writing the adapter and a checkpoint "
+                        "(Ctrl-C again to exit at once)\n");
+      o.t.interrupt = &interrupt->requested();
+    }
+    if (lead)
+      std::fprintf(stderr, "training %zu examples (%zu validation) for %lld steps, %zu LoRA modules, rank %lld\n",
                  data.size(), val.size(), (long long)o.t.steps, adapter.modules().size(), (long long)adapter.config().r);
-    if (o.t.resume)
+    if (lead && ranks > 1)
+      std::fprintf(stderr, "data parallel: %d ranks, %lld examples per rank per micro-batch\n", ranks,
+                   (long long)o.t.batch_size);
+    if (o.t.resume && lead)
       std::fprintf(stderr, "resuming from %s (step %lld of %lld)\n", checkpoint.c_str(),
                    (long long)checkpoint_step(checkpoint), (long long)o.t.steps);
     try {
@@ -243,6 +317,7 @@ void run_train(TrainCliOptions o) {
     }
   }
   progress.finish();
+  if (!lead) return;  // rank 0 reports and writes
   if (result.stopped_early)
     std::fprintf(stderr, "stopped after step %lld of %lld: %s\n", (long long)result.steps, (long long)o.t.steps,
                  result.stop_reason.c_str());
@@ -309,6 +384,23 @@ void register_train(CLI::App& app) {
                   "eager (default, fastest) or lazy: each step recorded and run as one graph that frees activations "
                   "after their last use (less memory)")
       ->check(CLI::IsMember({"eager", "lazy"}));
+  cmd->add_option("--gpus", o->gpus,
+                  "data parallel: train on N GPUs of this machine (cuda:0 ... N-1), each taking --batch-size examples "
+                  "of every micro-batch; gradients are summed through NCCL")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--world-size", o->rendezvous.world_size,
+                  "data parallel over processes (default: WORLD_SIZE): how many; each uses cuda:LOCAL_RANK")
+      ->check(CLI::Range(1, 65536));
+  cmd->add_option("--process-rank", o->rendezvous.rank, "this process's rank in the run (default: RANK; --rank is the LoRA rank)")
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--local-rank", o->rendezvous.local_rank, "this process's GPU on its host (default: LOCAL_RANK)")
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--master-addr", o->rendezvous.master_addr, "host of rank 0 (default: MASTER_ADDR, else 127.0.0.1)");
+  cmd->add_option("--master-port", o->rendezvous.master_port, "port of rank 0 (default: MASTER_PORT, else 29500)")
+      ->check(CLI::Range(1, 65535));
+  cmd->add_option("--dist-timeout", o->dist_timeout,
+                  "seconds a rank waits for the others (joining, each gradient sum) before the run stops with an error")
+      ->check(positive());
   add_runtime_options(cmd, o->runtime);
   add_quantized_base_option(cmd, o->runtime);
   cmd->callback([o, cmd] {

@@ -189,14 +189,14 @@ Rendezvous rendezvous_from(const std::function<const char*(const char*)>& env, c
     }
   };
   read("WORLD_SIZE", flags.world_size, "--world-size", 1, 1 << 16, r.world_size);
-  read("RANK", flags.rank, "--rank", 0, 1 << 16, r.rank);
+  read("RANK", flags.rank, "--process-rank", 0, 1 << 16, r.rank);
   read("LOCAL_RANK", flags.local_rank, "--local-rank", 0, 1 << 16, r.local_rank);
   read("MASTER_PORT", flags.master_port, "--master-port", 1, 65535, r.master_port);
   if (flags.master_addr) r.master_addr = *flags.master_addr;
   else if (const char* v = env("MASTER_ADDR")) r.master_addr = v;
   WICK_CHECK(!r.master_addr.empty(), "the address of rank 0 (MASTER_ADDR, --master-addr) is empty");
   WICK_CHECK(r.rank < r.world_size, "rank ", r.rank, " is out of range for world size ", r.world_size,
-             " (RANK, --rank; WORLD_SIZE, --world-size)");
+             " (RANK, --process-rank; WORLD_SIZE, --world-size)");
   return r;
 }
 
