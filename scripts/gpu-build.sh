@@ -114,6 +114,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 [ ${#missing_pc[@]} -gt 0 ] && export PKG_CONFIG_PATH="$DEPS/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 
+# NCCL: the CUDA installation may lack it; PyTorch's wheel nvidia-nccl-cu13 has it.
+if [ -z "${NCCL_ROOT:-}" ] && ! ls /usr/local/cuda/include/nccl.h >/dev/null 2>&1; then
+  nccl_dir=$(python3 -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__) if nvidia.nccl.__file__ else list(nvidia.nccl.__path__)[0])' 2>/dev/null)
+  [ -n "$nccl_dir" ] && [ -e "$nccl_dir/include/nccl.h" ] && export NCCL_ROOT=$nccl_dir &&
+    export LD_LIBRARY_PATH="$nccl_dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+say "NCCL: ${NCCL_ROOT:-from the CUDA installation, if there}"
+
 # ---------------------------------------------------------------- build
 say "configure"
 if ! cmake -S "$ROOT" -B "$BUILD" -G Ninja "${CMAKE_ARGS[@]}" >>"$LOG" 2>&1; then
