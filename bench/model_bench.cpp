@@ -2,7 +2,7 @@
 // Qwen2.5-0.5B batch-1 decode and prefill, and all-MiniLM-L6-v2 embedding throughput. Prints one
 // JSON object; its peer is bench/peers/model_peer.py (transformers on the same card).
 // Usage: model_bench [--device cuda|cpu] [--dtype bf16|f32]
-//        model_bench --train [--lazy] [--checkpoint] [--quantize q4_0|q8_0] (LoRA training step)
+//        model_bench --train [--lazy] [--checkpoint] [--unfused-loss] [--quantize q4_0|q8_0] (LoRA training step)
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -156,7 +156,9 @@ struct TrainFigures {
 // `lazy`: the step is recorded as a graph and evaluated at once (intermediates freed after their
 // last use); eager: ops run as created. forward_gib: device memory in use when the forward is done
 // (eager only), the activations kept for the backward.
-TrainFigures train_tokens_per_second(const models::DecoderModel& m, int64_t rank, bool lazy, bool checkpoint_layers) {
+// `fused_loss`: the LM head and the loss as one chunked op, as wick train runs them by default.
+TrainFigures train_tokens_per_second(const models::DecoderModel& m, int64_t rank, bool lazy, bool checkpoint_layers,
+                                     bool fused_loss) {
   lora::LoraConfig cfg;
   cfg.r = rank;
   cfg.alpha = 2.0 * double(rank);
@@ -166,6 +168,7 @@ TrainFigures train_tokens_per_second(const models::DecoderModel& m, int64_t rank
   train::AdamW opt({.lr = 1e-4});
   const int64_t batch = 8, seq = 512;
   Tensor ids = astype(uniform({batch, seq}, 0, 150000, Dtype::F32, m.device()), Dtype::I64);
+  const int64_t targets = batch * (seq - 1);
   double forward_bytes = 0;
   bool measure_forward = false;
   std::optional<ExecModeScope> mode;
@@ -174,9 +177,13 @@ TrainFigures train_tokens_per_second(const models::DecoderModel& m, int64_t rank
     auto [loss, grads] = value_and_grad(
         [&](const std::vector<Tensor>& p) {
           models::LoraDeltas d = adapter.deltas(&p);
-          // As wick train runs it: logits in the model's dtype for the loss.
-          models::ForwardOptions fo{.logits_in_compute_dtype = true, .checkpoint_layers = checkpoint_layers};
-          Tensor l = train::causal_lm_loss(m.forward(ids, nullptr, std::nullopt, std::nullopt, &d, fo), ids);
+          // As wick train runs it: the fused LM head and loss, or the logits in the model's dtype.
+          models::ForwardOptions fo{.logits_in_compute_dtype = true,
+                                    .final_hidden_states = fused_loss,
+                                    .checkpoint_layers = checkpoint_layers};
+          Tensor out = m.forward(ids, nullptr, std::nullopt, std::nullopt, &d, fo);
+          Tensor l = fused_loss ? train::causal_lm_loss_sum(out, m.lm_head, ids) / double(targets)
+                                : train::causal_lm_loss(out, ids);
           if (measure_forward && !lazy && m.device().is_cuda()) {
             synchronize(m.device());
             forward_bytes = std::max(forward_bytes, double(cuda::memory_stats(m.device().index).active));
@@ -238,11 +245,12 @@ int main(int argc, char** argv) {
   auto m = qwen05b(device, dtype);
   for (int i = 1; i < argc; ++i)
     if (!std::strcmp(argv[i], "--train")) {
-      bool lazy = false, ckpt = false;
+      bool lazy = false, ckpt = false, unfused = false;
       std::string quant;  // --quantize q4_0|q8_0: the projections kept as blocks (QLoRA-style)
       for (int j = 1; j < argc; ++j) {
         lazy = lazy || !std::strcmp(argv[j], "--lazy");
         ckpt = ckpt || !std::strcmp(argv[j], "--checkpoint");
+        unfused = unfused || !std::strcmp(argv[j], "--unfused-loss");
         if (!std::strcmp(argv[j], "--quantize") && j + 1 < argc) quant = argv[j + 1];
       }
       if (!quant.empty()) {
@@ -251,10 +259,10 @@ int main(int argc, char** argv) {
           for (models::LinearWeight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) *w = quantize(w->dense(), type);
         if (device.is_cuda()) cuda::empty_cache(device.index);
       }
-      TrainFigures f = train_tokens_per_second(m, 16, lazy, ckpt);
-      std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s%s%s%s\", \"train_r16_all_linear_tok_s\": %.1f, "
+      TrainFigures f = train_tokens_per_second(m, 16, lazy, ckpt, !unfused);
+      std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s%s%s%s%s\", \"train_r16_all_linear_tok_s\": %.1f, "
                   "\"peak_gib\": %.2f, \"after_forward_gib\": %.2f, \"linear_weights_gib\": %.3f}\n",
-                  device.str().c_str(), dtype_name(dtype), lazy ? "lazy" : "eager", ckpt ? "+checkpointing" : "",
+                  device.str().c_str(), dtype_name(dtype), lazy ? "lazy" : "eager", ckpt ? "+checkpointing" : "", unfused ? "+unfused-loss" : "",
                   quant.empty() ? "" : "+base ", quant.c_str(), f.tokens_per_second, f.peak_gib, f.forward_gib,
                   double(m.linear_weight_bytes()) / (1 << 30));
       return 0;

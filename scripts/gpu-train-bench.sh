@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The LoRA training benchmark on a GPU machine (PERFORMANCE.md D(ii)): builds model_bench (with the
-# dependency handling of gpu-check.sh), runs wick's training step eager, lazy, eager with
+# dependency handling of gpu-check.sh), runs wick's training step eager, eager with the LM head and
+# the loss apart (unfused), lazy, eager with
 # activation checkpointing, and with the projections kept as Q4_0 blocks (with and without
 # checkpointing), then the PEFT peers (bench/peers/train_peer.py, plain and --qlora) in the same
 # call; prints one JSON line each. TRAIN_BENCH_MODES picks a subset ("eager q4_0").
@@ -16,10 +17,11 @@ DEPS=$(pwd)/.deps/root/usr/lib/x86_64-linux-gnu
 [ -d "$DEPS" ] && export LD_LIBRARY_PATH="$DEPS:$DEPS/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 cmake --build build-gpu --target model_bench -j"$(nproc)" >build-gpu/model_bench-build.log 2>&1 ||
   { grep -E "error" build-gpu/model_bench-build.log | head -20; echo "FATAL: model_bench build failed"; exit 4; }
-MODES=${TRAIN_BENCH_MODES:-"eager lazy checkpoint q4_0 q4_0+checkpoint"}
+MODES=${TRAIN_BENCH_MODES:-"eager unfused lazy checkpoint q4_0 q4_0+checkpoint"}
 for mode in $MODES; do
   case $mode in
     eager) args="" ;;
+    unfused) args="--unfused-loss" ;;
     lazy) args="--lazy" ;;
     checkpoint) args="--checkpoint" ;;
     q4_0) args="--quantize q4_0" ;;
@@ -29,6 +31,8 @@ for mode in $MODES; do
   timeout 300 build-gpu/bench/model_bench --device cuda --dtype bf16 --train $args 2>&1 | tail -3
 done
 timeout 300 python3 bench/peers/train_peer.py 2>&1 | tail -3
+# PEFT + Liger: liger-kernel travels as a wheel (device README; PYTHONPATH set by the caller).
+timeout 300 python3 bench/peers/train_peer.py --liger 2>&1 | tail -3
 case " $MODES " in
   *q4_0*) timeout 300 python3 bench/peers/train_peer.py --qlora 2>&1 | tail -3 ;;
 esac

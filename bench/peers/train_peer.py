@@ -5,6 +5,10 @@ tokens/s and peak GPU memory. Prints one JSON object.
 --qlora: the QLoRA form (peer of `model_bench --train --quantize q4_0`): the same random model saved,
 then loaded with bitsandbytes 4-bit NF4 weights (bf16 compute); no gradient checkpointing, as in
 wick's run. Reports {"skipped": ...} when bitsandbytes is not installed.
+
+--liger: Liger's kernels patched into transformers' Qwen2 first (RMSNorm, RoPE, SwiGLU, fused linear
+cross-entropy), as a user of PEFT + Liger runs it. Reports {"skipped": ...} when liger-kernel is not
+installed.
 """
 import json
 import sys
@@ -22,6 +26,15 @@ def main():
                       num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
                       rope_theta=1000000.0, tie_word_embeddings=True)
     qlora = "--qlora" in sys.argv
+    liger = "--liger" in sys.argv
+    if liger:
+        try:
+            from liger_kernel.transformers import apply_liger_kernel_to_qwen2
+        except ImportError:
+            print(json.dumps({"liger": True, "skipped": "liger-kernel is not installed"}))
+            return
+        apply_liger_kernel_to_qwen2(rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
+                                    fused_linear_cross_entropy=True)
     if qlora:
         try:
             import bitsandbytes  # noqa: F401
@@ -59,7 +72,7 @@ def main():
         step()
     torch.cuda.synchronize()
     secs = time.perf_counter() - t0
-    print(json.dumps({"device": torch.cuda.get_device_name(), "qlora": qlora,
+    print(json.dumps({"device": torch.cuda.get_device_name(), "qlora": qlora, "liger": liger,
                       "train_r16_all_linear_tok_s": 8 * 512 * 5 / secs,
                       "peak_gib": torch.cuda.max_memory_allocated() / 2**30}))
 

@@ -157,6 +157,26 @@ TEST_F(TrainCli, ProgressBarOnATerminal) {
   EXPECT_EQ(tty[summary - 1], '\n') << tty;
 }
 
+// The LM head and loss fused (the default) or apart (--unfused-loss): the same losses, training
+// and validation, step by step (the tiny model's f32 on the CPU).
+TEST_F(TrainCli, FusedAndUnfusedLossTrainAlike) {
+  Result r = train("--steps 4 --eval-every 2" + val());
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<json> fused = metrics();
+  r = train("--steps 4 --eval-every 2 --overwrite --unfused-loss" + val());
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<json> unfused = metrics();
+  ASSERT_EQ(fused.size(), 4u);
+  ASSERT_EQ(unfused.size(), 4u);
+  for (size_t i = 0; i < 4; ++i)
+    for (const char* key : {"loss", "val_loss"}) {
+      ASSERT_EQ(fused[i].contains(key), unfused[i].contains(key)) << key << " at row " << i;
+      if (!fused[i].contains(key)) continue;
+      double a = fused[i][key].get<double>(), b = unfused[i][key].get<double>();
+      EXPECT_NEAR(a, b, 1e-4 * std::abs(b)) << key << " at step " << fused[i]["step"];
+    }
+}
+
 TEST_F(TrainCli, EarlyStoppingAndItsFlags) {
   Result r = train("--steps 4 --early-stopping-patience 2");
   EXPECT_NE(r.code, 0);

@@ -1,7 +1,11 @@
 // cross_entropy on every device: every reduction, i32 and i64 targets, ignored targets, vocabularies
 // from 1 to 5003, 1-D logits, views, against float64 loops and the wick::reference composition;
 // gradients against finite differences, the exact softmax - onehot (every dtype, every vocabulary),
-// and in lower precisions against the float64 gradients.
+// and in lower precisions against the float64 gradients. linear_cross_entropy: losses against float64
+// products and loops, for chunks of one row, several rows with a remainder, and the default; both
+// gradients against the float64 formulas and finite differences; equal to the unfused
+// cross_entropy(x @ weight^T) in f32 within 1e-4, and in bf16 as close as the unfused one is to
+// float64; in lazy mode; bad shapes, dtypes and targets named.
 #include <cmath>
 
 #include "support/testing.h"
@@ -168,6 +172,155 @@ WICK_DEVICE_TEST(Loss, GradientsInLowerPrecision) {
         : dt == Dtype::F16 ? 1e-2
                            : 5e-2,
         "cross_entropy");
+}
+
+// The logits x @ weight^T [N, V] and their per-row losses in float64.
+Values product_nt(const Values& x, const Values& w, int64_t n, int64_t d, int64_t v) {
+  Values out(size_t(n * v), 0.0);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t j = 0; j < v; ++j)
+      for (int64_t k = 0; k < d; ++k) out[r * v + j] += x[r * d + k] * w[j * d + k];
+  return out;
+}
+
+// The float64 gradients of sum(c[r] * loss[r]) with respect to x [N, D] and weight [V, D].
+std::pair<Values, Values> linear_xent_grads(const Values& x, const Values& w, const std::vector<int64_t>& t,
+                                            const Values& c, int64_t n, int64_t d, int64_t v) {
+  Values logits = product_nt(x, w, n, d, v), dx(size_t(n * d), 0.0), dw(size_t(v * d), 0.0);
+  for (int64_t r = 0; r < n; ++r) {
+    if (t[r] == -100) continue;
+    const double* row = &logits[r * v];
+    double m = *std::max_element(row, row + v), s = 0;
+    for (int64_t j = 0; j < v; ++j) s += std::exp(row[j] - m);
+    for (int64_t j = 0; j < v; ++j) {
+      double g = c[r] * (std::exp(row[j] - m) / s - (j == t[r]));
+      for (int64_t k = 0; k < d; ++k) {
+        dx[r * d + k] += g * w[j * d + k];
+        dw[j * d + k] += g * x[r * d + k];
+      }
+    }
+  }
+  return {dx, dw};
+}
+
+WICK_DEVICE_TEST(Loss, LinearCrossEntropyMatchesFloat64) {
+  const int64_t D = 9;
+  for (Dtype dt : kDtypes)
+    for (int64_t V : {1, 7, 129, 5003})
+      for (int64_t chunk : {0, 1, 5}) {
+        std::vector<int64_t> t;
+        for (int i = 0; i < 12; ++i) t.push_back(i % 5 == 3 ? -100 : (i * 7919) % V);
+        Tensor targets = ints(t, {3, 4}, V % 2 ? Dtype::I32 : Dtype::I64);
+        Rand x = rand({3, 4, D}, dt, -1, 1), w = rand({V, D}, dt, -1, 1);
+        Values losses = row_losses(product_nt(x.v, w.v, 12, D, V), V, t, -100);
+        for (Reduction red : {Reduction::None, Reduction::Mean, Reduction::Sum}) {
+          std::string what = str_cat("linear_cross_entropy ", dtype_name(dt), " V=", V, " chunk=", chunk, " ",
+                                     reduction_name(red));
+          Shape so = red == Reduction::None ? Shape{3, 4} : Shape{};
+          // 16-bit products round the logits to 8 or 11 bits; the loss itself is f32.
+          Tol tol = dt == Dtype::F64 || dt == Dtype::F32 ? Tol{1e-5, 1e-5} : dt == Dtype::F16 ? Tol{0.01, 0.005}
+                                                                                                : Tol{0.05, 0.02};
+          expect_close(linear_cross_entropy(x.t, w.t, targets, -100, red, chunk),
+                       reduce_losses(losses, t, -100, red), so, tol, what);
+        }
+      }
+}
+
+// Gradients of both inputs against the float64 formulas (every reduction, weights per row), and
+// against finite differences.
+WICK_DEVICE_TEST(Loss, LinearCrossEntropyGradients) {
+  const int64_t N = 6, D = 5, V = 11;
+  std::vector<int64_t> tv = {4, -100, 0, 10, 1, 1};
+  Tensor targets = ints(tv, {2, 3});
+  Rand x = rand({2, 3, D}, Dtype::F64, -1, 1), w = rand({V, D}, Dtype::F64, -1, 1);
+  for (int64_t chunk : {0, 4})
+    for (Reduction red : {Reduction::None, Reduction::Mean, Reduction::Sum}) {
+      std::string what = str_cat("linear_cross_entropy chunk=", chunk, " ", reduction_name(red));
+      Tensor cw = make(random_values(red == Reduction::None ? N : 1), red == Reduction::None ? Shape{2, 3} : Shape{},
+                       Dtype::F32);
+      Values c0 = values(cw), c(N, 0.0);
+      for (int64_t r = 0; r < N; ++r) c[r] = red == Reduction::None ? c0[r] : red == Reduction::Sum ? c0[0] : c0[0] / 5;
+      auto g = grad(
+          [&](const std::vector<Tensor>& in) {
+            return sum(linear_cross_entropy(in[0], in[1], targets, -100, red, chunk) * cw);
+          },
+          {x.t, w.t});
+      auto [dx, dw] = linear_xent_grads(x.v, w.v, tv, c, N, D, V);
+      expect_close(g[0], dx, {2, 3, D}, Tol{1e-6, 1e-5}, what + " dx");
+      expect_close(g[1], dw, {V, D}, Tol{1e-6, 1e-5}, what + " dweight");
+      // Only x traced (the forward keeps its gradient), then only the weight.
+      auto gx = grad(
+          [&](const std::vector<Tensor>& in) { return sum(linear_cross_entropy(in[0], w.t, targets, -100, red, chunk) * cw); },
+          {x.t});
+      expect_close(gx[0], dx, {2, 3, D}, Tol{1e-6, 1e-5}, what + " dx alone");
+      auto gw = grad(
+          [&](const std::vector<Tensor>& in) { return sum(linear_cross_entropy(x.t, in[0], targets, -100, red, chunk) * cw); },
+          {w.t});
+      expect_close(gw[0], dw, {V, D}, Tol{1e-6, 1e-5}, what + " dweight alone");
+      // The loss is f32: finite differences need a larger step.
+      check_grads([&](const std::vector<Tensor>& in) { return linear_cross_entropy(in[0], in[1], targets, -100, red, chunk); },
+                  {x.t, w.t}, what, Tol{2e-3, 2e-2}, 1e-3);
+    }
+}
+
+// Acceptance of the fused loss: equal to cross_entropy(x @ weight^T) and its gradients within 1e-4
+// in f32 (a vocabulary of several thousand, chunks that do not divide the rows); in bf16, as close
+// to float64 as the unfused loss is.
+WICK_DEVICE_TEST(Loss, LinearCrossEntropyEqualsTheUnfusedLoss) {
+  const int64_t D = 64, V = 3001;
+  std::vector<int64_t> tv;
+  for (int i = 0; i < 40; ++i) tv.push_back(i % 9 == 4 ? -100 : (i * 104729) % V);
+  Tensor targets = ints(tv, {5, 8});
+  for (Dtype dt : {Dtype::F32, Dtype::BF16}) {
+    Tensor x = rand({5, 8, D}, dt, -1, 1).t, w = rand({V, D}, dt, -0.5, 0.5).t;
+    for (int64_t chunk : {0, 7}) {
+      std::string what = str_cat(dtype_name(dt), " chunk=", chunk);
+      auto fused = value_and_grad(
+          [&](const std::vector<Tensor>& in) { return linear_cross_entropy(in[0], in[1], targets, -100, Reduction::Mean, chunk); },
+          {x, w});
+      auto unfused = value_and_grad(
+          [&](const std::vector<Tensor>& in) {
+            return cross_entropy(matmul(in[0], transpose(in[1], 0, 1)), targets, -100, Reduction::Mean);
+          },
+          {x, w});
+      Tol tol = dt == Dtype::F32 ? Tol{1e-4, 1e-4} : Tol{2e-2, 2e-2};
+      expect_tensors_close(fused.first, unfused.first, tol, what + " loss");
+      for (int i = 0; i < 2; ++i) {
+        EXPECT_EQ(fused.second[i].dtype(), dt) << what;
+        // Gradients are compared relative to their largest element.
+        double scale = 0;
+        for (double g : values(unfused.second[i])) scale = std::max(scale, std::abs(g));
+        Tol gt = dt == Dtype::F32 ? Tol{1e-4 * scale, 1e-4} : Tol{2e-2 * scale, 2e-2};
+        expect_tensors_close(fused.second[i], unfused.second[i], gt, str_cat(what, i ? " dweight" : " dx"));
+      }
+    }
+  }
+}
+
+// Lazy mode: the backward reads what the forward kept, so it runs the forward when nothing has.
+WICK_DEVICE_TEST(Loss, LinearCrossEntropyInLazyMode) {
+  const int64_t N = 6, D = 5, V = 11;
+  std::vector<int64_t> tv = {4, -100, 0, 10, 1, 1};
+  Tensor targets = ints(tv, {N});
+  Rand x = rand({N, D}, Dtype::F32, -1, 1), w = rand({V, D}, Dtype::F32, -1, 1);
+  Values c(N, 0.2);
+  c[1] = 0;
+  auto [dx, dw] = linear_xent_grads(x.v, w.v, tv, c, N, D, V);
+  ExecModeScope lazy(ExecMode::Lazy);
+  auto g = grad([&](const std::vector<Tensor>& in) { return linear_cross_entropy(in[0], w.t, targets, -100, Reduction::Mean, 2); },
+                {x.t});
+  expect_close(g[0], dx, {N, D}, Tol{1e-6, 1e-5}, "lazy dx");
+}
+
+WICK_DEVICE_TEST(Loss, LinearCrossEntropyBadInputsAreNamed) {
+  Tensor x = rand({4, 3}, Dtype::F32).t, w = rand({5, 3}, Dtype::F32).t;
+  Tensor t = ints({0, 1, 2, 3}, {4});
+  expect_error([&] { linear_cross_entropy(x, rand({5, 2}, Dtype::F32).t, t); }, {"linear_cross_entropy", "[5,2]"});
+  expect_error([&] { linear_cross_entropy(x, rand({5, 3}, Dtype::BF16).t, t); }, {"linear_cross_entropy", "bf16"});
+  expect_error([&] { linear_cross_entropy(x, w, ints({0, 1}, {2})); }, {"linear_cross_entropy", "targets of shape"});
+  expect_error([&] { linear_cross_entropy(x, w, make({0, 1, 2, 3}, {4}, Dtype::F32)); }, {"linear_cross_entropy"});
+  expect_error([&] { values(linear_cross_entropy(x, w, ints({0, 9, 2, 3}, {4}), -100, Reduction::None)); },
+               {"target 9 is out of range for 5 classes"});
 }
 
 }  // namespace

@@ -32,7 +32,7 @@ struct TrainCliOptions {
   int64_t rank = 8, max_length = 1024, epochs = 0;
   int64_t log_every = -1;  // not given: 1 when stderr is not a terminal, 0 on one
   double alpha = 16, dropout = 0;
-  bool no_shuffle = false, rslora = false, train_on_prompt = false, overwrite = false;
+  bool no_shuffle = false, rslora = false, train_on_prompt = false, overwrite = false, unfused_loss = false;
   std::vector<std::string> adapter_flags;  // the adapter-shaping options given on the command line
   int gpus = 1;                              // data-parallel ranks in this process, one per GPU
   train::RendezvousFlags rendezvous;         // a run of several processes
@@ -283,6 +283,7 @@ void train_rank(TrainCliOptions o, train::Collective* group, bool handles_signal
   }
   o.t.schedule = train::parse_schedule(o.schedule);
   o.t.shuffle = !o.no_shuffle;
+  o.t.fused_loss = !o.unfused_loss;
   o.t.out_dir = o.out;
   o.t.base_model = loaded.path;
   if (!o.runtime.quantized_base.empty() && lead)
@@ -377,6 +378,9 @@ void register_train(CLI::App& app) {
                   "a progress line every N steps (default: 1 when stderr is not a terminal; on one, 0: the bar only)")
       ->check(non_negative());
   cmd->add_flag("--train-on-prompt", o->train_on_prompt, "take the loss on prompt tokens too");
+  cmd->add_flag("--unfused-loss", o->unfused_loss,
+                "apply the LM head and the loss one after the other, holding the logits [batch, seq, vocab] and their "
+                "gradient (the default takes them a chunk of rows at a time)");
   cmd->add_flag("--gradient-checkpointing", o->t.activation_checkpointing,
                "keep only each layer's input for the backward and recompute the rest (less memory, more compute; "
                "eager steps)");

@@ -386,6 +386,7 @@ Tensor DecoderModel::forward(const Tensor& ids, KVCache* cache, const std::optio
   }
   if (cache) cache->length = past + t;
   x = rms_norm(x, final_norm, c.rms_norm_eps);
+  if (options.final_hidden_states) return x;
   Tensor logits = lm_head_product(x);
   return options.logits_in_compute_dtype ? logits : astype(logits, Dtype::F32);
 }

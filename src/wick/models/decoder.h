@@ -68,6 +68,9 @@ struct ForwardOptions {
   // Logits in the model's compute dtype instead of f32 (a loss that computes in f32 reads them as
   // they are: no f32 copy of [B, T, vocab] and of its gradient).
   bool logits_in_compute_dtype = false;
+  // Return the final normalised hidden states [B, T, hidden] (the model's dtype) instead of the
+  // logits, for a loss that applies the LM head itself (linear_cross_entropy).
+  bool final_hidden_states = false;
   // Activation checkpointing: each layer keeps only its input for the backward, which runs the
   // layer again (eager execution; see wick::checkpoint).
   bool checkpoint_layers = false;

@@ -80,12 +80,18 @@ Batch make_batch(const std::vector<const Example*>& rows, Device device) {
 }
 
 // `dropout`: the key of a training forward's LoRA dropout masks; none: no dropout (evaluation).
-// The loss reads the logits in the model's dtype (it computes in f32 itself).
+// `fused`: the LM head and the loss in one chunked op (a model whose lm_head is kept as quantized
+// blocks has no dense weight for it, and takes the logits). The loss reads the logits in the
+// model's dtype (it computes in f32 itself).
 Tensor forward_loss_sum(const models::DecoderModel& model, const lora::Adapter& adapter, const std::vector<Tensor>& params,
-                        const Batch& b, std::optional<RandomKey> dropout = std::nullopt, bool checkpoint_layers = false) {
+                        const Batch& b, std::optional<RandomKey> dropout = std::nullopt, bool checkpoint_layers = false,
+                        bool fused = true) {
   models::LoraDeltas d = dropout ? adapter.training_deltas(params, *dropout) : adapter.deltas(&params);
-  models::ForwardOptions fo{.logits_in_compute_dtype = true, .checkpoint_layers = checkpoint_layers};
-  return causal_lm_loss_sum(model.forward(b.ids, nullptr, b.mask, std::nullopt, &d, fo), b.labels);
+  fused = fused && !model.lm_head_blocks;
+  models::ForwardOptions fo{
+      .logits_in_compute_dtype = true, .final_hidden_states = fused, .checkpoint_layers = checkpoint_layers};
+  Tensor out = model.forward(b.ids, nullptr, b.mask, std::nullopt, &d, fo);
+  return fused ? causal_lm_loss_sum(out, model.lm_head, b.labels) : causal_lm_loss_sum(out, b.labels);
 }
 
 // What, besides the adapter and the optimizer, a checkpoint must hold to continue exactly.
@@ -398,7 +404,8 @@ TrainResult train_loop(const models::DecoderModel& model, lora::Adapter& adapter
       RandomKey key = dropout_key(o.seed, step, int64_t(mi));
       auto [value, g] = value_and_grad(
           [&](const std::vector<Tensor>& p) {
-            return forward_loss_sum(model, adapter, p, b, key, o.activation_checkpointing) / double(targets);
+            return forward_loss_sum(model, adapter, p, b, key, o.activation_checkpointing, o.fused_loss) /
+                   double(targets);
           },
           params);
       if (lazy) {

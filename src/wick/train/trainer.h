@@ -33,6 +33,10 @@ struct TrainOptions {
   // Each decoder layer keeps only its input for the backward and is run again there (less memory,
   // about a third more compute); steps then run eagerly.
   bool activation_checkpointing = false;
+  // The LM head and the loss as one op that takes the logits a chunk of rows at a time
+  // (linear_cross_entropy): the logits [batch, seq, vocab] and their gradient never exist whole.
+  // false: the logits in the compute dtype, then the loss (more memory, one product more).
+  bool fused_loss = true;
   double max_grad_norm = 1.0;  // 0: no clipping
   Schedule schedule = Schedule::Constant;
   int64_t warmup = 0;

@@ -1,7 +1,11 @@
-// CPU kernels of cross-entropy and its backward (per row; a stable log-sum-exp in double).
+// CPU kernels of cross-entropy and its backward (per row; a stable log-sum-exp in double), and of the
+// linear cross-entropy in chunks of rows.
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "wick/backend/cpu/strided.h"
 #include "wick/backend/cpu/thread_pool.h"
@@ -77,6 +81,103 @@ void CrossEntropyBackward::eval_cpu(const std::vector<Tensor>& in, const Tensor&
       }
     });
   });
+}
+
+
+namespace {
+
+void gemm(bool tb, int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n), int(k), 1.0f, a, int(k), b,
+              tb ? int(k) : int(n), 0.0f, c, int(n));
+}
+void gemm(bool tb, int64_t m, int64_t n, int64_t k, const double* a, const double* b, double* c) {
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n), int(k), 1.0, a, int(k), b,
+              tb ? int(k) : int(n), 0.0, c, int(n));
+}
+
+// A row-major copy of a contiguous tensor in A (f32 for 16-bit floats), or its own data when it is
+// already of type A.
+template <typename A>
+const A* as_acc(const Tensor& t, std::vector<A>& copy) {
+  if (t.dtype() == dtype_of<A>::value) return cdata<A>(t);
+  copy.resize(size_t(t.numel()));
+  dispatch_float(t.dtype(), "linear_cross_entropy", [&]<typename T>() {
+    const T* p = cdata<T>(t);
+    for (int64_t i = 0; i < t.numel(); ++i) copy[i] = A(p[i]);
+  });
+  return copy.data();
+}
+
+// The chunked loop in A (double for f64, else float); `target` holds -1 for ignored rows.
+template <typename A>
+void linear_xent(const A* px, const A* pw, const std::vector<int64_t>& target, int64_t n, int64_t d, int64_t v,
+                 int64_t rows, float* loss, A* dx) {
+  std::vector<A> logits(size_t(std::min(rows, n) * v));
+  for (int64_t r0 = 0; r0 < n && v > 0; r0 += rows) {
+    int64_t len = std::min(rows, n - r0);
+    gemm(true, len, v, d, px + r0 * d, pw, logits.data());
+    cpu::parallel_for(len, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        A* row = logits.data() + i * v;
+        int64_t t = target[r0 + i];
+        if (t < 0) {
+          loss[r0 + i] = 0.0f;
+          if (dx) std::fill(row, row + v, A(0));
+          continue;
+        }
+        A m = -INFINITY;
+        for (int64_t j = 0; j < v; ++j) m = std::max(m, row[j]);
+        double s = 0;
+        for (int64_t j = 0; j < v; ++j) s += std::exp(double(row[j] - m));
+        loss[r0 + i] = float(std::log(s) + double(m) - double(row[t]));
+        if (!dx) continue;
+        A inv = A(1.0 / s);
+        for (int64_t j = 0; j < v; ++j) row[j] = std::exp(row[j] - m) * inv;
+        row[t] -= A(1);
+      }
+    });
+    if (dx) gemm(false, len, d, v, logits.data(), pw, dx + r0 * d);
+  }
+}
+
+}  // namespace
+
+// A chunk of rows at a time: logits = x_c @ weight^T (OpenBLAS; 16-bit floats widened to f32),
+// each row's loss and, when the gradient is kept, the row turned in place into softmax - onehot,
+// then dx_c = that @ weight.
+void LinearCrossEntropy::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  Tensor x = cpu::contiguous_copy(in[0]);
+  Tensor weight = cpu::contiguous_copy(in[1]);
+  Tensor targets = cpu::contiguous_copy(in[2]);
+  out.allocate();
+  int64_t n = x.shape(0), d = x.shape(1), v = weight.shape(0);
+  std::vector<int64_t> target(static_cast<size_t>(n));
+  dispatch_index(targets.dtype(), name(), [&]<typename I>() {
+    const I* pt = cdata<I>(targets);
+    for (int64_t r = 0; r < n; ++r) {
+      int64_t t = pt[r];
+      WICK_CHECK(t == ignore_index_ || (t >= 0 && t < v), "linear_cross_entropy: target ", t,
+                 " is out of range for ", v, " classes");
+      target[r] = t == ignore_index_ ? -1 : t;
+    }
+  });
+  auto run = [&]<typename A>() {
+    std::vector<A> xc, wc, dx;
+    if (keep_grad_) dx.assign(size_t(n * d), A(0));
+    linear_xent<A>(as_acc<A>(x, xc), as_acc<A>(weight, wc), target, n, d, v,
+                   chunk_rows(n, v, int64_t(sizeof(A)), int64_t(64) << 20), mdata<float>(out),
+                   keep_grad_ ? dx.data() : nullptr);
+    if (!keep_grad_) return;
+    dx_unit_ = Tensor::empty({n, d}, x.dtype(), out.device());
+    dispatch_float(x.dtype(), name(), [&]<typename T>() {
+      T* p = mdata<T>(dx_unit_);
+      for (int64_t i = 0; i < n * d; ++i) p[i] = T(compute_t<T>(dx[i]));
+    });
+  };
+  if (x.dtype() == Dtype::F64)
+    run.template operator()<double>();
+  else
+    run.template operator()<float>();
 }
 
 }  // namespace wick

@@ -158,9 +158,9 @@ void lt_matmul(const Gemm& g, cudaDataType_t type, size_t item, const void* pa, 
                                    po, plan.d.c, po, plan.d.c, &plan.algo, ws, ws_bytes, cuda::stream(device)));
 }
 
-void dgemm(const Gemm& g, const double* pa, const double* pb, double* po, int device) {
+void dgemm(const Gemm& g, const double* pa, const double* pb, double* po, int device, double alpha = 1.0,
+           double beta = 0.0) {
   cublasHandle_t h = cuda::cublas_handle(device);
-  double alpha = 1.0, beta = 0.0;
   cublasOperation_t ta = g.vb.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t tb = g.va.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
   WICK_CUBLAS_CHECK(cublasDgemmStridedBatched(h, ta, tb, int(g.n), int(g.m), int(g.k), &alpha, pb, int(g.vb.ld), g.sb,
@@ -207,16 +207,20 @@ namespace cuda {
 
 void gemm_nt(Dtype dtype, int64_t m, int64_t n, int64_t k, const void* a, const void* b, void* out, float alpha,
              float beta, int device) {
-  WICK_CHECK(dtype != Dtype::F64, "gemm_nt: f64 is not supported");
   // b[N, K] row-major is the [K, N] operand stored transposed (column-major with ld K).
   Gemm g{m, n, k, BlasView{false, k}, BlasView{true, k}, 1, 0, 0, 0};
+  if (dtype == Dtype::F64)
+    return dgemm(g, static_cast<const double*>(a), static_cast<const double*>(b), static_cast<double*>(out), device,
+                 alpha, beta);
   lt_matmul(g, cuda_type(dtype), dtype_size(dtype), a, b, out, device, alpha, beta);
 }
 
 void gemm_nn(Dtype dtype, int64_t m, int64_t n, int64_t k, const void* a, const void* b, void* out, float alpha,
              float beta, int device) {
-  WICK_CHECK(dtype != Dtype::F64, "gemm_nn: f64 is not supported");
   Gemm g{m, n, k, BlasView{false, k}, BlasView{false, n}, 1, 0, 0, 0};
+  if (dtype == Dtype::F64)
+    return dgemm(g, static_cast<const double*>(a), static_cast<const double*>(b), static_cast<double*>(out), device,
+                 alpha, beta);
   lt_matmul(g, cuda_type(dtype), dtype_size(dtype), a, b, out, device, alpha, beta);
 }
 

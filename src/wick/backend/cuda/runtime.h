@@ -69,7 +69,7 @@ void allocator_close_pool(int device, PrivatePool& pool);
 Tensor contiguous_on_device(const Tensor& x);
 
 // out[M, N] = alpha * a[M, K] @ b[N, K]^T + beta * out through cuBLASLt (f32, bf16, f16 with f32
-// accumulation), all three contiguous row-major on `device`.
+// accumulation; f64 through cuBLAS), all three contiguous row-major on `device`.
 void gemm_nt(Dtype dtype, int64_t m, int64_t n, int64_t k, const void* a, const void* b, void* out, float alpha,
              float beta, int device);
 // out[M, N] = alpha * a[M, K] @ b[K, N] + beta * out, likewise.
