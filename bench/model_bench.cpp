@@ -3,6 +3,7 @@
 // JSON object; its peer is bench/peers/model_peer.py (transformers on the same card).
 // Usage: model_bench [--device cuda|cpu] [--dtype bf16|f32]
 //        model_bench --train [--lazy] [--checkpoint] [--unfused-loss] [--quantize q4_0|q8_0] (LoRA training step)
+//        model_bench --train --packing (an epoch of mixed-length examples, padded and packed)
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +18,9 @@
 #include "wick/lora/adapter.h"
 #include "wick/train/adamw.h"
 #include "wick/train/loss.h"
+#include "wick/train/data.h"
+#include "wick/train/trainer.h"
+#include <random>
 #include "wick/core/ops.h"
 #include "wick/models/decoder.h"
 #include "wick/models/encoder.h"
@@ -216,6 +220,75 @@ TrainFigures train_tokens_per_second(const models::DecoderModel& m, int64_t rank
   return {double(batch * seq * reps) / secs, peak, forward_bytes / (1 << 30)};
 }
 
+// Packing (issue 16): 64 examples of 32 to 512 tokens, one epoch of wick's training loop
+// (train_lora, batches of 8 rows, rank 16 on all seven projections) padded and packed into rows of
+// 512; real tokens/s (padding not counted) and peak memory of each. Then each example of the
+// first packed rows against itself alone (evaluate_loss; the row's other examples carry no
+// targets): the largest difference of per-example mean loss.
+void packing_figures(const models::DecoderModel& m) {
+  std::mt19937 rng(7);
+  std::vector<train::Example> examples;
+  int64_t real = 0;
+  for (int i = 0; i < 64; ++i) {
+    train::Example e;
+    int n = 32 + int(rng() % 481);
+    for (int k = 0; k < n; ++k) e.ids.push_back(int32_t(rng() % 150000));
+    e.labels = e.ids;
+    e.line = i + 1;
+    real += n;
+    examples.push_back(e);
+  }
+  std::vector<train::Example> rows = train::pack_examples(examples, 512);
+  lora::LoraConfig cfg;
+  cfg.r = 16;
+  cfg.alpha = 32;
+  cfg.target_modules = {"all-linear"};
+  auto epoch = [&](const std::vector<train::Example>& data, double* peak) {
+    train::TrainOptions o;
+    o.batch_size = 8;
+    o.shuffle = false;
+    o.adamw.lr = 1e-4;
+    lora::Adapter adapter = lora::Adapter::init(m, cfg, 0);
+    o.steps = 2;  // warm-up: kernels, plans, allocator
+    train::train_lora(m, adapter, data, {}, o);
+    synchronize(m.device());
+    if (m.device().is_cuda()) cuda::reset_peak_memory(m.device().index);
+    o.steps = (int64_t(data.size()) + 7) / 8;
+    double t0 = now();
+    train::train_lora(m, adapter, data, {}, o);
+    synchronize(m.device());
+    double secs = now() - t0;
+    *peak = m.device().is_cuda() ? double(cuda::memory_stats(m.device().index).peak) / (1 << 30) : 0.0;
+    return double(real) / secs;
+  };
+  double padded_peak = 0, packed_peak = 0;
+  double padded = epoch(examples, &padded_peak);
+  double packed = epoch(rows, &packed_peak);
+  lora::Adapter adapter = lora::Adapter::init(m, cfg, 0);
+  double worst = 0;
+  int compared = 0;
+  for (size_t r = 0; r < std::min<size_t>(rows.size(), 2); ++r)
+    for (size_t s = 0; s < rows[r].starts.size(); ++s) {
+      const train::Example& row = rows[r];
+      size_t begin = size_t(row.starts[s]);
+      size_t end = s + 1 < row.starts.size() ? size_t(row.starts[s + 1]) : row.ids.size();
+      train::Example only = row, alone;
+      for (size_t j = 0; j < only.labels.size(); ++j)
+        if (j < begin || j >= end) only.labels[j] = -100;
+      alone.ids.assign(row.ids.begin() + long(begin), row.ids.begin() + long(end));
+      alone.labels = alone.ids;
+      worst = std::max(worst, std::abs(train::evaluate_loss(m, adapter, {only}, 1) -
+                                       train::evaluate_loss(m, adapter, {alone}, 1)));
+      ++compared;
+    }
+  std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"mode\": \"packing\", \"examples\": %zu, \"real_tokens\": %lld, "
+              "\"packed_rows\": %zu, \"padded_real_tok_s\": %.1f, \"packed_real_tok_s\": %.1f, \"packed_over_padded\": %.3f, "
+              "\"padded_peak_gib\": %.2f, \"packed_peak_gib\": %.2f, \"examples_compared\": %d, "
+              "\"max_example_loss_diff\": %.2e}\n",
+              m.device().str().c_str(), dtype_name(m.dtype()), examples.size(), (long long)real, rows.size(), padded,
+              packed, packed / padded, padded_peak, packed_peak, compared, worst);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -259,6 +332,11 @@ int main(int argc, char** argv) {
           for (models::LinearWeight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) *w = quantize(w->dense(), type);
         if (device.is_cuda()) cuda::empty_cache(device.index);
       }
+      for (int j = 1; j < argc; ++j)
+        if (!std::strcmp(argv[j], "--packing")) {
+          packing_figures(m);
+          return 0;
+        }
       TrainFigures f = train_tokens_per_second(m, 16, lazy, ckpt, !unfused);
       std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s%s%s%s%s\", \"train_r16_all_linear_tok_s\": %.1f, "
                   "\"peak_gib\": %.2f, \"after_forward_gib\": %.2f, \"linear_weights_gib\": %.3f}\n",

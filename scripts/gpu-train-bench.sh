@@ -22,6 +22,7 @@ for mode in $MODES; do
   case $mode in
     eager) args="" ;;
     unfused) args="--unfused-loss" ;;
+    packing) args="--packing" ;;
     lazy) args="--lazy" ;;
     checkpoint) args="--checkpoint" ;;
     q4_0) args="--quantize q4_0" ;;

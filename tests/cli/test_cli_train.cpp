@@ -177,6 +177,18 @@ TEST_F(TrainCli, FusedAndUnfusedLossTrainAlike) {
     }
 }
 
+// --packing: six examples of 15 tokens go two to a row of 32; the run trains on the rows and says so.
+TEST_F(TrainCli, PackingFillsRowsOfMaxLength) {
+  Result r = train("--steps 2 --packing --max-length 32 --eval-every 2" + val());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("packed 6 examples into 3 rows of up to 32 tokens"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("training 3 packed rows (1 validation)"), std::string::npos) << r.err;
+  std::vector<json> rows = metrics();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0]["tokens"], 2 * 30);  // two rows of two examples: real tokens only
+  EXPECT_TRUE(rows[1].contains("val_loss"));
+}
+
 TEST_F(TrainCli, EarlyStoppingAndItsFlags) {
   Result r = train("--steps 4 --early-stopping-patience 2");
   EXPECT_NE(r.code, 0);

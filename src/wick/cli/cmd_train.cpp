@@ -32,7 +32,7 @@ struct TrainCliOptions {
   int64_t rank = 8, max_length = 1024, epochs = 0;
   int64_t log_every = -1;  // not given: 1 when stderr is not a terminal, 0 on one
   double alpha = 16, dropout = 0;
-  bool no_shuffle = false, rslora = false, train_on_prompt = false, overwrite = false, unfused_loss = false;
+  bool no_shuffle = false, rslora = false, train_on_prompt = false, overwrite = false, unfused_loss = false, packing = false;
   std::vector<std::string> adapter_flags;  // the adapter-shaping options given on the command line
   int gpus = 1;                              // data-parallel ranks in this process, one per GPU
   train::RendezvousFlags rendezvous;         // a run of several processes
@@ -261,6 +261,14 @@ void train_rank(TrainCliOptions o, train::Collective* group, bool handles_signal
     for (int32_t id : e.ids)
       WICK_CHECK(id >= 0 && id < loaded.model.config().vocab_size, o.data, ":", e.line, ": token id ", id,
                  " is outside the vocabulary of ", loaded.model.config().vocab_size);
+  if (o.packing) {
+    size_t examples = data.size();
+    data = train::pack_examples(data, o.max_length);
+    if (!val.empty()) val = train::pack_examples(val, o.max_length);
+    if (lead)
+      std::fprintf(stderr, "packed %zu examples into %zu rows of up to %lld tokens\n", examples, data.size(),
+                   (long long)o.max_length);
+  }
   if (o.epochs > 0) {
     int64_t per_step = o.t.batch_size * o.t.grad_accum * ranks;
     o.t.steps = (int64_t(data.size()) * o.epochs + per_step - 1) / per_step;
@@ -302,8 +310,8 @@ void train_rank(TrainCliOptions o, train::Collective* group, bool handles_signal
       o.t.interrupt = &interrupt->requested();
     }
     if (lead)
-      std::fprintf(stderr, "training %zu examples (%zu validation) for %lld steps, %zu LoRA modules, rank %lld\n",
-                 data.size(), val.size(), (long long)o.t.steps, adapter.modules().size(), (long long)adapter.config().r);
+      std::fprintf(stderr, "training %zu %s (%zu validation) for %lld steps, %zu LoRA modules, rank %lld\n",
+                 data.size(), o.packing ? "packed rows" : "examples", val.size(), (long long)o.t.steps, adapter.modules().size(), (long long)adapter.config().r);
     if (lead && ranks > 1)
       std::fprintf(stderr, "data parallel: %d ranks, %lld examples per rank per micro-batch\n", ranks,
                    (long long)o.t.batch_size);
@@ -378,6 +386,9 @@ void register_train(CLI::App& app) {
                   "a progress line every N steps (default: 1 when stderr is not a terminal; on one, 0: the bar only)")
       ->check(non_negative());
   cmd->add_flag("--train-on-prompt", o->train_on_prompt, "take the loss on prompt tokens too");
+  cmd->add_flag("--packing", o->packing,
+                "pack several examples into each row of --max-length tokens, each attending only to itself with its "
+                "own positions (no padding; --batch-size then counts rows)");
   cmd->add_flag("--unfused-loss", o->unfused_loss,
                 "apply the LM head and the loss one after the other, holding the logits [batch, seq, vocab] and their "
                 "gradient (the default takes them a chunk of rows at a time)");

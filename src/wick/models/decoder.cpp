@@ -352,6 +352,14 @@ Tensor DecoderModel::forward(const Tensor& ids, KVCache* cache, const std::optio
                past + t, "], got ", shape_str(attention_mask->shape()));
     mask = reshape(ne(*attention_mask, zeros({}, attention_mask->dtype(), device_)), {b, 1, 1, past + t});
   }
+  if (options.segments) {
+    const Tensor& seg = *options.segments;
+    WICK_CHECK(cache == nullptr, "forward: segments (packed rows) cannot be used with a KV cache");
+    WICK_CHECK(seg.shape() == Shape({b, t}), "forward: segments must be [", b, ", ", t, "], got ",
+               shape_str(seg.shape()));
+    Tensor same = eq(reshape(seg, {b, 1, t, 1}), reshape(seg, {b, 1, 1, t}));
+    mask = mask ? where(*mask, same, zeros({}, Dtype::Bool, device_)) : same;
+  }
   RopeOptions rope_opts;
   rope_opts.inv_freq = inv_freq;
   Tensor x = embed_rows(ids);

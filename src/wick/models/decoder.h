@@ -71,6 +71,9 @@ struct ForwardOptions {
   // Return the final normalised hidden states [B, T, hidden] (the model's dtype) instead of the
   // logits, for a loss that applies the LM head itself (linear_cross_entropy).
   bool final_hidden_states = false;
+  // Packed rows: segments [B, T] (integers) give each token's example; a token attends only to
+  // earlier tokens of its own example (padding: a segment of its own, e.g. -1). No KV cache.
+  std::optional<Tensor> segments;
   // Activation checkpointing: each layer keeps only its input for the backward, which runs the
   // layer again (eager execution; see wick::checkpoint).
   bool checkpoint_layers = false;

@@ -1,7 +1,10 @@
 // JSONL training examples: tokenisation and loss masks.
 #include "wick/train/data.h"
 
+#include <algorithm>
 #include <climits>
+#include <map>
+#include <numeric>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -161,6 +164,55 @@ std::vector<Example> load_jsonl(const std::string& path, const DataContext& cont
   }
   WICK_CHECK(!out.empty(), path, ": no examples");
   return out;
+}
+
+std::vector<Example> pack_examples(const std::vector<Example>& examples, int64_t length) {
+  WICK_CHECK(length >= 1, "pack_examples: the row length must be positive, got ", length);
+  std::vector<size_t> order(examples.size());
+  std::iota(order.begin(), order.end(), size_t(0));
+  // Longest first; equal lengths keep the file's order.
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return examples[a].ids.size() > examples[b].ids.size(); });
+  std::vector<std::vector<size_t>> rows;
+  std::multimap<int64_t, size_t> room;  // free tokens -> row
+  for (size_t e : order) {
+    int64_t n = int64_t(examples[e].ids.size());
+    WICK_CHECK(examples[e].starts.empty(), "pack_examples: the row of line ", examples[e].line, " is packed already");
+    WICK_CHECK(n <= length, "pack_examples: the example of line ", examples[e].line, " has ", n,
+               " tokens, more than a row of ", length);
+    auto fit = room.lower_bound(n);  // the fullest row it fits in
+    size_t row;
+    int64_t left;
+    if (fit == room.end()) {
+      row = rows.size();
+      rows.emplace_back();
+      left = length;
+    } else {
+      row = fit->second;
+      left = fit->first;
+      room.erase(fit);
+    }
+    rows[row].push_back(e);
+    if (left - n > 0) room.emplace(left - n, row);
+  }
+  // Rows in the order of their first example in the file, examples within a row likewise.
+  for (auto& r : rows) std::sort(r.begin(), r.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.front() < b.front(); });
+  std::vector<Example> packed;
+  packed.reserve(rows.size());
+  for (const auto& r : rows) {
+    Example p;
+    p.line = examples[r.front()].line;
+    for (size_t e : r) {
+      const Example& x = examples[e];
+      p.starts.push_back(int32_t(p.ids.size()));
+      p.ids.insert(p.ids.end(), x.ids.begin(), x.ids.end());
+      p.labels.insert(p.labels.end(), x.labels.begin(), x.labels.end());
+      if (p.starts.size() > 1 && !x.labels.empty()) p.labels[size_t(p.starts.back())] = -100;
+    }
+    packed.push_back(std::move(p));
+  }
+  return packed;
 }
 
 }  // namespace wick::train

@@ -56,26 +56,46 @@ namespace {
 
 struct Batch {
   Tensor ids, labels, mask;
+  // Packed rows (Example::starts): each token's example and its position within it.
+  std::optional<Tensor> segments, positions;
   int64_t tokens = 0;
 };
 
-// Right-padded batch of examples (labels -100 and mask 0 on padding).
+// Right-padded batch of examples (labels -100 and mask 0 on padding). A batch with packed rows
+// also gets segments (padding: -1) and positions restarting at each example.
 Batch make_batch(const std::vector<const Example*>& rows, Device device) {
   size_t width = 0;
-  for (const Example* e : rows) width = std::max(width, e->ids.size());
-  std::vector<int64_t> ids(rows.size() * width, 0), labels(rows.size() * width, -100), mask(rows.size() * width, 0);
+  bool packed = false;
+  for (const Example* e : rows) {
+    width = std::max(width, e->ids.size());
+    packed = packed || !e->starts.empty();
+  }
+  size_t cells = rows.size() * width;
+  std::vector<int64_t> ids(cells, 0), labels(cells, -100), mask(cells, 0);
+  std::vector<int64_t> segments(packed ? cells : 0, -1), positions(packed ? cells : 0, 0);
   Batch b;
-  for (size_t i = 0; i < rows.size(); ++i)
-    for (size_t j = 0; j < rows[i]->ids.size(); ++j) {
-      ids[i * width + j] = rows[i]->ids[j];
-      labels[i * width + j] = rows[i]->labels[j];
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Example& e = *rows[i];
+    size_t segment = 0, start = 0;
+    for (size_t j = 0; j < e.ids.size(); ++j) {
+      ids[i * width + j] = e.ids[j];
+      labels[i * width + j] = e.labels[j];
       mask[i * width + j] = 1;
       ++b.tokens;
+      if (!packed) continue;
+      while (segment < e.starts.size() && size_t(e.starts[segment]) == j) start = size_t(e.starts[segment++]);
+      segments[i * width + j] = int64_t(segment);
+      positions[i * width + j] = int64_t(j - start);
     }
+  }
   Shape shape{int64_t(rows.size()), int64_t(width)};
   b.ids = Tensor::from_vector(ids, shape, device);
   b.labels = Tensor::from_vector(labels, shape, device);
   b.mask = Tensor::from_vector(mask, shape, device);
+  if (packed) {
+    b.segments = Tensor::from_vector(segments, shape, device);
+    b.positions = Tensor::from_vector(positions, shape, device);
+  }
   return b;
 }
 
@@ -88,9 +108,11 @@ Tensor forward_loss_sum(const models::DecoderModel& model, const lora::Adapter& 
                         bool fused = true) {
   models::LoraDeltas d = dropout ? adapter.training_deltas(params, *dropout) : adapter.deltas(&params);
   fused = fused && !model.lm_head_blocks;
-  models::ForwardOptions fo{
-      .logits_in_compute_dtype = true, .final_hidden_states = fused, .checkpoint_layers = checkpoint_layers};
-  Tensor out = model.forward(b.ids, nullptr, b.mask, std::nullopt, &d, fo);
+  models::ForwardOptions fo{.logits_in_compute_dtype = true,
+                            .final_hidden_states = fused,
+                            .segments = b.segments,
+                            .checkpoint_layers = checkpoint_layers};
+  Tensor out = model.forward(b.ids, nullptr, b.mask, b.positions, &d, fo);
   return fused ? causal_lm_loss_sum(out, model.lm_head, b.labels) : causal_lm_loss_sum(out, b.labels);
 }
 
