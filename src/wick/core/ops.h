@@ -3,7 +3,7 @@
 // Semantics and argument names follow PyTorch where users expect them.
 // This header declares the basic ops (those of the elementwise and reduce families among them,
 // see core/ops/elementwise.h); each other op family of core/ops/ (matmul, indexing, softmax, norm,
-// rope, swiglu, attention, lora, loss, ...) declares its ops, its primitives and its reference
+// rope, swiglu, attention, lora, loss, optim, ...) declares its ops, its primitives and its reference
 // compositions (namespace wick::reference, the test oracles) in its own header, included here.
 #pragma once
 
@@ -18,6 +18,7 @@
 #include "wick/core/ops/loss.h"
 #include "wick/core/ops/matmul.h"
 #include "wick/core/ops/norm.h"
+#include "wick/core/ops/optim.h"
 #include "wick/core/ops/paged_attention.h"
 #include "wick/core/ops/reduce.h"
 #include "wick/core/ops/rope.h"

@@ -19,6 +19,7 @@
 #include "wick/core/ops/loss.h"
 #include "wick/core/ops/matmul.h"
 #include "wick/core/ops/norm.h"
+#include "wick/core/ops/optim.h"
 #include "wick/core/ops/paged_attention.h"
 #include "wick/core/ops/reduce.h"
 #include "wick/core/ops/rope.h"
@@ -192,9 +193,13 @@ class Fused : public Primitive {
 
 }  // namespace wick
 
-// Every non-template primitive, for backends that define all evals (and the CUDA-less stub).
+// Every non-template primitive of one output, for backends that define all evals (and the
+// CUDA-less stub).
 #define WICK_PRIMITIVES(X)                                                                       \
   X(Where) X(AsType) X(Full) X(Arange) X(Random) X(Reduce) X(ArgReduce) X(Matmul) X(Gather) \
   X(ScatterAdd) X(SliceUpdate) X(Concat) X(Softmax) X(LayerNorm) X(RMSNorm) X(RoPE) X(SwiGLU)    \
-  X(Attention) X(AttentionBackward) X(CrossEntropy) X(CrossEntropyBackward) X(Fused) X(LoraDelta) X(Dequantize) X(QuantizedMatmul) X(NormBackward) X(SoftmaxBackward) X(SwiGLUBackward) \
-  X(PagedKVWrite) X(PagedAttention) X(LoraGatherAdd) X(SampleTokens) X(LinearAdd)
+  X(Attention) X(CrossEntropy) X(CrossEntropyBackward) X(LinearCrossEntropy) X(Fused) X(LoraDelta) X(Dequantize) \
+  X(QuantizedMatmul) X(NormBackward) X(SoftmaxBackward) X(PagedKVWrite) X(PagedAttention) X(LoraGatherAdd)      \
+  X(SampleTokens) X(LinearAdd)
+// The primitives of several outputs (eval_outputs_cpu / eval_outputs_cuda).
+#define WICK_PRIMITIVES_OF_SEVERAL_OUTPUTS(X) X(AttentionBackward) X(SwiGLUBackward) X(AdamWUpdate)

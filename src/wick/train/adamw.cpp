@@ -1,7 +1,5 @@
-// AdamW update, evaluated lazily so each parameter's update is one fused elementwise pass.
+// AdamW update: one adamw_update node per dtype and device, evaluated at once.
 #include "wick/train/adamw.h"
-
-#include <cmath>
 
 #include "wick/core/autograd.h"
 #include "wick/core/graph.h"
@@ -20,39 +18,40 @@ void AdamW::step(std::vector<Tensor>& params, const std::vector<Tensor>& grads, 
   }
   WICK_CHECK(m_.size() == params.size(), "adamw: the parameter list changed size");
   const AdamWOptions& o = options_;
-  double rate = lr >= 0 ? lr : o.lr;
   NoGradGuard no_grad;
   ExecModeScope lazy(ExecMode::Lazy);
-  // The step's constants as device scalars, made once per (dtype, device, step count) and shared by
-  // every parameter: a few fills per step instead of several per parameter.
-  struct Constants {
-    Dtype dtype;
-    Device device;
-    int64_t t;
-    Tensor decay, beta1, one_minus_beta1, beta2, one_minus_beta2, inv_sqrt_c2, eps, rate_over_c1;
-  };
-  std::vector<Constants> constants;
-  auto constants_for = [&](const Tensor& p, int64_t t) -> const Constants& {
-    for (const Constants& c : constants)
-      if (c.dtype == p.dtype() && c.device == p.device() && c.t == t) return c;
-    double c1 = 1.0 - std::pow(o.beta1, double(t)), c2 = 1.0 - std::pow(o.beta2, double(t));
-    auto s = [&](double v) { return scalar(v, p.dtype(), p.device()); };
-    constants.push_back({p.dtype(), p.device(), t, s(1.0 - rate * o.weight_decay), s(o.beta1), s(1.0 - o.beta1),
-                         s(o.beta2), s(1.0 - o.beta2), s(1.0 / std::sqrt(c2)), s(o.eps), s(rate / c1)});
-    return constants.back();
-  };
-  std::vector<Tensor> outputs;
-  for (size_t i = 0; i < params.size(); ++i) {
+  for (size_t i = 0; i < params.size(); ++i)
     WICK_CHECK(grads[i].shape() == params[i].shape(), "adamw: gradient ", i, " has shape ", shape_str(grads[i].shape()),
                " for a parameter of shape ", shape_str(params[i].shape()));
-    const Constants& c = constants_for(params[i], ++steps_[i]);
-    Tensor g = astype(grads[i], params[i].dtype());
-    Tensor p = params[i] * c.decay;
-    m_[i] = m_[i] * c.beta1 + g * c.one_minus_beta1;
-    v_[i] = v_[i] * c.beta2 + g * g * c.one_minus_beta2;
-    Tensor denom = sqrt(v_[i]) * c.inv_sqrt_c2 + c.eps;
-    params[i] = p - m_[i] / denom * c.rate_over_c1;
-    outputs.insert(outputs.end(), {params[i], m_[i], v_[i]});
+  for (int64_t& t : steps_) ++t;
+  // One adamw_update node (one kernel launch per group of tensors on a GPU) per dtype and device.
+  AdamWHyper hyper{lr >= 0 ? lr : o.lr, o.beta1, o.beta2, o.eps, o.weight_decay};
+  std::vector<bool> done(params.size(), false);
+  std::vector<Tensor> outputs;
+  for (size_t first = 0; first < params.size(); ++first) {
+    if (done[first]) continue;
+    std::vector<size_t> group;
+    for (size_t i = first; i < params.size(); ++i)
+      if (!done[i] && params[i].dtype() == params[first].dtype() && params[i].device() == params[first].device()) {
+        group.push_back(i);
+        done[i] = true;
+      }
+    std::vector<Tensor> p, g, m, v;
+    std::vector<int64_t> t;
+    for (size_t i : group) {
+      p.push_back(params[i]);
+      g.push_back(grads[i]);
+      m.push_back(m_[i]);
+      v.push_back(v_[i]);
+      t.push_back(steps_[i]);
+    }
+    AdamWTensors r = adamw_update(p, g, m, v, t, hyper);
+    for (size_t k = 0; k < group.size(); ++k) {
+      params[group[k]] = r.params[k];
+      m_[group[k]] = r.m[k];
+      v_[group[k]] = r.v[k];
+      outputs.insert(outputs.end(), {r.params[k], r.m[k], r.v[k]});
+    }
   }
   eval(outputs);
 }

@@ -37,6 +37,10 @@ void graph_launch(const Graph&, int) { no_cuda("cuda graph launch"); }
   void P::eval_cuda(const std::vector<Tensor>&, const Tensor&) { no_cuda(#P); }
 WICK_PRIMITIVES(WICK_NO_CUDA)
 #undef WICK_NO_CUDA
+#define WICK_NO_CUDA(P) \
+  void P::eval_outputs_cuda(const std::vector<Tensor>&, const std::vector<Tensor>&) { no_cuda(#P); }
+WICK_PRIMITIVES_OF_SEVERAL_OUTPUTS(WICK_NO_CUDA)
+#undef WICK_NO_CUDA
 
 template <class Fn>
 void Unary<Fn>::eval_cuda(const std::vector<Tensor>&, const Tensor&) { no_cuda(Fn::name); }

@@ -1,0 +1,38 @@
+// CPU kernel of the AdamW step: each tensor's elements split over the thread pool.
+#include <cmath>
+
+#include "wick/backend/cpu/strided.h"
+#include "wick/backend/cpu/thread_pool.h"
+#include "wick/core/primitives.h"
+
+namespace wick {
+
+void AdamWUpdate::eval_outputs_cpu(const std::vector<Tensor>& in, const std::vector<Tensor>& out) {
+  size_t n = steps_.size();
+  const AdamWHyper& h = hyper_;
+  dispatch_float(in[0].dtype(), name(), [&]<typename T>() {
+    using C = std::conditional_t<std::is_same_v<T, double>, double, float>;
+    const C b1 = C(h.beta1), b2 = C(h.beta2), eps = C(h.eps), decay = C(1.0 - h.lr * h.weight_decay);
+    for (size_t i = 0; i < n; ++i) {
+      Tensor p = cpu::contiguous_copy(in[i]), g = cpu::contiguous_copy(in[n + i]);
+      Tensor m = cpu::contiguous_copy(in[2 * n + i]), v = cpu::contiguous_copy(in[3 * n + i]);
+      for (size_t k = 0; k < 3; ++k) out[k * n + i].allocate();
+      const T *pp = cpu::cdata<T>(p), *pg = cpu::cdata<T>(g), *pm = cpu::cdata<T>(m), *pv = cpu::cdata<T>(v);
+      T *op = cpu::mdata<T>(out[i]), *om = cpu::mdata<T>(out[n + i]), *ov = cpu::mdata<T>(out[2 * n + i]);
+      const C rate = C(rate_over_c1(i)), inv_c2 = C(inv_sqrt_c2(i));
+      cpu::parallel_for(p.numel(), 1 << 14, [&](int64_t b, int64_t e) {
+        for (int64_t j = b; j < e; ++j) {
+          C gj = C(pg[j]);
+          C mj = b1 * C(pm[j]) + (C(1) - b1) * gj;
+          C vj = b2 * C(pv[j]) + (C(1) - b2) * gj * gj;
+          C denom = std::sqrt(vj) * inv_c2 + eps;
+          op[j] = T(C(pp[j]) * decay - mj / denom * rate);
+          om[j] = T(mj);
+          ov[j] = T(vj);
+        }
+      });
+    }
+  });
+}
+
+}  // namespace wick
