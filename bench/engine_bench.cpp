@@ -111,6 +111,21 @@ void BM_AdamWStep(benchmark::State& state, bool lazy) {
   }
 }
 
+// The same step as one adamw_update node (what train::AdamW runs).
+void BM_AdamWUpdate(benchmark::State& state) {
+  Device d = device_of(state);
+  Tensor p = normal({512, 512}, 0, 1, Dtype::F32, d), g = normal({512, 512}, 0, 1, Dtype::F32, d);
+  Tensor m = zeros({512, 512}, Dtype::F32, d), v = zeros({512, 512}, Dtype::F32, d);
+  AdamWHyper h{.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01};
+  int64_t step = 0;
+  for (auto _ : state) {
+    AdamWTensors r = adamw_update({p}, {g}, {m}, {v}, {++step}, h);
+    p = r.params[0], m = r.m[0], v = r.v[0];
+    eval({p, m, v});
+    synchronize(d);
+  }
+}
+
 // Choosing a token from logits that live on the device (host to host, as a generator needs it).
 // kind: 0 greedy, 1 top-k (arg), 2 top-p (arg / 100), 3 temperature 0.7.
 void BM_Sample(benchmark::State& state) {
@@ -150,6 +165,7 @@ void register_all() {
     reg("kv_append_qwen05b_24layers", BM_KvAppend)->Args({dev});
     reg("adamw_512x512/eager", [](benchmark::State& s) { BM_AdamWStep(s, false); })->Args({dev});
     reg("adamw_512x512/lazy", [](benchmark::State& s) { BM_AdamWStep(s, true); })->Args({dev});
+    reg("adamw_512x512/update", BM_AdamWUpdate)->Args({dev});
     for (int64_t vocab : {1000, 32000, 100000}) {
       std::string v = std::to_string(vocab);
       reg("sample_greedy_" + v, BM_Sample)->Args({dev, vocab, 0, 0});

@@ -7,6 +7,25 @@
 
 namespace wick {
 
+namespace {
+// One tensor's elements [b, e): plain arrays that do not alias, so the loop vectorizes (the file is
+// built with -fno-math-errno: sqrt of the non-negative second moment never sets errno).
+template <typename T, typename C>
+void adamw_range(const T* __restrict p, const T* __restrict g, const T* __restrict m, const T* __restrict v,
+                 T* __restrict po, T* __restrict mo, T* __restrict vo, int64_t b, int64_t e, C b1, C b2, C eps,
+                 C decay, C rate, C inv_c2) {
+  for (int64_t j = b; j < e; ++j) {
+    C gj = C(g[j]);
+    C mj = b1 * C(m[j]) + (C(1) - b1) * gj;
+    C vj = b2 * C(v[j]) + (C(1) - b2) * gj * gj;
+    C denom = std::sqrt(vj) * inv_c2 + eps;
+    po[j] = T(C(p[j]) * decay - mj / denom * rate);
+    mo[j] = T(mj);
+    vo[j] = T(vj);
+  }
+}
+}  // namespace
+
 void AdamWUpdate::eval_outputs_cpu(const std::vector<Tensor>& in, const std::vector<Tensor>& out) {
   size_t n = steps_.size();
   const AdamWHyper& h = hyper_;
@@ -21,15 +40,7 @@ void AdamWUpdate::eval_outputs_cpu(const std::vector<Tensor>& in, const std::vec
       T *op = cpu::mdata<T>(out[i]), *om = cpu::mdata<T>(out[n + i]), *ov = cpu::mdata<T>(out[2 * n + i]);
       const C rate = C(rate_over_c1(i)), inv_c2 = C(inv_sqrt_c2(i));
       cpu::parallel_for(p.numel(), 1 << 14, [&](int64_t b, int64_t e) {
-        for (int64_t j = b; j < e; ++j) {
-          C gj = C(pg[j]);
-          C mj = b1 * C(pm[j]) + (C(1) - b1) * gj;
-          C vj = b2 * C(pv[j]) + (C(1) - b2) * gj * gj;
-          C denom = std::sqrt(vj) * inv_c2 + eps;
-          op[j] = T(C(pp[j]) * decay - mj / denom * rate);
-          om[j] = T(mj);
-          ov[j] = T(vj);
-        }
+        adamw_range<T, C>(pp, pg, pm, pv, op, om, ov, b, e, b1, b2, eps, decay, rate, inv_c2);
       });
     }
   });
