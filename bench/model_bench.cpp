@@ -2,7 +2,9 @@
 // Qwen2.5-0.5B batch-1 decode and prefill, and all-MiniLM-L6-v2 embedding throughput. Prints one
 // JSON object; its peer is bench/peers/model_peer.py (transformers on the same card).
 // Usage: model_bench [--device cuda|cpu] [--dtype bf16|f32]
-//        model_bench --train [--lazy] [--checkpoint] [--unfused-loss] [--quantize q4_0|q8_0] (LoRA training step)
+//        model_bench --train [--lazy] [--checkpoint] [--unfused-loss] [--quantize q4_0|q8_0] [--qv]
+//          (LoRA training step: rank 16 on all seven projections, or with --qv rank 8 on q_proj and
+//          v_proj, PERFORMANCE.md D(i))
 //        model_bench --train --packing (an epoch of mixed-length examples, padded and packed)
 #include <chrono>
 #include <cstdio>
@@ -161,12 +163,12 @@ struct TrainFigures {
 // last use); eager: ops run as created. forward_gib: device memory in use when the forward is done
 // (eager only), the activations kept for the backward.
 // `fused_loss`: the LM head and the loss as one chunked op, as wick train runs them by default.
-TrainFigures train_tokens_per_second(const models::DecoderModel& m, int64_t rank, bool lazy, bool checkpoint_layers,
-                                     bool fused_loss) {
+TrainFigures train_tokens_per_second(const models::DecoderModel& m, int64_t rank, std::vector<std::string> modules,
+                                     bool lazy, bool checkpoint_layers, bool fused_loss) {
   lora::LoraConfig cfg;
   cfg.r = rank;
   cfg.alpha = 2.0 * double(rank);
-  cfg.target_modules = {"all-linear"};
+  cfg.target_modules = std::move(modules);
   lora::Adapter adapter = lora::Adapter::init(m, cfg, 0);
   std::vector<Tensor> params = adapter.parameters();
   train::AdamW opt({.lr = 1e-4});
@@ -180,7 +182,8 @@ TrainFigures train_tokens_per_second(const models::DecoderModel& m, int64_t rank
   auto step = [&] {
     auto [loss, grads] = value_and_grad(
         [&](const std::vector<Tensor>& p) {
-          models::LoraDeltas d = adapter.deltas(&p);
+          std::vector<Tensor> cast = astype_all(p, m.dtype());  // as wick train casts them
+          models::LoraDeltas d = adapter.deltas(&cast);
           // As wick train runs it: the fused LM head and loss, or the logits in the model's dtype.
           models::ForwardOptions fo{.logits_in_compute_dtype = true,
                                     .final_hidden_states = fused_loss,
@@ -318,12 +321,13 @@ int main(int argc, char** argv) {
   auto m = qwen05b(device, dtype);
   for (int i = 1; i < argc; ++i)
     if (!std::strcmp(argv[i], "--train")) {
-      bool lazy = false, ckpt = false, unfused = false;
+      bool lazy = false, ckpt = false, unfused = false, qv = false;
       std::string quant;  // --quantize q4_0|q8_0: the projections kept as blocks (QLoRA-style)
       for (int j = 1; j < argc; ++j) {
         lazy = lazy || !std::strcmp(argv[j], "--lazy");
         ckpt = ckpt || !std::strcmp(argv[j], "--checkpoint");
         unfused = unfused || !std::strcmp(argv[j], "--unfused-loss");
+        qv = qv || !std::strcmp(argv[j], "--qv");
         if (!std::strcmp(argv[j], "--quantize") && j + 1 < argc) quant = argv[j + 1];
       }
       if (!quant.empty()) {
@@ -337,11 +341,13 @@ int main(int argc, char** argv) {
           packing_figures(m);
           return 0;
         }
-      TrainFigures f = train_tokens_per_second(m, 16, lazy, ckpt, !unfused);
-      std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s%s%s%s%s\", \"train_r16_all_linear_tok_s\": %.1f, "
+      TrainFigures f = qv ? train_tokens_per_second(m, 8, {"q_proj", "v_proj"}, lazy, ckpt, !unfused)
+                          : train_tokens_per_second(m, 16, {"all-linear"}, lazy, ckpt, !unfused);
+      std::printf("{\"device\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s%s%s%s%s\", \"%s\": %.1f, "
                   "\"peak_gib\": %.2f, \"after_forward_gib\": %.2f, \"linear_weights_gib\": %.3f}\n",
                   device.str().c_str(), dtype_name(dtype), lazy ? "lazy" : "eager", ckpt ? "+checkpointing" : "", unfused ? "+unfused-loss" : "",
-                  quant.empty() ? "" : "+base ", quant.c_str(), f.tokens_per_second, f.peak_gib, f.forward_gib,
+                  quant.empty() ? "" : "+base ", quant.c_str(), qv ? "train_r8_qv_tok_s" : "train_r16_all_linear_tok_s",
+                  f.tokens_per_second, f.peak_gib, f.forward_gib,
                   double(m.linear_weight_bytes()) / (1 << 30));
       return 0;
     }

@@ -6,6 +6,9 @@ tokens/s and peak GPU memory. Prints one JSON object.
 then loaded with bitsandbytes 4-bit NF4 weights (bf16 compute); no gradient checkpointing, as in
 wick's run. Reports {"skipped": ...} when bitsandbytes is not installed.
 
+--qv: rank 8 (alpha 16) on q_proj and v_proj only (PERFORMANCE.md D(i); peer of `model_bench --train
+--qv`).
+
 --liger: Liger's kernels patched into transformers' Qwen2 first (RMSNorm, RoPE, SwiGLU, fused linear
 cross-entropy), as a user of PEFT + Liger runs it. Reports {"skipped": ...} when liger-kernel is not
 installed.
@@ -50,9 +53,13 @@ def main():
                                                      device_map={"": 0})
     else:
         model = Qwen2ForCausalLM(cfg).to(torch.bfloat16).cuda()
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM",
-                                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                             "up_proj", "down_proj"]))
+    qv = "--qv" in sys.argv
+    if qv:
+        lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM", target_modules=["q_proj", "v_proj"])
+    else:
+        lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM",
+                          target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    model = get_peft_model(model, lora)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     ids = torch.randint(0, 150000, (8, 512), device="cuda")
 
@@ -73,7 +80,7 @@ def main():
     torch.cuda.synchronize()
     secs = time.perf_counter() - t0
     print(json.dumps({"device": torch.cuda.get_device_name(), "qlora": qlora, "liger": liger,
-                      "train_r16_all_linear_tok_s": 8 * 512 * 5 / secs,
+                      "train_r8_qv_tok_s" if qv else "train_r16_all_linear_tok_s": 8 * 512 * 5 / secs,
                       "peak_gib": torch.cuda.max_memory_allocated() / 2**30}))
 
 

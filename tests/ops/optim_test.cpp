@@ -1,7 +1,8 @@
 // adamw_update on every device: several tensors of several shapes (more than one launch's worth on
 // a GPU, an empty one, a view), per-tensor step counts, f64/f32/bf16 params and a gradient of
 // another dtype, against a float64 loop of PyTorch's AdamW and against the reference composition;
-// bad sets of tensors named.
+// bad sets of tensors named. astype_all against astype one tensor at a time (values, and gradients
+// through a loss that weighs every element).
 #include <cmath>
 
 #include "support/testing.h"
@@ -76,6 +77,48 @@ WICK_DEVICE_TEST(Optim, AdamWUpdateBadSetsAreNamed) {
   expect_error([&] { adamw_update({a, c}, {a, c}, {a, c}, {a, c}, {1, 1}, {}); }, {"adamw_update", "param 1 is f64"});
   expect_error([&] { adamw_update({a}, {a}, {c}, {a}, {1}, {}); }, {"adamw_update", "moments of param 0 must be f32"});
   EXPECT_TRUE(adamw_update({}, {}, {}, {}, {}, {}).params.empty());
+}
+
+// Many tensors cast in one node (more than one launch's worth on a GPU, an empty one, views) give
+// exactly what astype gives each alone, and the gradient casts every cotangent back alike.
+WICK_DEVICE_TEST(Optim, AstypeAllMatchesAstype) {
+  for (auto [from, to] : {std::pair{Dtype::F32, Dtype::BF16}, std::pair{Dtype::F32, Dtype::F16},
+                          std::pair{Dtype::F64, Dtype::F32}, std::pair{Dtype::BF16, Dtype::F32}}) {
+    std::vector<Tensor> xs, weights;
+    for (int i = 0; i < 27; ++i) {
+      Shape shape = i == 5 ? Shape{0, 3} : Shape{int64_t(1 + i % 4), int64_t(2 + 29 * i)};
+      Tensor x = rand(shape, from, -3, 3).t;
+      xs.push_back(i % 6 == 2 ? transpose(rand({shape[1], shape[0]}, from, -3, 3).t, 0, 1) : x);
+      weights.push_back(rand(shape, Dtype::F64).t);
+    }
+    std::string what = str_cat(dtype_name(from), " -> ", dtype_name(to));
+    std::vector<Tensor> all = astype_all(xs, to);
+    ASSERT_EQ(all.size(), xs.size());
+    for (size_t i = 0; i < xs.size(); ++i) {
+      EXPECT_EQ(all[i].dtype(), to) << what;
+      expect_close(all[i], values(astype(xs[i], to)), xs[i].shape(), Tol{0, 0}, str_cat(what, " tensor ", i));
+    }
+    auto loss = [&](bool together) {
+      return [&, together](const std::vector<Tensor>& in) {
+        std::vector<Tensor> cast = together ? astype_all(in, to) : std::vector<Tensor>{};
+        Tensor total = zeros({}, Dtype::F64, device());
+        for (size_t i = 0; i < in.size(); ++i)
+          if (i % 5 != 4)  // some tensors get no gradient
+            total = total + sum(astype(together ? cast[i] : astype(in[i], to), Dtype::F64) * weights[i]);
+        return total;
+      };
+    };
+    std::vector<Tensor> want = grad(loss(false), xs), got = grad(loss(true), xs);
+    for (size_t i = 0; i < xs.size(); ++i) {
+      ASSERT_EQ(got[i].defined(), want[i].defined()) << what << " gradient " << i;
+      if (!want[i].defined()) continue;
+      EXPECT_EQ(got[i].dtype(), from) << what;
+      expect_close(got[i], values(want[i]), xs[i].shape(), Tol{0, 0}, str_cat(what, " gradient ", i));
+    }
+  }
+  Tensor a = rand({2, 3}, Dtype::F32).t;
+  EXPECT_TRUE(astype_all({}, Dtype::BF16).empty());
+  EXPECT_EQ(astype_all({a}, Dtype::F32)[0].data_ptr(), a.data_ptr());  // already of the dtype: as it is
 }
 
 }  // namespace

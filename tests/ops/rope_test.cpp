@@ -123,6 +123,23 @@ WICK_DEVICE_TEST(Rope, ModelSizesAndLargePositions) {
       }
 }
 
+// An odd head dim with partial rotary dims: the values past the rotary dims (an odd count) pass
+// through unchanged, also from a view.
+WICK_DEVICE_TEST(Rope, OddHeadDim) {
+  const Shape shape{2, 3, 4, 7};
+  for (Dtype dt : kDtypes)
+    for (bool interleaved : {false, true}) {
+      Rand x = rand(shape, dt);
+      RopeOptions opt;
+      opt.interleaved = interleaved;
+      opt.rotary_dim = 4;
+      std::string what = str_cat("rope head dim 7 ", dtype_name(dt), interleaved ? " interleaved" : " neox");
+      Values ref = rope_ref(x.v, shape, {{3, 4, 5, 6}}, inv_freq_ref(4, 10000.0), interleaved, dt != Dtype::F64);
+      expect_close(rope(x.t, 3, opt), ref, shape, rope_tol(dt), what);
+      expect_close(rope(noncontiguous(x.v, shape, dt), 3, opt), ref, shape, rope_tol(dt), what + " of a view");
+    }
+}
+
 // Custom inverse frequencies (e.g. Llama 3 scaling) replace theta.
 WICK_DEVICE_TEST(Rope, CustomInverseFrequencies) {
   Rand x = rand({1, 2, 3, 4});

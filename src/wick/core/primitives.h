@@ -202,4 +202,4 @@ class Fused : public Primitive {
   X(QuantizedMatmul) X(NormBackward) X(SoftmaxBackward) X(PagedKVWrite) X(PagedAttention) X(LoraGatherAdd)      \
   X(SampleTokens) X(LinearAdd)
 // The primitives of several outputs (eval_outputs_cpu / eval_outputs_cuda).
-#define WICK_PRIMITIVES_OF_SEVERAL_OUTPUTS(X) X(AttentionBackward) X(SwiGLUBackward) X(AdamWUpdate)
+#define WICK_PRIMITIVES_OF_SEVERAL_OUTPUTS(X) X(AttentionBackward) X(SwiGLUBackward) X(AdamWUpdate) X(AstypeAll)

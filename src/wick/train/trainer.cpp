@@ -106,7 +106,10 @@ Batch make_batch(const std::vector<const Example*>& rows, Device device) {
 Tensor forward_loss_sum(const models::DecoderModel& model, const lora::Adapter& adapter, const std::vector<Tensor>& params,
                         const Batch& b, std::optional<RandomKey> dropout = std::nullopt, bool checkpoint_layers = false,
                         bool fused = true) {
-  models::LoraDeltas d = dropout ? adapter.training_deltas(params, *dropout) : adapter.deltas(&params);
+  // The f32 adapter weights in the model's compute dtype, cast in one node (their gradients come
+  // back to f32 in one node too) rather than one cast per tensor inside each product.
+  std::vector<Tensor> cast = astype_all(params, model.dtype());
+  models::LoraDeltas d = dropout ? adapter.training_deltas(cast, *dropout) : adapter.deltas(&cast);
   fused = fused && !model.lm_head_blocks;
   models::ForwardOptions fo{.logits_in_compute_dtype = true,
                             .final_hidden_states = fused,

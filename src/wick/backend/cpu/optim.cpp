@@ -1,4 +1,5 @@
-// CPU kernel of the AdamW step: each tensor's elements split over the thread pool.
+// CPU kernels of the ops over all parameters: the AdamW step (each tensor's elements split over the
+// thread pool) and the cast of many tensors (astype's kernel on each).
 #include <cmath>
 
 #include "wick/backend/cpu/strided.h"
@@ -44,6 +45,11 @@ void AdamWUpdate::eval_outputs_cpu(const std::vector<Tensor>& in, const std::vec
       });
     }
   });
+}
+
+void AstypeAll::eval_outputs_cpu(const std::vector<Tensor>& in, const std::vector<Tensor>& out) {
+  AsType cast;
+  for (size_t i = 0; i < in.size(); ++i) cast.eval_cpu({in[i]}, out[i]);
 }
 
 }  // namespace wick

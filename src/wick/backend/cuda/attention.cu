@@ -4,9 +4,9 @@
 // softmax and each lane accumulates Dv/32 output features. GQA reads kv head h / group directly.
 // Backward (FlashAttention-2 split, no atomics): (1) the forward kernel's per-row logsumexp;
 // (2) dq per query row, recomputing P per tile, and delta = rowsum(dO * O); (3) dk, dv per key row,
-// walking the queries of every head of its group. Tensor-core (WMMA) forward and backward serve
-// bf16/f16 when the shapes suit them (see use_tensor_cores, use_tensor_core_backward); the
-// tensor-core backward is in attention_backward_tc.cu, what both files share in attention_common.cuh.
+// walking the queries of every head of its group. bf16/f16 at head dims 64 and 128 run on tensor
+// cores in attention_flash.cu (use_flash, use_flash_backward); other head dims up to 128 have the
+// WMMA forward below (use_tensor_cores). What both files share is in attention_common.cuh.
 #include "wick/backend/cuda/attention_common.cuh"
 
 namespace wick {
@@ -307,7 +307,7 @@ TcLayout tc_layout(int64_t dh, int64_t dv) {
 
 template <typename D>
 __global__ void __launch_bounds__(kTcWarps * 32) attn_fwd_tc_kernel(const D* q, const D* k, const D* v, MaskView mask,
-                                                                    D* out, float* lse, Dims d, TcLayout l) {
+                                                                    D* out, Dims d, TcLayout l) {
   using namespace nvcuda;
   extern __shared__ __align__(128) unsigned char tc_smem[];
   D* q_s = reinterpret_cast<D*>(tc_smem + l.q);
@@ -393,16 +393,13 @@ __global__ void __launch_bounds__(kTcWarps * 32) attn_fwd_tc_kernel(const D* q, 
     __syncwarp();
   }
   if (!warp_active || i >= d.Tq) return;
-  if (lse != nullptr && half == 0) lse[bh * d.Tq + i] = lsum > 0.0f ? m + logf(lsum) : -INFINITY;
-  if (out == nullptr) return;
   const float* orow = o_w + r * l.ldo;
   D* dst = out + (bh * d.Tq + i) * d.Dv;
   for (int64_t c = half; c < d.Dv; c += 2) dst[c] = cuda::from_c<D>(lsum > 0.0f ? orow[c] / lsum : 0.0f);
 }
 
-// `out` null: only the per-row logsumexp `lse` (for the backward); `lse` null: only the output.
 template <typename T>
-void run_forward_tc(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, T* out, float* lse, const Dims& d,
+void run_forward_tc(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, T* out, const Dims& d,
                     int device) {
   using D = cuda::dev_t<T>;
   TcLayout l = tc_layout<D>(d.D, d.Dv);
@@ -410,7 +407,7 @@ void run_forward_tc(const Tensor& q, const Tensor& k, const Tensor& v, MaskView 
   auto kernel = attn_fwd_tc_kernel<D>;
   set_smem(kernel, l.total);
   kernel<<<grid, kTcWarps * 32, l.total, cuda::stream(device)>>>(cuda::cptr<T>(q), cuda::cptr<T>(k), cuda::cptr<T>(v),
-                                                                mask, reinterpret_cast<D*>(out), lse, d, l);
+                                                                mask, reinterpret_cast<D*>(out), d, l);
   WICK_CUDA_LAUNCH_CHECK("attn_fwd_tc_kernel");
 }
 
@@ -422,13 +419,6 @@ bool use_tensor_cores(const Dims& d, const Tensor& q, const Tensor& k, const Ten
   auto aligned = [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
   return cuda::attention_tensor_cores() && d.Tq >= kTcQueries && d.D % 16 == 0 && d.Dv % 16 == 0 && d.D <= 128 &&
          d.Dv <= 128 && d.D > 0 && d.Dv > 0 && aligned(q) && aligned(k) && aligned(v);
-}
-
-void forward_lse_tc(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, float* lse, const Dims& d,
-                    int device) {
-  if (q.dtype() == Dtype::BF16) run_forward_tc<bf16>(q, k, v, mask, nullptr, lse, d, device);
-  else if (q.dtype() == Dtype::F16) run_forward_tc<f16>(q, k, v, mask, nullptr, lse, d, device);
-  else fail("scaled_dot_product_attention: the tensor-core forward takes bf16 or f16, got ", dtype_name(q.dtype()));
 }
 
 }  // namespace cuda::attention
@@ -443,8 +433,15 @@ void Attention::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   dispatch_float(q.dtype(), name(), [&]<typename T>() {
     using A = cuda::dacc_t<cuda::dev_t<T>>;
     if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>) {
+      if (d.B * d.Hq * d.Tq > 0 && use_flash(d, q, k, v)) {
+        // The backward of these kernels reads the rows' logsumexp: kept when a gradient will be taken.
+        if (keep_lse_) lse_ = Tensor::empty({d.B * d.Hq * d.Tq}, Dtype::F32, out.device());
+        flash_forward(q, k, v, mask, out.data_ptr(), keep_lse_ ? static_cast<float*>(lse_.data_ptr()) : nullptr, d,
+                      device);
+        return;
+      }
       if (d.B * d.Hq * d.Tq > 0 && use_tensor_cores(d, q, k, v)) {
-        run_forward_tc<T>(q, k, v, mask, static_cast<T*>(out.data_ptr()), nullptr, d, device);
+        run_forward_tc<T>(q, k, v, mask, static_cast<T*>(out.data_ptr()), d, device);
         return;
       }
     }
@@ -482,9 +479,12 @@ void AttentionBackward::eval_outputs_cuda(const std::vector<Tensor>& in, const s
     }
     if (rows == 0) return;
     if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>) {
-      if (use_tensor_core_backward(d, q, k, v, o, dout)) {
-        backward_tc(q, k, v, mask, o, dout, plse, pdelta, static_cast<T*>(outs[0].data_ptr()),
-                    static_cast<T*>(outs[1].data_ptr()), static_cast<T*>(outs[2].data_ptr()), d, device);
+      if (use_flash_backward(d, q, k, v, o, dout)) {
+        // The forward's logsumexp when it kept it (same inputs, same kernels), else computed again.
+        bool kept = lse_.defined() && lse_.numel() == rows && lse_.dtype() == Dtype::F32 && lse_.device() == out.device();
+        const float* saved = kept ? static_cast<const float*>(lse_.data_ptr()) : nullptr;
+        flash_backward(q, k, v, mask, o, dout, saved, plse, pdelta, outs[0].data_ptr(), outs[1].data_ptr(),
+                       outs[2].data_ptr(), d, device);
         return;
       }
     }

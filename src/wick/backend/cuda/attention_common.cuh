@@ -1,6 +1,7 @@
-// What the attention kernels of attention.cu (the forward, the backward without tensor cores) and
-// attention_backward_tc.cu (the tensor-core backward) share: problem dimensions, the mask view,
-// tile sizes and shared-memory helpers, and the entry points one file offers the other.
+// What the attention kernels of attention.cu (CUDA cores, and the WMMA forward for head dims other
+// than 64 and 128) and attention_flash.cu (mma.sync forward and backward at head dims 64 and 128)
+// share: problem dimensions, the mask view, tile sizes, shared-memory helpers, and the entry points
+// attention_flash.cu offers.
 #pragma once
 
 #include <mma.h>
@@ -64,18 +65,22 @@ __device__ void tc_load_rows(D* dst, int ld, const D* src, int64_t r0, int n, in
   }
 }
 
-// Whether the tensor-core forward applies to these shapes (and 16-byte aligned data).
+// Whether the WMMA forward of attention.cu applies to these shapes (and 16-byte aligned data).
 bool use_tensor_cores(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v);
-// The tensor-core forward's per-row logsumexp only (bf16/f16 q, k, v), for the backward.
-void forward_lse_tc(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, float* lse, const Dims& d,
-                    int device);
 
-// Whether the tensor-core backward applies: the forward's conditions, equal head dims of 64 or 128,
-// and aligned O and dO.
-bool use_tensor_core_backward(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
-                              const Tensor& dout);
-// dq, dk, dv (bf16/f16 like q) on tensor cores; lse and delta are f32 scratch of B * Hq * Tq rows.
-void backward_tc(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, const Tensor& o, const Tensor& dout,
-                 float* lse, float* delta, void* dq, void* dk, void* dv, const Dims& d, int device);
+// Whether attention_flash.cu's kernels apply: tensor cores allowed, bf16/f16, at least 64 queries,
+// equal head dims of 64 or 128, 16-byte aligned q, k, v (and o, dout for the backward).
+bool use_flash(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v);
+bool use_flash_backward(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                        const Tensor& dout);
+// The output (contiguous [B, Hq, Tq, D], q's dtype) and, when lse is not null, each row's
+// logsumexp (f32, B * Hq * Tq).
+void flash_forward(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, void* out, float* lse,
+                   const Dims& d, int device);
+// dq, dk, dv (q's dtype). saved_lse: the forward's logsumexp, or null to compute it into lse;
+// lse and delta are f32 scratch of B * Hq * Tq rows.
+void flash_backward(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, const Tensor& o,
+                    const Tensor& dout, const float* saved_lse, float* lse, float* delta, void* dq, void* dk,
+                    void* dv, const Dims& d, int device);
 
 }  // namespace wick::cuda::attention

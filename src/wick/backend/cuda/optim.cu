@@ -1,5 +1,6 @@
-// CUDA kernel of the AdamW step over many tensors: up to kTensors tensors per launch, their
-// pointers passed by value; blockIdx.y picks the tensor, blocks stride over its elements.
+// CUDA kernels of the ops over many tensors (the AdamW step, the cast of many tensors): up to
+// kTensors tensors per launch, their pointers passed by value; blockIdx.y picks the tensor, blocks
+// stride over its elements.
 #include <algorithm>
 
 #include "wick/backend/cuda/kernel_utils.cuh"
@@ -43,7 +44,55 @@ __global__ void adamw_kernel(AdamWBatch<D> batch, double beta1, double beta2, do
   }
 }
 
+template <typename S, typename D>
+struct CastBatch {
+  const S* x[kTensors];
+  D* y[kTensors];
+  int64_t n[kTensors];
+};
+
+template <typename S, typename D>
+__global__ void cast_all_kernel(CastBatch<S, D> batch) {
+  const int t = blockIdx.y;
+  const S* x = batch.x[t];
+  D* y = batch.y[t];
+  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < batch.n[t]; j += int64_t(gridDim.x) * blockDim.x)
+    y[j] = cuda::from_c<D>(cuda::to_c(x[j]));
+}
+
+unsigned blocks_for(int64_t most) {
+  return unsigned(std::min<int64_t>((most + cuda::kThreads - 1) / cuda::kThreads, 256));
+}
+
 }  // namespace
+
+void AstypeAll::eval_outputs_cuda(const std::vector<Tensor>& in, const std::vector<Tensor>& out) {
+  size_t n = in.size();
+  int device = out[0].device().index;
+  std::vector<Tensor> inputs;  // contiguous, held until the launches are queued
+  for (const Tensor& t : in) inputs.push_back(cuda::contiguous_on_device(t));
+  for (const Tensor& t : out) t.allocate();
+  dispatch_float(in[0].dtype(), name(), [&]<typename TS>() {
+    dispatch_float(out[0].dtype(), name(), [&]<typename TD>() {
+      using S = cuda::dev_t<TS>;
+      using D = cuda::dev_t<TD>;
+      for (size_t first = 0; first < n; first += kTensors) {
+        CastBatch<S, D> batch{};
+        int count = int(std::min<size_t>(kTensors, n - first));
+        int64_t most = 0;
+        for (int k = 0; k < count; ++k) {
+          batch.x[k] = static_cast<const S*>(inputs[first + size_t(k)].data_ptr());
+          batch.y[k] = static_cast<D*>(out[first + size_t(k)].data_ptr());
+          batch.n[k] = inputs[first + size_t(k)].numel();
+          most = std::max(most, batch.n[k]);
+        }
+        if (most == 0) continue;
+        cast_all_kernel<S, D><<<dim3(blocks_for(most), unsigned(count)), cuda::kThreads, 0, cuda::stream(device)>>>(batch);
+        WICK_CUDA_LAUNCH_CHECK("cast_all_kernel");
+      }
+    });
+  });
+}
 
 void AdamWUpdate::eval_outputs_cuda(const std::vector<Tensor>& in, const std::vector<Tensor>& out) {
   size_t n = steps_.size();
@@ -73,8 +122,7 @@ void AdamWUpdate::eval_outputs_cuda(const std::vector<Tensor>& in, const std::ve
         most = std::max(most, batch.n[k]);
       }
       if (most == 0) continue;
-      unsigned blocks = unsigned(std::min<int64_t>((most + cuda::kThreads - 1) / cuda::kThreads, 256));
-      adamw_kernel<D><<<dim3(blocks, unsigned(count)), cuda::kThreads, 0, cuda::stream(device)>>>(
+      adamw_kernel<D><<<dim3(blocks_for(most), unsigned(count)), cuda::kThreads, 0, cuda::stream(device)>>>(
           batch, hyper_.beta1, hyper_.beta2, hyper_.eps, 1.0 - hyper_.lr * hyper_.weight_decay);
       WICK_CUDA_LAUNCH_CHECK("adamw_kernel");
     }

@@ -59,7 +59,9 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   std::vector<Tensor> inputs{q, k, v};
   if (a.mask.defined()) inputs.push_back(a.mask);
   Shape shape{q.shape(0), q.shape(1), q.shape(2), v.shape(3)};
-  return Tensor::make(shape, q.dtype(), q.device(), std::make_shared<Attention>(a.scale, causal, a.mask.defined()), inputs);
+  bool keep_lse = grad_enabled() && (q.tracks_grad() || k.tracks_grad() || v.tracks_grad());
+  return Tensor::make(shape, q.dtype(), q.device(),
+                      std::make_shared<Attention>(a.scale, causal, a.mask.defined(), keep_lse), inputs);
 }
 
 std::vector<Tensor> Attention::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
@@ -69,8 +71,10 @@ std::vector<Tensor> Attention::vjp(const std::vector<Tensor>& in, const Tensor& 
   inputs.push_back(out);
   inputs.push_back(g);
   std::vector<Tensor> all = Tensor::make_siblings({q.shape(), k.shape(), v.shape()}, {q.dtype(), q.dtype(), q.dtype()},
-                                                  q.device(), std::make_shared<AttentionBackward>(scale_, causal_, has_mask_),
+                                                  q.device(),
+                                                  std::make_shared<AttentionBackward>(scale_, causal_, has_mask_, lse_),
                                                   inputs);
+  lse_ = Tensor();  // one backward per forward, as with any saved tensor
   if (has_mask_) all.push_back(Tensor());  // masks are constants
   return pick(argnums, all);
 }

@@ -27,23 +27,29 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 // Causal masking is aligned to the end: query i sees keys j <= i + (Tk - Tq), as with a KV cache.
 class Attention : public Primitive {
  public:
-  Attention(double scale, bool causal, bool has_mask) : scale_(scale), causal_(causal), has_mask_(has_mask) {}
+  // With `keep_lse` (a gradient will be taken), a backend whose backward reads the rows'
+  // logsumexp keeps it from the forward (lse()), so the backward need not run the forward again.
+  Attention(double scale, bool causal, bool has_mask, bool keep_lse = false)
+      : scale_(scale), causal_(causal), has_mask_(has_mask), keep_lse_(keep_lse) {}
   const char* name() const override { return "attention"; }
   double scale() const { return scale_; }
   bool causal() const { return causal_; }
   bool has_mask() const { return has_mask_; }
+  bool keep_lse() const { return keep_lse_; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
  private:
   double scale_;
-  bool causal_, has_mask_;
+  bool causal_, has_mask_, keep_lse_;
+  Tensor lse_;  // f32 [B * Hq * Tq], set by the evaluation when keep_lse_ and the backend keeps it
 };
 
 // Gradient of Attention with respect to q, k and v: three outputs of their shapes and dtype
-// (inputs: q, k, v, [mask], out, d_out).
+// (inputs: q, k, v, [mask], out, d_out). `lse`, when defined, is the forward's kept logsumexp.
 class AttentionBackward : public Primitive {
  public:
-  AttentionBackward(double scale, bool causal, bool has_mask) : scale_(scale), causal_(causal), has_mask_(has_mask) {}
+  AttentionBackward(double scale, bool causal, bool has_mask, Tensor lse = Tensor())
+      : scale_(scale), causal_(causal), has_mask_(has_mask), lse_(std::move(lse)) {}
   const char* name() const override { return "attention_backward"; }
   int num_outputs() const override { return 3; }
   double scale() const { return scale_; }
@@ -53,6 +59,7 @@ class AttentionBackward : public Primitive {
  private:
   double scale_;
   bool causal_, has_mask_;
+  Tensor lse_;
 };
 
 }  // namespace wick

@@ -58,7 +58,7 @@ std::vector<Tensor> LoraDelta::vjp(const std::vector<Tensor>& in, const Tensor& 
   const Tensor &x = in[0], &a = in[1], &b = in[2];
   // lora_add's output has the base's shape; the update's products work on [M, out].
   Tensor g2d = accumulate_ ? reshape(g, {x.shape(0), b.shape(0)}) : g;
-  Tensor gb = matmul(g2d, b) * scale_;  // [M, r]
+  Tensor gb = matmul(g2d, b * scale_);  // [M, r]; the scale applied to B [out, r], the smaller
   std::vector<Tensor> all;
   for (int i : argnums) {
     if (i == 0) all.push_back(matmul(gb, a));

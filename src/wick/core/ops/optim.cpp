@@ -65,6 +65,37 @@ double AdamWUpdate::inv_sqrt_c2(size_t i) const {
   return 1.0 / std::sqrt(1.0 - std::pow(hyper_.beta2, double(steps_[i])));
 }
 
+std::vector<Tensor> astype_all(const std::vector<Tensor>& xs, Dtype dtype) {
+  if (xs.empty()) return {};
+  bool one_group = true, all_there = true;
+  for (const Tensor& x : xs) {
+    one_group = one_group && x.dtype() == xs[0].dtype() && x.device() == xs[0].device() && is_floating(x.dtype());
+    all_there = all_there && x.dtype() == dtype;
+  }
+  if (all_there) return xs;
+  if (!one_group || !is_floating(dtype)) {
+    std::vector<Tensor> out;
+    for (const Tensor& x : xs) out.push_back(astype(x, dtype));
+    return out;
+  }
+  std::vector<Shape> shapes;
+  for (const Tensor& x : xs) shapes.push_back(x.shape());
+  return Tensor::make_siblings(shapes, std::vector<Dtype>(xs.size(), dtype), xs[0].device(),
+                               std::make_shared<AstypeAll>(xs.size()), xs);
+}
+
+std::vector<Tensor> AstypeAll::vjp_outputs(const std::vector<Tensor>& in, const std::vector<Tensor>& cotangents,
+                                           const std::vector<int>& argnums, const std::vector<Tensor>&) {
+  std::vector<Tensor> reached;
+  for (int i : argnums)
+    if (cotangents[size_t(i)].defined()) reached.push_back(cotangents[size_t(i)]);
+  std::vector<Tensor> back = astype_all(reached, in[0].dtype());
+  std::vector<Tensor> all;
+  size_t k = 0;
+  for (int i : argnums) all.push_back(cotangents[size_t(i)].defined() ? back[k++] : Tensor());
+  return all;
+}
+
 namespace reference {
 
 AdamWTensors adamw_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,

@@ -1,5 +1,6 @@
-// Optimizer updates as primitives: one AdamW step over many tensors in one node (one kernel launch
-// per group of tensors on a GPU) instead of a chain of elementwise ops per tensor.
+// The ops a training step runs over all its parameters at once, as primitives of one node each
+// (one kernel launch per group of tensors on a GPU instead of one or more per tensor): the AdamW
+// step, and the cast of the parameters to the compute dtype.
 #pragma once
 
 #include <vector>
@@ -48,6 +49,27 @@ class AdamWUpdate : public Primitive {
  private:
   AdamWHyper hyper_;
   std::vector<int64_t> steps_;
+};
+
+// Each of xs as `dtype`, like astype one by one (the same values), as one node: the f32 parameters
+// of an adapter cast to the model's compute dtype for a step. Its gradient casts the cotangents
+// back to the inputs' dtype in one node too. The inputs share one floating dtype and device (else
+// each is cast alone); returns xs as they are when they already have `dtype`.
+std::vector<Tensor> astype_all(const std::vector<Tensor>& xs, Dtype dtype);
+
+// Inputs: n tensors of one floating dtype and device (contiguous or not); outputs: the n tensors
+// cast to the outputs' dtype.
+class AstypeAll : public Primitive {
+ public:
+  explicit AstypeAll(size_t n) : n_(n) {}
+  const char* name() const override { return "astype_all"; }
+  int num_outputs() const override { return int(n_); }
+  WICK_DECLARE_EVAL_OUTPUTS
+  std::vector<Tensor> vjp_outputs(const std::vector<Tensor>&, const std::vector<Tensor>&, const std::vector<int>&,
+                                  const std::vector<Tensor>&) override;
+  bool vjp_reads_output() const override { return false; }
+ private:
+  size_t n_;
 };
 
 }  // namespace wick
