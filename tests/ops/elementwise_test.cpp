@@ -206,6 +206,19 @@ WICK_DEVICE_TEST(Elementwise, UnaryMatchesFloat64) {
       }
 }
 
+// GELU (erf form) in f32 over a wide range and its tails, within a few ulp of float64 (the CPU's
+// vectorised loop forms erf itself); below -7, where |GELU| < 1e-11, within 1e-12.
+WICK_DEVICE_TEST(Elementwise, GeluMatchesFloat64OverItsRange) {
+  Values v = random_values(4001, -12, 12);
+  for (double x : {0.0, -0.0, 1e-30, -1e-30, 0.5, -0.5, 3.0, -3.0, 9.0, -9.0, 13.0, -13.0, 40.0, -40.0}) v.push_back(x);
+  Tensor x = make(v, {int64_t(v.size())}, Dtype::F32);
+  Values xs = values(x), ref;
+  for (double a : xs) ref.push_back(0.5 * a * (1 + std::erf(a / std::sqrt(2.0))));
+  expect_close(gelu(x), ref, x.shape(), Tol{1e-12, 2e-6}, "gelu f32 over [-12, 12]");
+  Tensor odd = slice(x, 0, 3, 3004);  // an offset view, an odd count
+  expect_close(gelu(odd), Values(ref.begin() + 3, ref.begin() + 3004), odd.shape(), Tol{1e-12, 2e-6}, "gelu f32 of a view");
+}
+
 WICK_DEVICE_TEST(Elementwise, UnaryOfBroadcastInputs) {
   // Zero strides: every output element reads one of a few inputs.
   for (const UnaryCase& c : kUnary) {

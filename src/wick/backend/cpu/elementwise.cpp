@@ -1,6 +1,8 @@
 // CPU kernels of the elementwise primitives, fills and random draws; large tensors are split across
 // the thread pool.
+#include <bit>
 #include <cmath>
+#include <cstdint>
 
 #include "wick/backend/cpu/strided.h"
 #include "wick/core/primitives.h"
@@ -25,12 +27,58 @@ D convert(S s) {
   }
 }
 
+// GELU (erf form) of contiguous f32 values, in a loop without calls that the compiler vectorises
+// (one copy per instruction set, chosen when the program loads). With z = |x| / sqrt(2):
+// erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z / 2), P the Chebyshev fit of Numerical Recipes'
+// erfcc (relative error below 1.2e-7 for every z); exp as 2^k times Cephes' expf polynomial on
+// [-ln 2 / 2, ln 2 / 2]; then 1 + erf(x / sqrt 2) is 2 - erfc(z) for x >= 0 and erfc(z) for x < 0, so
+// the result keeps a relative error of a few 1e-7 on both sides (libm's erff is a call per value).
+__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void gelu_erf_f32(const float* __restrict x,
+                                                                                  float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i];
+    float z = std::fabs(v) * 0.70710678118654752f;
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float p = -0.82215223f + t * 0.17087277f;
+    p = 1.48851587f + t * p;
+    p = -1.13520398f + t * p;
+    p = 0.27886807f + t * p;
+    p = -0.18628806f + t * p;
+    p = 0.09678418f + t * p;
+    p = 0.37409196f + t * p;
+    p = 1.00002368f + t * p;
+    p = -1.26551223f + t * p;
+    float e = p - z * z;
+    e = e < -87.0f ? -87.0f : e;  // 2^k stays a normal float; erfc is then far below f32's resolution of 2
+    float k = (e * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
+    float r = e - k * 0.693359375f - k * -2.12194440e-4f;
+    float q = 1.9875691500e-4f;
+    q = 1.3981999507e-3f + r * q;
+    q = 8.3334519073e-3f + r * q;
+    q = 4.1665795894e-2f + r * q;
+    q = 1.6666665459e-1f + r * q;
+    q = 5.0000001201e-1f + r * q;
+    q = 1.0f + r + r * r * q;
+    float scale = std::bit_cast<float>((int32_t(k) + 127) << 23);
+    float erfc = t * q * scale;
+    y[i] = 0.5f * v * (v >= 0.0f ? 2.0f - erfc : erfc);
+  }
+}
+
 }  // namespace
 
 template <class Fn>
 void Unary<Fn>::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   const Tensor& x = in[0];
   out.allocate();
+  if constexpr (std::is_same_v<Fn, fn::GeluErf>) {
+    if (x.dtype() == Dtype::F32 && x.is_contiguous()) {
+      const float* src = cdata<float>(x);
+      float* dst = mdata<float>(out);
+      cpu::parallel_for(x.numel(), 1 << 14, [&](int64_t b, int64_t e) { gelu_erf_f32(src + b, dst + b, e - b); });
+      return;
+    }
+  }
   dispatch_all(x.dtype(), [&]<typename T>() {
     if constexpr (std::is_same_v<T, bool>) {
       fail(Fn::name, ": not defined for bool tensors");
