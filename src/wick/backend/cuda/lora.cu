@@ -85,6 +85,7 @@ void LoraDelta::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
     // as PEFT's lora_A output is) and out = scale * t B^T (+ base).
     Tensor t = Tensor::empty({m, int64_t(r)}, out.dtype(), out.device());
     cuda::gemm_nt(out.dtype(), m, r, k, x.data_ptr(), a.data_ptr(), t.data_ptr(), 1.0f, 0.0f, device);
+    if (keep_xa()) keep(t);  // B's gradient reads it
     if (accumulate_ && !donate_)
       WICK_CUDA_CHECK(cudaMemcpyAsync(out.data_ptr(), base.data_ptr(), size_t(m * n) * out.itemsize(),
                                       cudaMemcpyDeviceToDevice, cuda::stream(device)));

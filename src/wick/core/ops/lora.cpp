@@ -22,8 +22,9 @@ Tensor lora_delta(const Tensor& x, const Tensor& a, const Tensor& b, double scal
   Shape out_shape = x.shape();
   out_shape.back() = b.shape(0);
   Tensor x2 = reshape(x, {-1, x.shape(-1)});
-  Tensor y = Tensor::make({x2.shape(0), b.shape(0)}, dtype, x.device(), std::make_shared<LoraDelta>(scale),
-                          {x2, astype(a, dtype), astype(b, dtype)});
+  bool keep_xa = grad_enabled() && b.tracks_grad();
+  Tensor y = Tensor::make({x2.shape(0), b.shape(0)}, dtype, x.device(),
+                          std::make_shared<LoraDelta>(scale, false, false, keep_xa), {x2, astype(a, dtype), astype(b, dtype)});
   return reshape(y, out_shape);
 }
 
@@ -49,7 +50,8 @@ Tensor lora_add(Tensor base, const Tensor& x, const Tensor& a, const Tensor& b, 
   // add). Decided here, once: the backends follow LoraDelta::donate.
   bool donate = base.is_evaluated() && can_overwrite(base);
   Tensor x2 = reshape(x, {-1, x.shape(-1)});
-  return Tensor::make(out_shape, dtype, x.device(), std::make_shared<LoraDelta>(scale, true, donate),
+  bool keep_xa = grad_enabled() && b.tracks_grad();
+  return Tensor::make(out_shape, dtype, x.device(), std::make_shared<LoraDelta>(scale, true, donate, keep_xa),
                       {x2, astype(a, dtype), astype(b, dtype), std::move(base)});
 }
 
@@ -63,9 +65,10 @@ std::vector<Tensor> LoraDelta::vjp(const std::vector<Tensor>& in, const Tensor& 
   for (int i : argnums) {
     if (i == 0) all.push_back(matmul(gb, a));
     else if (i == 1) all.push_back(matmul(transpose(gb, 0, 1), x));
-    else if (i == 2) all.push_back(matmul(transpose(g2d, 0, 1), matmul(x, transpose(a, 0, 1))) * scale_);
+    else if (i == 2) all.push_back(matmul(transpose(g2d, 0, 1), xa_.defined() ? xa_ : matmul(x, transpose(a, 0, 1))) * scale_);
     else all.push_back(g);  // lora_add's base passes straight through
   }
+  xa_ = Tensor();
   return all;
 }
 

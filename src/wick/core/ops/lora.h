@@ -28,14 +28,19 @@ Tensor lora_add(const Tensor& base, const Tensor& x, const Tensor& a, const Tens
 // `accumulate`, a fourth input base (M * out elements, any shape) is added: out = base + update;
 // with `donate` the output takes over base's buffer (nothing else holds it and no gradient reads
 // it), so the projection and its update share one tensor.
+//
+// With `keep_xa` (B's gradient will be taken), a backend that forms x @ A^T in memory keeps it
+// (rounded to the data type) for the vjp, which then need not form it again.
 class LoraDelta : public Primitive {
  public:
-  explicit LoraDelta(double scale, bool accumulate = false, bool donate = false)
-      : scale_(scale), accumulate_(accumulate), donate_(donate) {}
+  explicit LoraDelta(double scale, bool accumulate = false, bool donate = false, bool keep_xa = false)
+      : scale_(scale), accumulate_(accumulate), donate_(donate), keep_xa_(keep_xa) {}
   const char* name() const override { return accumulate_ ? "lora_add" : "lora_delta"; }
   double scale() const { return scale_; }
   bool accumulate() const { return accumulate_; }
   bool donate() const { return donate_; }
+  bool keep_xa() const { return keep_xa_; }
+  void keep(Tensor xa) { xa_ = std::move(xa); }  // for the backends: x @ A^T as they formed it
   int in_place_input() const override { return donate_ ? 3 : -1; }
   static constexpr int kMaxRank = 128;
   WICK_DECLARE_EVAL
@@ -43,7 +48,8 @@ class LoraDelta : public Primitive {
   bool vjp_reads_output() const override { return false; }
  private:
   double scale_;
-  bool accumulate_, donate_;
+  bool accumulate_, donate_, keep_xa_;
+  Tensor xa_;  // x @ A^T [M, r], kept by the evaluation when keep_xa_ (one backward per forward)
 };
 
 }  // namespace wick
