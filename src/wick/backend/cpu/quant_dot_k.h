@@ -93,12 +93,14 @@ struct KernelQk45 {
       acc_min = _mm_fmadd_ps(_mm_set1_ps(k_f16(w + 2) * xb.d), _mm_cvtepi32_ps(mins), acc_min);
       const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sc))));
       __m256i qh = kFive ? k_load256(w + 16) : _mm256_setzero_si256();
-      __m256i sumi = _mm256_setzero_si256();
+      // Two chains of sums (even and odd groups), so that the multiply-adds overlap.
+      __m256i sumi[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
       step<0>(w, xb, scales, qh, sumi, low4, bit4);
       step<1>(w, xb, scales, qh, sumi, low4, bit4);
       step<2>(w, xb, scales, qh, sumi, low4, bit4);
       step<3>(w, xb, scales, qh, sumi, low4, bit4);
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(k_f16(w) * xb.d), _mm256_cvtepi32_ps(sumi), acc);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(k_f16(w) * xb.d), _mm256_cvtepi32_ps(_mm256_add_epi32(sumi[0], sumi[1])),
+                            acc);
     }
     return k_hsum(acc) - k_hsum(acc_min);
   }
@@ -106,7 +108,7 @@ struct KernelQk45 {
   // Values 64c .. 64c + 63: groups 2c (the low nibbles of 32 bytes) and 2c + 1 (the high ones);
   // Q5_K's fifth bits are bits 2c and 2c + 1 of qh, which each step shifts down by 2.
   template <int c>
-  static inline void step(const uint8_t* w, const Q8KBlock& xb, __m256i scales, __m256i& qh, __m256i& sumi,
+  static inline void step(const uint8_t* w, const Q8KBlock& xb, __m256i scales, __m256i& qh, __m256i* sumi,
                           __m256i low4, __m256i bit4) {
     const __m256i raw = k_load256(w + kQs + 32 * c);
     __m256i u0 = _mm256_and_si256(raw, low4), u1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
@@ -115,9 +117,10 @@ struct KernelQk45 {
       u1 = _mm256_or_si256(u1, _mm256_and_si256(_mm256_slli_epi16(qh, 3), bit4));
       qh = _mm256_srli_epi16(qh, 2);
     }
-    sumi = k_madd_acc<kVnni>(sumi, _mm256_maddubs_epi16(u0, k_load256(xb.q + 64 * c)), k_broadcast_word<2 * c>(scales));
-    sumi = k_madd_acc<kVnni>(sumi, _mm256_maddubs_epi16(u1, k_load256(xb.q + 64 * c + 32)),
-                             k_broadcast_word<2 * c + 1>(scales));
+    sumi[0] = k_madd_acc<kVnni>(sumi[0], _mm256_maddubs_epi16(u0, k_load256(xb.q + 64 * c)),
+                                k_broadcast_word<2 * c>(scales));
+    sumi[1] = k_madd_acc<kVnni>(sumi[1], _mm256_maddubs_epi16(u1, k_load256(xb.q + 64 * c + 32)),
+                                k_broadcast_word<2 * c + 1>(scales));
   }
 };
 
@@ -131,11 +134,14 @@ struct KernelQ6K {
       const Q8KBlock& xb = x[b];
       const __m128i sc8 = k_load128(w + 192);
       const __m256i offset = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), k_load256(xb.sum));
-      __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
+      // Two chains of sums (even and odd groups), so that the multiply-adds overlap.
+      __m256i sumi[2] = {_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5)),
+                         _mm256_setzero_si256()};
       const __m256i scale_bytes = _mm256_broadcastsi128_si256(sc8);
       half<0>(w, xb, scale_bytes, sumi);
       half<1>(w, xb, scale_bytes, sumi);
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(k_f16(w + 208) * xb.d), _mm256_cvtepi32_ps(sumi), acc);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(k_f16(w + 208) * xb.d),
+                            _mm256_cvtepi32_ps(_mm256_add_epi32(sumi[0], sumi[1])), acc);
     }
     return k_hsum(acc);
   }
@@ -152,7 +158,7 @@ struct KernelQ6K {
   // Values 128h .. 128h + 127: groups 4h + j, j = 0..3, whose u takes nibble j / 2 of ql bytes
   // 32 (j % 2) .. and bits 2j, 2j + 1 of the 32 qh bytes.
   template <int h>
-  static inline void half(const uint8_t* w, const Q8KBlock& xb, __m256i scale_bytes, __m256i& sumi) {
+  static inline void half(const uint8_t* w, const Q8KBlock& xb, __m256i scale_bytes, __m256i* sumi) {
     const __m256i ql0 = k_load256(w + 64 * h), ql1 = k_load256(w + 64 * h + 32), qh = k_load256(w + 128 + 32 * h);
     group<h, 0>(ql0, qh, xb, scale_bytes, sumi);
     group<h, 1>(ql1, qh, xb, scale_bytes, sumi);
@@ -161,7 +167,7 @@ struct KernelQ6K {
   }
 
   template <int h, int j>
-  static inline void group(__m256i ql, __m256i qh, const Q8KBlock& xb, __m256i scale_bytes, __m256i& sumi) {
+  static inline void group(__m256i ql, __m256i qh, const Q8KBlock& xb, __m256i scale_bytes, __m256i* sumi) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
     const __m256i low = j < 2 ? _mm256_and_si256(ql, low4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), low4);
     // Bits 2j, 2j + 1 of each qh byte moved to bits 4, 5.
@@ -170,8 +176,8 @@ struct KernelQ6K {
                          : j == 2 ? qh
                                   : _mm256_srli_epi16(qh, 2);
     const __m256i u = _mm256_or_si256(low, _mm256_and_si256(high, bits45));
-    sumi = k_madd_acc<kVnni>(sumi, _mm256_maddubs_epi16(u, k_load256(xb.q + 128 * h + 32 * j)),
-                             group_scales<4 * h + j>(scale_bytes));
+    sumi[j % 2] = k_madd_acc<kVnni>(sumi[j % 2], _mm256_maddubs_epi16(u, k_load256(xb.q + 128 * h + 32 * j)),
+                                    group_scales<4 * h + j>(scale_bytes));
   }
 };
 
