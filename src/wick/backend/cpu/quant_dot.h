@@ -73,8 +73,7 @@ KDotIsa k_dot_best_isa();
 // Whether `type` has K-quant kernels (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K).
 bool k_dot_supported(ggml::GgmlType type);
 
-// The K-quant kernel of `type` for `isa` (at most k_dot_best_isa(); a type without a kernel for it
-// gets the next slower one: Q2_K and Q3_K have the scalar one only). Throws for a type that is not a
+// The K-quant kernel of `type` for `isa` (at most k_dot_best_isa()). Throws for a type that is not a
 // K-quant or an isa this machine lacks.
 RowsDotKFn rows_dot_k_kernel(ggml::GgmlType type, KDotIsa isa = k_dot_best_isa());
 

@@ -181,6 +181,108 @@ struct KernelQ6K {
   }
 };
 
+// The int16 lanes of 32-value group g: byte 2g of v (in each 128-bit half) in the low 128 bits,
+// byte 2g + 1 in the high ones, zero-extended: the unsigned 16-value scales of Q2_K.
+template <int g>
+inline __m256i k_group_bytes_u16(__m256i v) {
+  const __m256i pick = _mm256_set_m128i(_mm_set1_epi16(int16_t(0x8000 | (2 * g + 1))),
+                                        _mm_set1_epi16(int16_t(0x8000 | (2 * g))));
+  return _mm256_shuffle_epi8(v, pick);
+}
+
+// Q2_K: value = d * (sc[k] & 15) * u - dmin * (sc[k] >> 4) per 16 values k, u of 2 bits: group
+// 4h + j (h = 0, 1) takes bits 2j, 2j + 1 of the 32 bytes qs[32h ..].
+template <bool kVnni>
+struct KernelQ2K {
+  static float row(const uint8_t* w, const Q8KBlock* x, int64_t n) {
+    const __m256i three = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 256; ++b, w += 84) {
+      const Q8KBlock& xb = x[b];
+      const __m128i sc8 = k_load128(w);
+      const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0F)));
+      acc_min = _mm256_fmadd_ps(_mm256_set1_ps(k_f16(w + 82) * xb.d),
+                                _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, k_load256(xb.sum))), acc_min);
+      const __m256i scales = _mm256_broadcastsi128_si256(_mm_and_si128(sc8, _mm_set1_epi8(0x0F)));
+      __m256i sumi[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+      half<0>(w, xb, scales, three, sumi);
+      half<1>(w, xb, scales, three, sumi);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(k_f16(w + 80) * xb.d),
+                            _mm256_cvtepi32_ps(_mm256_add_epi32(sumi[0], sumi[1])), acc);
+    }
+    return k_hsum(acc) - k_hsum(acc_min);
+  }
+
+  template <int h>
+  static inline void half(const uint8_t* w, const Q8KBlock& xb, __m256i scales, __m256i three, __m256i* sumi) {
+    const __m256i raw = k_load256(w + 16 + 32 * h);
+    group<h, 0>(_mm256_and_si256(raw, three), xb, scales, sumi);
+    group<h, 1>(_mm256_and_si256(_mm256_srli_epi16(raw, 2), three), xb, scales, sumi);
+    group<h, 2>(_mm256_and_si256(_mm256_srli_epi16(raw, 4), three), xb, scales, sumi);
+    group<h, 3>(_mm256_and_si256(_mm256_srli_epi16(raw, 6), three), xb, scales, sumi);
+  }
+
+  template <int h, int j>
+  static inline void group(__m256i u, const Q8KBlock& xb, __m256i scales, __m256i* sumi) {
+    sumi[j % 2] = k_madd_acc<kVnni>(sumi[j % 2], _mm256_maddubs_epi16(u, k_load256(xb.q + 128 * h + 32 * j)),
+                                    k_group_bytes_u16<4 * h + j>(scales));
+  }
+};
+
+// Q3_K: value = d * (sc[k] - 32) * (u - 4) per 16 values k, u of 3 bits: 2 from qs as in Q2_K, the
+// third bit s of hmask[l] for value 32s + l; the 6-bit scales packed in 12 bytes (4 low bits of
+// each in bytes 0-7, 2 high bits in bytes 8-11), unpacked here as 32-bit words. The offset term
+// -4 * sum_k (sc[k] - 32) * sum_k(q) starts each super-block's int32 sums, as Q6_K's does.
+template <bool kVnni>
+struct KernelQ3K {
+  static float row(const uint8_t* w, const Q8KBlock* x, int64_t n) {
+    const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 256; ++b, w += 110) {
+      const Q8KBlock& xb = x[b];
+      uint32_t a[3];
+      std::memcpy(a, w + 96, 12);
+      const __m128i sc8 = _mm_sub_epi8(
+          _mm_setr_epi32(int((a[0] & 0x0F0F0F0F) | (a[2] & 0x03030303) << 4),
+                         int((a[1] & 0x0F0F0F0F) | ((a[2] >> 2) & 0x03030303) << 4),
+                         int(((a[0] >> 4) & 0x0F0F0F0F) | ((a[2] >> 4) & 0x03030303) << 4),
+                         int(((a[1] >> 4) & 0x0F0F0F0F) | ((a[2] >> 6) & 0x03030303) << 4)),
+          _mm_set1_epi8(32));
+      const __m256i offset = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), k_load256(xb.sum));
+      __m256i sumi[2] = {_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 2)),
+                         _mm256_setzero_si256()};
+      const __m256i scale_bytes = _mm256_broadcastsi128_si256(sc8);
+      const __m256i hmask = k_load256(w);
+      half<0>(w, xb, scale_bytes, hmask, three, one, sumi);
+      half<1>(w, xb, scale_bytes, hmask, three, one, sumi);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(k_f16(w + 108) * xb.d),
+                            _mm256_cvtepi32_ps(_mm256_add_epi32(sumi[0], sumi[1])), acc);
+    }
+    return k_hsum(acc);
+  }
+
+  template <int h>
+  static inline void half(const uint8_t* w, const Q8KBlock& xb, __m256i scale_bytes, __m256i hmask, __m256i three,
+                          __m256i one, __m256i* sumi) {
+    const __m256i raw = k_load256(w + 32 + 32 * h);
+    group<h, 0>(raw, hmask, xb, scale_bytes, three, one, sumi);
+    group<h, 1>(raw, hmask, xb, scale_bytes, three, one, sumi);
+    group<h, 2>(raw, hmask, xb, scale_bytes, three, one, sumi);
+    group<h, 3>(raw, hmask, xb, scale_bytes, three, one, sumi);
+  }
+
+  template <int h, int j>
+  static inline void group(__m256i raw, __m256i hmask, const Q8KBlock& xb, __m256i scale_bytes, __m256i three,
+                           __m256i one, __m256i* sumi) {
+    constexpr int s = 4 * h + j;  // the 32-value group, and its bit of hmask
+    const __m256i low = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), three);
+    const __m256i high = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hmask, s), one), 2);
+    sumi[j % 2] = k_madd_acc<kVnni>(sumi[j % 2],
+                                    _mm256_maddubs_epi16(_mm256_or_si256(low, high), k_load256(xb.q + 32 * s)),
+                                    KernelQ6K<kVnni>::template group_scales<s>(scale_bytes));
+  }
+};
+
 // Kernel::row for each of `rows` rows.
 template <class Kernel>
 void k_rows(const uint8_t* w, size_t row_bytes, int64_t rows, const Q8KBlock* x, int64_t n, float* out) {
@@ -191,6 +293,8 @@ template <bool kVnni>
 RowsDotKFn k_kernels(ggml::GgmlType type) {
   using ggml::GgmlType;
   switch (type) {
+    case GgmlType::Q2_K: return k_rows<KernelQ2K<kVnni>>;
+    case GgmlType::Q3_K: return k_rows<KernelQ3K<kVnni>>;
     case GgmlType::Q4_K: return k_rows<KernelQk45<false, kVnni>>;
     case GgmlType::Q5_K: return k_rows<KernelQk45<true, kVnni>>;
     case GgmlType::Q6_K: return k_rows<KernelQ6K<kVnni>>;
