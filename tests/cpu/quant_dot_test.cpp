@@ -167,6 +167,28 @@ TEST(QuantDot, KActivationBlocksRoundEachValueToItsStep) {
   }
 }
 
+// The AVX2 quantization gives the scalar steps' bytes: from an unaligned float pointer, a block of
+// zeros, values at exact halves of the step (rounded to even by both), and ordinary ones.
+TEST(QuantDot, KActivationBlocksAreTheSameWithAvx2) {
+  if (cpu::k_dot_best_isa() < cpu::KDotIsa::kAvx2) GTEST_SKIP() << "no AVX2 on this machine";
+  const int64_t n = 256 * 5;
+  std::vector<float> storage(size_t(1 + n));
+  std::vector<float> x = random_activations(n, 17);
+  for (int64_t j = 256; j < 512; ++j) x[size_t(j)] = 0.0f;
+  // A step of 1 (max 127): the values -1.5, -0.5, 0.5 and 1.5 are ties.
+  for (int64_t j = 512; j < 768; ++j) x[size_t(j)] = 0.5f * float(j % 9) - 2.0f;
+  x[512] = 127.0f;
+  std::copy(x.begin(), x.end(), storage.begin() + 1);
+  std::vector<cpu::Q8KBlock> simd(5), scalar(5);
+  cpu::detail::quantize_row_q8k_avx2(storage.data() + 1, n, simd.data());
+  cpu::detail::quantize_row_q8k_scalar(storage.data() + 1, n, scalar.data());
+  for (int b = 0; b < 5; ++b) {
+    EXPECT_EQ(simd[size_t(b)].d, scalar[size_t(b)].d) << "block " << b;
+    for (int j = 0; j < 256; ++j) EXPECT_EQ(simd[size_t(b)].q[j], scalar[size_t(b)].q[j]) << "block " << b << " value " << j;
+    for (int k = 0; k < 16; ++k) EXPECT_EQ(simd[size_t(b)].sum[k], scalar[size_t(b)].sum[k]) << "block " << b << " sum " << k;
+  }
+}
+
 std::string isa_name(cpu::KDotIsa isa) {
   switch (isa) {
     case cpu::KDotIsa::kScalar: return "scalar";

@@ -34,6 +34,13 @@ void quantize_row_q8(const float* x, int64_t n, Q8Block* out) {
 }
 
 void quantize_row_q8k(const float* x, int64_t n, Q8KBlock* out) {
+  if (k_dot_best_isa() >= KDotIsa::kAvx2)
+    detail::quantize_row_q8k_avx2(x, n, out);
+  else
+    detail::quantize_row_q8k_scalar(x, n, out);
+}
+
+void detail::quantize_row_q8k_scalar(const float* x, int64_t n, Q8KBlock* out) {
   for (int64_t b = 0; b < n / kQ8KBlockSize; ++b, x += kQ8KBlockSize) {
     float amax = 0;
     for (int j = 0; j < 256; ++j) amax = std::max(amax, std::fabs(x[j]));

@@ -55,7 +55,8 @@ static_assert(sizeof(Q8KBlock) == 320);
 
 constexpr int64_t kQ8KBlockSize = 256;
 
-// Quantizes n values (a multiple of 256) into n / 256 blocks.
+// Quantizes n values (a multiple of 256) into n / 256 blocks (with AVX2 where the machine has it:
+// the same bytes as the scalar steps).
 void quantize_row_q8k(const float* x, int64_t n, Q8KBlock* out);
 
 // out[r] = sum_j W_r[j] * x[j] for r < rows: weight rows of n values (a multiple of 256) stored as
@@ -107,6 +108,8 @@ RowDotF32Fn row_dot_f32_scalar(ggml::GgmlType type);
 RowDotF32Fn row_dot_f32_avx2(ggml::GgmlType type);  // nullptr where there is none
 RowsDotKFn rows_dot_k_avx2(ggml::GgmlType type);     // nullptr where there is none
 RowsDotKFn rows_dot_k_vnni(ggml::GgmlType type);     // nullptr where there is none
+void quantize_row_q8k_scalar(const float* x, int64_t n, Q8KBlock* out);
+void quantize_row_q8k_avx2(const float* x, int64_t n, Q8KBlock* out);  // called only with AVX2
 
 // 32 weights of one block in the form both families share: value_j = a[j / 16] * u[j] + b[j / 16].
 struct Sub {

@@ -283,6 +283,42 @@ struct KernelQ3K {
   }
 };
 
+// quantize_row_q8k's steps in registers, with the same float operations (x * (127 / amax), rounded
+// to nearest even by the conversion, as std::nearbyint does), so the blocks are the same bytes.
+inline void k_quantize_row(const float* x, int64_t n, Q8KBlock* out) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const __m256i top = _mm256_set1_epi32(127), bottom = _mm256_set1_epi32(-127);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t b = 0; b < n / 256; ++b, x += 256) {
+    __m256 vmax = _mm256_setzero_ps();
+    for (int j = 0; j < 256; j += 8) vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(x + j), abs_mask));
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float amax = _mm_cvtss_f32(m);
+    const __m256 id = _mm256_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+    Q8KBlock& o = out[b];
+    o.d = amax / 127.0f;
+    for (int j = 0; j < 256; j += 32) {
+      __m256i v[4];
+      for (int k = 0; k < 4; ++k)
+        v[k] = _mm256_min_epi32(
+            top, _mm256_max_epi32(bottom, _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * k), id))));
+      for (int h = 0; h < 2; ++h) {
+        __m256i s = _mm256_add_epi32(v[2 * h], v[2 * h + 1]);
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 1));
+        o.sum[j / 16 + h] = int16_t(_mm_cvtsi128_si32(s4));
+      }
+      // Packing works within 128-bit halves; the permutation puts the 32 bytes back in order.
+      const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.q + j), _mm256_permutevar8x32_epi32(bytes, order));
+    }
+    std::memset(o.padding, 0, sizeof(o.padding));
+  }
+}
+
 // Kernel::row for each of `rows` rows.
 template <class Kernel>
 void k_rows(const uint8_t* w, size_t row_bytes, int64_t rows, const Q8KBlock* x, int64_t n, float* out) {

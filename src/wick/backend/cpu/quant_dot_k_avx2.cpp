@@ -1,5 +1,5 @@
-// The K-quant kernels of quant_dot_k.h built for AVX2 (with FMA and F16C); called only where the
-// CPU has them (k_dot_best_isa).
+// The K-quant kernels of quant_dot_k.h, and the activations' quantization, built for AVX2 (with FMA
+// and F16C); called only where the CPU has them (k_dot_best_isa).
 #if defined(__x86_64__)
 
 #pragma GCC target("avx2,fma,f16c")
@@ -7,6 +7,7 @@
 
 namespace wick::cpu::detail {
 RowsDotKFn rows_dot_k_avx2(ggml::GgmlType type) { return k_kernels</*kVnni=*/false>(type); }
+void quantize_row_q8k_avx2(const float* x, int64_t n, Q8KBlock* out) { k_quantize_row(x, n, out); }
 }  // namespace wick::cpu::detail
 
 #else
@@ -15,6 +16,7 @@ RowsDotKFn rows_dot_k_avx2(ggml::GgmlType type) { return k_kernels</*kVnni=*/fal
 
 namespace wick::cpu::detail {
 RowsDotKFn rows_dot_k_avx2(ggml::GgmlType) { return nullptr; }
+void quantize_row_q8k_avx2(const float* x, int64_t n, Q8KBlock* out) { quantize_row_q8k_scalar(x, n, out); }
 }  // namespace wick::cpu::detail
 
 #endif
