@@ -116,6 +116,32 @@ TEST(CliBench, Int8ActivationsAndThreadsAreReported) {
   EXPECT_NE(refused.err.find("--int8-activations"), std::string::npos) << refused.err;
 }
 
+// A K-quant GGUF (Qwen2.5-Coder-1.5B Q4_K_M: Q4_K and Q6_K blocks) decodes through 8-bit activations
+// by default, as llama.cpp does; --f32-activations multiplies every block in f32, and it and
+// --int8-activations exclude each other. SmolLM2's Q4_1 blocks stay in f32 by default (above).
+TEST(CliBench, KQuantBlocksTakeEightBitActivationsUnlessAskedForF32) {
+  const std::string model = std::string(WICK_TEST_DATA_DIR) + "/../../models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
+  if (!std::filesystem::exists(model))
+    GTEST_SKIP() << "missing " << model << " (scripts/fetch-models.sh models --qwen-coder)";
+  const std::string base = "bench --device cpu --model " + model + " -p 0 -n 1 -b 1 -r 1 --threads 1 --json";
+  Result kept = run_wick(base);
+  ASSERT_EQ(kept.code, 0) << kept.err;
+  EXPECT_EQ(json::parse(kept.out)["weights"], "the file's blocks, 8-bit activations, 1 threads") << kept.out;
+  Result f32 = run_wick(base + " --f32-activations");
+  ASSERT_EQ(f32.code, 0) << f32.err;
+  EXPECT_EQ(json::parse(f32.out)["weights"], "the file's blocks, 1 threads") << f32.out;
+  Result both = run_wick(base + " --f32-activations --int8-activations");
+  EXPECT_EQ(both.code, 2) << both.err;
+  EXPECT_NE(both.err.find("exclude each other"), std::string::npos) << both.err;
+  Result expanded = run_wick(base + " --f32-activations --expand-weights");
+  EXPECT_EQ(expanded.code, 2) << expanded.err;
+  EXPECT_NE(expanded.err.find("leave out --expand-weights"), std::string::npos) << expanded.err;
+  Result refused = run_wick("embed --device cpu --model " + model + " --f32-activations");
+  EXPECT_EQ(refused.code, 2) << refused.err;
+  EXPECT_NE(refused.err.find("--f32-activations is for generate, chat, bench and serve"), std::string::npos)
+      << refused.err;
+}
+
 // --adapters: random adapters resident, the sequences of a test using them in turn; reported in the
 // JSON and refused by the forward engine, which runs the base alone.
 TEST(CliBench, AdaptersAreReportedAndNeedTheRuntime) {

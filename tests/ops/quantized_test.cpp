@@ -92,8 +92,9 @@ WICK_DEVICE_TEST(Quantized, LinearMatchesFloat64OnTheDequantizedMatrix) {
     }
 }
 
-// With int8_activations the CPU quantizes up to 16 rows of x to 8-bit blocks of 32 (a step of
-// max|x| / 127 per block, so each x_j is off by at most max|x| / 254) and takes integer dot
+// With int8_activations the CPU quantizes up to 16 rows of x to 8-bit blocks of 32, or of 256 for
+// the K-quants (a step of max|x| / 127 per block, so each x_j is off by at most max|x| / 254) and
+// takes integer dot
 // products: each output is within sum_j |w_j| * 2 / 254 of the exact product for |x| <= 2. More
 // rows (and CUDA) multiply the dequantized matrix, well within that.
 WICK_DEVICE_TEST(Quantized, LinearWithInt8ActivationsIsWithinEightBitRounding) {

@@ -27,7 +27,7 @@ inline models::DecoderModel load_smollm2_with_blocks(Device device, bool int8_ac
   models::WeightStorage storage;
   storage.keep_file_blocks = true;
   storage.keep_embedding_blocks = true;
-  storage.int8_activations = int8_activations;
+  storage.int8_activations = int8_activations ? models::Int8Activations::kAll : models::Int8Activations::kNone;
   return models::DecoderModel::load_gguf(smollm2_q4_1_path(), device, Dtype::F32, storage);
 }
 

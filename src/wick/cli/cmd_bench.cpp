@@ -14,6 +14,7 @@
 #include <optional>
 #include <random>
 #include <sstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -179,6 +180,29 @@ TestResult run_one(BenchTarget& target, const TestSpec& spec, int repetitions, D
       [&] { target.decode(spec.n_gen); });
 }
 
+// How the decode products treat the activations of the blocks kept: ", 8-bit activations" when every
+// block matrix quantizes them (QuantizedMatrix::int8_activations), a note naming the types that do
+// when some do, nothing when none does.
+std::string activations_note(const models::DecoderModel& model) {
+  std::vector<const QuantizedMatrix*> blocks;
+  for (const models::DecoderLayer& l : model.layers)
+    for (const models::LinearWeight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+      if (w->is_quantized()) blocks.push_back(&w->blocks());
+  if (model.lm_head_blocks) blocks.push_back(&*model.lm_head_blocks);
+  std::set<std::string> int8_types;
+  size_t int8 = 0;
+  for (const QuantizedMatrix* q : blocks)
+    if (q->int8_activations) {
+      ++int8;
+      int8_types.insert(std::string(ggml::ggml_type_name(q->type)));
+    }
+  if (int8 == 0) return "";
+  if (int8 == blocks.size()) return ", 8-bit activations";
+  std::string types;
+  for (const std::string& t : int8_types) types += (types.empty() ? "" : "/") + t;
+  return ", 8-bit activations for " + types;
+}
+
 void run_bench(const BenchCliOptions& o) {
   BenchPlan plan = parse_plan(o);
   models::LoadOptions load = o.runtime.inference_load_options(o.model, false);
@@ -214,8 +238,7 @@ void run_bench(const BenchCliOptions& o) {
   // What the projections multiply: the file's own blocks (a GGUF on CUDA), blocks made at load, or
   // dense matrices of the model's dtype.
   std::string weights = !o.runtime.quantized_base.empty() ? "quantized at load (" + o.runtime.quantized_base + ")"
-                        : load.storage.int8_activations    ? std::string("the file's blocks, 8-bit activations")
-                        : load.storage.keep_file_blocks    ? std::string("the file's blocks")
+                        : load.storage.keep_file_blocks    ? "the file's blocks" + activations_note(model)
                                                            : "dense " + std::string(dtype_name(model.dtype()));
   if (!device.is_cuda()) weights += ", " + std::to_string(cpu::num_threads()) + " threads";
   out["weights"] = weights;

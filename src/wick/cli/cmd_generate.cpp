@@ -267,7 +267,11 @@ void add_runtime_options(CLI::App* cmd, RuntimeOptions& runtime) {
       ->capture_default_str();
   cmd->add_flag("--int8-activations", runtime.int8_activations,
                 "generate, chat, bench, serve on the CPU with a GGUF: multiply decode steps through 8-bit "
-                "activations (as llama.cpp does: faster; logits move slightly, so greedy answers can change)");
+                "activations for every block type (the default does so for the K-quants, Q2_K ... Q6_K, as "
+                "llama.cpp does: faster; logits move slightly, so greedy answers can change)");
+  cmd->add_flag("--f32-activations", runtime.f32_activations,
+                "generate, chat, bench, serve on the CPU with a GGUF: multiply decode steps in f32 for every "
+                "block type, K-quants included (exact products, slower)");
   cmd->add_flag("--expand-weights", runtime.expand_weights,
                 "generate, chat, bench, serve with a GGUF: expand its quantized blocks to the compute dtype at "
                 "load instead of keeping them (more memory; long prompts a little faster)");

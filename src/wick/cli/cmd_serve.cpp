@@ -109,6 +109,7 @@ void run_serve(ServeOptions o) {
     if (rt.dtype == "auto") rt.dtype = "f32";  // as `wick embed`
     rt.quantized_base.clear();                 // --quantized-base is the decoder's
     rt.int8_activations = false;               // and so are --int8-activations
+    rt.f32_activations = false;                // and --f32-activations
     rt.expand_weights = false;                 // and --expand-weights
     embedder.emplace(models::load_encoder(o.embedding_model, rt.load_options()));
     models.embedder = &*embedder;

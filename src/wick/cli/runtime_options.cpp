@@ -44,6 +44,7 @@ models::WeightStorage RuntimeOptions::resolved_storage() const {
 
 models::LoadOptions RuntimeOptions::load_options(bool with_tokenizer) const {
   if (int8_activations) throw UsageError("--int8-activations is for generate, chat, bench and serve");
+  if (f32_activations) throw UsageError("--f32-activations is for generate, chat, bench and serve");
   if (expand_weights) throw UsageError("--expand-weights is for generate, chat, bench and serve");
   return common_options(with_tokenizer);
 }
@@ -60,10 +61,12 @@ models::LoadOptions RuntimeOptions::common_options(bool with_tokenizer) const {
 
 models::LoadOptions RuntimeOptions::inference_load_options(const std::string& model, bool with_tokenizer) const {
   models::LoadOptions options = common_options(with_tokenizer);
-  if (int8_activations) {
-    if (options.device.is_cuda()) throw UsageError("--int8-activations is for the CPU (--device cpu)");
-    if (!quantized_base.empty()) throw UsageError("--int8-activations keeps the file's blocks: leave out --quantized-base");
-    if (expand_weights) throw UsageError("--int8-activations multiplies the file's blocks: leave out --expand-weights");
+  if (int8_activations && f32_activations) throw UsageError("--int8-activations and --f32-activations exclude each other");
+  for (auto [given, flag] : {std::pair{int8_activations, "--int8-activations"}, std::pair{f32_activations, "--f32-activations"}}) {
+    if (!given) continue;
+    if (options.device.is_cuda()) throw UsageError(str_cat(flag, " is for the CPU (--device cpu)"));
+    if (!quantized_base.empty()) throw UsageError(str_cat(flag, " is for the file's blocks: leave out --quantized-base"));
+    if (expand_weights) throw UsageError(str_cat(flag, " is for the file's blocks: leave out --expand-weights"));
   }
   if (expand_weights && !quantized_base.empty())
     throw UsageError("--expand-weights and --quantized-base exclude each other");
@@ -81,10 +84,14 @@ models::LoadOptions RuntimeOptions::inference_load_options(const std::string& mo
   }
   options.storage.keep_file_blocks = gguf;
   options.storage.keep_embedding_blocks = gguf;
-  if (int8_activations) {
-    if (!gguf) throw UsageError("--int8-activations needs a GGUF model (its quantized blocks)");
-    options.storage.int8_activations = true;
+  if (resolved && !gguf) {
+    if (int8_activations) throw UsageError("--int8-activations needs a GGUF model (its quantized blocks)");
+    if (f32_activations) throw UsageError("--f32-activations needs a GGUF model (its quantized blocks)");
   }
+  using models::Int8Activations;
+  options.storage.int8_activations = !gguf || options.device.is_cuda() || f32_activations ? Int8Activations::kNone
+                                     : int8_activations                                  ? Int8Activations::kAll
+                                                                                         : Int8Activations::kKQuants;
   return options;
 }
 

@@ -16,9 +16,12 @@ struct RuntimeOptions {
   // blocks), or a type to quantize them into at load: q4_0, q4_1, q5_0, q5_1, q8_0.
   std::string quantized_base;
   int threads = 0;  // CPU threads (the pool's and OpenBLAS's); 0: WICK_NUM_THREADS, else every core
-  // CPU, GGUF, inference commands: multiply decode steps through 8-bit activations (opt-in: logits
-  // move by ~0.15 on average and greedy answers can change at near ties).
+  // CPU, GGUF, inference commands: how decode steps multiply the file's blocks. By default the
+  // K-quant blocks (Q2_K ... Q6_K) go through 8-bit activations, as llama.cpp's CPU backend does
+  // (about twice as fast; logits move slightly, so greedy answers can change at near ties) and the
+  // other types in f32; --int8-activations takes every type through 8 bits, --f32-activations none.
   bool int8_activations = false;
+  bool f32_activations = false;
   // GGUF, inference commands: expand the file's quantized blocks to the compute dtype at load
   // instead of keeping them (more memory; prompts skip the per-product dequantization).
   bool expand_weights = false;
@@ -26,14 +29,14 @@ struct RuntimeOptions {
   Dtype resolved_dtype() const;
   models::WeightStorage resolved_storage() const;
   // Device, dtype and storage resolved; the tokenizer and chat template loaded when `with_tokenizer`.
-  // Also sets the CPU thread count when --threads was given. Rejects --int8-activations and
-  // --expand-weights.
+  // Also sets the CPU thread count when --threads was given. Rejects --int8-activations,
+  // --f32-activations and --expand-weights.
   models::LoadOptions load_options(bool with_tokenizer = true) const;
   // For the inference commands (generate, chat, bench, serve): as load_options, and a GGUF model
   // without --quantized-base or --expand-weights keeps the file's blocks (projections, embeddings and
   // lm_head), so it runs quantized in about the memory of the file (the decode products read the
-  // blocks: CUDA's skinny kernels, the CPU's row dot kernels in f32 or, with --int8-activations,
-  // through 8-bit activations).
+  // blocks: CUDA's skinny kernels, the CPU's row dot kernels in f32 or through 8-bit activations, as
+  // int8_activations and f32_activations say).
   models::LoadOptions inference_load_options(const std::string& model, bool with_tokenizer = true) const;
 
  private:

@@ -77,6 +77,21 @@ Tensor rope_frequencies(const DecoderConfig& config, Device device) {
 
 namespace {
 
+bool is_k_quant(ggml::GgmlType type) {
+  using ggml::GgmlType;
+  return type == GgmlType::Q2_K || type == GgmlType::Q3_K || type == GgmlType::Q4_K || type == GgmlType::Q5_K ||
+         type == GgmlType::Q6_K;
+}
+
+bool int8_activations_for(const WeightStorage& storage, ggml::GgmlType type) {
+  switch (storage.int8_activations) {
+    case Int8Activations::kNone: return false;
+    case Int8Activations::kKQuants: return is_k_quant(type);
+    case Int8Activations::kAll: return true;
+  }
+  return false;
+}
+
 // Reads the weights named in Hugging Face form from whichever file holds them; the projections'
 // weights through the LinearSource, which may keep them quantized.
 using WeightSource = std::function<Tensor(const std::string& name, const Shape& shape)>;
@@ -185,7 +200,7 @@ DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dty
       int64_t row_bytes = int64_t(bytes.size()) / shape[0];
       Tensor blocks = Tensor::from_data(bytes.data(), {shape[0], row_bytes}, Dtype::U8, Device::cpu());
       QuantizedMatrix q = quantized_matrix(blocks, t.type, shape[0], shape[1]);
-      q.int8_activations = storage.int8_activations;
+      q.int8_activations = int8_activations_for(storage, t.type);
       return q;
     }
     if (storage.quantize) return quantized_at_load(name, f32(name, shape), *storage.quantize, host);
@@ -198,7 +213,7 @@ DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dty
       int64_t row_bytes = int64_t(bytes.size()) / shape[0];
       Tensor blocks = Tensor::from_data(bytes.data(), {shape[0], row_bytes}, Dtype::U8, Device::cpu());
       QuantizedMatrix q = quantized_matrix(blocks, t.type, shape[0], shape[1]);
-      q.int8_activations = storage.int8_activations;
+      q.int8_activations = int8_activations_for(storage, t.type);
       return q;
     }
     return w(name, shape);

@@ -46,6 +46,9 @@ struct DecoderLayer {
   LinearWeight gate, up, down;
 };
 
+// Which kept blocks CPU decode products multiply through 8-bit activations (WeightStorage).
+enum class Int8Activations { kNone, kKQuants, kAll };
+
 // How a decoder keeps the weights of its linear layers (the seven projections of every layer;
 // embeddings, norms and lm_head stay dense, as with bitsandbytes' QLoRA). Quantized weights are
 // dequantized on the fly by each product, in the forward and in the backward.
@@ -58,9 +61,10 @@ struct WeightStorage {
   // GGUF bases: keep the token embeddings (and an untied lm_head) as the file's blocks too, for
   // inference in the memory of the file (embed_blocks / lm_head_blocks instead of the dense tensors).
   bool keep_embedding_blocks = false;
-  // Blocks kept for inference: let CPU products quantize activations to 8 bits
-  // (QuantizedMatrix::int8_activations).
-  bool int8_activations = false;
+  // Blocks kept for inference: which of them let CPU products quantize activations to 8 bits
+  // (QuantizedMatrix::int8_activations): none (exact products), the K-quants (Q2_K ... Q6_K, whose
+  // kernels sum integer products per 256-value super-block), or all.
+  Int8Activations int8_activations = Int8Activations::kNone;
 };
 
 // How a forward runs, for training.

@@ -33,6 +33,33 @@ void quantize_row_q8(const float* x, int64_t n, Q8Block* out) {
   }
 }
 
+void quantize_row_q8k(const float* x, int64_t n, Q8KBlock* out) {
+  if (k_dot_best_isa() >= KDotIsa::kAvx2)
+    detail::quantize_row_q8k_avx2(x, n, out);
+  else
+    detail::quantize_row_q8k_scalar(x, n, out);
+}
+
+void detail::quantize_row_q8k_scalar(const float* x, int64_t n, Q8KBlock* out) {
+  for (int64_t b = 0; b < n / kQ8KBlockSize; ++b, x += kQ8KBlockSize) {
+    float amax = 0;
+    for (int j = 0; j < 256; ++j) amax = std::max(amax, std::fabs(x[j]));
+    float id = amax > 0 ? 127.0f / amax : 0.0f;
+    Q8KBlock& o = out[b];
+    o.d = amax / 127.0f;
+    for (int k = 0; k < 16; ++k) {
+      int sum = 0;
+      for (int j = 16 * k; j < 16 * k + 16; ++j) {
+        int q = std::min(127, std::max(-127, int(std::nearbyint(x[j] * id))));
+        o.q[j] = int8_t(q);
+        sum += q;
+      }
+      o.sum[k] = int16_t(sum);
+    }
+    std::memset(o.padding, 0, sizeof(o.padding));
+  }
+}
+
 namespace {
 
 constexpr int64_t QK_K = 256;
@@ -171,6 +198,31 @@ float row_dot(const uint8_t* w, const Q8Block* x, int64_t n) {
   return acc;
 }
 
+// The K-quants' portable kernel on 256-value activation blocks: the decoders' (a, b) per 16 values,
+// d * (a * sum u q + b * sum q) per 16, one row after another.
+template <size_t kBytes, SubDecodeFn Decode>
+void rows_dot_k(const uint8_t* w, size_t row_bytes, int64_t rows, const Q8KBlock* x, int64_t n, float* out) {
+  Sub s;
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* wr = w + size_t(r) * row_bytes;
+    float acc = 0;
+    for (int64_t b = 0; b < n / QK_K; ++b, wr += kBytes) {
+      const Q8KBlock& xb = x[b];
+      float part = 0;
+      for (int k = 0; k < 8; ++k) {
+        Decode(wr, k, s);
+        for (int h = 0; h < 2; ++h) {
+          int32_t dot = 0;
+          for (int j = 16 * h; j < 16 * h + 16; ++j) dot += int32_t(s.u[j]) * int32_t(xb.q[32 * k + j]);
+          part += s.a[h] * float(dot) + s.b[h] * float(xb.sum[2 * k + h]);
+        }
+      }
+      acc += xb.d * part;
+    }
+    out[r] = acc;
+  }
+}
+
 // The f32 family's portable kernel: value = a * u + b as the reference dequantizers compute it, times
 // x in f32, one accumulator per activation row.
 template <int64_t kBlock, size_t kBytes, SubDecodeFn Decode>
@@ -240,6 +292,45 @@ RowDotFn row_dot_kernel(ggml::GgmlType type, bool simd) {
     if (RowDotFn f = detail::row_dot_avx2(type)) return f;
   RowDotFn f = detail::row_dot_scalar(type);
   WICK_CHECK(f != nullptr, "quantized product: no 8-bit dot product for GGML type ", ggml::ggml_type_name(type));
+  return f;
+}
+
+KDotIsa k_dot_best_isa() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const KDotIsa best = !int8_dot_simd_available()                ? KDotIsa::kScalar
+                              : __builtin_cpu_supports("avx512vnni") &&
+                                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")
+                                  ? KDotIsa::kAvx512Vnni
+                                  : KDotIsa::kAvx2;
+  return best;
+#else
+  return KDotIsa::kScalar;
+#endif
+}
+
+namespace {
+
+RowsDotKFn rows_dot_k_scalar(ggml::GgmlType type) {
+  return with_decoder<RowsDotKFn>(type, []<int64_t kBlock, size_t kBytes, SubDecodeFn Decode>() -> RowsDotKFn {
+    if constexpr (kBlock == QK_K)
+      return &rows_dot_k<kBytes, Decode>;
+    else
+      return nullptr;
+  });
+}
+
+}  // namespace
+
+bool k_dot_supported(ggml::GgmlType type) { return rows_dot_k_scalar(type) != nullptr; }
+
+RowsDotKFn rows_dot_k_kernel(ggml::GgmlType type, KDotIsa isa) {
+  WICK_CHECK(int(isa) <= int(k_dot_best_isa()), "quantized product: this CPU lacks the instructions of the K-quant ",
+             "kernel asked for");
+  RowsDotKFn f = nullptr;
+  if (isa == KDotIsa::kAvx512Vnni) f = detail::rows_dot_k_vnni(type);
+  if (!f && isa >= KDotIsa::kAvx2) f = detail::rows_dot_k_avx2(type);
+  if (!f) f = rows_dot_k_scalar(type);
+  WICK_CHECK(f != nullptr, "quantized product: no K-quant dot product for GGML type ", ggml::ggml_type_name(type));
   return f;
 }
 

@@ -10,6 +10,10 @@
 //   16) values, scaled once per block:
 //     sum_j w_j x_j ~= d * (a * sum_j u_j q_j + b * sum_j q_j)
 //   which is why each activation block also carries the sums of its two halves.
+//   The K-quants (Q2_K ... Q6_K) have a second 8-bit form, the one their decode products use: blocks
+//   of 256 activations (Q8KBlock), one per super-block, with one scale and the sums per 16 values;
+//   a kernel sums the integer products of a whole super-block, each 16 or 32 weighted by its
+//   integer scale, and converts to float once per super-block (quant_dot_k.h).
 // Both have portable scalar kernels and AVX2 ones chosen at run time (the 8-bit ones multiply
 // unsigned by signed bytes with _mm256_maddubs_epi16, whose int16 pair sums stay below
 // 2 * 128 * 127 for every type here).
@@ -37,6 +41,42 @@ void quantize_row_q8(const float* x, int64_t n, Q8Block* out);
 // sum_j W[j] * x[j] over one weight row of n values (a multiple of the type's block size) stored as
 // GGML blocks, with x given as n / 32 Q8Blocks.
 using RowDotFn = float (*)(const uint8_t* w, const Q8Block* x, int64_t n);
+
+// 256 activations quantized to 8 bits, the activation block of the K-quant kernels: x_j ~= d * q[j],
+// d = max|x| / 127; sum[k] = sum of q over values 16k..16k+15 (for the min and offset terms). Padded
+// to 320 bytes, so that in an array aligned to 64 bytes every block's q is too.
+struct Q8KBlock {
+  int8_t q[256];
+  int16_t sum[16];
+  float d;
+  uint8_t padding[28];
+};
+static_assert(sizeof(Q8KBlock) == 320);
+
+constexpr int64_t kQ8KBlockSize = 256;
+
+// Quantizes n values (a multiple of 256) into n / 256 blocks (with AVX2 where the machine has it:
+// the same bytes as the scalar steps).
+void quantize_row_q8k(const float* x, int64_t n, Q8KBlock* out);
+
+// out[r] = sum_j W_r[j] * x[j] for r < rows: weight rows of n values (a multiple of 256) stored as
+// K-quant super-blocks, row r at w + r * row_bytes, against one activation row given as n / 256
+// Q8KBlocks.
+using RowsDotKFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t rows, const Q8KBlock* x, int64_t n, float* out);
+
+// The instruction sets of the K-quant kernels, slowest first: portable code; AVX2 (with FMA and
+// F16C); AVX2 with AVX512-VNNI on 256-bit registers (AVX512VL), which fuses the int16 multiply-adds.
+enum class KDotIsa { kScalar, kAvx2, kAvx512Vnni };
+
+// The best of those this machine runs.
+KDotIsa k_dot_best_isa();
+
+// Whether `type` has K-quant kernels (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K).
+bool k_dot_supported(ggml::GgmlType type);
+
+// The K-quant kernel of `type` for `isa` (at most k_dot_best_isa()). Throws for a type that is not a
+// K-quant or an isa this machine lacks.
+RowsDotKFn rows_dot_k_kernel(ggml::GgmlType type, KDotIsa isa = k_dot_best_isa());
 
 // Whether the 8-bit products handle `type` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K).
 bool int8_dot_supported(ggml::GgmlType type);
@@ -66,6 +106,10 @@ RowDotFn row_dot_scalar(ggml::GgmlType type);
 RowDotFn row_dot_avx2(ggml::GgmlType type);  // nullptr where there is none
 RowDotF32Fn row_dot_f32_scalar(ggml::GgmlType type);
 RowDotF32Fn row_dot_f32_avx2(ggml::GgmlType type);  // nullptr where there is none
+RowsDotKFn rows_dot_k_avx2(ggml::GgmlType type);     // nullptr where there is none
+RowsDotKFn rows_dot_k_vnni(ggml::GgmlType type);     // nullptr where there is none
+void quantize_row_q8k_scalar(const float* x, int64_t n, Q8KBlock* out);
+void quantize_row_q8k_avx2(const float* x, int64_t n, Q8KBlock* out);  // called only with AVX2
 
 // 32 weights of one block in the form both families share: value_j = a[j / 16] * u[j] + b[j / 16].
 struct Sub {

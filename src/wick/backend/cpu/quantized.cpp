@@ -1,13 +1,15 @@
 // CPU dequantization of GGML blocks (through io's reference dequantizers) and products with a
 // quantized matrix. A few rows of activations (decode) go through the row dot kernels of quant_dot.h,
 // the weight's rows split across the thread pool: in f32 with the weights dequantized in registers,
-// or, with int8_activations on, quantized to 8-bit blocks and multiplied with integer dot products.
+// or, with int8_activations on, quantized to 8-bit blocks (of 256 for the K-quants, else of 32) and
+// multiplied with integer dot products.
 // More rows (a prompt) dequantize the matrix (rows in parallel) into a scratch buffer of the compute
 // dtype and multiply it with OpenBLAS (16-bit values widened to f32 around the GEMM, as in Matmul);
 // f32 products with W^T (inference) do so a slice of rows at a time into a small scratch.
 #include <cblas.h>
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "wick/backend/cpu/quant_dot.h"
@@ -112,6 +114,53 @@ void int8_product(ggml::GgmlType type, const uint8_t* blocks, int64_t rows, int6
   });
 }
 
+// out[i, r] = x[i, :] . W[r, :] for m rows of x through 256-value activation blocks (the K-quants'
+// kernels). One activation row (decode): each thread's range of weight rows in one call.
+template <typename T>
+void int8_k_product(ggml::GgmlType type, const uint8_t* blocks, int64_t rows, int64_t cols, const T* x, int64_t m,
+                    T* out) {
+  const int64_t nb = cols / cpu::kQ8KBlockSize;
+  // Aligned to 64 bytes, so that each block's quants are (Q8KBlock).
+  std::vector<cpu::Q8KBlock> storage(size_t(m * nb + 1));
+  void* at = storage.data();
+  size_t space = storage.size() * sizeof(cpu::Q8KBlock);
+  auto* xq = static_cast<cpu::Q8KBlock*>(std::align(64, size_t(m * nb) * sizeof(cpu::Q8KBlock), at, space));
+  std::vector<float> row;
+  for (int64_t i = 0; i < m; ++i) {
+    const float* xr;
+    if constexpr (std::is_same_v<T, float>) {
+      xr = x + i * cols;
+    } else {
+      row.assign(x + i * cols, x + (i + 1) * cols);
+      xr = row.data();
+    }
+    cpu::quantize_row_q8k(xr, cols, xq + i * nb);
+  }
+  const cpu::RowsDotKFn dot = cpu::rows_dot_k_kernel(type);
+  const size_t row_bytes = ggml::ggml_nbytes(type, cols);
+  if (m == 1) {
+    // Straight into out, whose row is the weight's rows.
+    cpu::parallel_for(rows, std::max<int64_t>(1, 32768 / cols), [&](int64_t r0, int64_t r1) {
+      if constexpr (std::is_same_v<T, float>) {
+        dot(blocks + size_t(r0) * row_bytes, row_bytes, r1 - r0, xq, cols, out + r0);
+      } else {
+        std::vector<float> part(size_t(r1 - r0));
+        dot(blocks + size_t(r0) * row_bytes, row_bytes, r1 - r0, xq, cols, part.data());
+        for (int64_t r = r0; r < r1; ++r) out[r] = T(part[size_t(r - r0)]);
+      }
+    });
+    return;
+  }
+  cpu::parallel_for(rows, std::max<int64_t>(1, 32768 / (cols * m)), [&](int64_t r0, int64_t r1) {
+    float part;
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t i = 0; i < m; ++i) {
+        dot(blocks + size_t(r) * row_bytes, row_bytes, 1, xq + i * nb, cols, &part);
+        out[i * rows + r] = T(part);
+      }
+  });
+}
+
 }  // namespace
 
 void Dequantize::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
@@ -131,7 +180,9 @@ void QuantizedMatmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out)
       dispatch_float(x.dtype(), name(), [&]<typename T>() {
         if constexpr (!std::is_same_v<T, double>) {
           const uint8_t* w = cpu::cdata<uint8_t>(blocks);
-          if (int8)
+          if (int8 && cpu::k_dot_supported(type_))
+            int8_k_product(type_, w, rows_, cols_, cpu::cdata<T>(x), m, cpu::mdata<T>(out));
+          else if (int8)
             int8_product(type_, w, rows_, cols_, cpu::cdata<T>(x), m, cpu::mdata<T>(out));
           else
             f32_product(type_, w, rows_, cols_, cpu::cdata<T>(x), m, cpu::mdata<T>(out));
