@@ -334,7 +334,12 @@ int main(int argc, char** argv) {
         ggml::GgmlType type = quant == "q8_0" ? ggml::GgmlType::Q8_0 : ggml::GgmlType::Q4_0;
         for (auto& l : m.layers)
           for (models::LinearWeight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) *w = quantize(w->dense(), type);
-        if (device.is_cuda()) cuda::empty_cache(device.index);
+      }
+      // As loading a model onto a GPU does (wick train): one block of memory, each layer's q, k, v
+      // and gate, up back to back, which the forward runs as one product each.
+      if (device.is_cuda()) {
+        m.place_weights(device);
+        cuda::empty_cache(device.index);
       }
       for (int j = 1; j < argc; ++j)
         if (!std::strcmp(argv[j], "--packing")) {

@@ -219,6 +219,35 @@ WICK_DEVICE_TEST(Attention, TransposedProjections) {
   }
 }
 
+// q, k, v as the model hands them over: heads of one [B, T, Hq + 2 Hkv, D] projection split and
+// transposed (read in place by the GPU's tensor-core kernels), and the output's gradient arriving
+// as the transposed view of rows. Output and gradients equal, bit for bit, those of contiguous
+// copies of every operand.
+WICK_DEVICE_TEST(Attention, StridedOperandsGiveTheSameResults) {
+  for (Dtype dt : {Dtype::BF16, Dtype::F16, Dtype::F32})
+    for (int64_t d : {64, 128}) {
+      const int64_t B = 2, T = 96, Hq = 4, Hkv = 2;
+      Tensor qkv = rand({B, T, Hq + 2 * Hkv, d}, dt).t;
+      Tensor w = rand({B * T, Hq * d}, dt).t;
+      auto loss = [&](bool copies) {
+        return [&, copies](const std::vector<Tensor>& in) {
+          std::vector<Tensor> parts = split(in[0], {Hq, Hkv, Hkv}, 2);
+          Tensor q = transpose(parts[0], 1, 2), k = transpose(parts[1], 1, 2), v = transpose(parts[2], 1, 2);
+          if (copies) q = contiguous(q), k = contiguous(k), v = contiguous(v);
+          Tensor y = scaled_dot_product_attention(q, k, v, std::nullopt, true);
+          if (copies) y = contiguous(y);
+          Tensor rows = reshape(transpose(y, 1, 2), {B * T, Hq * d});
+          return sum(astype(rows * w, Dtype::F64));
+        };
+      };
+      std::string what = str_cat(dtype_name(dt), " head dim ", d);
+      auto [strided_loss, strided] = value_and_grad(loss(false), {qkv});
+      auto [copied_loss, copied] = value_and_grad(loss(true), {qkv});
+      EXPECT_EQ(strided_loss.item<double>(), copied_loss.item<double>()) << what;
+      expect_close(strided[0], values(copied[0]), qkv.shape(), Tol{0, 0}, what);
+    }
+}
+
 WICK_DEVICE_TEST(Attention, Gradients) {
   Rand q = rand({1, 4, 2, 3}), k = rand({1, 2, 4, 3}), v = rand({1, 2, 4, 2});
   Tensor pad = make({1, 1, 0, 1}, {1, 1, 1, 4}, Dtype::Bool);

@@ -337,6 +337,27 @@ WICK_DEVICE_TEST(Elementwise, BinaryBroadcastingMatchesFloat64) {
       }
 }
 
+// Dense operands take 16-byte loads on CUDA (8 bf16/f16 or 4 f32 values) and a tail one value at a
+// time; a view starting one element in is not 16-byte aligned and takes the strided kernel.
+WICK_DEVICE_TEST(Elementwise, DenseOperandsOfOddLengthsAndOffsets) {
+  for (Dtype dt : kFloatDtypes)
+    for (int64_t n : {1, 8, 9, 15, 1003, 4101})
+      for (int64_t skip : {0, 1}) {
+        Rand a = rand({n + skip}, dt, -2, 2), b = rand({n + skip}, dt, 0.5, 2);
+        Tensor ta = narrow(a.t, 0, skip, n), tb = narrow(b.t, 0, skip, n);
+        Values sum_ref, prod_ref, exp_ref;
+        for (int64_t i = skip; i < n + skip; ++i) {
+          sum_ref.push_back(a.v[size_t(i)] + b.v[size_t(i)]);
+          prod_ref.push_back(a.v[size_t(i)] * b.v[size_t(i)]);
+          exp_ref.push_back(std::exp(a.v[size_t(i)]));
+        }
+        std::string what = str_cat(dtype_name(dt), " n ", n, " skip ", skip);
+        expect_close(ta + tb, sum_ref, {n}, tol_for(dt), what + " add");
+        expect_close(ta * tb, prod_ref, {n}, tol_for(dt), what + " mul");
+        expect_close(exp(ta), exp_ref, {n}, tol_for(dt), what + " exp");
+      }
+}
+
 WICK_DEVICE_TEST(Elementwise, Comparisons) {
   for (const BinaryCase& c : kCompare)
     for (Dtype dt : {Dtype::F32, Dtype::I32, Dtype::BF16, Dtype::F64, Dtype::F16})

@@ -248,5 +248,33 @@ WICK_DEVICE_TEST(Indexing, GradientsInLowerPrecision) {
   }
 }
 
+// place_blocks: zeros with blocks at their offsets (a block-diagonal matrix with a gap row band,
+// one block a transposed view, one a 16-byte multiple wide), every dtype; gradients by finite
+// differences; overlapping or misfit blocks are refused naming them.
+WICK_DEVICE_TEST(Indexing, PlaceBlocks) {
+  for (Dtype dt : {Dtype::F64, Dtype::F32, Dtype::BF16, Dtype::F16, Dtype::I64}) {
+    SCOPED_TRACE(dtype_name(dt));
+    Rand a = rand({3, 2}, dt), b = rand({4, 8}, dt), c = rand({1, 5}, dt);
+    Tensor ct = transpose(testing::make(c.v, {5, 1}, dt, device()), 0, 1);
+    const Shape shape{10, 15};
+    Tensor out = place_blocks(shape, {a.t, b.t, ct}, {{0, 0}, {5, 2}, {9, 10}});
+    Values ref(150, 0.0);
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t j = 0; j < 2; ++j) ref[size_t(i * 15 + j)] = a.v[size_t(i * 2 + j)];
+    for (int64_t i = 0; i < 4; ++i)
+      for (int64_t j = 0; j < 8; ++j) ref[size_t((5 + i) * 15 + 2 + j)] = b.v[size_t(i * 8 + j)];
+    for (int64_t j = 0; j < 5; ++j) ref[size_t(9 * 15 + 10 + j)] = c.v[size_t(j)];
+    expect_close(out, ref, shape, Tol{0, 0}, "place_blocks");
+  }
+  check_grads(
+      [](const std::vector<Tensor>& in) { return place_blocks({6, 7}, {in[0], in[1]}, {{0, 0}, {3, 2}}); },
+      {rand({2, 2}).t, rand({3, 5}).t}, "place_blocks");
+  Tensor x = zeros({2, 2}, Dtype::F32, device());
+  expect_error([&] { place_blocks({4, 4}, {x, x}, {{0, 0}, {1, 1}}); }, {"place_blocks", "blocks 0 and 1 overlap"});
+  expect_error([&] { place_blocks({4, 4}, {x}, {{3, 0}}); }, {"place_blocks", "does not fit in [4,4]"});
+  expect_error([&] { place_blocks({4, 4}, {x, zeros({2, 2}, Dtype::F64, device())}, {{0, 0}, {2, 2}}); },
+               {"place_blocks", "block 1 is f64"});
+}
+
 }  // namespace
 }  // namespace wick

@@ -88,7 +88,10 @@ WICK_DEVICE_TEST(Optim, AstypeAllMatchesAstype) {
     for (int i = 0; i < 27; ++i) {
       Shape shape = i == 5 ? Shape{0, 3} : Shape{int64_t(1 + i % 4), int64_t(2 + 29 * i)};
       Tensor x = rand(shape, from, -3, 3).t;
-      xs.push_back(i % 6 == 2 ? transpose(rand({shape[1], shape[0]}, from, -3, 3).t, 0, 1) : x);
+      // Views: transposed, and rows cut from wider rows (as blocks of one matrix's gradient).
+      if (i % 6 == 2) x = transpose(rand({shape[1], shape[0]}, from, -3, 3).t, 0, 1);
+      if (i % 6 == 3) x = narrow(rand({shape[0], shape[1] + 5}, from, -3, 3).t, 1, 3, shape[1]);
+      xs.push_back(x);
       weights.push_back(rand(shape, Dtype::F64).t);
     }
     std::string what = str_cat(dtype_name(from), " -> ", dtype_name(to));

@@ -427,6 +427,39 @@ WICK_DEVICE_TEST(ShapeOps, CopiesOfViewsInEveryDtype) {
   }
 }
 
+// Copies whose rows are dense and 16-byte multiples move 16 bytes per thread on CUDA: attention's
+// head layouts [B, H, T, D] <-> [B, T, H, D], a concat of heads, a broadcast head; and the same
+// views started one element in (not 16-byte aligned), which copy one value at a time.
+WICK_DEVICE_TEST(ShapeOps, CopiesOfHeadLayouts) {
+  for (Dtype dt : {Dtype::F32, Dtype::BF16, Dtype::F16, Dtype::F64}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const Shape sx{2, 3, 5, 24};
+    Rand x = rand(sx, dt);
+    for (int64_t skip : {0, 1}) {
+      SCOPED_TRACE(str_cat("skip ", skip));
+      Tensor heads = narrow(x.t, 3, skip, 16);  // [2, 3, 5, 16]
+      auto at = [&](int64_t b, int64_t h, int64_t t, int64_t d) { return x.v[flat({b, h, t, d + skip}, sx)]; };
+      expect_close(reshape(transpose(heads, 1, 2), {10, 48}),
+                   gather_ref(x.v, {10, 48}, [&](auto i) { return flat({i[0] / 5, i[1] / 16, i[0] % 5, i[1] % 16 + skip}, sx); }),
+                   {10, 48}, Tol{0, 0}, "heads to rows");
+      Tensor cat = concat({transpose(heads, 1, 2), transpose(narrow(heads, 1, 1, 1), 1, 2)}, 2);  // [2, 5, 4, 16]
+      Values ref;
+      for (int64_t b = 0; b < 2; ++b)
+        for (int64_t t = 0; t < 5; ++t)
+          for (int64_t h = 0; h < 4; ++h)
+            for (int64_t d = 0; d < 16; ++d) ref.push_back(at(b, h < 3 ? h : 1, t, d));
+      expect_close(cat, ref, {2, 5, 4, 16}, Tol{0, 0}, "concat of heads");
+      Values bref;
+      for (int64_t b = 0; b < 2; ++b)
+        for (int64_t h = 0; h < 3; ++h)
+          for (int64_t t = 0; t < 5; ++t)
+            for (int64_t d = 0; d < 16; ++d) bref.push_back(at(b, 2, t, d));
+      expect_close(contiguous(expand(narrow(heads, 1, 2, 1), {2, 3, 5, 16})), bref, {2, 3, 5, 16}, Tol{0, 0},
+                   "broadcast head");
+    }
+  }
+}
+
 WICK_DEVICE_TEST(ShapeOps, GradientsInLowerPrecision) {
   const std::pair<const char*, Fn> cases[] = {
       {"views",

@@ -53,5 +53,36 @@ WICK_DEVICE_TEST(SwiGLU, GradientsInLowerPrecision) {
   }
 }
 
+// gate and up as the two halves of one projection [rows, 2F] (split's views, rows dense: the GPU
+// reads 16 bytes at a time where F allows), values against float64; the gradients come back side
+// by side in one buffer, so the join of the halves is that buffer, and equal the float64 ones.
+WICK_DEVICE_TEST(SwiGLU, HalvesOfOneProjection) {
+  for (int64_t f : {16, 24, 7, 136})
+    for (Dtype dt : {Dtype::F32, Dtype::BF16, Dtype::F16, Dtype::F64}) {
+      std::string what = str_cat(dtype_name(dt), " F ", f);
+      Rand y = rand({5, 2 * f}, dt, -4, 4);
+      Values g, u;
+      for (int64_t r = 0; r < 5; ++r)
+        for (int64_t c = 0; c < f; ++c) {
+          g.push_back(y.v[size_t(r * 2 * f + c)]);
+          u.push_back(y.v[size_t(r * 2 * f + f + c)]);
+        }
+      std::vector<Tensor> halves = split(y.t, {f, f}, 1);
+      expect_close(swiglu(halves[0], halves[1]), swiglu_ref(g, u), {5, f}, what);
+      check_grads_in(
+          dt,
+          [f](auto& in) {
+            std::vector<Tensor> h = split(in[0], {f, f}, 1);
+            return swiglu(h[0], h[1]);
+          },
+          {astype(y.t, Dtype::F64)},
+          dt == Dtype::F32   ? 1e-5
+          : dt == Dtype::F64 ? 1e-10
+          : dt == Dtype::F16 ? 1e-2
+                             : 5e-2,
+          what);
+    }
+}
+
 }  // namespace
 }  // namespace wick

@@ -173,13 +173,12 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
   int64_t total = 0;
   for (int64_t s : sizes) total += s;
   WICK_CHECK(total == x.shape()[d], "split: sizes add up to ", total, " but dim ", d, " has size ", x.shape()[d]);
-  std::vector<Tensor> parts;
-  int64_t start = 0;
-  for (int64_t s : sizes) {
-    parts.push_back(narrow(x, d, start, s));
-    start += s;
-  }
-  return parts;
+  for (int64_t s : sizes) WICK_CHECK(s >= 0, "split: negative size ", s);
+  if (sizes.size() == 1) return {x};
+  std::vector<Shape> shapes(sizes.size(), x.shape());
+  for (size_t i = 0; i < sizes.size(); ++i) shapes[i][d] = sizes[i];
+  return Tensor::make_siblings(shapes, std::vector<Dtype>(sizes.size(), x.dtype()), x.device(),
+                               std::make_shared<Split>(d, sizes), {x});
 }
 
 }  // namespace wick

@@ -124,6 +124,25 @@ class Slice : public Primitive {
   Shape start_, step_;
 };
 
+// Consecutive parts of the input along `axis`, each a view (one output per size): split's
+// primitive. Its vjp joins the parts' gradients with one concat (a view where they already lie
+// side by side in one buffer), where narrow's would pad each with zeros and add them up.
+class Split : public Primitive {
+ public:
+  Split(int axis, std::vector<int64_t> sizes) : axis_(axis), sizes_(std::move(sizes)) {}
+  const char* name() const override { return "split"; }
+  int num_outputs() const override { return int(sizes_.size()); }
+  int axis() const { return axis_; }
+  const std::vector<int64_t>& sizes() const { return sizes_; }
+  WICK_DECLARE_EVAL_OUTPUTS
+  std::vector<Tensor> vjp_outputs(const std::vector<Tensor>& inputs, const std::vector<Tensor>& cotangents,
+                                  const std::vector<int>& argnums, const std::vector<Tensor>& outputs) override;
+  bool vjp_reads_output() const override { return false; }
+ private:
+  int axis_;
+  std::vector<int64_t> sizes_;
+};
+
 class BroadcastTo : public Primitive {
  public:
   const char* name() const override { return "broadcast_to"; }
@@ -197,7 +216,7 @@ class Fused : public Primitive {
 // CUDA-less stub).
 #define WICK_PRIMITIVES(X)                                                                       \
   X(Where) X(AsType) X(Full) X(Arange) X(Random) X(Reduce) X(ArgReduce) X(Matmul) X(Gather) \
-  X(ScatterAdd) X(SliceUpdate) X(Concat) X(Softmax) X(LayerNorm) X(RMSNorm) X(RoPE) X(SwiGLU)    \
+  X(ScatterAdd) X(SliceUpdate) X(PlaceBlocks) X(Concat) X(Softmax) X(LayerNorm) X(RMSNorm) X(RoPE) X(SwiGLU)    \
   X(Attention) X(CrossEntropy) X(CrossEntropyBackward) X(LinearCrossEntropy) X(Fused) X(LoraDelta) X(Dequantize) \
   X(QuantizedMatmul) X(NormBackward) X(SoftmaxBackward) X(PagedKVWrite) X(PagedAttention) X(LoraGatherAdd)      \
   X(SampleTokens) X(LinearAdd)

@@ -168,6 +168,22 @@ void Tensor::allocate() const {
   set_data(wick::allocate(nbytes, device()), contiguous_strides(shape()), 0);
 }
 
+void Tensor::allocate_side_by_side(const std::vector<Tensor>& outs) {
+  const Tensor& first = outs[0];
+  for (const Tensor& t : outs)
+    WICK_CHECK(t.shape() == first.shape() && t.dtype() == first.dtype() && t.device() == first.device(),
+               "allocate_side_by_side: ", t.str(), " differs from ", first.str());
+  if (first.ndim() == 0) {
+    for (const Tensor& t : outs) t.allocate();
+    return;
+  }
+  Shape joined = first.shape();
+  joined.back() *= int64_t(outs.size());
+  std::shared_ptr<Storage> storage = wick::allocate(size_t(wick::numel(joined)) * first.itemsize(), first.device());
+  Strides strides = contiguous_strides(joined);
+  for (size_t i = 0; i < outs.size(); ++i) outs[i].set_data(storage, strides, int64_t(i) * first.shape().back());
+}
+
 Tensor Tensor::shallow_copy() const {
   eval();
   auto impl = std::make_shared<TensorImpl>();

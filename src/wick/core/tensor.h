@@ -129,6 +129,10 @@ class Tensor {
   void set_data(std::shared_ptr<Storage> storage, const Strides& strides, int64_t offset) const;
   // Gives a node fresh contiguous storage on its device.
   void allocate() const;
+  // Gives nodes of one shape, dtype and device one buffer, side by side along their last dim, as
+  // split would cut them from a tensor whose last dim holds them all: split's vjp then joins
+  // them without a copy. (For a primitive of several outputs that are gradients of split parts.)
+  static void allocate_side_by_side(const std::vector<Tensor>& outs);
   // A new handle sharing this tensor's data (and node), used by autograd to mark traced inputs.
   Tensor shallow_copy() const;
   bool same(const Tensor& other) const { return impl_ == other.impl_; }

@@ -79,6 +79,17 @@ void slice_eval(const Shape& start, const Shape& step, const std::vector<Tensor>
 void Slice::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) { slice_eval(start_, step_, in, out); }
 void Slice::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) { slice_eval(start_, step_, in, out); }
 
+void split_eval(int axis, const std::vector<Tensor>& in, const std::vector<Tensor>& outs) {
+  const Tensor& x = in[0];
+  int64_t offset = x.offset();
+  for (const Tensor& out : outs) {
+    out.set_data(x.storage(), x.strides(), offset);
+    offset += out.shape(axis) * x.strides()[axis];
+  }
+}
+void Split::eval_outputs_cpu(const std::vector<Tensor>& in, const std::vector<Tensor>& outs) { split_eval(axis_, in, outs); }
+void Split::eval_outputs_cuda(const std::vector<Tensor>& in, const std::vector<Tensor>& outs) { split_eval(axis_, in, outs); }
+
 void broadcast_eval(const std::vector<Tensor>& in, const Tensor& out) {
   const Tensor& x = in[0];
   out.set_data(x.storage(), broadcast_strides(x.shape(), x.strides(), out.shape()), x.offset());

@@ -42,6 +42,20 @@ std::vector<Tensor> Slice::vjp(const std::vector<Tensor>& in, const Tensor& g, c
   return {Tensor::make(base.shape(), g.dtype(), g.device(), std::make_shared<SliceUpdate>(start_, step_), {base, g})};
 }
 
+std::vector<Tensor> Split::vjp_outputs(const std::vector<Tensor>& in, const std::vector<Tensor>& gs,
+                                       const std::vector<int>&, const std::vector<Tensor>&) {
+  // One join (a view where a backward wrote the gradients side by side, see Concat); zeros for a
+  // part without a gradient.
+  const Tensor& x = in[0];
+  std::vector<Tensor> parts;
+  for (size_t i = 0; i < gs.size(); ++i) {
+    Shape shape = x.shape();  // (an output nobody holds any more is undefined)
+    shape[axis_] = sizes_[i];
+    parts.push_back(gs[i].defined() ? gs[i] : zeros(shape, x.dtype(), x.device()));
+  }
+  return {concat(parts, axis_)};
+}
+
 std::vector<Tensor> BroadcastTo::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>&,
                                      const Tensor&) {
   const Shape& from = in[0].shape();

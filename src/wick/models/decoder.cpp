@@ -321,6 +321,73 @@ Tensor DecoderModel::layer_forward(int64_t i, Tensor x, const Tensor& pos, const
     }
     return y;
   };
+  // Projections that read one input (q, k, v; gate, up) as one product, when their weights lie
+  // back to back (place_weights puts them so): one LoRA update covers every adapted part (A
+  // stacked, B block-diagonal: place_blocks), and split hands out the parts as views, its
+  // vjp joining their gradients in one pass. Their input's gradient is then one product (and one
+  // of the update) instead of one per projection and per adapter, all added up. nullopt where the
+  // weights are apart or an adapter needs its own input (dropout) or the ranks exceed lora_add's.
+  auto stacked_proj = [&](std::initializer_list<const char*> names, std::vector<const LinearWeight*> ws,
+                          std::vector<const std::optional<Tensor>*> biases, const Tensor& in) -> std::optional<Tensor> {
+    std::optional<LinearWeight> w = stacked_view(ws);
+    if (!w) return std::nullopt;
+    std::vector<const LoraDelta*> deltas;
+    int64_t rank = 0;
+    for (const char* name : names) {
+      const LoraDelta* d = nullptr;
+      if (lora) {
+        auto it = lora->find(module_name(i, name));
+        if (it != lora->end()) d = &it->second;
+      }
+      if (d && d->dropout > 0) return std::nullopt;
+      if (d) rank += d->a.shape(0);
+      deltas.push_back(d);
+    }
+    if (rank > wick::LoraDelta::kMaxRank) return std::nullopt;
+    std::optional<Tensor> bias;
+    if (biases[0]->has_value()) {
+      std::vector<const Tensor*> parts;
+      for (const std::optional<Tensor>* b : biases) {
+        if (!b->has_value()) return std::nullopt;
+        parts.push_back(&b->value());
+      }
+      bias = stacked_view(parts);
+      if (!bias) {
+        std::vector<Tensor> copies;
+        for (const Tensor* p : parts) copies.push_back(*p);
+        bias = concat(copies, 0);
+      }
+    } else {
+      for (const std::optional<Tensor>* b : biases)
+        if (b->has_value()) return std::nullopt;
+    }
+    Tensor y = linear(in, *w, bias);
+    if (rank == 0) return y;
+    // One scale shared by the parts (PEFT's alpha / r of one config) stays lora_add's; else each
+    // B block carries its own.
+    Dtype dt = y.dtype();
+    double scale = 0;
+    bool shared = true;
+    for (const LoraDelta* d : deltas)
+      if (d) {
+        shared = shared && (scale == 0 || d->scale == scale);
+        scale = d->scale;
+      }
+    std::vector<Tensor> as, bs;
+    std::vector<Shape> at;
+    int64_t row = 0, col = 0;
+    for (size_t p = 0; p < deltas.size(); ++p) {
+      if (const LoraDelta* d = deltas[p]) {
+        as.push_back(astype(d->a, dt));
+        bs.push_back(shared ? astype(d->b, dt) : astype(d->b, dt) * d->scale);
+        at.push_back({row, col});
+        col += d->a.shape(0);
+      }
+      row += ws[p]->shape()[0];
+    }
+    Tensor a = as.size() == 1 ? as[0] : concat(as, 0);
+    return lora_add(std::move(y), in, a, place_blocks({row, rank}, bs, at), shared ? scale : 1.0);
+  };
   // The projections run on rows [B * T, features], so each product's output reaches lora_add
   // directly (not through a reshape) and the update is added into its buffer.
   int64_t hidden = c.hidden_size;
@@ -328,9 +395,19 @@ Tensor DecoderModel::layer_forward(int64_t i, Tensor x, const Tensor& pos, const
   auto heads = [&](const char* name, const LinearWeight& w, const std::optional<Tensor>& bias, int64_t n) {
     return transpose(reshape(proj(name, h, w, bias), {b, t, n, c.head_dim}), 1, 2);
   };
-  Tensor q = rope(heads("q_proj", l.q, l.q_bias, c.num_heads), pos, rope_opts);
-  Tensor k = rope(heads("k_proj", l.k, l.k_bias, c.num_kv_heads), pos, rope_opts);
-  Tensor v = heads("v_proj", l.v, l.v_bias, c.num_kv_heads);
+  Tensor q, k, v;
+  if (std::optional<Tensor> qkv = stacked_proj({"q_proj", "k_proj", "v_proj"}, {&l.q, &l.k, &l.v},
+                                               {&l.q_bias, &l.k_bias, &l.v_bias}, h)) {
+    std::vector<Tensor> parts = split(reshape(*qkv, {b, t, c.num_heads + 2 * c.num_kv_heads, c.head_dim}),
+                                      {c.num_heads, c.num_kv_heads, c.num_kv_heads}, 2);
+    q = rope(transpose(parts[0], 1, 2), pos, rope_opts);
+    k = rope(transpose(parts[1], 1, 2), pos, rope_opts);
+    v = transpose(parts[2], 1, 2);
+  } else {
+    q = rope(heads("q_proj", l.q, l.q_bias, c.num_heads), pos, rope_opts);
+    k = rope(heads("k_proj", l.k, l.k_bias, c.num_kv_heads), pos, rope_opts);
+    v = heads("v_proj", l.v, l.v_bias, c.num_kv_heads);
+  }
   if (cache) {
     cache->keys[i] = slice_update(std::move(cache->keys[i]), k, {0, 0, past, 0});
     cache->values[i] = slice_update(std::move(cache->values[i]), v, {0, 0, past, 0});
@@ -341,8 +418,15 @@ Tensor DecoderModel::layer_forward(int64_t i, Tensor x, const Tensor& pos, const
   a = reshape(transpose(a, 1, 2), {b * t, c.num_heads * c.head_dim});
   x = x + reshape(proj("o_proj", a, l.o, l.o_bias), {b, t, hidden});
   h = reshape(rms_norm(x, l.post_norm, c.rms_norm_eps), {b * t, hidden});
-  Tensor mlp = proj("down_proj", swiglu(proj("gate_proj", h, l.gate, std::nullopt), proj("up_proj", h, l.up, std::nullopt)),
-                    l.down, std::nullopt);
+  const std::optional<Tensor> no_bias;
+  Tensor act;
+  if (std::optional<Tensor> gate_up = stacked_proj({"gate_proj", "up_proj"}, {&l.gate, &l.up}, {&no_bias, &no_bias}, h)) {
+    std::vector<Tensor> parts = split(*gate_up, {l.gate.shape()[0], l.up.shape()[0]}, 1);
+    act = swiglu(parts[0], parts[1]);
+  } else {
+    act = swiglu(proj("gate_proj", h, l.gate, std::nullopt), proj("up_proj", h, l.up, std::nullopt));
+  }
+  Tensor mlp = proj("down_proj", act, l.down, std::nullopt);
   x = x + reshape(mlp, {b, t, hidden});
   return x;
 }

@@ -103,6 +103,34 @@ bool adjacent(const std::vector<const Tensor*>& parts) {
   return true;
 }
 
+std::optional<Tensor> stacked_view(const std::vector<const Tensor*>& parts) {
+  if (parts.empty() || !adjacent(parts)) return std::nullopt;
+  const Tensor& first = *parts[0];
+  if (first.ndim() == 0) return std::nullopt;
+  Shape shape = first.shape();
+  for (size_t i = 1; i < parts.size(); ++i) {
+    if (parts[i]->ndim() != first.ndim()) return std::nullopt;
+    for (int d = 1; d < first.ndim(); ++d)
+      if (parts[i]->shape(d) != first.shape(d)) return std::nullopt;
+    shape[0] += parts[i]->shape(0);
+  }
+  return Tensor::from_storage(first.storage(), shape, contiguous_strides(shape), first.offset(), first.dtype());
+}
+
+std::optional<LinearWeight> stacked_view(const std::vector<const LinearWeight*>& parts) {
+  if (parts.empty()) return std::nullopt;
+  std::vector<const Tensor*> memory;
+  for (const LinearWeight* p : parts) {
+    if (!stackable(*parts[0], *p)) return std::nullopt;
+    memory.push_back(&p->memory());
+  }
+  std::optional<Tensor> rows = stacked_view(memory);
+  if (!rows) return std::nullopt;
+  if (!parts[0]->is_quantized()) return LinearWeight(*rows);
+  const QuantizedMatrix& first = parts[0]->blocks();
+  return LinearWeight(QuantizedMatrix{*rows, first.type, rows->shape(0), first.cols, first.int8_activations});
+}
+
 const Tensor& LinearWeight::dense() const {
   WICK_CHECK(!blocks_, "this weight is kept quantized (", ggml::ggml_type_name(blocks_->type), "); ask for to_dense()");
   return dense_;

@@ -64,6 +64,13 @@ void pack_tensors(const std::vector<std::vector<Tensor*>>& groups, Device device
 // their rows stacked are a view of that memory.
 bool adjacent(const std::vector<const Tensor*>& parts);
 
+// The parts stacked along their first dimension as one tensor sharing their memory, when they are
+// adjacent; nullopt otherwise.
+std::optional<Tensor> stacked_view(const std::vector<const Tensor*>& parts);
+// The same for weights: one weight whose rows are the parts' in order, when they are stackable and
+// adjacent (as place_weights puts a layer's q, k, v and gate, up); nullopt otherwise.
+std::optional<LinearWeight> stacked_view(const std::vector<const LinearWeight*>& parts);
+
 // x @ W^T + bias, whichever form W is kept in.
 Tensor linear(const Tensor& x, const LinearWeight& w, const std::optional<Tensor>& bias = std::nullopt);
 // x @ W^T + bias + residual (core/ops/linear.h: one kernel for a decode step's rows on CUDA).

@@ -26,12 +26,7 @@ LinearWeight rows_of(const LinearWeight& w, int64_t offset, int64_t rows) {
 // Tensors stacked along their first dimension: a view when they already lie back to back (as the
 // loader places a layer's q, k, v and gate, up on the GPU), else a copy.
 Tensor stacked_rows(const std::vector<const Tensor*>& parts) {
-  if (models::adjacent(parts)) {
-    const Tensor& first = *parts[0];
-    Shape shape = first.shape();
-    for (size_t i = 1; i < parts.size(); ++i) shape[0] += parts[i]->shape(0);
-    return Tensor::from_storage(first.storage(), shape, contiguous_strides(shape), first.offset(), first.dtype());
-  }
+  if (std::optional<Tensor> view = models::stacked_view(parts)) return *view;
   std::vector<Tensor> copies;
   for (const Tensor* p : parts) copies.push_back(*p);
   return concat(copies, 0).eval();

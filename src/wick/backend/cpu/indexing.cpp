@@ -106,7 +106,14 @@ void SliceUpdate::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   write_block(out, in[1], start_, step_);
 }
 
+void PlaceBlocks::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  out.allocate();
+  std::memset(out.data_ptr(), 0, size_t(out.numel()) * out.itemsize());
+  for (size_t i = 0; i < in.size(); ++i) write_block(out, in[i], starts_[i], Shape(starts_[i].size(), 1));
+}
+
 void Concat::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  if (view_of_inputs(in, out)) return;
   out.allocate();
   Shape start(out.ndim(), 0), step(out.ndim(), 1);
   for (const Tensor& x : in) {

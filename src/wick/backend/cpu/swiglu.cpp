@@ -26,13 +26,12 @@ void SwiGLU::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
 void SwiGLUBackward::eval_outputs_cpu(const std::vector<Tensor>& in, const std::vector<Tensor>& outs) {
   const Tensor &a = in[0], &b = in[1], &g = in[2];
   const Tensor &d_gate = outs[0], &d_up = outs[1];
-  d_gate.allocate();
-  d_up.allocate();
+  Tensor::allocate_side_by_side(outs);  // d gate and d up as split's vjp joins them (a view)
   dispatch_float(a.dtype(), name(), [&]<typename T>() {
     using C = compute_t<T>;
     const T *pa = cdata<T>(a), *pb = cdata<T>(b), *pg = cdata<T>(g);
     T *dst_gate = mdata<T>(d_gate), *dst_up = mdata<T>(d_up);
-    parallel_for_each_strided<4>(a.shape(), {contiguous_strides(a.shape()), a.strides(), b.strides(), g.strides()},
+    parallel_for_each_strided<4>(a.shape(), {d_gate.strides(), a.strides(), b.strides(), g.strides()},
                         [&](int64_t o, int64_t i, int64_t j, int64_t k) {
                           C av = C(pa[i]), bv = C(pb[j]), gv = C(pg[k]);
                           C s = fn::Sigmoid{}(av);

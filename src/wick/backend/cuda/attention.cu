@@ -425,21 +425,26 @@ bool use_tensor_cores(const Dims& d, const Tensor& q, const Tensor& k, const Ten
 
 
 void Attention::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
-  Tensor q = cuda::contiguous_on_device(in[0]), k = cuda::contiguous_on_device(in[1]), v = cuda::contiguous_on_device(in[2]);
-  out.allocate();
-  Dims d = dims_of(q, k, v, scale_, causal_);
+  Dims d = dims_of(in[0], in[1], in[2], scale_, causal_);
   MaskView mask = mask_view(in, has_mask_);
   int device = out.device().index;
+  if (d.B * d.Hq * d.Tq > 0 && use_flash(d, in[0], in[1], in[2])) {
+    // q, k, v are read where they lie (views of the projections). The output is laid out as
+    // [B, Tq, Hq, Dv] (seen as [B, Hq, Tq, Dv]), so the heads joined back into rows for the output
+    // projection are a view of it rather than a copy.
+    Strides rows{d.Tq * d.Hq * d.Dv, d.Dv, d.Hq * d.Dv, 1};
+    out.set_data(wick::allocate(size_t(out.numel()) * out.itemsize(), out.device()), rows, 0);
+    // The backward of these kernels reads the rows' logsumexp: kept when a gradient will be taken.
+    if (keep_lse_) lse_ = Tensor::empty({d.B * d.Hq * d.Tq}, Dtype::F32, out.device());
+    flash_forward(in[0], in[1], in[2], mask, out.data_ptr(), RowsLayout{rows[0], rows[1], rows[2]},
+                  keep_lse_ ? static_cast<float*>(lse_.data_ptr()) : nullptr, d, device);
+    return;
+  }
+  Tensor q = cuda::contiguous_on_device(in[0]), k = cuda::contiguous_on_device(in[1]), v = cuda::contiguous_on_device(in[2]);
+  out.allocate();
   dispatch_float(q.dtype(), name(), [&]<typename T>() {
     using A = cuda::dacc_t<cuda::dev_t<T>>;
     if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>) {
-      if (d.B * d.Hq * d.Tq > 0 && use_flash(d, q, k, v)) {
-        // The backward of these kernels reads the rows' logsumexp: kept when a gradient will be taken.
-        if (keep_lse_) lse_ = Tensor::empty({d.B * d.Hq * d.Tq}, Dtype::F32, out.device());
-        flash_forward(q, k, v, mask, out.data_ptr(), keep_lse_ ? static_cast<float*>(lse_.data_ptr()) : nullptr, d,
-                      device);
-        return;
-      }
       if (d.B * d.Hq * d.Tq > 0 && use_tensor_cores(d, q, k, v)) {
         run_forward_tc<T>(q, k, v, mask, static_cast<T*>(out.data_ptr()), d, device);
         return;
@@ -450,12 +455,14 @@ void Attention::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
 }
 
 void AttentionBackward::eval_outputs_cuda(const std::vector<Tensor>& in, const std::vector<Tensor>& outs) {
-  Tensor q = cuda::contiguous_on_device(in[0]), k = cuda::contiguous_on_device(in[1]), v = cuda::contiguous_on_device(in[2]);
   size_t at = has_mask_ ? 4 : 3;
-  Tensor o = cuda::contiguous_on_device(in[at]), dout = cuda::contiguous_on_device(in[at + 1]);
+  Dims d = dims_of(in[0], in[1], in[2], scale_, causal_);
+  // The tensor-core kernels read every operand where it lies; the others take contiguous copies.
+  bool flash = d.B * d.Hq * d.Tq > 0 && use_flash_backward(d, in[0], in[1], in[2], in[at], in[at + 1]);
+  auto operand = [&](size_t i) { return flash ? in[i] : cuda::contiguous_on_device(in[i]); };
+  Tensor q = operand(0), k = operand(1), v = operand(2), o = operand(at), dout = operand(at + 1);
   const Tensor& out = outs[0];  // dq; dk and dv are outs[1], outs[2]
   for (const Tensor& t : outs) t.allocate();
-  Dims d = dims_of(q, k, v, scale_, causal_);
   MaskView mask = mask_view(in, has_mask_);
   int device = out.device().index;
   dispatch_float(q.dtype(), name(), [&]<typename T>() {
@@ -479,7 +486,7 @@ void AttentionBackward::eval_outputs_cuda(const std::vector<Tensor>& in, const s
     }
     if (rows == 0) return;
     if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>) {
-      if (use_flash_backward(d, q, k, v, o, dout)) {
+      if (flash) {
         // The forward's logsumexp when it kept it (same inputs, same kernels), else computed again.
         bool kept = lse_.defined() && lse_.numel() == rows && lse_.dtype() == Dtype::F32 && lse_.device() == out.device();
         const float* saved = kept ? static_cast<const float*>(lse_.data_ptr()) : nullptr;

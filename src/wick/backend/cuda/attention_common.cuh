@@ -53,32 +53,53 @@ constexpr int kTcQueries = 64, kTcKeys = 64, kTcWarps = 4;
 // Loads rows [r0, r0 + n) of a [rows_total, cols] matrix into shared memory (row pitch ld), 16
 // bytes at a time (cols and ld are multiples of 16 and the source is 16-byte aligned), with zeros
 // past the end.
+// `pitch`: the source's row stride in elements (cols when negative; a multiple of 16 bytes).
 template <typename D>
-__device__ void tc_load_rows(D* dst, int ld, const D* src, int64_t r0, int n, int64_t rows_total, int64_t cols) {
+__device__ void tc_load_rows(D* dst, int ld, const D* src, int64_t r0, int n, int64_t rows_total, int64_t cols,
+                             int64_t pitch = -1) {
   constexpr int kVec = 16 / sizeof(D);
+  if (pitch < 0) pitch = cols;
   int64_t chunks = cols / kVec;
   for (int64_t e = threadIdx.x; e < int64_t(n) * chunks; e += blockDim.x) {
     int64_t r = e / chunks, c = (e % chunks) * kVec;
     uint4 val = make_uint4(0, 0, 0, 0);
-    if (r0 + r < rows_total) val = *reinterpret_cast<const uint4*>(src + (r0 + r) * cols + c);
+    if (r0 + r < rows_total) val = *reinterpret_cast<const uint4*>(src + (r0 + r) * pitch + c);
     *reinterpret_cast<uint4*>(dst + r * ld + c) = val;
   }
 }
+
+// Element strides of a [B, H, T, D] operand of the flash kernels, whose rows (D values) are dense:
+// any layout of views over [B, T, H, D] projections (or a stack of q, k, v heads) with 16-byte
+// aligned rows is read where it lies.
+struct RowsLayout {
+  int64_t b = 0, h = 0, t = 0;
+  template <typename D>
+  __device__ __forceinline__ D* at(D* p, int64_t bi, int64_t hi) const {
+    return p + bi * b + hi * h;
+  }
+};
+struct FlashLayouts {
+  RowsLayout q, k, v, o, dout;  // o: the forward's output (written), or the backward's input
+};
+// The layout of t ([B, H, T, D]) when the flash kernels can read it in place: rows dense, 16-byte
+// aligned (address and strides of dims of more than one element).
+bool flash_rows(const Tensor& t, RowsLayout* layout);
 
 // Whether the WMMA forward of attention.cu applies to these shapes (and 16-byte aligned data).
 bool use_tensor_cores(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v);
 
 // Whether attention_flash.cu's kernels apply: tensor cores allowed, bf16/f16, at least 64 queries,
-// equal head dims of 64 or 128, 16-byte aligned q, k, v (and o, dout for the backward).
+// equal head dims of 64 or 128, q, k, v (and o, dout for the backward) as flash_rows accepts.
 bool use_flash(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v);
 bool use_flash_backward(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                         const Tensor& dout);
-// The output (contiguous [B, Hq, Tq, D], q's dtype) and, when lse is not null, each row's
-// logsumexp (f32, B * Hq * Tq).
-void flash_forward(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, void* out, float* lse,
-                   const Dims& d, int device);
-// dq, dk, dv (q's dtype). saved_lse: the forward's logsumexp, or null to compute it into lse;
-// lse and delta are f32 scratch of B * Hq * Tq rows.
+// q, k, v (and o, dout for the backward) in any layout flash_rows accepts.
+// The output (q's dtype, [B, Hq, Tq, D] laid out by out_rows) and, when lse is not null, each
+// row's logsumexp (f32, B * Hq * Tq).
+void flash_forward(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, void* out, RowsLayout out_rows,
+                   float* lse, const Dims& d, int device);
+// dq, dk, dv (q's dtype, contiguous). saved_lse: the forward's logsumexp, or null to compute it
+// into lse; lse and delta are f32 scratch of B * Hq * Tq rows.
 void flash_backward(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, const Tensor& o,
                     const Tensor& dout, const float* saved_lse, float* lse, float* delta, void* dq, void* dk,
                     void* dv, const Dims& d, int device);

@@ -142,7 +142,7 @@ size_t smem_bytes(int tiles) {
 // Online softmax in the log2 domain: x = (s * scale + mask) * log2(e), p = 2^(x - m).
 template <typename D, int HD>
 __global__ void __launch_bounds__(kWarps * 32) flash_fwd_kernel(const D* q, const D* k, const D* v, MaskView mask,
-                                                                 D* out, float* lse, Dims d) {
+                                                                 D* out, float* lse, Dims d, FlashLayouts io) {
   constexpr int ld = HD + 8;
   extern __shared__ __align__(128) unsigned char smem[];
   D* q_s = reinterpret_cast<D*>(smem);
@@ -151,9 +151,9 @@ __global__ void __launch_bounds__(kWarps * 32) flash_fwd_kernel(const D* q, cons
   int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   int64_t bh = blockIdx.y, b = bh / d.Hq, h = bh % d.Hq, hk = h / d.group;
   int64_t q0 = int64_t(blockIdx.x) * kBlock;
-  const D* kh = k + (b * d.Hkv + hk) * d.Tk * HD;
-  const D* vh = v + (b * d.Hkv + hk) * d.Tk * HD;
-  tc_load_rows(q_s, ld, q + bh * d.Tq * HD, q0, kBlock, d.Tq, HD);
+  const D* kh = io.k.at(k, b, hk);
+  const D* vh = io.v.at(v, b, hk);
+  tc_load_rows(q_s, ld, io.q.at(q, b, h), q0, kBlock, d.Tq, HD, io.q.t);
   __syncthreads();
   uint32_t qa[HD / 16][4];
 #pragma unroll
@@ -167,8 +167,8 @@ __global__ void __launch_bounds__(kWarps * 32) flash_fwd_kernel(const D* q, cons
   float scale2 = float(d.scale) * kLog2e;
   for (int64_t j0 = 0; j0 < kv_end; j0 += kBlock) {
     __syncthreads();
-    tc_load_rows(k_s, ld, kh, j0, kBlock, d.Tk, HD);
-    if (out) tc_load_rows(v_s, ld, vh, j0, kBlock, d.Tk, HD);
+    tc_load_rows(k_s, ld, kh, j0, kBlock, d.Tk, HD, io.k.t);
+    if (out) tc_load_rows(v_s, ld, vh, j0, kBlock, d.Tk, HD, io.v.t);
     __syncthreads();
     if (!warp_active) continue;
     float s[8][4] = {};
@@ -227,19 +227,23 @@ __global__ void __launch_bounds__(kWarps * 32) flash_fwd_kernel(const D* q, cons
     int64_t i = rows[r];
     if (i >= d.Tq) continue;
     if (lse != nullptr && (lane & 3) == 0) lse[bh * d.Tq + i] = l[r] > 0.0f ? m[r] / kLog2e + logf(l[r]) : -INFINITY;
-    if (out != nullptr) store_row<D, HD>(o, r, l[r] > 0.0f ? 1.0f / l[r] : 0.0f, out + (bh * d.Tq + i) * HD, lane);
+    if (out != nullptr)
+      store_row<D, HD>(o, r, l[r] > 0.0f ? 1.0f / l[r] : 0.0f, io.o.at(out, b, h) + i * io.o.t, lane);
   }
 }
 
 // ---------------------------------------------------------------- backward
 template <typename D>
-__global__ void flash_bwd_delta_kernel(const D* o, const D* dout, float* delta, int64_t rows, int64_t dv) {
+__global__ void flash_bwd_delta_kernel(const D* o, const D* dout, float* delta, int64_t rows, int64_t dv, Dims d,
+                                       FlashLayouts io) {
   int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + (threadIdx.x >> 5);
   if (row >= rows) return;
+  int64_t bh = row / d.Tq, i = row % d.Tq, b = bh / d.Hq, h = bh % d.Hq;
+  const D* orow = io.o.at(o, b, h) + i * io.o.t;
+  const D* drow = io.dout.at(dout, b, h) + i * io.dout.t;
   int lane = threadIdx.x & 31;
   float acc = 0.0f;
-  for (int64_t c = lane; c < dv; c += 32)
-    acc += float(cuda::to_c(o[row * dv + c])) * float(cuda::to_c(dout[row * dv + c]));
+  for (int64_t c = lane; c < dv; c += 32) acc += float(cuda::to_c(orow[c])) * float(cuda::to_c(drow[c]));
   acc = cuda::warp_sum(acc);
   if (lane == 0) delta[row] = acc;
 }
@@ -249,7 +253,8 @@ __global__ void flash_bwd_delta_kernel(const D* o, const D* dout, float* delta, 
 template <typename D, int HD>
 __global__ void __launch_bounds__(kWarps * 32) flash_bwd_dq_kernel(const D* q, const D* k, const D* v, MaskView mask,
                                                                     const D* dout, const float* lse,
-                                                                    const float* delta, D* dq, Dims d) {
+                                                                    const float* delta, D* dq, Dims d,
+                                                                    FlashLayouts io) {
   constexpr int ld = HD + 8;
   extern __shared__ __align__(128) unsigned char smem[];
   D* q_s = reinterpret_cast<D*>(smem);
@@ -259,10 +264,10 @@ __global__ void __launch_bounds__(kWarps * 32) flash_bwd_dq_kernel(const D* q, c
   int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   int64_t bh = blockIdx.y, b = bh / d.Hq, h = bh % d.Hq, hk = h / d.group;
   int64_t q0 = int64_t(blockIdx.x) * kBlock;
-  const D* kh = k + (b * d.Hkv + hk) * d.Tk * HD;
-  const D* vh = v + (b * d.Hkv + hk) * d.Tk * HD;
-  tc_load_rows(q_s, ld, q + bh * d.Tq * HD, q0, kBlock, d.Tq, HD);
-  tc_load_rows(do_s, ld, dout + bh * d.Tq * HD, q0, kBlock, d.Tq, HD);
+  const D* kh = io.k.at(k, b, hk);
+  const D* vh = io.v.at(v, b, hk);
+  tc_load_rows(q_s, ld, io.q.at(q, b, h), q0, kBlock, d.Tq, HD, io.q.t);
+  tc_load_rows(do_s, ld, io.dout.at(dout, b, h), q0, kBlock, d.Tq, HD, io.dout.t);
   int64_t rows[2] = {q0 + w * 16 + (lane >> 2), q0 + w * 16 + (lane >> 2) + 8};
   float row_lse[2], row_delta[2];
 #pragma unroll
@@ -277,8 +282,8 @@ __global__ void __launch_bounds__(kWarps * 32) flash_bwd_dq_kernel(const D* q, c
   float acc[HD / 8][4] = {};
   for (int64_t j0 = 0; j0 < kv_end; j0 += kBlock) {
     __syncthreads();
-    tc_load_rows(k_s, ld, kh, j0, kBlock, d.Tk, HD);
-    tc_load_rows(v_s, ld, vh, j0, kBlock, d.Tk, HD);
+    tc_load_rows(k_s, ld, kh, j0, kBlock, d.Tk, HD, io.k.t);
+    tc_load_rows(v_s, ld, vh, j0, kBlock, d.Tk, HD, io.v.t);
     __syncthreads();
     if (!warp_active) continue;
     float s[8][4], dp[8][4];
@@ -313,7 +318,7 @@ template <typename D, int HD>
 __global__ void __launch_bounds__(kWarps * 32) flash_bwd_dkv_kernel(const D* q, const D* k, const D* v, MaskView mask,
                                                                      const D* dout, const float* lse,
                                                                      const float* delta, D* dk, D* dv, float* dk_part,
-                                                                     float* dv_part, Dims d) {
+                                                                     float* dv_part, Dims d, FlashLayouts io) {
   constexpr int ld = HD + 8;
   extern __shared__ __align__(128) unsigned char smem[];
   D* k_s = reinterpret_cast<D*>(smem);
@@ -325,20 +330,20 @@ __global__ void __launch_bounds__(kWarps * 32) flash_bwd_dkv_kernel(const D* q, 
   int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   int64_t bh = blockIdx.y, b = bh / d.Hq, h = bh % d.Hq, hk = h / d.group, bhk = b * d.Hkv + hk;
   int64_t j0 = int64_t(blockIdx.x) * kBlock;
-  tc_load_rows(k_s, ld, k + bhk * d.Tk * HD, j0, kBlock, d.Tk, HD);
-  tc_load_rows(v_s, ld, v + bhk * d.Tk * HD, j0, kBlock, d.Tk, HD);
+  tc_load_rows(k_s, ld, io.k.at(k, b, hk), j0, kBlock, d.Tk, HD, io.k.t);
+  tc_load_rows(v_s, ld, io.v.at(v, b, hk), j0, kBlock, d.Tk, HD, io.v.t);
   int64_t keys[2] = {j0 + w * 16 + (lane >> 2), j0 + w * 16 + (lane >> 2) + 8};
   bool warp_active = j0 + w * 16 < d.Tk;
   // The first query that sees key j0 (causal): i >= j0 - (Tk - Tq).
   int64_t i_begin = d.causal ? max64(0, j0 - (d.Tk - d.Tq)) / kBlock * kBlock : 0;
   float scale = float(d.scale);
-  const D* qh = q + bh * d.Tq * HD;
-  const D* doh = dout + bh * d.Tq * HD;
+  const D* qh = io.q.at(q, b, h);
+  const D* doh = io.dout.at(dout, b, h);
   float acc_k[HD / 8][4] = {}, acc_v[HD / 8][4] = {};
   for (int64_t i0 = i_begin; i0 < d.Tq; i0 += kBlock) {
     __syncthreads();
-    tc_load_rows(q_s, ld, qh, i0, kBlock, d.Tq, HD);
-    tc_load_rows(do_s, ld, doh, i0, kBlock, d.Tq, HD);
+    tc_load_rows(q_s, ld, qh, i0, kBlock, d.Tq, HD, io.q.t);
+    tc_load_rows(do_s, ld, doh, i0, kBlock, d.Tq, HD, io.dout.t);
     if (threadIdx.x < kBlock) {
       int64_t row = i0 + threadIdx.x;
       lse_s[threadIdx.x] = row < d.Tq ? lse[bh * d.Tq + row] : -INFINITY;
@@ -397,16 +402,27 @@ __global__ void flash_bwd_sum_heads(const float* dk_part, const float* dv_part, 
   dv[e] = cuda::from_c<D>(sv);
 }
 
+// The layouts of q, k, v (and o, dout when given), which flash_rows accepted.
+FlashLayouts layouts_of(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* o, const Tensor* dout) {
+  FlashLayouts io;
+  bool ok = flash_rows(q, &io.q) && flash_rows(k, &io.k) && flash_rows(v, &io.v) && (!o || flash_rows(*o, &io.o)) &&
+            (!dout || flash_rows(*dout, &io.dout));
+  WICK_CHECK(ok, "scaled_dot_product_attention: an operand's layout does not suit the tensor-core kernels");
+  return io;
+}
+
 template <typename T, int HD>
-void run_flash_forward(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, void* out, float* lse,
-                       const Dims& d, int device) {
+void run_flash_forward(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, void* out,
+                       RowsLayout out_rows, float* lse, const Dims& d, int device) {
   using D = cuda::dev_t<T>;
+  FlashLayouts io = layouts_of(q, k, v, nullptr, nullptr);
+  io.o = out_rows;
   size_t smem = smem_bytes<D, HD>(3);
   auto kernel = flash_fwd_kernel<D, HD>;
   set_smem(kernel, smem);
   dim3 grid(unsigned((d.Tq + kBlock - 1) / kBlock), unsigned(d.B * d.Hq));
   kernel<<<grid, kWarps * 32, smem, cuda::stream(device)>>>(cuda::cptr<T>(q), cuda::cptr<T>(k), cuda::cptr<T>(v),
-                                                            mask, static_cast<D*>(out), lse, d);
+                                                            mask, static_cast<D*>(out), lse, d, io);
   WICK_CUDA_LAUNCH_CHECK("flash_fwd_kernel");
 }
 
@@ -416,21 +432,22 @@ void run_flash_backward(const Tensor& q, const Tensor& k, const Tensor& v, MaskV
                         void* dk, void* dv, const Dims& d, int device) {
   using D = cuda::dev_t<T>;
   cudaStream_t s = cuda::stream(device);
+  FlashLayouts io = layouts_of(q, k, v, &o, &dout);
   const float* lse = saved_lse;
   if (lse == nullptr) {
-    run_flash_forward<T, HD>(q, k, v, mask, nullptr, lse_scratch, d, device);
+    run_flash_forward<T, HD>(q, k, v, mask, nullptr, RowsLayout{}, lse_scratch, d, device);
     lse = lse_scratch;
   }
   int64_t rows = d.B * d.Hq * d.Tq;
   flash_bwd_delta_kernel<D><<<unsigned((rows + 7) / 8), 256, 0, s>>>(cuda::cptr<T>(o), cuda::cptr<T>(dout), delta,
-                                                                     rows, HD);
+                                                                     rows, HD, d, io);
   WICK_CUDA_LAUNCH_CHECK("flash_bwd_delta_kernel");
   size_t smem = smem_bytes<D, HD>(4);
   auto dq_kernel = flash_bwd_dq_kernel<D, HD>;
   set_smem(dq_kernel, smem);
   dim3 grid_q(unsigned((d.Tq + kBlock - 1) / kBlock), unsigned(d.B * d.Hq));
   dq_kernel<<<grid_q, kWarps * 32, smem, s>>>(cuda::cptr<T>(q), cuda::cptr<T>(k), cuda::cptr<T>(v), mask,
-                                             cuda::cptr<T>(dout), lse, delta, static_cast<D*>(dq), d);
+                                             cuda::cptr<T>(dout), lse, delta, static_cast<D*>(dq), d, io);
   WICK_CUDA_LAUNCH_CHECK("flash_bwd_dq_kernel");
   if (d.Tk == 0) return;
   Tensor parts;  // f32 dk and dv of every query head, when several share a kv head
@@ -446,7 +463,7 @@ void run_flash_backward(const Tensor& q, const Tensor& k, const Tensor& v, MaskV
   dim3 grid_k(unsigned((d.Tk + kBlock - 1) / kBlock), unsigned(d.B * d.Hq));
   kv_kernel<<<grid_k, kWarps * 32, smem, s>>>(cuda::cptr<T>(q), cuda::cptr<T>(k), cuda::cptr<T>(v), mask,
                                              cuda::cptr<T>(dout), lse, delta, static_cast<D*>(dk), static_cast<D*>(dv),
-                                             dk_part, dv_part, d);
+                                             dk_part, dv_part, d, io);
   WICK_CUDA_LAUNCH_CHECK("flash_bwd_dkv_kernel");
   if (d.group == 1) return;
   int64_t n = d.B * d.Hkv * per_head;
@@ -470,20 +487,35 @@ bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr(
 
 }  // namespace
 
+bool flash_rows(const Tensor& t, RowsLayout* layout) {
+  if (t.ndim() != 4 || t.strides()[3] != 1 || !aligned16(t)) return false;
+  int64_t per = 16 / int64_t(t.itemsize());
+  int64_t s[3];
+  for (int i = 0; i < 3; ++i) {
+    s[i] = t.shape(i) == 1 ? 0 : t.strides()[i];
+    if (s[i] % per != 0) return false;
+  }
+  *layout = RowsLayout{s[0], s[1], s[2]};
+  return true;
+}
+
 bool use_flash(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v) {
+  RowsLayout l;
   return cuda::attention_tensor_cores() && d.Tq >= kBlock && d.D == d.Dv && (d.D == 64 || d.D == 128) &&
-         (q.dtype() == Dtype::BF16 || q.dtype() == Dtype::F16) && aligned16(q) && aligned16(k) && aligned16(v);
+         (q.dtype() == Dtype::BF16 || q.dtype() == Dtype::F16) && flash_rows(q, &l) && flash_rows(k, &l) &&
+         flash_rows(v, &l);
 }
 
 bool use_flash_backward(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                         const Tensor& dout) {
-  return use_flash(d, q, k, v) && aligned16(o) && aligned16(dout);
+  RowsLayout l;
+  return use_flash(d, q, k, v) && flash_rows(o, &l) && flash_rows(dout, &l);
 }
 
-void flash_forward(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, void* out, float* lse,
-                   const Dims& d, int device) {
+void flash_forward(const Tensor& q, const Tensor& k, const Tensor& v, MaskView mask, void* out, RowsLayout out_rows,
+                   float* lse, const Dims& d, int device) {
   dispatch_flash(q.dtype(), d.D, [&]<typename T, int HD>() {
-    run_flash_forward<T, HD>(q, k, v, mask, out, lse, d, device);
+    run_flash_forward<T, HD>(q, k, v, mask, out, out_rows, lse, d, device);
   });
 }
 

@@ -2,6 +2,7 @@
 // the CPU backend accepts; 16-bit floats compute in float).
 #include <cstring>
 
+#include "wick/backend/cuda/copy.h"
 #include "wick/backend/cuda/kernel_utils.cuh"
 #include "wick/core/primitives.h"
 #include "wick/core/random_bits.h"
@@ -112,6 +113,57 @@ struct RandomOp {
   }
 };
 
+// Contiguous floating operands of one shape, 16-byte aligned: 16 bytes per load and store (8
+// bf16/f16 values or 4 f32), the tail one value at a time. Each thread reads its values before it
+// writes them, so an output that aliases an input is fine.
+template <class Fn, typename D, int Inputs>
+__global__ void vec16_kernel(int64_t n, const D* a, const D* b, D* y) {
+  constexpr int V = 16 / sizeof(D);
+  int64_t stride = int64_t(gridDim.x) * blockDim.x, first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  int64_t nv = n / V;
+  for (int64_t i = first; i < nv; i += stride) {
+    __align__(16) D va[V], vb[V], vy[V];
+    *reinterpret_cast<uint4*>(va) = reinterpret_cast<const uint4*>(a)[i];
+    if constexpr (Inputs == 2) *reinterpret_cast<uint4*>(vb) = reinterpret_cast<const uint4*>(b)[i];
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      if constexpr (Inputs == 2) vy[k] = apply_binary<Fn>(va[k], vb[k]);
+      else vy[k] = apply_unary<Fn>(va[k]);
+    }
+    reinterpret_cast<uint4*>(y)[i] = *reinterpret_cast<const uint4*>(vy);
+  }
+  for (int64_t i = nv * V + first; i < n; i += stride) {
+    if constexpr (Inputs == 2) y[i] = apply_binary<Fn>(a[i], b[i]);
+    else y[i] = apply_unary<Fn>(a[i]);
+  }
+}
+
+template <typename T>
+constexpr bool kVec16Type = std::is_floating_point_v<T> || std::is_same_v<T, bf16> || std::is_same_v<T, f16>;
+
+// Whether vec16_kernel applies: one shape, all dense and 16-byte aligned.
+bool vec16_applies(const Tensor& out, std::initializer_list<const Tensor*> in) {
+  auto ok = [&](const Tensor& t) {
+    return t.shape() == out.shape() && t.strides() == contiguous_strides(out.shape()) &&
+           reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  };
+  if (out.numel() == 0 || !ok(out)) return false;
+  for (const Tensor* t : in)
+    if (!ok(*t)) return false;
+  return true;
+}
+
+template <class Fn, typename T, int Inputs>
+void launch_vec16(const Tensor& out, const Tensor& a, const Tensor* b) {
+  using D = dev_t<T>;
+  int64_t n = out.numel();
+  constexpr int V = 16 / sizeof(D);
+  int device = out.device().index;
+  vec16_kernel<Fn, D, Inputs><<<cuda::grid_for((n + V - 1) / V, device), cuda::kThreads, 0, cuda::stream(device)>>>(
+      n, cptr<T>(a), b ? cptr<T>(*b) : nullptr, mptr<T>(out));
+  WICK_CUDA_LAUNCH_CHECK("vec16_kernel");
+}
+
 // Host twin of the CPU backend's convert<T, double> (the fill value is formed once on the host).
 template <typename T>
 T host_convert(double v) {
@@ -135,6 +187,9 @@ void Unary<Fn>::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
     if constexpr (std::is_same_v<T, bool>) {
       fail(Fn::name, ": not defined for bool tensors");
     } else {
+      if constexpr (kVec16Type<T>) {
+        if (vec16_applies(out, {&x})) return launch_vec16<Fn, T, 1>(out, x, nullptr);
+      }
       launch_strided<2>(out.shape(), {out.strides(), x.strides()}, out.device().index,
                         UnaryOp<Fn, dev_t<T>>{cptr<T>(x), mptr<T>(out)}, Fn::name);
     }
@@ -155,6 +210,9 @@ void Binary<Fn>::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
     } else if constexpr (std::is_same_v<T, bool>) {
       fail(Fn::name, ": not defined for bool tensors");
     } else {
+      if constexpr (kVec16Type<T>) {
+        if (vec16_applies(out, {&a, &b})) return launch_vec16<Fn, T, 2>(out, a, &b);
+      }
       launch_strided<3>(out.shape(), strides, out.device().index,
                         BinaryOp<Fn, dev_t<T>, dev_t<T>>{cptr<T>(a), cptr<T>(b), mptr<T>(out)}, Fn::name);
     }
@@ -186,6 +244,11 @@ void AsType::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
     if (nbytes)
       WICK_CUDA_CHECK(cudaMemcpyAsync(out.data_ptr(), x.data_ptr(), nbytes, cudaMemcpyDeviceToDevice,
                                       cuda::stream_of(out)));
+    return;
+  }
+  if (x.dtype() == out.dtype()) {  // a strided copy (a reshape or contiguous of a view)
+    cuda::copy_strided(out.data_ptr(), out.strides(), x.data_ptr(), x.strides(), out.shape(), out.itemsize(),
+                       out.device().index, "astype");
     return;
   }
   dispatch_all(x.dtype(), [&]<typename S>() {

@@ -1,6 +1,7 @@
 // CUDA gather/scatter, slice writes and concatenation. An index out of range raises the device
 // error flag (the op's output gets zeros there) and is reported as a wick::Error at the next
 // synchronisation (a copy to the host or wick::synchronize).
+#include "wick/backend/cuda/copy.h"
 #include "wick/backend/cuda/kernel_utils.cuh"
 #include "wick/core/primitives.h"
 
@@ -95,21 +96,47 @@ void write_block(const Tensor& dst, const Tensor& src, const Shape& start, const
     base += start[d] * ds[d];
     block_strides[d] = ds[d] * step[d];
   }
-  auto copy = [&]<typename U>() {
-    U* pd = static_cast<U*>(dst.data_ptr()) + base;
-    const U* ps = static_cast<const U*>(src.data_ptr());
-    cuda::launch_strided<2>(src.shape(), {block_strides, src.strides()}, dst.device().index, CopyOp<U>{pd, ps},
-                            "write_block");
-  };
-  switch (dst.itemsize()) {
-    case 1: copy.template operator()<uint8_t>(); break;
-    case 2: copy.template operator()<uint16_t>(); break;
-    case 4: copy.template operator()<uint32_t>(); break;
-    default: copy.template operator()<uint64_t>(); break;
-  }
+  cuda::copy_strided(static_cast<char*>(dst.data_ptr()) + base * int64_t(dst.itemsize()), block_strides,
+                     src.data_ptr(), src.strides(), src.shape(), dst.itemsize(), dst.device().index, "write_block");
 }
 
 }  // namespace
+
+namespace cuda {
+
+void copy_strided(void* dst, const Strides& dst_strides, const void* src, const Strides& src_strides,
+                  const Shape& shape, size_t itemsize, int device, const char* name) {
+  auto copy = [&]<typename U>(const Shape& sh, const Strides& d, const Strides& s) {
+    launch_strided<2>(sh, {d, s}, device, CopyOp<U>{static_cast<U*>(dst), static_cast<const U*>(src)}, name);
+  };
+  // 16-byte units: the last dim dense in both, its bytes and every other stride a multiple of 16.
+  int nd = int(shape.size());
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  int64_t per = 16 / int64_t(itemsize);
+  bool wide = nd > 0 && itemsize <= 16 && 16 % itemsize == 0 && aligned(dst) && aligned(src) && shape[nd - 1] > 1 &&
+              dst_strides[nd - 1] == 1 && src_strides[nd - 1] == 1 && shape[nd - 1] % per == 0;
+  for (int d = 0; wide && d < nd - 1; ++d)
+    wide = shape[d] == 1 || (dst_strides[d] % per == 0 && src_strides[d] % per == 0);
+  if (wide && per > 1) {
+    Shape sh = shape;
+    Strides ds = dst_strides, ss = src_strides;
+    sh[nd - 1] /= per;
+    for (int d = 0; d < nd - 1; ++d) {
+      ds[d] /= per;
+      ss[d] /= per;
+    }
+    copy.template operator()<uint4>(sh, ds, ss);
+    return;
+  }
+  switch (itemsize) {
+    case 1: copy.template operator()<uint8_t>(shape, dst_strides, src_strides); break;
+    case 2: copy.template operator()<uint16_t>(shape, dst_strides, src_strides); break;
+    case 4: copy.template operator()<uint32_t>(shape, dst_strides, src_strides); break;
+    default: copy.template operator()<uint64_t>(shape, dst_strides, src_strides); break;
+  }
+}
+
+}  // namespace cuda
 
 void Gather::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   Tensor x = cuda::contiguous_on_device(in[0]);
@@ -159,7 +186,15 @@ void SliceUpdate::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   write_block(out, in[1], start_, step_);
 }
 
+void PlaceBlocks::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
+  out.allocate();
+  size_t nbytes = size_t(out.numel()) * out.itemsize();
+  if (nbytes) WICK_CUDA_CHECK(cudaMemsetAsync(out.data_ptr(), 0, nbytes, cuda::stream_of(out)));
+  for (size_t i = 0; i < in.size(); ++i) write_block(out, in[i], starts_[i], Shape(starts_[i].size(), 1));
+}
+
 void Concat::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
+  if (view_of_inputs(in, out)) return;
   out.allocate();
   Shape start(out.ndim(), 0), step(out.ndim(), 1);
   for (const Tensor& x : in) {

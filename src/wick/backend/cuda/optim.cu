@@ -44,11 +44,13 @@ __global__ void adamw_kernel(AdamWBatch<D> batch, double beta1, double beta2, do
   }
 }
 
+// Each input is rows of `cols` dense values, `pitch` apart (a contiguous tensor: one row), as the
+// gradients of blocks cut from one matrix (stacked projections' B) arrive.
 template <typename S, typename D>
 struct CastBatch {
   const S* x[kTensors];
   D* y[kTensors];
-  int64_t n[kTensors];
+  int64_t n[kTensors], cols[kTensors], pitch[kTensors];
 };
 
 template <typename S, typename D>
@@ -56,8 +58,21 @@ __global__ void cast_all_kernel(CastBatch<S, D> batch) {
   const int t = blockIdx.y;
   const S* x = batch.x[t];
   D* y = batch.y[t];
+  const int64_t cols = batch.cols[t], pitch = batch.pitch[t];
   for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < batch.n[t]; j += int64_t(gridDim.x) * blockDim.x)
-    y[j] = cuda::from_c<D>(cuda::to_c(x[j]));
+    y[j] = cuda::from_c<D>(cuda::to_c(x[cols == pitch ? j : j / cols * pitch + j % cols]));
+}
+
+// Whether t is rows of dense values the cast kernel reads in place: (cols, pitch).
+bool dense_rows(const Tensor& t, int64_t* cols, int64_t* pitch) {
+  if (t.is_contiguous()) {
+    *cols = *pitch = std::max<int64_t>(t.numel(), 1);
+    return true;
+  }
+  if (t.ndim() != 2 || t.strides()[1] != 1 || t.shape(1) == 0) return false;
+  *cols = t.shape(1);
+  *pitch = t.strides()[0];
+  return true;
 }
 
 unsigned blocks_for(int64_t most) {
@@ -69,8 +84,12 @@ unsigned blocks_for(int64_t most) {
 void AstypeAll::eval_outputs_cuda(const std::vector<Tensor>& in, const std::vector<Tensor>& out) {
   size_t n = in.size();
   int device = out[0].device().index;
-  std::vector<Tensor> inputs;  // contiguous, held until the launches are queued
-  for (const Tensor& t : in) inputs.push_back(cuda::contiguous_on_device(t));
+  std::vector<Tensor> inputs;  // rows of dense values, held until the launches are queued
+  std::vector<int64_t> cols(n), pitch(n);
+  for (size_t i = 0; i < n; ++i) {
+    inputs.push_back(dense_rows(in[i], &cols[i], &pitch[i]) ? in[i] : cuda::contiguous_on_device(in[i]));
+    if (!inputs.back().same(in[i])) dense_rows(inputs.back(), &cols[i], &pitch[i]);
+  }
   for (const Tensor& t : out) t.allocate();
   dispatch_float(in[0].dtype(), name(), [&]<typename TS>() {
     dispatch_float(out[0].dtype(), name(), [&]<typename TD>() {
@@ -84,6 +103,8 @@ void AstypeAll::eval_outputs_cuda(const std::vector<Tensor>& in, const std::vect
           batch.x[k] = static_cast<const S*>(inputs[first + size_t(k)].data_ptr());
           batch.y[k] = static_cast<D*>(out[first + size_t(k)].data_ptr());
           batch.n[k] = inputs[first + size_t(k)].numel();
+          batch.cols[k] = cols[first + size_t(k)];
+          batch.pitch[k] = pitch[first + size_t(k)];
           most = std::max(most, batch.n[k]);
         }
         if (most == 0) continue;

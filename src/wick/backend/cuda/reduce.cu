@@ -107,12 +107,12 @@ __global__ void reduce_partials_kernel(const A* partial, D* y, int64_t chunks) {
   if (threadIdx.x == 0) y[blockIdx.x] = cuda::from_c<D>(acc);
 }
 
-struct Split {
+struct AxesSplit {
   Shape outer_shape, inner_shape;
   Strides outer_strides, inner_strides;
 };
-Split split_axes(const Tensor& x, const std::vector<int>& axes) {
-  Split s;
+AxesSplit split_axes(const Tensor& x, const std::vector<int>& axes) {
+  AxesSplit s;
   for (int d = 0; d < x.ndim(); ++d) {
     bool reduced = std::find(axes.begin(), axes.end(), d) != axes.end();
     (reduced ? s.inner_shape : s.outer_shape).push_back(x.shape()[d]);
@@ -122,7 +122,7 @@ Split split_axes(const Tensor& x, const std::vector<int>& axes) {
 }
 
 template <typename D, typename A, ReduceKind K>
-void launch_reduce(const Tensor& x, const Tensor& out, const Split& s) {
+void launch_reduce(const Tensor& x, const Tensor& out, const AxesSplit& s) {
   int device = out.device().index;
   int64_t n_out = numel(s.outer_shape), n_in = numel(s.inner_shape);
   if (n_out == 0) return;
@@ -259,7 +259,7 @@ __global__ void argreduce_partials_kernel(const A* part_v, const int64_t* part_i
 void Reduce::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   const Tensor& x = in[0];
   out.allocate();
-  Split s = split_axes(x, axes_);
+  AxesSplit s = split_axes(x, axes_);
   dispatch_all(x.dtype(), [&]<typename T>() {
     using D = cuda::dev_t<T>;
     using A = dacc_t<D>;
@@ -274,7 +274,7 @@ void Reduce::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
 void ArgReduce::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   const Tensor& x = in[0];
   out.allocate();
-  Split s = split_axes(x, {axis_});
+  AxesSplit s = split_axes(x, {axis_});
   int64_t n = x.shape()[axis_], step = x.strides()[axis_];
   int64_t n_out = numel(s.outer_shape);
   if (n_out == 0) return;

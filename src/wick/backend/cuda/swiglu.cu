@@ -40,15 +40,78 @@ struct SwiGLUBackwardOp {
   }
 };
 
+// Matrices [rows, cols] whose rows are dense and 16-byte aligned (as the halves of one [rows,
+// 2 cols] projection are): 16 bytes per load, one division per 16 bytes.
+constexpr int kRowVec = 16;
+
+bool dense_rows(const Tensor& t, const Shape& shape) {
+  int64_t per = kRowVec / int64_t(t.itemsize());
+  return t.ndim() == 2 && t.shape() == shape && t.strides()[1] == 1 && shape[1] % per == 0 &&
+         (shape[0] == 1 || t.strides()[0] % per == 0) && reinterpret_cast<uintptr_t>(t.data_ptr()) % kRowVec == 0;
+}
+
+template <typename D>
+__global__ void swiglu_rows_kernel(int64_t rows, int64_t cols, const D* a, int64_t sa, const D* b, int64_t sb, D* y,
+                                   int64_t sy) {
+  constexpr int V = kRowVec / sizeof(D);
+  int64_t per_row = cols / V, n = rows * per_row;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t r = i / per_row, c = (i % per_row) * V;
+    __align__(16) D va[V], vb[V], vy[V];
+    *reinterpret_cast<uint4*>(va) = *reinterpret_cast<const uint4*>(a + r * sa + c);
+    *reinterpret_cast<uint4*>(vb) = *reinterpret_cast<const uint4*>(b + r * sb + c);
+#pragma unroll
+    for (int k = 0; k < V; ++k) vy[k] = from_c<D>(fn::Silu{}(to_c(va[k])) * to_c(vb[k]));
+    *reinterpret_cast<uint4*>(y + r * sy + c) = *reinterpret_cast<const uint4*>(vy);
+  }
+}
+
+template <typename D>
+__global__ void swiglu_backward_rows_kernel(int64_t rows, int64_t cols, const D* a, int64_t sa, const D* b, int64_t sb,
+                                            const D* g, int64_t sg, D* d_gate, D* d_up, int64_t so) {
+  using C = cuda::dcompute_t<D>;
+  constexpr int V = kRowVec / sizeof(D);
+  int64_t per_row = cols / V, n = rows * per_row;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t r = i / per_row, c = (i % per_row) * V;
+    __align__(16) D va[V], vb[V], vg[V], dg[V], du[V];
+    *reinterpret_cast<uint4*>(va) = *reinterpret_cast<const uint4*>(a + r * sa + c);
+    *reinterpret_cast<uint4*>(vb) = *reinterpret_cast<const uint4*>(b + r * sb + c);
+    *reinterpret_cast<uint4*>(vg) = *reinterpret_cast<const uint4*>(g + r * sg + c);
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      C av = to_c(va[k]), bv = to_c(vb[k]), gv = to_c(vg[k]);
+      C s = C(1) / (C(1) + exp(-av));
+      dg[k] = from_c<D>(gv * bv * s * (C(1) + av * (C(1) - s)));
+      du[k] = from_c<D>(gv * av * s);
+    }
+    *reinterpret_cast<uint4*>(d_gate + r * so + c) = *reinterpret_cast<const uint4*>(dg);
+    *reinterpret_cast<uint4*>(d_up + r * so + c) = *reinterpret_cast<const uint4*>(du);
+  }
+}
+
 }  // namespace
 
 void SwiGLUBackward::eval_outputs_cuda(const std::vector<Tensor>& in, const std::vector<Tensor>& outs) {
   const Tensor &a = in[0], &b = in[1], &g = in[2];
   const Tensor &d_gate = outs[0], &d_up = outs[1];
-  d_gate.allocate();
-  d_up.allocate();
+  Tensor::allocate_side_by_side(outs);  // d gate and d up as split's vjp joins them (a view)
+  const Shape& shape = a.shape();
+  if (a.numel() > 0 && dense_rows(a, shape) && dense_rows(b, shape) && dense_rows(g, shape) &&
+      dense_rows(d_gate, shape) && dense_rows(d_up, shape)) {
+    int device = d_gate.device().index;
+    dispatch_float(a.dtype(), name(), [&]<typename T>() {
+      using D = dev_t<T>;
+      int64_t n = a.numel() / (kRowVec / int64_t(sizeof(D)));
+      swiglu_backward_rows_kernel<D><<<cuda::grid_for(n, device), cuda::kThreads, 0, cuda::stream(device)>>>(
+          shape[0], shape[1], cptr<T>(a), a.strides()[0], cptr<T>(b), b.strides()[0], cptr<T>(g), g.strides()[0],
+          mptr<T>(d_gate), mptr<T>(d_up), d_gate.strides()[0]);
+      WICK_CUDA_LAUNCH_CHECK("swiglu_backward_rows_kernel");
+    });
+    return;
+  }
   dispatch_float(a.dtype(), name(), [&]<typename T>() {
-    launch_strided<4>(a.shape(), {contiguous_strides(a.shape()), a.strides(), b.strides(), g.strides()},
+    launch_strided<4>(a.shape(), {d_gate.strides(), a.strides(), b.strides(), g.strides()},
                       d_gate.device().index,
                       SwiGLUBackwardOp<dev_t<T>>{cptr<T>(a), cptr<T>(b), cptr<T>(g), mptr<T>(d_gate), mptr<T>(d_up)},
                       name());
@@ -58,6 +121,18 @@ void SwiGLUBackward::eval_outputs_cuda(const std::vector<Tensor>& in, const std:
 void SwiGLU::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   const Tensor &a = in[0], &b = in[1];
   out.allocate();
+  if (out.numel() > 0 && dense_rows(a, out.shape()) && dense_rows(b, out.shape()) && dense_rows(out, out.shape())) {
+    int device = out.device().index;
+    dispatch_float(a.dtype(), "swiglu", [&]<typename T>() {
+      using D = dev_t<T>;
+      int64_t n = out.numel() / (kRowVec / int64_t(sizeof(D)));
+      swiglu_rows_kernel<D><<<cuda::grid_for(n, device), cuda::kThreads, 0, cuda::stream(device)>>>(
+          out.shape(0), out.shape(1), cptr<T>(a), a.strides()[0], cptr<T>(b), b.strides()[0], mptr<T>(out),
+          out.strides()[0]);
+      WICK_CUDA_LAUNCH_CHECK("swiglu_rows_kernel");
+    });
+    return;
+  }
   dispatch_float(a.dtype(), "swiglu", [&]<typename T>() {
     launch_strided<3>(out.shape(), {out.strides(), a.strides(), b.strides()}, out.device().index,
                       SwiGLUOp<dev_t<T>>{cptr<T>(a), cptr<T>(b), mptr<T>(out)}, "swiglu");

@@ -64,6 +64,42 @@ Tensor slice_update(Tensor dst, const Tensor& src, const Shape& start) {
   return Tensor::make(shape, dtype, device, std::make_shared<SliceUpdate>(start, Shape(start.size(), 1)), std::move(inputs));
 }
 
+Tensor place_blocks(const Shape& shape, const std::vector<Tensor>& blocks, const std::vector<Shape>& starts) {
+  WICK_CHECK(!blocks.empty() && blocks.size() == starts.size(), "place_blocks: ", blocks.size(), " blocks and ",
+             starts.size(), " starts");
+  const Tensor& first = blocks[0];
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const Tensor& b = blocks[i];
+    check_device("place_blocks", first, b);
+    WICK_CHECK(b.dtype() == first.dtype(), "place_blocks: block ", i, " is ", dtype_name(b.dtype()), ", block 0 ",
+               dtype_name(first.dtype()));
+    WICK_CHECK(b.ndim() == int(shape.size()) && starts[i].size() == shape.size(), "place_blocks: block ", i, " ",
+               shape_str(b.shape()), " at ", shape_str(starts[i]), " does not match the rank of ", shape_str(shape));
+    for (size_t d = 0; d < shape.size(); ++d)
+      WICK_CHECK(starts[i][d] >= 0 && starts[i][d] + b.shape(int64_t(d)) <= shape[d], "place_blocks: block ", i, " ",
+                 shape_str(b.shape()), " at ", shape_str(starts[i]), " does not fit in ", shape_str(shape));
+    for (size_t j = 0; j < i; ++j) {
+      bool apart = false;
+      for (size_t d = 0; d < shape.size() && !apart; ++d)
+        apart = starts[i][d] >= starts[j][d] + blocks[j].shape(int64_t(d)) ||
+                starts[j][d] >= starts[i][d] + b.shape(int64_t(d));
+      WICK_CHECK(apart || b.numel() == 0 || blocks[j].numel() == 0, "place_blocks: blocks ", j, " and ", i, " overlap");
+    }
+  }
+  return Tensor::make(shape, first.dtype(), first.device(), std::make_shared<PlaceBlocks>(starts), blocks);
+}
+
+std::vector<Tensor> PlaceBlocks::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
+                                     const Tensor&) {
+  std::vector<Tensor> all;
+  for (size_t i = 0; i < in.size(); ++i) {
+    Tensor part = g;
+    for (int d = 0; d < g.ndim(); ++d) part = narrow(part, d, starts_[i][size_t(d)], in[i].shape(d));
+    all.push_back(part);
+  }
+  return pick(argnums, all);
+}
+
 std::vector<Tensor> Gather::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,
                                 const Tensor&) {
   Tensor base = zeros(in[0].shape(), g.dtype(), g.device());
@@ -84,6 +120,20 @@ std::vector<Tensor> SliceUpdate::vjp(const std::vector<Tensor>& in, const Tensor
   Tensor ddst = Tensor::make(g.shape(), g.dtype(), g.device(), std::make_shared<SliceUpdate>(start_, step_), {g, hole});
   Tensor dsrc = Tensor::make(src.shape(), g.dtype(), g.device(), std::make_shared<Slice>(start_, step_), {g});
   return pick(argnums, {ddst, dsrc});
+}
+
+bool Concat::view_of_inputs(const std::vector<Tensor>& in, const Tensor& out) const {
+  const Tensor& first = in[0];
+  if (first.strides() != contiguous_strides(out.shape())) return false;  // the join must be dense
+  int64_t start = 0;
+  for (const Tensor& x : in) {
+    if (x.dtype() != out.dtype() || x.storage() != first.storage() || x.strides() != first.strides() ||
+        x.offset() != first.offset() + start * first.strides()[axis_])
+      return false;
+    start += x.shape(axis_);
+  }
+  out.set_data(first.storage(), first.strides(), first.offset());
+  return true;
 }
 
 std::vector<Tensor> Concat::vjp(const std::vector<Tensor>& in, const Tensor& g, const std::vector<int>& argnums,

@@ -18,6 +18,10 @@ Tensor index_add(const Tensor& x, int dim, const Tensor& index, const Tensor& sr
 // dst with the block of src's shape at `start` (one offset per dim) replaced by src. Pass dst
 // with std::move to let it reuse dst's memory (KV-cache writes without a copy).
 Tensor slice_update(Tensor dst, const Tensor& src, const Shape& start);
+// A tensor of `shape` (blocks' dtype), zero except block i at starts[i] (one offset per dim); the
+// blocks must not overlap. E.g. a block-diagonal matrix (torch.block_diag with gaps). Its
+// gradient hands each block its part of the output's gradient, as a view.
+Tensor place_blocks(const Shape& shape, const std::vector<Tensor>& blocks, const std::vector<Shape>& starts);
 
 // out = x.shape[:axis] + index.shape + x.shape[axis+1:], gathering x along axis (numpy take).
 class Gather : public Primitive {
@@ -62,11 +66,28 @@ class SliceUpdate : public Primitive {
   Shape start_, step_;
 };
 
+// out = zeros with input i at starts[i] (place_blocks).
+class PlaceBlocks : public Primitive {
+ public:
+  explicit PlaceBlocks(std::vector<Shape> starts) : starts_(std::move(starts)) {}
+  const char* name() const override { return "place_blocks"; }
+  const std::vector<Shape>& starts() const { return starts_; }
+  WICK_DECLARE_EVAL
+  std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
+  bool vjp_reads_output() const override { return false; }
+ private:
+  std::vector<Shape> starts_;
+};
+
+// Inputs joined along `axis` into fresh memory; or, where they already lie side by side in one
+// buffer as the output would hold them (gradients of split parts written so, e.g. by SwiGLU's
+// backward), a view of that buffer (view_of_inputs, which the backends try first).
 class Concat : public Primitive {
  public:
   explicit Concat(int axis) : axis_(axis) {}
   const char* name() const override { return "concat"; }
   int axis() const { return axis_; }
+  bool view_of_inputs(const std::vector<Tensor>& in, const Tensor& out) const;
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
   bool vjp_reads_output() const override { return false; }
