@@ -180,7 +180,7 @@ WICK_DEVICE_TEST(Siblings, MakeChecksTheNumberOfOutputs) {
 }
 
 // The backward primitives of several outputs give each gradient as its own tensor, not a view of a
-// packed one.
+// packed one; gate and up split from one projection get one gradient, in a buffer of its own.
 WICK_DEVICE_TEST(Siblings, BackwardPrimitivesGiveWholeGradients) {
   Tensor gate = rand({3, 5}).t, up = rand({3, 5}).t;
   Tensor q = rand({1, 2, 3, 4}).t, k = rand({1, 1, 5, 4}).t, v = rand({1, 1, 5, 4}).t;
@@ -194,6 +194,15 @@ WICK_DEVICE_TEST(Siblings, BackwardPrimitivesGiveWholeGradients) {
     EXPECT_TRUE(grads[i].is_contiguous() && grads[i].offset() == 0) << "gradient " << i;
     EXPECT_EQ(grads[i].storage().use_count(), 1) << "gradient " << i << " shares a buffer";
   }
+  Tensor joined = rand({3, 10}).t;
+  auto [v2, g2] = value_and_grad(
+      [](const std::vector<Tensor>& in) {
+        std::vector<Tensor> halves = split(in[0], {5, 5}, 1);
+        return sum(swiglu(halves[0], halves[1]));
+      },
+      {joined});
+  EXPECT_TRUE(g2[0].is_contiguous() && g2[0].offset() == 0 && g2[0].shape() == joined.shape());
+  EXPECT_EQ(g2[0].storage().use_count(), 1) << "the joined gradient shares a buffer";
 }
 
 }  // namespace

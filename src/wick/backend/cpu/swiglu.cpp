@@ -26,7 +26,7 @@ void SwiGLU::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
 void SwiGLUBackward::eval_outputs_cpu(const std::vector<Tensor>& in, const std::vector<Tensor>& outs) {
   const Tensor &a = in[0], &b = in[1], &g = in[2];
   const Tensor &d_gate = outs[0], &d_up = outs[1];
-  Tensor::allocate_side_by_side(outs);  // d gate and d up as split's vjp joins them (a view)
+  allocate_outputs(in, outs);  // side by side when gate and up are (split's vjp then joins them)
   dispatch_float(a.dtype(), name(), [&]<typename T>() {
     using C = compute_t<T>;
     const T *pa = cdata<T>(a), *pb = cdata<T>(b), *pg = cdata<T>(g);

@@ -95,7 +95,7 @@ __global__ void swiglu_backward_rows_kernel(int64_t rows, int64_t cols, const D*
 void SwiGLUBackward::eval_outputs_cuda(const std::vector<Tensor>& in, const std::vector<Tensor>& outs) {
   const Tensor &a = in[0], &b = in[1], &g = in[2];
   const Tensor &d_gate = outs[0], &d_up = outs[1];
-  Tensor::allocate_side_by_side(outs);  // d gate and d up as split's vjp joins them (a view)
+  allocate_outputs(in, outs);  // side by side when gate and up are (split's vjp then joins them)
   const Shape& shape = a.shape();
   if (a.numel() > 0 && dense_rows(a, shape) && dense_rows(b, shape) && dense_rows(g, shape) &&
       dense_rows(d_gate, shape) && dense_rows(d_up, shape)) {

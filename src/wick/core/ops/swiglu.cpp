@@ -26,6 +26,17 @@ std::vector<Tensor> SwiGLU::vjp(const std::vector<Tensor>& in, const Tensor& g, 
                                              std::make_shared<SwiGLUBackward>(), {in[0], in[1], g}));
 }
 
+void SwiGLUBackward::allocate_outputs(const std::vector<Tensor>& in, const std::vector<Tensor>& outs) {
+  const Tensor &gate = in[0], &up = in[1];
+  bool halves = gate.ndim() > 0 && gate.storage() == up.storage() && gate.strides() == up.strides() &&
+                gate.strides().back() == 1 && up.offset() == gate.offset() + gate.shape().back();
+  if (halves) {
+    Tensor::allocate_side_by_side(outs);
+  } else {
+    for (const Tensor& t : outs) t.allocate();
+  }
+}
+
 namespace reference {
 
 Tensor swiglu(const Tensor& gate, const Tensor& up) { return silu(gate) * up; }

@@ -12,11 +12,14 @@ namespace reference {
 Tensor swiglu(const Tensor& gate, const Tensor& up);
 }  // namespace reference
 
-// Gradients of SwiGLU: two outputs, d gate and d up; inputs gate, up, d_out (one shape).
+// Gradients of SwiGLU: two outputs, d gate and d up; inputs gate, up, d_out (one shape). Each has
+// its own buffer, unless gate and up are the two halves of one (split along the last dim): then
+// so are d gate and d up, and split's vjp joins them without a copy (allocate_outputs).
 class SwiGLUBackward : public Primitive {
  public:
   const char* name() const override { return "swiglu_backward"; }
   int num_outputs() const override { return 2; }
+  static void allocate_outputs(const std::vector<Tensor>& in, const std::vector<Tensor>& outs);
   WICK_DECLARE_EVAL_OUTPUTS
 };
 
