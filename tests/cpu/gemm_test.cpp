@@ -54,9 +54,11 @@ void check_products(double rtol) {
                 ref += x * y;
                 mag += std::abs(x * y);
               }
-              ASSERT_NEAR(double(out[size_t(i * ldc + j)]), ref, rtol * mag + 1e-30) << what << " at " << i << ", " << j;
+              ASSERT_NEAR(double(out[size_t(i * ldc + j)]), ref, rtol * mag + 1e-30)
+                  << what << " at " << i << ", " << j;
             }
-            for (int64_t j = c.n; j < ldc; ++j) ASSERT_EQ(out[size_t(i * ldc + j)], T(-7)) << what << " spare column " << j;
+            for (int64_t j = c.n; j < ldc; ++j)
+              ASSERT_EQ(out[size_t(i * ldc + j)], T(-7)) << what << " spare column " << j;
           }
         }
 }

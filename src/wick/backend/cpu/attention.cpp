@@ -1,9 +1,9 @@
 // CPU kernels of scaled dot-product attention, forward and backward. Math in the compute type
 // (double for f64, else f32). Each task holds one head's keys transposed ([D, Tk]) so that a query's
-// scores, like every other step, are loops over contiguous rows that the compiler vectorises
-// (broadcast a value, multiply-add a row) instead of short dot products; tasks are split across the
-// thread pool: the forward per query head and block of queries, the backward per kv head (its
-// query heads and all their rows), so each task owns the rows of dk and dv it adds into.
+// scores, like every other step, are weighted sums of contiguous rows that the compiler vectorises
+// (16 sums held in registers while the rows stream past) instead of short dot products; tasks are
+// split across the thread pool: the forward per query head and block of queries, the backward per
+// kv head (its query heads and all their rows), so each task owns the rows of dk and dv it adds into.
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -11,6 +11,7 @@
 
 #include "wick/backend/cpu/strided.h"
 #include "wick/backend/cpu/thread_pool.h"
+#include "wick/backend/cpu/vec_math.h"
 #include "wick/core/primitives.h"
 
 namespace wick {
@@ -50,6 +51,47 @@ inline void axpy(int64_t n, A a, const A* __restrict src, A* __restrict dst) {
   for (int64_t j = 0; j < n; ++j) dst[j] += a * src[j];
 }
 
+// y[0, width) = sum over r < count of w[r] * rows[r * ld, r * ld + width): 16 columns at a time,
+// their sums held in registers while the rows stream past. Scores (the keys transposed, weighted
+// by the query), outputs (values weighted by probabilities) and dq (keys weighted by ds) are all
+// of this form.
+template <typename A>
+void weighted_rows(int64_t count, const A* __restrict w, const A* __restrict rows, int64_t ld, int64_t width,
+                   A* __restrict y) {
+  constexpr int64_t L = 16;
+  int64_t c0 = 0;
+  for (; c0 + L <= width; c0 += L) {
+    A acc[L] = {};
+    for (int64_t r = 0; r < count; ++r) {
+      const A wr = w[r];
+      const A* row = rows + r * ld + c0;
+      for (int64_t l = 0; l < L; ++l) acc[l] += wr * row[l];
+    }
+    for (int64_t l = 0; l < L; ++l) y[c0 + l] = acc[l];
+  }
+  if (c0 == width) return;
+  const int64_t rest = width - c0;
+  A acc[L] = {};
+  for (int64_t r = 0; r < count; ++r) {
+    const A wr = w[r];
+    const A* row = rows + r * ld + c0;
+    for (int64_t l = 0; l < rest; ++l) acc[l] += wr * row[l];
+  }
+  for (int64_t l = 0; l < rest; ++l) y[c0 + l] = acc[l];
+}
+
+// e^x for x <= 0 (a score minus the row's maximum); exactly 0 below -87, where f32's vectorised exp
+// stops, and for masked keys (-inf).
+template <typename A>
+inline A exp_nonpositive(A x) {
+  if constexpr (std::is_same_v<A, float>) {
+    float e = cpu::exp_f32(x < -87.0f ? -87.0f : x);
+    return x < -87.0f ? 0.0f : e;
+  } else {
+    return std::exp(x);
+  }
+}
+
 // Keys [0, n) of one kv head: transposed into kt [D, n] (row stride ld), and optionally as rows k [n, D],
 // both in the compute type.
 template <typename T, typename A>
@@ -67,8 +109,7 @@ void load_keys(const Rows<T>& src, int64_t b, int64_t h, int64_t n, int64_t D, i
 template <typename A>
 void row_probs(const A* q, const A* kt, int64_t ld, int64_t D, int64_t n, const float* mrow, int64_t mstride,
                A scale, A* p) {
-  std::fill(p, p + n, A(0));
-  for (int64_t c = 0; c < D; ++c) axpy(n, q[c], kt + c * ld, p);
+  weighted_rows(D, q, kt, ld, n, p);
   A m = -INFINITY;
   for (int64_t j = 0; j < n; ++j) {
     p[j] = p[j] * scale + (mrow ? A(mrow[j * mstride]) : A(0));
@@ -80,7 +121,7 @@ void row_probs(const A* q, const A* kt, int64_t ld, int64_t D, int64_t n, const 
   }
   A sum = 0;
   for (int64_t j = 0; j < n; ++j) {
-    p[j] = std::exp(p[j] - m);
+    p[j] = exp_nonpositive(p[j] - m);
     sum += p[j];
   }
   A inv = A(1) / sum;
@@ -110,9 +151,10 @@ void Attention::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
     // Tasks (b, h, block of queries); a task of few rows still pays for loading the keys, so the
     // grain asks for about a block's worth of work per range.
     int64_t per_task = std::min(d.Tq, kQueryBlock) * d.Tk * (d.D + d.Dv);
-    cpu::parallel_for(d.B * d.Hq * blocks, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(per_task, 1)),
-                      [&](int64_t t0, int64_t t1) {
-      std::vector<A> kt(size_t(d.D * d.Tk)), vr(size_t(d.Tk * d.Dv)), p(size_t(d.Tk)), qa(size_t(d.D)), acc(size_t(d.Dv));
+    int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(per_task, 1));
+    cpu::parallel_for(d.B * d.Hq * blocks, grain, [&](int64_t t0, int64_t t1) {
+      std::vector<A> kt(size_t(d.D * d.Tk)), vr(size_t(d.Tk * d.Dv)), p(size_t(d.Tk)), qa(size_t(d.D)),
+          acc(size_t(d.Dv));
       for (int64_t t = t0; t < t1; ++t) {
         int64_t b = t / (d.Hq * blocks), h = t / blocks % d.Hq, i0 = t % blocks * kQueryBlock;
         int64_t i1 = std::min(d.Tq, i0 + kQueryBlock), hk = h / d.group;
@@ -128,9 +170,7 @@ void Attention::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
           for (int64_t c = 0; c < d.D; ++c) qa[c] = A(compute_t<T>(qr[c]));
           const float* mrow = pm ? pm + b * ms[0] + h * ms[1] + i * ms[2] : nullptr;
           row_probs(qa.data(), kt.data(), d.Tk, d.D, ni, mrow, ms[3], A(scale_), p.data());
-          std::fill(acc.begin(), acc.end(), A(0));
-          for (int64_t j = 0; j < ni; ++j)
-            if (p[j] != 0) axpy(d.Dv, p[j], vr.data() + j * d.Dv, acc.data());
+          weighted_rows(ni, p.data(), vr.data(), d.Dv, d.Dv, acc.data());
           T* orow = po + ((b * d.Hq + h) * d.Tq + i) * d.Dv;
           for (int64_t c = 0; c < d.Dv; ++c) orow[c] = T(compute_t<T>(acc[c]));
         }
@@ -155,8 +195,8 @@ void AttentionBackward::eval_outputs_cpu(const std::vector<Tensor>& in, const st
     T *pdq = mdata<T>(outs[0]), *pdk = mdata<T>(outs[1]), *pdv = mdata<T>(outs[2]);
     cpu::parallel_for(d.B * d.Hkv, 1, [&](int64_t t0, int64_t t1) {
       std::vector<A> kt(size_t(d.D * d.Tk)), kr(size_t(d.Tk * d.D)), vt(size_t(d.Dv * d.Tk)), dk(size_t(d.Tk * d.D)),
-          dv(size_t(d.Tk * d.Dv)), p(size_t(d.Tk)), dp(size_t(d.Tk)), qa(size_t(d.D)), ga(size_t(d.Dv)),
-          dq(size_t(d.D));
+          dv(size_t(d.Tk * d.Dv)), p(size_t(d.Tk)), dp(size_t(d.Tk)), ds(size_t(d.Tk)), qa(size_t(d.D)),
+          ga(size_t(d.Dv)), dq(size_t(d.D));
       for (int64_t t = t0; t < t1; ++t) {
         int64_t b = t / d.Hkv, hk = t % d.Hkv;
         int64_t n = visible_keys(d, causal_, d.Tq - 1);
@@ -179,14 +219,12 @@ void AttentionBackward::eval_outputs_cpu(const std::vector<Tensor>& in, const st
             }
             const float* mrow = pm ? pm + b * ms[0] + h * ms[1] + i * ms[2] : nullptr;
             row_probs(qa.data(), kt.data(), d.Tk, d.D, ni, mrow, ms[3], A(scale_), p.data());
-            std::fill(dp.begin(), dp.begin() + ni, A(0));
-            for (int64_t c = 0; c < d.Dv; ++c) axpy(ni, ga[c], vt.data() + c * d.Tk, dp.data());
-            std::fill(dq.begin(), dq.end(), A(0));
+            weighted_rows(d.Dv, ga.data(), vt.data(), d.Tk, ni, dp.data());
+            for (int64_t j = 0; j < ni; ++j) ds[j] = p[j] * (dp[j] - delta) * A(scale_);
+            weighted_rows(ni, ds.data(), kr.data(), d.D, d.D, dq.data());
             for (int64_t j = 0; j < ni; ++j) {
               if (p[j] == 0) continue;
-              A ds = p[j] * (dp[j] - delta) * A(scale_);
-              axpy(d.D, ds, kr.data() + j * d.D, dq.data());
-              axpy(d.D, ds, qa.data(), dk.data() + j * d.D);
+              axpy(d.D, ds[j], qa.data(), dk.data() + j * d.D);
               axpy(d.Dv, p[j], ga.data(), dv.data() + j * d.Dv);
             }
             T* dqr = pdq + ((b * d.Hq + h) * d.Tq + i) * d.D;
