@@ -179,19 +179,20 @@ void Attention::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   });
 }
 
-// Per query row i (probabilities p recomputed): delta = dO . O; dp_j = dO . v_j;
-// ds_j = p_j (dp_j - delta) scale; dq = sum_j ds_j k_j; dk_j += ds_j q; dv_j += p_j dO.
+// Per query row i (probabilities p recomputed): dp_j = dO . v_j; delta = sum_j p_j dp_j (which is
+// dO . O, but taken from the same dp, so that sum_j ds_j stays 0 in f32: a row over one key gets
+// exactly no dq); ds_j = p_j (dp_j - delta) scale; dq = sum_j ds_j k_j; dk_j += ds_j q; dv_j += p_j dO.
 void AttentionBackward::eval_outputs_cpu(const std::vector<Tensor>& in, const std::vector<Tensor>& outs) {
   Tensor q = rows_readable(in[0]), k = rows_readable(in[1]), v = rows_readable(in[2]);
   size_t at = has_mask_ ? 4 : 3;
-  Tensor o = rows_readable(in[at]), dout = rows_readable(in[at + 1]);
+  Tensor dout = rows_readable(in[at + 1]);
   for (const Tensor& out : outs) out.allocate();
   AttnDims d = attn_dims(q, k, v);
   const float* pm = has_mask_ ? cdata<float>(in[3]) : nullptr;
   Strides ms = has_mask_ ? in[3].strides() : Strides(4, 0);
   dispatch_float(q.dtype(), name(), [&]<typename T>() {
     using A = acc_t<T>;
-    Rows<T> rq(q), rk(k), rv(v), ro(o), rg(dout);
+    Rows<T> rq(q), rk(k), rv(v), rg(dout);
     T *pdq = mdata<T>(outs[0]), *pdk = mdata<T>(outs[1]), *pdv = mdata<T>(outs[2]);
     cpu::parallel_for(d.B * d.Hkv, 1, [&](int64_t t0, int64_t t1) {
       std::vector<A> kt(size_t(d.D * d.Tk)), kr(size_t(d.Tk * d.D)), vt(size_t(d.Dv * d.Tk)), dk(size_t(d.Tk * d.D)),
@@ -210,16 +211,14 @@ void AttentionBackward::eval_outputs_cpu(const std::vector<Tensor>& in, const st
         for (int64_t h = hk * d.group; h < (hk + 1) * d.group; ++h)
           for (int64_t i = 0; i < d.Tq; ++i) {
             int64_t ni = visible_keys(d, causal_, i);
-            const T *qr = rq.row(b, h, i), *gr = rg.row(b, h, i), *orow = ro.row(b, h, i);
+            const T *qr = rq.row(b, h, i), *gr = rg.row(b, h, i);
             for (int64_t c = 0; c < d.D; ++c) qa[c] = A(compute_t<T>(qr[c]));
-            A delta = 0;
-            for (int64_t c = 0; c < d.Dv; ++c) {
-              ga[c] = A(compute_t<T>(gr[c]));
-              delta += ga[c] * A(compute_t<T>(orow[c]));
-            }
+            for (int64_t c = 0; c < d.Dv; ++c) ga[c] = A(compute_t<T>(gr[c]));
             const float* mrow = pm ? pm + b * ms[0] + h * ms[1] + i * ms[2] : nullptr;
             row_probs(qa.data(), kt.data(), d.Tk, d.D, ni, mrow, ms[3], A(scale_), p.data());
             weighted_rows(d.Dv, ga.data(), vt.data(), d.Tk, ni, dp.data());
+            A delta = 0;
+            for (int64_t j = 0; j < ni; ++j) delta += p[j] * dp[j];
             for (int64_t j = 0; j < ni; ++j) ds[j] = p[j] * (dp[j] - delta) * A(scale_);
             weighted_rows(ni, ds.data(), kr.data(), d.D, d.D, dq.data());
             for (int64_t j = 0; j < ni; ++j) {
