@@ -248,6 +248,36 @@ WICK_DEVICE_TEST(Attention, StridedOperandsGiveTheSameResults) {
     }
 }
 
+// The backward as a model takes it: q, k, v transposed views of [B, T, H, D] projections and an
+// output gradient that is a view too (the output is transposed back), odd sizes, a padding mask,
+// GQA; f32 and bf16 against the float64 gradients of the same values.
+WICK_DEVICE_TEST(Attention, GradientsOfTransposedProjections) {
+  const int64_t B = 2, T = 11, Hq = 6, Hkv = 2, D = 40, Dv = 24;
+  Rand qt = rand({B, T, Hq, D}), kt = rand({B, T, Hkv, D}), vt = rand({B, T, Hkv, Dv});
+  Tensor w = rand({B, T, Hq, Dv}).t;
+  Tensor pad = make({1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {B, 1, 1, T}, Dtype::Bool);
+  for (bool masked : {false, true}) {
+    std::optional<Tensor> mask = masked ? std::optional<Tensor>(pad) : std::nullopt;
+    auto loss = [&](const std::vector<Tensor>& in) {
+      Tensor y = scaled_dot_product_attention(transpose(in[0], 1, 2), transpose(in[1], 1, 2), transpose(in[2], 1, 2),
+                                              mask, true);
+      return sum(astype(transpose(y, 1, 2), Dtype::F64) * w);
+    };
+    std::vector<Tensor> want = grad(loss, {qt.t, kt.t, vt.t});
+    for (Dtype dt : {Dtype::F32, Dtype::BF16}) {
+      std::vector<Tensor> rounded{astype(astype(qt.t, dt), Dtype::F64), astype(astype(kt.t, dt), Dtype::F64),
+                                  astype(astype(vt.t, dt), Dtype::F64)};
+      if (dt != Dtype::F32) want = grad(loss, rounded);
+      std::vector<Tensor> got = grad(loss, {astype(qt.t, dt), astype(kt.t, dt), astype(vt.t, dt)});
+      Tol tol = dt == Dtype::F32 ? Tol{1e-5, 1e-4} : Tol{0.05, 0.02};
+      const char* names[] = {"dq", "dk", "dv"};
+      for (int i = 0; i < 3; ++i)
+        expect_close(got[i], values(want[i]), want[i].shape(), tol,
+                     str_cat(names[i], " ", dtype_name(dt), masked ? " masked" : ""));
+    }
+  }
+}
+
 WICK_DEVICE_TEST(Attention, Gradients) {
   Rand q = rand({1, 4, 2, 3}), k = rand({1, 2, 4, 3}), v = rand({1, 2, 4, 2});
   Tensor pad = make({1, 1, 0, 1}, {1, 1, 1, 4}, Dtype::Bool);

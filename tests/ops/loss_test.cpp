@@ -263,6 +263,39 @@ WICK_DEVICE_TEST(Loss, LinearCrossEntropyGradients) {
     }
 }
 
+// Rows without a target take no part in the products: runs of ignored rows between kept ones, in
+// chunks that do not divide the kept rows, give each ignored row a loss and gradient of exactly 0
+// and the kept rows their float64 values; a batch with no target at all gives zeros.
+WICK_DEVICE_TEST(Loss, LinearCrossEntropyRowsWithoutTargets) {
+  const int64_t N = 11, D = 7, V = 23;
+  std::vector<int64_t> tv = {-100, -100, 5, -100, 0, 22, -100, -100, -100, 9, -100};
+  Rand x = rand({N, D}, Dtype::F64, -1, 1), w = rand({V, D}, Dtype::F64, -1, 1);
+  Tensor ones = full({N}, 1.0, Dtype::F32);
+  for (int64_t chunk : {0, 1, 2, 3}) {
+    std::string what = str_cat("chunk=", chunk);
+    Tensor targets = ints(tv, {N});
+    auto [dx, dw] = linear_xent_grads(x.v, w.v, tv, Values(N, 1.0), N, D, V);
+    Values losses = row_losses(product_nt(x.v, w.v, N, D, V), V, tv, -100);
+    expect_close(linear_cross_entropy(x.t, w.t, targets, -100, Reduction::None, chunk), losses, {N},
+                 Tol{1e-6, 1e-5}, what + " losses");
+    auto g = grad([&](const std::vector<Tensor>& in) {
+      return sum(linear_cross_entropy(in[0], w.t, targets, -100, Reduction::None, chunk) * ones);
+    }, {x.t});
+    expect_close(g[0], dx, {N, D}, Tol{1e-6, 1e-5}, what + " dx");
+    Values gv = values(g[0]);
+    for (int64_t r = 0; r < N; ++r)
+      if (tv[size_t(r)] < 0)
+        for (int64_t c = 0; c < D; ++c) EXPECT_EQ(gv[size_t(r * D + c)], 0.0) << what << " row " << r;
+    Tensor none = ints(std::vector<int64_t>(N, -100), {N});
+    expect_close(linear_cross_entropy(x.t, w.t, none, -100, Reduction::None, chunk), Values(N, 0.0), {N}, Tol{0, 0},
+                 what + " no target");
+    auto g0 = grad([&](const std::vector<Tensor>& in) {
+      return sum(linear_cross_entropy(in[0], w.t, none, -100, Reduction::None, chunk) * ones);
+    }, {x.t});
+    expect_close(g0[0], Values(N * D, 0.0), {N, D}, Tol{0, 0}, what + " no target dx");
+  }
+}
+
 // Acceptance of the fused loss: equal to cross_entropy(x @ weight^T) and its gradients within 1e-4
 // in f32 (a vocabulary of several thousand, chunks that do not divide the rows); in bf16, as close
 // to float64 as the unfused loss is.

@@ -177,6 +177,16 @@ WICK_DEVICE_TEST(ShapeOps, ConcatStackSplit) {
   Values ref0 = a.v;
   ref0.insert(ref0.end(), a.v.begin(), a.v.end());
   expect_close(cat0, ref0, {4, 3, 4}, Tol{0, 0}, "concat dim 0");
+  // Along the last dim, parts of contiguous rows (copied a row at a time) and a part whose rows
+  // start at an odd offset into a larger tensor.
+  Rand w = rand({2, 3, 9});
+  Tensor cat_last = concat({a.t, narrow(w.t, 2, 3, 5)}, -1);
+  Values ref_last;
+  for (int r = 0; r < 6; ++r) {
+    ref_last.insert(ref_last.end(), a.v.begin() + r * 4, a.v.begin() + (r + 1) * 4);
+    ref_last.insert(ref_last.end(), w.v.begin() + r * 9 + 3, w.v.begin() + r * 9 + 8);
+  }
+  expect_close(cat_last, ref_last, {2, 3, 9}, Tol{0, 0}, "concat last dim");
 
   Rand p = rand({3, 2}), q = rand({3, 2});
   for (int dim : {0, 1, 2, -1}) {

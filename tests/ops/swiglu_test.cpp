@@ -33,6 +33,34 @@ WICK_DEVICE_TEST(SwiGLU, MatchesFloat64) {
     }
 }
 
+// Contiguous f32 over the whole useful range of the gate (the CPU's vectorised loops, where the
+// sigmoid's exp is clamped), on more values than one range of the thread pool and not a multiple of
+// any vector width, also from an offset into a larger buffer (unaligned), forward and backward
+// against float64.
+WICK_DEVICE_TEST(SwiGLU, F32OverTheGateRangeMatchesFloat64) {
+  const int64_t rows = 7, cols = 4099;
+  Rand g = rand({rows * cols + 1}, Dtype::F32, -95, 95), u = rand({rows * cols + 1}, Dtype::F32),
+       d = rand({rows * cols + 1}, Dtype::F32);
+  for (int64_t offset : {0, 1}) {
+    auto part = [&](const Tensor& t) { return reshape(narrow(t, 0, offset, rows * cols), {rows, cols}); };
+    Values gv(g.v.begin() + offset, g.v.begin() + offset + rows * cols),
+        uv(u.v.begin() + offset, u.v.begin() + offset + rows * cols),
+        dv(d.v.begin() + offset, d.v.begin() + offset + rows * cols);
+    std::string what = str_cat("offset ", offset);
+    expect_close(swiglu(part(g.t), part(u.t)), swiglu_ref(gv, uv), {rows, cols}, what);
+    Values dgate, dup;
+    for (size_t i = 0; i < gv.size(); ++i) {
+      double s = 1 / (1 + std::exp(-gv[i]));
+      dgate.push_back(dv[i] * uv[i] * s * (1 + gv[i] * (1 - s)));
+      dup.push_back(dv[i] * gv[i] * s);
+    }
+    auto grads = vjp([](const std::vector<Tensor>& in) { return std::vector<Tensor>{swiglu(in[0], in[1])}; },
+                     {part(g.t), part(u.t)}, {part(d.t)});
+    expect_close(grads.second[0], dgate, {rows, cols}, what + " d gate");
+    expect_close(grads.second[1], dup, {rows, cols}, what + " d up");
+  }
+}
+
 WICK_DEVICE_TEST(SwiGLU, Gradients) {
   check_grads([](const std::vector<Tensor>& in) { return swiglu(in[0], in[1]); },
               {rand({2, 3, 5}).t, rand({2, 3, 5}).t}, "swiglu");

@@ -262,7 +262,7 @@ void add_runtime_options(CLI::App* cmd, RuntimeOptions& runtime) {
   cmd->add_option("--device", runtime.device, "cpu, cuda or cuda:N (auto: cuda when present)");
   cmd->add_option("--dtype", runtime.dtype, "f32, bf16 or f16 (auto: bf16 on CUDA, f32 on the CPU)");
   cmd->add_option("--threads", runtime.threads,
-                  "CPU threads for the kernels and OpenBLAS (0: WICK_NUM_THREADS when set, else every core)")
+                  "CPU threads for every kernel (0: WICK_NUM_THREADS when set, else every core)")
       ->check(CLI::Range(0, 4096))
       ->capture_default_str();
   cmd->add_flag("--int8-activations", runtime.int8_activations,

@@ -15,7 +15,7 @@ struct RuntimeOptions {
   // Decoders: how the linear layers' weights are kept. "" (dense), "file" (a GGUF's own quantized
   // blocks), or a type to quantize them into at load: q4_0, q4_1, q5_0, q5_1, q8_0.
   std::string quantized_base;
-  int threads = 0;  // CPU threads (the pool's and OpenBLAS's); 0: WICK_NUM_THREADS, else every core
+  int threads = 0;  // CPU threads of the pool (matrix products included); 0: WICK_NUM_THREADS, else every core
   // CPU, GGUF, inference commands: how decode steps multiply the file's blocks. By default the
   // K-quant blocks (Q2_K ... Q6_K) go through 8-bit activations, as llama.cpp's CPU backend does
   // (about twice as fast; logits move slightly, so greedy answers can change at near ties) and the

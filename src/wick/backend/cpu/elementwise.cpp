@@ -1,10 +1,10 @@
 // CPU kernels of the elementwise primitives, fills and random draws; large tensors are split across
 // the thread pool.
-#include <bit>
 #include <cmath>
 #include <cstdint>
 
 #include "wick/backend/cpu/strided.h"
+#include "wick/backend/cpu/vec_math.h"
 #include "wick/core/primitives.h"
 #include "wick/core/random_bits.h"
 
@@ -31,8 +31,8 @@ D convert(S s) {
 // (one copy per instruction set, chosen when the program loads). With z = |x| / sqrt(2):
 // erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z / 2), P the Chebyshev fit of Numerical Recipes'
 // erfcc (relative error below 1.2e-7 for every z); exp as 2^k times Cephes' expf polynomial on
-// [-ln 2 / 2, ln 2 / 2]; then 1 + erf(x / sqrt 2) is 2 - erfc(z) for x >= 0 and erfc(z) for x < 0, so
-// the result keeps a relative error of a few 1e-7 on both sides (libm's erff is a call per value).
+// [-ln 2 / 2, ln 2 / 2] (vec_math.h); then 1 + erf(x / sqrt 2) is 2 - erfc(z) for x >= 0 and
+// erfc(z) for x < 0, so the result keeps a relative error of a few 1e-7 on both sides (libm's erff is a call per value).
 __attribute__((target_clones("avx512f", "avx2,fma", "default"))) void gelu_erf_f32(const float* __restrict x,
                                                                                   float* __restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
@@ -50,17 +50,7 @@ __attribute__((target_clones("avx512f", "avx2,fma", "default"))) void gelu_erf_f
     p = -1.26551223f + t * p;
     float e = p - z * z;
     e = e < -87.0f ? -87.0f : e;  // 2^k stays a normal float; erfc is then far below f32's resolution of 2
-    float k = (e * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-    float r = e - k * 0.693359375f - k * -2.12194440e-4f;
-    float q = 1.9875691500e-4f;
-    q = 1.3981999507e-3f + r * q;
-    q = 8.3334519073e-3f + r * q;
-    q = 4.1665795894e-2f + r * q;
-    q = 1.6666665459e-1f + r * q;
-    q = 5.0000001201e-1f + r * q;
-    q = 1.0f + r + r * r * q;
-    float scale = std::bit_cast<float>((int32_t(k) + 127) << 23);
-    float erfc = t * q * scale;
+    float erfc = t * cpu::exp_f32(e);
     y[i] = 0.5f * v * (v >= 0.0f ? 2.0f - erfc : erfc);
   }
 }

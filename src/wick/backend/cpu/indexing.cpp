@@ -50,7 +50,17 @@ void write_block(const Tensor& dst, const Tensor& src, const Shape& start, const
   size_t item = dst.itemsize();
   char* pd = static_cast<char*>(dst.data_ptr());
   const char* ps = static_cast<const char*>(src.data_ptr());
-  cpu::for_each_strided<2>(src.shape(), {block_strides, src.strides()},
+  const Strides& ss = src.strides();
+  if (src.ndim() > 0 && ss.back() == 1 && block_strides.back() == 1) {
+    // Rows contiguous on both sides (a concat of weight matrices, a cache write): one copy per row.
+    Shape outer(src.shape().begin(), src.shape().end() - 1);
+    size_t row = size_t(src.shape(-1)) * item;
+    cpu::for_each_strided<2>(outer, {Strides(block_strides.begin(), block_strides.end() - 1),
+                                     Strides(ss.begin(), ss.end() - 1)},
+                             [&](int64_t o, int64_t i) { std::memcpy(pd + (base + o) * item, ps + i * item, row); });
+    return;
+  }
+  cpu::for_each_strided<2>(src.shape(), {block_strides, ss},
                            [&](int64_t o, int64_t i) { std::memcpy(pd + (base + o) * item, ps + i * item, item); });
 }
 

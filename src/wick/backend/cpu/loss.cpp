@@ -1,12 +1,11 @@
 // CPU kernels of cross-entropy and its backward (per row; a stable log-sum-exp in double), and of the
 // linear cross-entropy in chunks of rows.
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "wick/backend/cpu/gemm.h"
 #include "wick/backend/cpu/strided.h"
 #include "wick/backend/cpu/thread_pool.h"
 #include "wick/core/primitives.h"
@@ -87,12 +86,10 @@ void CrossEntropyBackward::eval_cpu(const std::vector<Tensor>& in, const Tensor&
 namespace {
 
 void gemm(bool tb, int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n), int(k), 1.0f, a, int(k), b,
-              tb ? int(k) : int(n), 0.0f, c, int(n));
+  cpu::gemm(false, tb, m, n, k, a, k, b, tb ? k : n, c, n);
 }
 void gemm(bool tb, int64_t m, int64_t n, int64_t k, const double* a, const double* b, double* c) {
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n), int(k), 1.0, a, int(k), b,
-              tb ? int(k) : int(n), 0.0, c, int(n));
+  cpu::gemm(false, tb, m, n, k, a, k, b, tb ? k : n, c, n);
 }
 
 // A row-major copy of a contiguous tensor in A (f32 for 16-bit floats), or its own data when it is
@@ -108,43 +105,51 @@ const A* as_acc(const Tensor& t, std::vector<A>& copy) {
   return copy.data();
 }
 
-// The chunked loop in A (double for f64, else float); `target` holds -1 for ignored rows.
+// The chunked loop in A (double for f64, else float) over the rows that have a target (`target`
+// holds -1 for ignored rows: their loss and gradient are 0, and they take no part in the
+// products): each chunk's rows are gathered, multiplied by the head and scattered back.
 template <typename A>
 void linear_xent(const A* px, const A* pw, const std::vector<int64_t>& target, int64_t n, int64_t d, int64_t v,
                  int64_t rows, float* loss, A* dx) {
-  std::vector<A> logits(size_t(std::min(rows, n) * v));
-  for (int64_t r0 = 0; r0 < n && v > 0; r0 += rows) {
-    int64_t len = std::min(rows, n - r0);
-    gemm(true, len, v, d, px + r0 * d, pw, logits.data());
+  std::vector<int64_t> kept;
+  for (int64_t r = 0; r < n; ++r) {
+    if (target[r] >= 0) kept.push_back(r);
+    loss[r] = 0.0f;
+  }
+  int64_t nk = int64_t(kept.size());
+  if (nk == 0 || v == 0) return;
+  std::vector<A> logits(size_t(std::min(rows, nk) * v)), xc(size_t(std::min(rows, nk) * d)), dxc;
+  if (dx) dxc.resize(xc.size());
+  for (int64_t r0 = 0; r0 < nk; r0 += rows) {
+    int64_t len = std::min(rows, nk - r0);
+    for (int64_t i = 0; i < len; ++i) std::copy_n(px + kept[r0 + i] * d, d, xc.data() + i * d);
+    gemm(true, len, v, d, xc.data(), pw, logits.data());
     cpu::parallel_for(len, 1, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         A* row = logits.data() + i * v;
-        int64_t t = target[r0 + i];
-        if (t < 0) {
-          loss[r0 + i] = 0.0f;
-          if (dx) std::fill(row, row + v, A(0));
-          continue;
-        }
+        int64_t t = target[kept[r0 + i]];
         A m = -INFINITY;
         for (int64_t j = 0; j < v; ++j) m = std::max(m, row[j]);
         double s = 0;
         for (int64_t j = 0; j < v; ++j) s += std::exp(double(row[j] - m));
-        loss[r0 + i] = float(std::log(s) + double(m) - double(row[t]));
+        loss[kept[r0 + i]] = float(std::log(s) + double(m) - double(row[t]));
         if (!dx) continue;
         A inv = A(1.0 / s);
         for (int64_t j = 0; j < v; ++j) row[j] = std::exp(row[j] - m) * inv;
         row[t] -= A(1);
       }
     });
-    if (dx) gemm(false, len, d, v, logits.data(), pw, dx + r0 * d);
+    if (!dx) continue;
+    gemm(false, len, d, v, logits.data(), pw, dxc.data());
+    for (int64_t i = 0; i < len; ++i) std::copy_n(dxc.data() + i * d, d, dx + kept[r0 + i] * d);
   }
 }
 
 }  // namespace
 
-// A chunk of rows at a time: logits = x_c @ weight^T (OpenBLAS; 16-bit floats widened to f32),
-// each row's loss and, when the gradient is kept, the row turned in place into softmax - onehot,
-// then dx_c = that @ weight.
+// A chunk of the rows that have a target at a time: logits = x_c @ weight^T (cpu::gemm; 16-bit
+// floats widened to f32), each row's loss and, when the gradient is kept, the row turned in place
+// into softmax - onehot, then dx_c = that @ weight; ignored rows cost nothing.
 void LinearCrossEntropy::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   Tensor x = cpu::contiguous_copy(in[0]);
   Tensor weight = cpu::contiguous_copy(in[1]);

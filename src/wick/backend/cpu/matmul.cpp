@@ -1,8 +1,8 @@
-// CPU matrix products through OpenBLAS; 16-bit floats are widened to f32 around the GEMM.
-#include <cblas.h>
-
+// CPU matrix products through OpenBLAS (split across the thread pool, gemm.h); 16-bit floats are
+// widened to f32 around the GEMM.
 #include <cstring>
 
+#include "wick/backend/cpu/gemm.h"
 #include "wick/backend/cpu/strided.h"
 #include "wick/backend/blas_layout.h"
 #include "wick/core/primitives.h"
@@ -10,23 +10,8 @@
 namespace wick {
 
 using cpu::cdata;
+using cpu::gemm;
 using cpu::mdata;
-
-namespace {
-
-
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-          float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n), int(k),
-              1.0f, a, int(lda), b, int(ldb), 0.0f, c, int(ldc));
-}
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const double* b,
-          int64_t ldb, double* c, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n), int(k),
-              1.0, a, int(lda), b, int(ldb), 0.0, c, int(ldc));
-}
-
-}  // namespace
 
 void Matmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   Tensor a = in[0], b = in[1];

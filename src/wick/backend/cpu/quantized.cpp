@@ -6,12 +6,11 @@
 // More rows (a prompt) dequantize the matrix (rows in parallel) into a scratch buffer of the compute
 // dtype and multiply it with OpenBLAS (16-bit values widened to f32 around the GEMM, as in Matmul);
 // f32 products with W^T (inference) do so a slice of rows at a time into a small scratch.
-#include <cblas.h>
-
 #include <algorithm>
 #include <memory>
 #include <vector>
 
+#include "wick/backend/cpu/gemm.h"
 #include "wick/backend/cpu/quant_dot.h"
 #include "wick/backend/cpu/strided.h"
 #include "wick/backend/cpu/thread_pool.h"
@@ -201,8 +200,7 @@ void QuantizedMatmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out)
     for (int64_t r0 = 0; r0 < rows_; r0 += slice) {
       const int64_t nr = std::min(slice, rows_ - r0);
       dequantize_into(type_, cpu::cdata<uint8_t>(blocks) + size_t(r0) * row_bytes, nr, cols_, Dtype::F32, w.data());
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(nr), int(k), 1.0f, cpu::cdata<float>(x), int(k),
-                  w.data(), int(cols_), 0.0f, cpu::mdata<float>(out) + r0, int(n));
+      cpu::gemm(false, true, m, nr, k, cpu::cdata<float>(x), k, w.data(), cols_, cpu::mdata<float>(out) + r0, n);
     }
     return;
   }
@@ -210,8 +208,7 @@ void QuantizedMatmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out)
   dequantize_into(type_, cpu::cdata<uint8_t>(blocks), rows_, cols_, x.dtype(), w.data_ptr());
   // W is [rows, cols] row-major: the transposed product multiplies by W^T (ld cols), the other by W.
   auto gemm = [&](const float* a, const float* b, float* c) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, transposed_ ? CblasTrans : CblasNoTrans, int(m), int(n), int(k), 1.0f,
-                a, int(k), b, int(cols_), 0.0f, c, int(n));
+    cpu::gemm(false, transposed_, m, n, k, a, k, b, cols_, c, n);
   };
   dispatch_float(x.dtype(), name(), [&]<typename T>() {
     if constexpr (std::is_same_v<T, float>) {

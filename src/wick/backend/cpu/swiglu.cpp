@@ -1,6 +1,10 @@
 // CPU kernels of SwiGLU and its backward (any strides; large tensors split across the thread pool).
+// Contiguous f32 operands, the training and prefill case, go through loops the compiler vectorises
+// (the sigmoid from vec_math.h, one copy per instruction set); other dtypes and views through the
+// strided loop with the scalar functions.
 #include "wick/backend/cpu/strided.h"
 #include "wick/backend/cpu/thread_pool.h"
+#include "wick/backend/cpu/vec_math.h"
 #include "wick/core/primitives.h"
 
 namespace wick {
@@ -9,9 +13,44 @@ using cpu::cdata;
 using cpu::parallel_for_each_strided;
 using cpu::mdata;
 
+namespace {
+
+__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void swiglu_f32(const float* __restrict a,
+                                                                                const float* __restrict b,
+                                                                                float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] * cpu::sigmoid_f32(a[i]) * b[i];
+}
+
+// d gate = g b s (1 + a (1 - s)), d up = g a s, with s = sigmoid(a).
+__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void swiglu_backward_f32(
+    const float* __restrict a, const float* __restrict b, const float* __restrict g, float* __restrict d_gate,
+    float* __restrict d_up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    float av = a[i], s = cpu::sigmoid_f32(av);
+    d_gate[i] = g[i] * b[i] * s * (1.0f + av * (1.0f - s));
+    d_up[i] = g[i] * av * s;
+  }
+}
+
+bool all_contiguous_f32(std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts)
+    if (t->dtype() != Dtype::F32 || !t->is_contiguous()) return false;
+  return true;
+}
+
+constexpr int64_t kGrain = int64_t(1) << 14;
+
+}  // namespace
+
 void SwiGLU::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   const Tensor &a = in[0], &b = in[1];
   out.allocate();
+  if (all_contiguous_f32({&a, &b}) && a.shape() == out.shape() && b.shape() == out.shape()) {
+    const float *pa = cdata<float>(a), *pb = cdata<float>(b);
+    float* dst = mdata<float>(out);
+    cpu::parallel_for(out.numel(), kGrain, [&](int64_t s, int64_t e) { swiglu_f32(pa + s, pb + s, dst + s, e - s); });
+    return;
+  }
   dispatch_float(a.dtype(), "swiglu", [&]<typename T>() {
     using C = compute_t<T>;
     const T* pa = cdata<T>(a);
@@ -27,6 +66,15 @@ void SwiGLUBackward::eval_outputs_cpu(const std::vector<Tensor>& in, const std::
   const Tensor &a = in[0], &b = in[1], &g = in[2];
   const Tensor &d_gate = outs[0], &d_up = outs[1];
   allocate_outputs(in, outs);  // side by side when gate and up are (split's vjp then joins them)
+  // Contiguous gate and up: the outputs are contiguous too (allocate_outputs).
+  if (all_contiguous_f32({&a, &b, &g}) && b.shape() == a.shape() && g.shape() == a.shape()) {
+    const float *pa = cdata<float>(a), *pb = cdata<float>(b), *pg = cdata<float>(g);
+    float *dg = mdata<float>(d_gate), *du = mdata<float>(d_up);
+    cpu::parallel_for(a.numel(), kGrain, [&](int64_t s, int64_t e) {
+      swiglu_backward_f32(pa + s, pb + s, pg + s, dg + s, du + s, e - s);
+    });
+    return;
+  }
   dispatch_float(a.dtype(), name(), [&]<typename T>() {
     using C = compute_t<T>;
     const T *pa = cdata<T>(a), *pb = cdata<T>(b), *pg = cdata<T>(g);

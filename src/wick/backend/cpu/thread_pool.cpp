@@ -162,7 +162,8 @@ struct State {
   std::atomic<int> threads;
   std::mutex mutex;
   std::unique_ptr<Pool> pool;
-  State() : threads(initial_threads()) { openblas_set_num_threads(threads.load()); }
+  // OpenBLAS runs on the calling thread only: gemm.cpp splits large products across this pool.
+  State() : threads(initial_threads()) { openblas_set_num_threads(1); }
 };
 
 State& state() {
@@ -182,7 +183,6 @@ void set_num_threads(int n) {
   std::lock_guard<std::mutex> lock(s.mutex);
   s.threads.store(n);
   s.pool.reset();
-  openblas_set_num_threads(n);
 }
 
 namespace detail {

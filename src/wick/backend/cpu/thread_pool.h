@@ -1,6 +1,6 @@
 // The one thread pool of the CPU backend: every CPU kernel that splits its work across cores does so
-// through parallel_for, and OpenBLAS is told to use the same number of threads, so the two never
-// ask for more cores than the pool was given.
+// through parallel_for, matrix products included (gemm.h: OpenBLAS itself runs on one thread), so
+// no second set of threads competes for the cores the pool was given.
 #pragma once
 
 #include <algorithm>
@@ -12,7 +12,7 @@ namespace wick::cpu {
 // cores this process may run on. At least 1.
 int num_threads();
 
-// Sets the number of threads (>= 1) for the pool and for OpenBLAS; `wick --threads N` calls it.
+// Sets the number of threads (>= 1) of the pool; `wick --threads N` calls it.
 // Not to be called while a kernel runs.
 void set_num_threads(int n);
 
