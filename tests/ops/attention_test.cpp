@@ -221,8 +221,9 @@ WICK_DEVICE_TEST(Attention, TransposedProjections) {
 
 // q, k, v as the model hands them over: heads of one [B, T, Hq + 2 Hkv, D] projection split and
 // transposed (read in place by the GPU's tensor-core kernels), and the output's gradient arriving
-// as the transposed view of rows. Output and gradients equal, bit for bit, those of contiguous
-// copies of every operand.
+// as the transposed view of rows. Output and gradients equal those of contiguous copies of every
+// operand: bit for bit on the GPU (the same kernels over other addresses), within rounding on the
+// CPU (whose kernels may take other paths for dense operands).
 WICK_DEVICE_TEST(Attention, StridedOperandsGiveTheSameResults) {
   for (Dtype dt : {Dtype::BF16, Dtype::F16, Dtype::F32})
     for (int64_t d : {64, 128}) {
@@ -243,8 +244,12 @@ WICK_DEVICE_TEST(Attention, StridedOperandsGiveTheSameResults) {
       std::string what = str_cat(dtype_name(dt), " head dim ", d);
       auto [strided_loss, strided] = value_and_grad(loss(false), {qkv});
       auto [copied_loss, copied] = value_and_grad(loss(true), {qkv});
-      EXPECT_EQ(strided_loss.item<double>(), copied_loss.item<double>()) << what;
-      expect_close(strided[0], values(copied[0]), qkv.shape(), Tol{0, 0}, what);
+      bool exact = device().is_cuda();
+      Tol tol = exact ? Tol{0, 0} : dt == Dtype::F32 ? Tol{1e-5, 1e-5} : Tol{2e-2, 2e-2};
+      EXPECT_NEAR(strided_loss.item<double>(), copied_loss.item<double>(),
+                  exact ? 0.0 : 1e-4 * std::abs(copied_loss.item<double>()))
+          << what;
+      expect_close(strided[0], values(copied[0]), qkv.shape(), tol, what);
     }
 }
 
