@@ -41,6 +41,20 @@ bool have_model() {
   return false;
 }
 
+// `wick ARGS --json` succeeds and reports how it keeps the weights.
+void expect_weights(const std::string& args, const std::string& weights) {
+  Result r = run_wick(args);
+  ASSERT_EQ(r.code, 0) << args << ": " << r.err;
+  EXPECT_EQ(json::parse(r.out)["weights"], weights) << args << ": " << r.out;
+}
+
+// `wick ARGS` is refused as a usage error (exit 2) whose message holds `message`.
+void expect_refusal(const std::string& args, const std::string& message) {
+  Result r = run_wick(args);
+  EXPECT_EQ(r.code, 2) << args << ": " << r.err;
+  EXPECT_NE(r.err.find(message), std::string::npos) << args << ": " << r.err;
+}
+
 TEST(CliBench, JsonHasOneEntryPerTestWithConsistentRates) {
   if (!have_model()) return;
   Result r = run_wick("bench --device cpu --model " + kModel + " -p 4,8 -n 2 -b 1,2 -d 0,3 -r 3 --seed 7 --json");
@@ -124,22 +138,12 @@ TEST(CliBench, KQuantBlocksTakeEightBitActivationsUnlessAskedForF32) {
   if (!std::filesystem::exists(model))
     GTEST_SKIP() << "missing " << model << " (scripts/fetch-models.sh models --qwen-coder)";
   const std::string base = "bench --device cpu --model " + model + " -p 0 -n 1 -b 1 -r 1 --threads 1 --json";
-  Result kept = run_wick(base);
-  ASSERT_EQ(kept.code, 0) << kept.err;
-  EXPECT_EQ(json::parse(kept.out)["weights"], "the file's blocks, 8-bit activations, 1 threads") << kept.out;
-  Result f32 = run_wick(base + " --f32-activations");
-  ASSERT_EQ(f32.code, 0) << f32.err;
-  EXPECT_EQ(json::parse(f32.out)["weights"], "the file's blocks, 1 threads") << f32.out;
-  Result both = run_wick(base + " --f32-activations --int8-activations");
-  EXPECT_EQ(both.code, 2) << both.err;
-  EXPECT_NE(both.err.find("exclude each other"), std::string::npos) << both.err;
-  Result expanded = run_wick(base + " --f32-activations --expand-weights");
-  EXPECT_EQ(expanded.code, 2) << expanded.err;
-  EXPECT_NE(expanded.err.find("leave out --expand-weights"), std::string::npos) << expanded.err;
-  Result refused = run_wick("embed --device cpu --model " + model + " --f32-activations");
-  EXPECT_EQ(refused.code, 2) << refused.err;
-  EXPECT_NE(refused.err.find("--f32-activations is for generate, chat, bench and serve"), std::string::npos)
-      << refused.err;
+  expect_weights(base, "the file's blocks, 8-bit activations, 1 threads");
+  expect_weights(base + " --f32-activations", "the file's blocks, 1 threads");
+  expect_refusal(base + " --f32-activations --int8-activations", "exclude each other");
+  expect_refusal(base + " --f32-activations --expand-weights", "leave out --expand-weights");
+  expect_refusal("embed --device cpu --model " + model + " --f32-activations",
+                 "--f32-activations is for generate, chat, bench and serve");
 }
 
 // --adapters: random adapters resident, the sequences of a test using them in turn; reported in the
@@ -173,24 +177,15 @@ TEST(CliBench, AdaptersAreReportedAndNeedTheRuntime) {
 TEST(CliBench, GgufKeepsItsBlocksUnlessExpanded) {
   if (!have_model()) return;
   const std::string base = "bench --device cpu --model " + kModel + " -p 4 -n 2 -b 1 -r 1 --threads 1 --json";
-  Result kept = run_wick(base);
-  ASSERT_EQ(kept.code, 0) << kept.err;
-  EXPECT_EQ(json::parse(kept.out)["weights"], "the file's blocks, 1 threads") << kept.out;
-  Result expanded = run_wick(base + " --expand-weights");
-  ASSERT_EQ(expanded.code, 0) << expanded.err;
-  EXPECT_EQ(json::parse(expanded.out)["weights"], "dense f32, 1 threads") << expanded.out;
-  Result both = run_wick(base + " --expand-weights --int8-activations");
-  EXPECT_EQ(both.code, 2) << both.err;
-  EXPECT_NE(both.err.find("leave out --expand-weights"), std::string::npos) << both.err;
-  Result refused = run_wick("embed --device cpu --model " + kModel + " --expand-weights");
-  EXPECT_EQ(refused.code, 2) << refused.err;
-  EXPECT_NE(refused.err.find("--expand-weights is for generate, chat, bench and serve"), std::string::npos)
-      << refused.err;
+  expect_weights(base, "the file's blocks, 1 threads");
+  expect_weights(base + " --expand-weights", "dense f32, 1 threads");
+  expect_refusal(base + " --expand-weights --int8-activations", "leave out --expand-weights");
+  expect_refusal("embed --device cpu --model " + kModel + " --expand-weights",
+                 "--expand-weights is for generate, chat, bench and serve");
   // A model without blocks has nothing to expand: refused, not ignored.
-  Result dense = run_wick("bench --device cpu --model " + std::string(WICK_TEST_DATA_DIR) +
-                          "/models/qwen2_tied -p 4 -n 2 -b 1 -r 1 --expand-weights");
-  EXPECT_EQ(dense.code, 2) << dense.err;
-  EXPECT_NE(dense.err.find("--expand-weights needs a GGUF model"), std::string::npos) << dense.err;
+  expect_refusal("bench --device cpu --model " + std::string(WICK_TEST_DATA_DIR) +
+                     "/models/qwen2_tied -p 4 -n 2 -b 1 -r 1 --expand-weights",
+                 "--expand-weights needs a GGUF model");
 }
 
 TEST(CliBench, BadArgumentsGiveOneLineErrors) {
