@@ -2,7 +2,7 @@
 # The LoRA training step on a GPU machine, for work on its speed: builds the CUDA model tests, the
 # stacked-projection tests, the op tests and model_bench (scripts/gpu-build.sh), runs the tests that
 # compare CUDA training with the CPU and the op tests of the kernels a step uses (OPS_FILTER), then model_bench --train in the modes named by TRAIN_MODES (default
-# "eager qv q4_0 checkpoint lazy"; see scripts/gpu-train-bench.sh) and one profiled eager step
+# "eager qv q4_0 checkpoint lazy", run by scripts/gpu-train-bench.sh) and one profiled eager step
 # (WICK_PROFILE=1: GPU time by op and by op and shape); prints a summary last.
 #
 # Usage: scripts/gpu-train-profile.sh   (device tool: carry [".deps"])
@@ -22,19 +22,9 @@ models_rc=$?
 timeout 400 build-gpu/tests/test_ops --gtest_filter="${OPS_FILTER:-Attention*:Elementwise*:ShapeOps*:Indexing*:Swiglu*:SwiGLU*:Lora*:Rope*}" \
   >"$OUT/tests_ops.log" 2>&1
 ops_rc=$?
-: >"$OUT/train.txt"
-for mode in ${TRAIN_MODES:-eager qv q4_0 checkpoint lazy}; do
-  case $mode in
-    eager) args="" ;;
-    qv) args="--qv" ;;
-    lazy) args="--lazy" ;;
-    checkpoint) args="--checkpoint" ;;
-    q4_0) args="--quantize q4_0" ;;
-    *) echo "unknown mode $mode"; continue ;;
-  esac
-  echo "mode $mode" >>"$OUT/train.txt"
-  timeout 300 build-gpu/bench/model_bench --device cuda --dtype bf16 --train $args 2>&1 | tail -2 >>"$OUT/train.txt"
-done
+# The modes as scripts/gpu-train-bench.sh runs them (model_bench is built): one JSON line each.
+TRAIN_BENCH_MODES="${TRAIN_MODES:-eager qv q4_0 checkpoint lazy}" PEERS=0 bash scripts/gpu-train-bench.sh \
+  >"$OUT/train.txt" 2>&1
 WICK_PROFILE=1 timeout 300 build-gpu/bench/model_bench --device cuda --dtype bf16 --train >"$OUT/profile.txt" 2>&1
 echo "================ training summary"
 for log in tests_cuda tests_models tests_ops; do

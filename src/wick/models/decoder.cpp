@@ -366,11 +366,11 @@ Tensor DecoderModel::layer_forward(int64_t i, Tensor x, const Tensor& pos, const
     // One scale shared by the parts (PEFT's alpha / r of one config) stays lora_add's; else each
     // B block carries its own.
     Dtype dt = y.dtype();
-    double scale = 0;
+    std::optional<double> scale;
     bool shared = true;
     for (const LoraDelta* d : deltas)
       if (d) {
-        shared = shared && (scale == 0 || d->scale == scale);
+        shared = shared && (!scale || d->scale == *scale);
         scale = d->scale;
       }
     std::vector<Tensor> as, bs;
@@ -386,7 +386,7 @@ Tensor DecoderModel::layer_forward(int64_t i, Tensor x, const Tensor& pos, const
       row += ws[p]->shape()[0];
     }
     Tensor a = as.size() == 1 ? as[0] : concat(as, 0);
-    return lora_add(std::move(y), in, a, place_blocks({row, rank}, bs, at), shared ? scale : 1.0);
+    return lora_add(std::move(y), in, a, place_blocks({row, rank}, bs, at), shared ? *scale : 1.0);
   };
   // The projections run on rows [B * T, features], so each product's output reaches lora_add
   // directly (not through a reshape) and the update is added into its buffer.

@@ -126,9 +126,14 @@ std::optional<LinearWeight> stacked_view(const std::vector<const LinearWeight*>&
   }
   std::optional<Tensor> rows = stacked_view(memory);
   if (!rows) return std::nullopt;
-  if (!parts[0]->is_quantized()) return LinearWeight(*rows);
-  const QuantizedMatrix& first = parts[0]->blocks();
-  return LinearWeight(QuantizedMatrix{*rows, first.type, rows->shape(0), first.cols, first.int8_activations});
+  return with_memory(*parts[0], *rows);
+}
+
+LinearWeight with_memory(const LinearWeight& like, Tensor memory) {
+  if (!like.is_quantized()) return memory;
+  const QuantizedMatrix& q = like.blocks();
+  int64_t rows = memory.shape(0);
+  return QuantizedMatrix{std::move(memory), q.type, rows, q.cols, q.int8_activations};
 }
 
 const Tensor& LinearWeight::dense() const {

@@ -49,6 +49,10 @@ class LinearWeight {
   std::optional<QuantizedMatrix> blocks_;
 };
 
+// A weight of `like`'s form (dense, or blocks of its type and columns) over `memory`: rows of the
+// same kind, e.g. a slice or a stack of such weights' memory.
+LinearWeight with_memory(const LinearWeight& like, Tensor memory);
+
 // Whether two weights can be stacked along their rows into one: same kind (dense or blocks),
 // columns, and dtype or block type.
 bool stackable(const LinearWeight& a, const LinearWeight& b);

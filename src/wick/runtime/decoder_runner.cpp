@@ -18,9 +18,7 @@ namespace {
 
 // Rows [offset, offset + rows) of a weight, sharing its memory.
 LinearWeight rows_of(const LinearWeight& w, int64_t offset, int64_t rows) {
-  if (!w.is_quantized()) return narrow(w.dense(), 0, offset, rows);
-  const QuantizedMatrix& q = w.blocks();
-  return QuantizedMatrix{narrow(q.blocks, 0, offset, rows), q.type, rows, q.cols, q.int8_activations};
+  return models::with_memory(w, narrow(w.memory(), 0, offset, rows));
 }
 
 // Tensors stacked along their first dimension: a view when they already lie back to back (as the
@@ -37,12 +35,7 @@ Tensor stacked_rows(const std::vector<const Tensor*>& parts) {
 LinearWeight stack(const std::vector<LinearWeight*>& parts) {
   std::vector<const Tensor*> memory;
   for (LinearWeight* p : parts) memory.push_back(&p->memory());
-  Tensor rows = stacked_rows(memory);
-  LinearWeight fused = rows;
-  if (parts[0]->is_quantized()) {
-    const QuantizedMatrix& first = parts[0]->blocks();
-    fused = QuantizedMatrix{rows, first.type, rows.shape(0), first.cols, first.int8_activations};
-  }
+  LinearWeight fused = models::with_memory(*parts[0], stacked_rows(memory));
   int64_t offset = 0;
   for (LinearWeight* p : parts) {
     int64_t n = p->shape()[0];
