@@ -1,5 +1,6 @@
-// The CUDA runtime of wick: device discovery, one non-default stream per device, copies,
-// synchronisation (which reports errors raised by kernels), library handles and settings.
+// The CUDA runtime of wick: device discovery, one non-default stream per device (and a second one
+// for side branches), copies, synchronisation (which reports errors raised by kernels), library
+// handles and settings.
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -22,6 +23,7 @@ namespace {
 
 struct DeviceState {
   cudaStream_t stream = nullptr;
+  cudaStream_t side = nullptr;  // the second stream of branch_begin, made on first use
   int sm_count = 0;
   int major = 0;  // compute capability
   DeviceError* error_host = nullptr;
@@ -44,6 +46,10 @@ constexpr size_t kStageBytes = size_t(1) << 20;
 constexpr int kMaxDevices = 64;
 std::mutex g_mutex;
 DeviceState g_devices[kMaxDevices];
+// The device whose launches from this thread go to its side stream (-1: none), and the events of
+// this thread's branch: where it forked from the main stream and where its side work ends.
+thread_local int t_branch_device = -1;
+thread_local cudaEvent_t t_fork = nullptr, t_side_done = nullptr;
 std::atomic<bool> g_allow_tf32{false};
 std::atomic<bool> g_attention_tensor_cores{true};
 std::atomic<bool> g_overlapped_products{[] {
@@ -109,10 +115,13 @@ bool attention_tensor_cores() { return g_attention_tensor_cores; }
 void set_overlapped_products(bool on) { g_overlapped_products = on; }
 bool overlapped_products() { return g_overlapped_products; }
 
-cudaStream_t stream(int device) { return state(device).stream; }
+cudaStream_t stream(int device) {
+  DeviceState& st = state(device);
+  return device == t_branch_device ? st.side : st.stream;
+}
 int device_of_stream(cudaStream_t s) {
   for (int d = 0; d < kMaxDevices; ++d)
-    if (g_devices[d].stream != nullptr && g_devices[d].stream == s) return d;
+    if (s != nullptr && (g_devices[d].stream == s || g_devices[d].side == s)) return d;
   int current = 0;
   WICK_CUDA_CHECK(cudaGetDevice(&current));
   return current;
@@ -176,8 +185,9 @@ namespace {
 // driver, so the caller may free the source either way).
 void copy_to_device(void* dst, const void* src, size_t nbytes, int device) {
   DeviceState& st = state(device);
+  cudaStream_t s = stream(device);
   if (nbytes > kStageBytes) {
-    WICK_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, st.stream));
+    WICK_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, s));
     return;
   }
   std::lock_guard<std::mutex> lock(st.stage_mutex);
@@ -190,8 +200,8 @@ void copy_to_device(void* dst, const void* src, size_t nbytes, int device) {
     WICK_CUDA_CHECK(cudaEventSynchronize(st.stage_done[i]));  // the previous copy from this buffer is done
   }
   std::memcpy(st.stage[i], src, nbytes);
-  WICK_CUDA_CHECK(cudaMemcpyAsync(dst, st.stage[i], nbytes, cudaMemcpyHostToDevice, st.stream));
-  WICK_CUDA_CHECK(cudaEventRecord(st.stage_done[i], st.stream));
+  WICK_CUDA_CHECK(cudaMemcpyAsync(dst, st.stage[i], nbytes, cudaMemcpyHostToDevice, s));
+  WICK_CUDA_CHECK(cudaEventRecord(st.stage_done[i], s));
 }
 
 }  // namespace
@@ -228,6 +238,40 @@ void copy(void* dst, Device dst_device, const void* src, Device src_device, size
     cudaStream_t s = stream(dst_device.index);
     WICK_CUDA_CHECK(cudaMemcpyPeerAsync(dst, dst_device.index, src, src_device.index, nbytes, s));
   }
+}
+
+void branch_begin(int device) {
+  WICK_CHECK(t_branch_device < 0, "cuda: a side branch of cuda:", t_branch_device, " is already open on this thread");
+  DeviceState& st = state(device);
+  if (!st.side) {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    if (!st.side) {
+      cudaStream_t s = nullptr;
+      WICK_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+      st.side = s;
+    }
+  }
+  if (!t_fork) {
+    WICK_CUDA_CHECK(cudaEventCreateWithFlags(&t_fork, cudaEventDisableTiming));
+    WICK_CUDA_CHECK(cudaEventCreateWithFlags(&t_side_done, cudaEventDisableTiming));
+  }
+  WICK_CUDA_CHECK(cudaEventRecord(t_fork, st.stream));
+  WICK_CUDA_CHECK(cudaStreamWaitEvent(st.side, t_fork, 0));
+  allocator_defer_begin(device);
+  t_branch_device = device;
+}
+
+void branch_end(int device) {
+  if (t_branch_device != device) return;
+  t_branch_device = -1;
+  WICK_CUDA_CHECK(cudaEventRecord(t_side_done, state(device).side));
+}
+
+void branch_join(int device) {
+  DeviceState& st = state(device);
+  WICK_CHECK(t_branch_device < 0, "cuda: branch_join of cuda:", device, " while its branch is still open");
+  WICK_CUDA_CHECK(cudaStreamWaitEvent(st.stream, t_side_done, 0));
+  allocator_defer_end(device);
 }
 
 void synchronize(int device) {
