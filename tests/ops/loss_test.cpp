@@ -270,7 +270,7 @@ WICK_DEVICE_TEST(Loss, LinearCrossEntropyRowsWithoutTargets) {
   const int64_t N = 11, D = 7, V = 23;
   std::vector<int64_t> tv = {-100, -100, 5, -100, 0, 22, -100, -100, -100, 9, -100};
   Rand x = rand({N, D}, Dtype::F64, -1, 1), w = rand({V, D}, Dtype::F64, -1, 1);
-  Tensor ones = full({N}, 1.0, Dtype::F32);
+  Tensor ones = full({N}, 1.0, Dtype::F32, device());
   for (int64_t chunk : {0, 1, 2, 3}) {
     std::string what = str_cat("chunk=", chunk);
     Tensor targets = ints(tv, {N});

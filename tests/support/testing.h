@@ -254,7 +254,8 @@ inline void check_directional_grads(const Fn& fn, const std::vector<Tensor>& inp
 // Gradients of sum(fn(inputs) * w) computed in a lower precision `dtype` against the float64
 // gradients of the same rounded inputs (themselves checked against finite differences):
 // they keep the input dtype and max|g - g64| <= rel * max|g64| per input (16-bit vjps round every
-// intermediate, so the bound is on the gradient as a whole).
+// intermediate, so the bound is on the gradient as a whole). A gradient that cancels to (nearly)
+// zero is a difference of terms of order one, rounded: there the bound is rel * 1e-2.
 inline void check_grads_in(Dtype dtype, const Fn& fn, const std::vector<Tensor>& inputs64, double rel,
                            const std::string& what = "") {
   Tensor y = fn(inputs64);
@@ -276,7 +277,7 @@ inline void check_grads_in(Dtype dtype, const Fn& fn, const std::vector<Tensor>&
       scale = std::max(scale, std::abs(rv[j]));
       err = std::max(err, std::abs(gv[j] - rv[j]));
     }
-    EXPECT_LE(err, rel * std::max(scale, 1e-3)) << label << " (max |g| " << scale << ")";
+    EXPECT_LE(err, rel * std::max(scale, 1e-2)) << label << " (max |g| " << scale << ")";
   }
 }
 

@@ -30,8 +30,8 @@ struct DeviceState {
   DeviceError* error_device = nullptr;
   cublasLtHandle_t lt = nullptr;
   cublasHandle_t blas = nullptr;
-  void* workspace = nullptr;
-  size_t workspace_bytes = 0;
+  void* workspace = nullptr;       // cuBLASLt's, of the main stream
+  void* side_workspace = nullptr;  // and of the side stream
   // Pinned staging buffers for small host-to-device copies, used in turn; each one's event marks
   // when the copy reading it has finished.
   static constexpr int kStages = 4;
@@ -42,6 +42,7 @@ struct DeviceState {
 };
 
 constexpr size_t kStageBytes = size_t(1) << 20;
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;
 
 constexpr int kMaxDevices = 64;
 std::mutex g_mutex;
@@ -153,22 +154,20 @@ cublasLtHandle_t cublaslt_handle(int device) {
 cublasHandle_t cublas_handle(int device) {
   DeviceState& st = state(device);
   std::lock_guard<std::mutex> lock(g_mutex);
-  if (!st.blas) {
-    WICK_CUBLAS_CHECK(cublasCreate(&st.blas));
-    WICK_CUBLAS_CHECK(cublasSetStream(st.blas, st.stream));
-  }
+  if (!st.blas) WICK_CUBLAS_CHECK(cublasCreate(&st.blas));
+  // Set per call: the caller may be on a side branch.
+  WICK_CUBLAS_CHECK(cublasSetStream(st.blas, device == t_branch_device ? st.side : st.stream));
   return st.blas;
 }
 
 void* cublaslt_workspace(int device, size_t* nbytes) {
   DeviceState& st = state(device);
   std::lock_guard<std::mutex> lock(g_mutex);
-  if (!st.workspace) {
-    st.workspace_bytes = size_t(32) << 20;
-    WICK_CUDA_CHECK(cudaMalloc(&st.workspace, st.workspace_bytes));
-  }
-  *nbytes = st.workspace_bytes;
-  return st.workspace;
+  // A product on the side stream may run while one on the main stream does: each has its own.
+  void*& ws = device == t_branch_device ? st.side_workspace : st.workspace;
+  if (!ws) WICK_CUDA_CHECK(cudaMalloc(&ws, kWorkspaceBytes));
+  *nbytes = kWorkspaceBytes;
+  return ws;
 }
 
 Tensor contiguous_on_device(const Tensor& x) {

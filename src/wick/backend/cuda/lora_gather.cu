@@ -44,8 +44,9 @@ using acc_t = std::conditional_t<std::is_same_v<D, double>, double, float>;
 template <typename D>
 __global__ void shrink_kernel(const D* __restrict__ x, const int32_t* __restrict__ slots, const D* __restrict__ a,
                               acc_t<D>* __restrict__ t, int din, int r, int num_slots, bool vec, cuda::DeviceError* err) {
+  using A = acc_t<D>;
   constexpr int kV = 16 / int(sizeof(D));
-  __shared__ float scratch[32];
+  __shared__ A scratch[32];
   const int j = blockIdx.x;
   const int64_t i = blockIdx.y;
   const int slot = slots[i];
@@ -66,7 +67,7 @@ __global__ void shrink_kernel(const D* __restrict__ x, const int32_t* __restrict
     return;
   }
   const D* xi = x + i * din;
-  float acc = 0.f;
+  A acc = 0;
   if (vec) {
     const uint4* xv = reinterpret_cast<const uint4*>(xi);
     for (int k = 0, v = threadIdx.x; v < vectors; ++k, v += kShrinkThreads) {
@@ -74,12 +75,12 @@ __global__ void shrink_kernel(const D* __restrict__ x, const int32_t* __restrict
       const D* we = reinterpret_cast<const D*>(&w);
       const D* xe = reinterpret_cast<const D*>(&xx);
 #pragma unroll
-      for (int e = 0; e < kV; ++e) acc = fmaf(float(cuda::to_c(we[e])), float(cuda::to_c(xe[e])), acc);
+      for (int e = 0; e < kV; ++e) acc = fma(A(cuda::to_c(we[e])), A(cuda::to_c(xe[e])), acc);
     }
   } else {
-    for (int k = threadIdx.x; k < din; k += kShrinkThreads) acc = fmaf(float(cuda::to_c(row[k])), float(cuda::to_c(xi[k])), acc);
+    for (int k = threadIdx.x; k < din; k += kShrinkThreads) acc = fma(A(cuda::to_c(row[k])), A(cuda::to_c(xi[k])), acc);
   }
-  acc = cuda::block_combine(acc, [](float p, float q) { return p + q; }, scratch);
+  acc = cuda::block_combine(acc, [](A p, A q) { return p + q; }, scratch);
   if (threadIdx.x == 0) t[i * r + j] = acc;
 }
 
@@ -87,8 +88,10 @@ template <typename D>
 __global__ void expand_kernel(D* __restrict__ y, const int32_t* __restrict__ slots, const D* __restrict__ b,
                               const acc_t<D>* __restrict__ t, const float* __restrict__ scales, int dout, int r,
                               int num_slots, bool vec) {
+  using A = acc_t<D>;
   constexpr int kV = 16 / int(sizeof(D));
-  extern __shared__ float ts[];  // t[i, :]
+  extern __shared__ __align__(16) unsigned char smem[];
+  A* ts = reinterpret_cast<A*>(smem);  // t[i, :]
   const int64_t i = blockIdx.y;
   const int slot = slots[i];
   const int o = blockIdx.x * kExpandThreads + threadIdx.x;
@@ -102,22 +105,22 @@ __global__ void expand_kernel(D* __restrict__ y, const int32_t* __restrict__ slo
   cuda::grid_dependency_wait();  // t (the shrink's) and y (the product's)
   cuda::launch_dependents();
   if (slot < 0 || slot >= num_slots) return;
-  for (int j = threadIdx.x; j < r; j += blockDim.x) ts[j] = float(t[i * r + j]);
+  for (int j = threadIdx.x; j < r; j += blockDim.x) ts[j] = t[i * r + j];
   __syncthreads();
   if (o >= dout) return;
-  float acc = 0.f;
+  A acc = 0;
   if (vec) {
     for (int v = 0; v < vectors; ++v) {
       uint4 w = vector_at(held, reinterpret_cast<const uint4*>(row), v, v);
       const D* we = reinterpret_cast<const D*>(&w);
 #pragma unroll
-      for (int e = 0; e < kV; ++e) acc = fmaf(float(cuda::to_c(we[e])), ts[v * kV + e], acc);
+      for (int e = 0; e < kV; ++e) acc = fma(A(cuda::to_c(we[e])), ts[v * kV + e], acc);
     }
   } else {
-    for (int j = 0; j < r; ++j) acc = fmaf(float(cuda::to_c(row[j])), ts[j], acc);
+    for (int j = 0; j < r; ++j) acc = fma(A(cuda::to_c(row[j])), ts[j], acc);
   }
   D* yo = y + i * dout + o;
-  *yo = cuda::from_c<D>(cuda::to_c(*yo) + scales[slot] * acc);
+  *yo = cuda::from_c<D>(cuda::to_c(*yo) + A(scales[slot]) * acc);
 }
 
 }  // namespace
@@ -158,7 +161,7 @@ void LoraGatherExpand::eval_cuda(const std::vector<Tensor>& in, const Tensor& ou
     constexpr int64_t kV = 16 / int64_t(sizeof(D));
     const bool vec = r % kV == 0 && cuda::aligned16(b.data_ptr());
     dim3 grid(unsigned((dout + kExpandThreads - 1) / kExpandThreads), unsigned(n));
-    cuda::launch_dependent(expand_kernel<D>, grid, dim3(kExpandThreads), size_t(r) * sizeof(float),
+    cuda::launch_dependent(expand_kernel<D>, grid, dim3(kExpandThreads), size_t(r) * sizeof(acc_t<D>),
                            cuda::stream(device), static_cast<D*>(out.data_ptr()),
                            static_cast<const int32_t*>(slots.data_ptr()), static_cast<const D*>(b.data_ptr()),
                            static_cast<const acc_t<D>*>(t.data_ptr()), static_cast<const float*>(scales.data_ptr()),
