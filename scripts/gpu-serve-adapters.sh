@@ -6,6 +6,7 @@
 # at batch 32 with no adapter and with 8, then bench/peers/serve_bench.sh --skip-llama: wick serve at
 # 32 streaming clients without adapters, then the same load spread over 8 adapters.
 #   bash scripts/gpu-serve-adapters.sh [--commit HASH]     (device tool: carry [".peers", ".deps"])
+# NO_NCU=1 leaves out the Nsight Compute pass over the adapted steps.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -49,7 +50,7 @@ for a in 0 8; do
 done
 # Each kernel's own duration in the adapted steps (Nsight Compute runs them one at a time, so launch
 # gaps and overlap are not in these figures); the whole report stays in $OUT/ncu.txt.
-if command -v ncu >/dev/null; then
+if [ "${NO_NCU:-0}" != 1 ] && command -v ncu >/dev/null; then
   timeout 150 ncu --clock-control none -k regex:'gather|shrink|expand|skinny|paged|attention|norm|swiglu|nvjet|gemm|embed|sample' \
     --launch-skip 200 --launch-count 200 --print-summary per-kernel \
     --metrics gpu__time_duration.sum build-gpu/bin/wick bench --model "$WORK/models/qwen2.5-0.5b-shape-bf16.gguf" \
