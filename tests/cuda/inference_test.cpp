@@ -1,6 +1,6 @@
 // The inference path on the GPU (runtime/ and its ops): the paged KV-cache ops and the
 // batched-adapter LoRA op against the CPU backend (incl. contexts split across CTAs), graph
-// capture and replay, side branches, and the runner: CUDA
+// capture and replay, and the runner: CUDA
 // logits equal the CPU's, graph-replayed decoding gives the same tokens as eager decoding, and
 // greedy tokens match transformers' goldens, and overlapped (programmatic-dependent) product
 // launches leave every logit as serial launches give it.
@@ -47,39 +47,6 @@ TEST(CudaCapture, ReplayRecomputesFromTheStaticInputs) {
     copy_into(input, on_gpu(x));
     g.replay();
     expect_tensors_close(on_cpu(g.outputs()[0]), softmax(matmul(x, w) * 2.0), Tol{1e-5, 1e-5}, str_cat("round ", round));
-  }
-}
-
-// A side branch (a second stream) beside the main stream's work, eagerly and in a captured graph
-// replayed with new inputs: the joined results equal the CPU's. The branch's temporaries are
-// released while it runs, so a main-stream allocation right after would reuse them were they not
-// held back until the join.
-TEST(CudaCapture, ASideBranchRunsBesideTheMainStream) {
-  WICK_REQUIRE_GPU();
-  Device gpu = Device::cuda(0);
-  const int64_t n = 1024, k = 512;
-  Tensor input = zeros({n, k}, Dtype::F32, gpu).eval();
-  Tensor w1 = randn({k, k}), w2 = randn({k, k});
-  Tensor w1g = on_gpu(w1).eval(), w2g = on_gpu(w2).eval();
-  auto step = [&](const Tensor& x, const Tensor& a, const Tensor& b) {
-    SideBranch branch(x.device());
-    Tensor t = (matmul(exp(x * 0.01), a) * 3.0).eval();  // temporaries released inside the branch
-    branch.end();
-    Tensor scratch = (x * -1.0).eval();  // may take a block the branch released
-    Tensor y = (matmul(scratch, b) + 1.0).eval();
-    branch.join();
-    return std::vector<Tensor>{t + y};
-  };
-  auto want = [&](const Tensor& x) { return matmul(exp(x * 0.01), w1) * 3.0 + (matmul(x * -1.0, w2) + 1.0); };
-  Tensor x0 = randn({n, k});
-  copy_into(input, on_gpu(x0));
-  expect_tensors_close(on_cpu(step(input, w1g, w2g)[0]), want(x0), Tol{1e-4, 1e-4}, "eager");
-  CapturedGraph g = CapturedGraph::capture(gpu, [&] { return step(input, w1g, w2g); });
-  for (int round = 0; round < 3; ++round) {
-    Tensor x = randn({n, k});
-    copy_into(input, on_gpu(x));
-    g.replay();
-    expect_tensors_close(on_cpu(g.outputs()[0]), want(x), Tol{1e-4, 1e-4}, str_cat("replay ", round));
   }
 }
 

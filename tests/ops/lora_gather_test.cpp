@@ -1,6 +1,5 @@
 // lora_gather_add on every device: a batch mixing tokens of several adapter slots and tokens with
-// none, against a float64 loop and the reference composition; its two halves (shrink, expand)
-// apart; base donation; a slot past the stack.
+// none, against a float64 loop and the reference composition; base donation; a slot past the stack.
 #include "support/testing.h"
 
 namespace wick {
@@ -50,42 +49,6 @@ WICK_DEVICE_TEST(LoraGather, MixedSlotsMatchFloat64) {
       expect_close(reference::lora_gather_add(astype(base.t, Dtype::F64), astype(x.t, Dtype::F64), ts,
                                               astype(a.t, Dtype::F64), astype(b.t, Dtype::F64), tsc),
                    want, {c.n, c.out}, tol_for(Dtype::F64), what + " (reference composition)");
-  }
-}
-
-// The two halves apart: the shrink's t against a float64 loop (zeros for tokens without a slot;
-// f32 kept, f64 for f64 operands), and the expand of that t giving lora_gather_add's values bit for
-// bit.
-WICK_DEVICE_TEST(LoraGather, ShrinkAndExpandApart) {
-  for (Dtype dtype : {Dtype::BF16, Dtype::F32, Dtype::F64}) {
-    const int64_t n = 11, in = 72, out = 40, slots = 3, rank = 6;
-    Rand x = rand({n, in}, dtype), a = rand({slots, rank, in}, dtype, -0.5, 0.5);
-    Tensor b = rand({slots, out, rank}, dtype, -0.5, 0.5).t, base = rand({n, out}, dtype).t;
-    std::vector<int32_t> slot_ids(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) slot_ids[i] = int32_t(i % (slots + 1)) - 1;
-    Tensor ts = here(Tensor::from_vector(slot_ids, {n}, Device::cpu()));
-    Tensor scales = here(Tensor::from_vector(std::vector<float>{0.5f, -1.f, 2.f}, {slots}, Device::cpu()));
-    Values want(static_cast<size_t>(n * rank), 0.0);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < rank && slot_ids[i] >= 0; ++j)
-        for (int64_t k = 0; k < in; ++k)
-          want[size_t(i * rank + j)] += a.v[size_t((slot_ids[i] * rank + j) * in + k)] * x.v[size_t(i * in + k)];
-    std::string what = dtype_name(dtype);
-    Tensor t = lora_gather_shrink(x.t, ts, a.t);
-    EXPECT_EQ(t.dtype(), dtype == Dtype::F64 ? Dtype::F64 : Dtype::F32) << what;
-    expect_close(t, want, {n, rank}, sum_tol(t.dtype(), double(in) * 0.5 * 2), what + " shrink");
-    std::vector<float> apart = astype(lora_gather_expand(base, t, ts, b, scales), Dtype::F32).to_vector<float>();
-    std::vector<float> whole = astype(lora_gather_add(base, x.t, ts, a.t, b, scales), Dtype::F32).to_vector<float>();
-    EXPECT_EQ(apart, whole) << what;
-  }
-  // A t of the wrong dtype is refused, naming what it must be.
-  Tensor slots = here(Tensor::from_vector(std::vector<int32_t>{0}, {1}, Device::cpu()));
-  try {
-    lora_gather_expand(zeros({1, 2}, Dtype::BF16, device()), zeros({1, 1}, Dtype::BF16, device()), slots,
-                       zeros({1, 2, 1}, Dtype::BF16, device()), ones({1}, Dtype::F32, device()));
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("t must be f32"), std::string::npos) << e.what();
   }
 }
 

@@ -35,14 +35,6 @@ void empty_cache(int device);
 // the device's allocations to a pool owned by the graph; capture_end stops, instantiates the graph
 // and returns it with that pool; capture_abort stops a failed capture and discards it.
 struct Graph;
-// A side branch: work queued on a second stream of the device that runs alongside the main
-// stream's (core/capture.h, SideBranch). branch_begin: the side stream waits for the work queued so
-// far, and this thread's launches on `device` go to it; branch_end: they go back to the main
-// stream; branch_join: the main stream waits for what the branch queued. Captured graphs record
-// the fork and the join as edges.
-void branch_begin(int device);
-void branch_end(int device);
-void branch_join(int device);
 void capture_begin(int device);
 std::shared_ptr<Graph> capture_end(int device);
 void capture_abort(int device);

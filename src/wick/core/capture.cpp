@@ -60,35 +60,6 @@ const std::vector<Tensor>& CapturedGraph::outputs() const {
   return state_->outputs;
 }
 
-SideBranch::SideBranch(Device device) : device_(device) {
-  if (!device.is_cuda()) return;
-  cuda::branch_begin(device.index);
-  open_ = true;
-  joined_ = false;
-}
-
-SideBranch::~SideBranch() {
-  try {
-    end();
-    join();
-  } catch (...) {
-    // An error of the stream itself; the next synchronisation reports it.
-  }
-}
-
-void SideBranch::end() {
-  if (!open_) return;
-  open_ = false;
-  cuda::branch_end(device_.index);
-}
-
-void SideBranch::join() {
-  end();
-  if (joined_) return;
-  joined_ = true;
-  cuda::branch_join(device_.index);
-}
-
 void copy_into(const Tensor& dst, const Tensor& src) {
   WICK_CHECK(dst.shape() == src.shape() && dst.dtype() == src.dtype(), "copy_into: destination ", dst.str(),
              " and source ", src.str(), " differ in shape or dtype");

@@ -37,27 +37,6 @@ class CapturedGraph {
   std::shared_ptr<State> state_;
 };
 
-// Work that may run alongside what is queued after it: on a CUDA device, the ops a SideBranch
-// evaluates between its construction and end() are queued on a second stream that starts from the
-// device's work so far; the main stream goes on at once with the ops after end(), and join() makes
-// it wait for the branch (call it before anything reads the branch's results). A captured graph
-// records the fork and the join. Only kernels belong in a branch: evaluate its ops eagerly there,
-// and neither copy to the host nor synchronise. On the CPU everything runs in order and the calls
-// do nothing. The destructor ends and joins a branch left open (an exception on the way).
-class SideBranch {
- public:
-  explicit SideBranch(Device device);
-  ~SideBranch();
-  SideBranch(const SideBranch&) = delete;
-  SideBranch& operator=(const SideBranch&) = delete;
-  void end();
-  void join();
-
- private:
-  Device device_;
-  bool open_ = false, joined_ = true;
-};
-
 // Writes src's values into dst's own buffer (same shape and dtype; dst contiguous), queued in order
 // with the device's other work: how static inputs of a captured graph are updated.
 void copy_into(const Tensor& dst, const Tensor& src);

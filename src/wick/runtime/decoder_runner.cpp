@@ -3,10 +3,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <functional>
 
 #include "wick/core/autograd.h"
-#include "wick/core/capture.h"
 #include "wick/core/backend_hooks.h"
 #include "wick/core/graph.h"
 #include "wick/core/ops.h"
@@ -285,34 +283,19 @@ Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
   const models::DecoderModel& m = *model_;
   const models::DecoderConfig& c = m.config();
   int64_t n = in.tokens.shape(0), qd = c.num_heads * c.head_dim, d = c.head_dim;
-  // The output of a projection of x (`product`, evaluated here) with the adapters' updates of group
-  // `group` added: their shrink (x A^T, which needs only x) runs on a side branch beside the base
-  // product, and the expand adds the update once both are done.
-  auto adapted = [&](const Tensor& x, int64_t l, int group, const std::function<Tensor()>& product) {
-    if (!with_lora) return product();
+  auto adapt = [&](Tensor y, const Tensor& x, int64_t l, int group) {
+    if (!with_lora) return y;
     const AdapterSlots::Stack& st = slots_.layers[l][group];
-    SideBranch branch(x.device());
-    Tensor t = lora_gather_shrink(x, in.slots, st.a).eval();
-    branch.end();
-    Tensor y = product().eval();
-    branch.join();
-    return lora_gather_expand(std::move(y), t, in.slots, st.b, slots_.scales);
+    return lora_gather_add(std::move(y), x, in.slots, st.a, st.b, slots_.scales);
   };
   // The parts' outputs of a packed projection: one product per group; with adapters the groups'
   // outputs are joined first, as the stacked LoRA update covers all parts at once.
   auto project = [&](const PackedProjection& pp, const Tensor& h, int64_t l, int group) {
-    auto products = [&] {
-      std::vector<Tensor> outs;
-      for (size_t g = 0; g < pp.groups.size(); ++g)
-        outs.push_back(models::linear_add(h, pp.groups[g], pp.biases[g], std::nullopt));
-      return outs;
-    };
-    if (!with_lora) return cut_parts(pp, products());
-    Tensor y = adapted(h, l, group, [&] {
-      std::vector<Tensor> outs = products();
-      return outs.size() == 1 ? std::move(outs[0]) : concat(outs, 1);
-    });
-    return cut_parts(pp, {y});
+    std::vector<Tensor> outs;
+    for (size_t g = 0; g < pp.groups.size(); ++g)
+      outs.push_back(models::linear_add(h, pp.groups[g], pp.biases[g], std::nullopt));
+    if (with_lora) outs = {adapt(outs.size() == 1 ? outs[0] : concat(outs, 1), h, l, group)};
+    return cut_parts(pp, outs);
   };
   Tensor x = m.embed_rows(in.tokens);
   for (int64_t l = 0; l < c.num_layers; ++l) {
@@ -333,11 +316,11 @@ Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
     a = reshape(a, {n, qd});
     // The residual joins the product's epilogue; an adapter's update comes after it (so a row
     // without adapter gets the same values in a step with adapters as in one without).
-    x = adapted(a, l, 1, [&] { return models::linear_add(a, p.o, p.o_bias, x); });
+    x = adapt(models::linear_add(a, p.o, p.o_bias, x), a, l, 1);
     h = rms_norm(x, p.post_norm, c.rms_norm_eps);
     std::vector<Tensor> gu = project(p.gate_up, h, l, 2);
     Tensor act = swiglu(gu[0], gu[1]);
-    x = adapted(act, l, 3, [&] { return models::linear_add(act, p.down, std::nullopt, x); });
+    x = adapt(models::linear_add(act, p.down, std::nullopt, x), act, l, 3);
   }
   Tensor last = rms_norm(take(x, in.last, 0), m.final_norm, c.rms_norm_eps);
   return astype(m.lm_head_product(last), Dtype::F32);

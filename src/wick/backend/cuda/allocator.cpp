@@ -4,15 +4,12 @@
 // only when no cached block fits; on failure the cache is emptied and the call retried once.
 // While a CUDA graph is being captured, the device allocates from a private pool owned by the
 // graph: blocks the captured work uses stay reserved for its replays, and go back to the shared
-// free list only when the graph is destroyed. Work on a side branch (a second stream) breaks the
-// one-stream order, so blocks released from the branch's start to its join are held back until the
-// join, after which the main stream's work is ordered after the branch's.
+// free list only when the graph is destroyed.
 #include <cuda_runtime.h>
 
 #include <map>
 #include <mutex>
 #include <unordered_map>
-#include <vector>
 
 #include "wick/backend/cuda/runtime.h"
 #include "wick/core/backend_hooks.h"
@@ -116,29 +113,8 @@ void* allocate(size_t nbytes, int device) {
   return ptr;
 }
 
-namespace {
-// Blocks this thread released on its device while a side branch was open or not yet joined
-// (allocator_defer_begin): work on either stream may still use them until the join.
-thread_local int t_defer_device = -1;
-thread_local std::vector<void*> t_deferred;
-}  // namespace
-
-void allocator_defer_begin(int device) { t_defer_device = device; }
-
-void allocator_defer_end(int device) {
-  if (t_defer_device != device) return;
-  t_defer_device = -1;
-  std::vector<void*> blocks = std::move(t_deferred);
-  t_deferred.clear();
-  for (void* p : blocks) release(p, device);
-}
-
 void release(void* ptr, int device) {
   if (!ptr) return;
-  if (device == t_defer_device) {
-    t_deferred.push_back(ptr);
-    return;
-  }
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mutex);
   DevicePool& pool = a.pools[device];

@@ -1,6 +1,5 @@
-// The CUDA runtime of wick: device discovery, one non-default stream per device (and a second one
-// for side branches), copies, synchronisation (which reports errors raised by kernels), library
-// handles and settings.
+// The CUDA runtime of wick: device discovery, one non-default stream per device, copies,
+// synchronisation (which reports errors raised by kernels), library handles and settings.
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -23,15 +22,14 @@ namespace {
 
 struct DeviceState {
   cudaStream_t stream = nullptr;
-  cudaStream_t side = nullptr;  // the second stream of branch_begin, made on first use
   int sm_count = 0;
   int major = 0;  // compute capability
   DeviceError* error_host = nullptr;
   DeviceError* error_device = nullptr;
   cublasLtHandle_t lt = nullptr;
   cublasHandle_t blas = nullptr;
-  void* workspace = nullptr;       // cuBLASLt's, of the main stream
-  void* side_workspace = nullptr;  // and of the side stream
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
   // Pinned staging buffers for small host-to-device copies, used in turn; each one's event marks
   // when the copy reading it has finished.
   static constexpr int kStages = 4;
@@ -42,15 +40,10 @@ struct DeviceState {
 };
 
 constexpr size_t kStageBytes = size_t(1) << 20;
-constexpr size_t kWorkspaceBytes = size_t(32) << 20;
 
 constexpr int kMaxDevices = 64;
 std::mutex g_mutex;
 DeviceState g_devices[kMaxDevices];
-// The device whose launches from this thread go to its side stream (-1: none), and the events of
-// this thread's branch: where it forked from the main stream and where its side work ends.
-thread_local int t_branch_device = -1;
-thread_local cudaEvent_t t_fork = nullptr, t_side_done = nullptr;
 std::atomic<bool> g_allow_tf32{false};
 std::atomic<bool> g_attention_tensor_cores{true};
 std::atomic<bool> g_overlapped_products{[] {
@@ -116,13 +109,10 @@ bool attention_tensor_cores() { return g_attention_tensor_cores; }
 void set_overlapped_products(bool on) { g_overlapped_products = on; }
 bool overlapped_products() { return g_overlapped_products; }
 
-cudaStream_t stream(int device) {
-  DeviceState& st = state(device);
-  return device == t_branch_device ? st.side : st.stream;
-}
+cudaStream_t stream(int device) { return state(device).stream; }
 int device_of_stream(cudaStream_t s) {
   for (int d = 0; d < kMaxDevices; ++d)
-    if (s != nullptr && (g_devices[d].stream == s || g_devices[d].side == s)) return d;
+    if (g_devices[d].stream != nullptr && g_devices[d].stream == s) return d;
   int current = 0;
   WICK_CUDA_CHECK(cudaGetDevice(&current));
   return current;
@@ -154,20 +144,22 @@ cublasLtHandle_t cublaslt_handle(int device) {
 cublasHandle_t cublas_handle(int device) {
   DeviceState& st = state(device);
   std::lock_guard<std::mutex> lock(g_mutex);
-  if (!st.blas) WICK_CUBLAS_CHECK(cublasCreate(&st.blas));
-  // Set per call: the caller may be on a side branch.
-  WICK_CUBLAS_CHECK(cublasSetStream(st.blas, device == t_branch_device ? st.side : st.stream));
+  if (!st.blas) {
+    WICK_CUBLAS_CHECK(cublasCreate(&st.blas));
+    WICK_CUBLAS_CHECK(cublasSetStream(st.blas, st.stream));
+  }
   return st.blas;
 }
 
 void* cublaslt_workspace(int device, size_t* nbytes) {
   DeviceState& st = state(device);
   std::lock_guard<std::mutex> lock(g_mutex);
-  // A product on the side stream may run while one on the main stream does: each has its own.
-  void*& ws = device == t_branch_device ? st.side_workspace : st.workspace;
-  if (!ws) WICK_CUDA_CHECK(cudaMalloc(&ws, kWorkspaceBytes));
-  *nbytes = kWorkspaceBytes;
-  return ws;
+  if (!st.workspace) {
+    st.workspace_bytes = size_t(32) << 20;
+    WICK_CUDA_CHECK(cudaMalloc(&st.workspace, st.workspace_bytes));
+  }
+  *nbytes = st.workspace_bytes;
+  return st.workspace;
 }
 
 Tensor contiguous_on_device(const Tensor& x) {
@@ -184,9 +176,8 @@ namespace {
 // driver, so the caller may free the source either way).
 void copy_to_device(void* dst, const void* src, size_t nbytes, int device) {
   DeviceState& st = state(device);
-  cudaStream_t s = stream(device);
   if (nbytes > kStageBytes) {
-    WICK_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, s));
+    WICK_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, st.stream));
     return;
   }
   std::lock_guard<std::mutex> lock(st.stage_mutex);
@@ -199,8 +190,8 @@ void copy_to_device(void* dst, const void* src, size_t nbytes, int device) {
     WICK_CUDA_CHECK(cudaEventSynchronize(st.stage_done[i]));  // the previous copy from this buffer is done
   }
   std::memcpy(st.stage[i], src, nbytes);
-  WICK_CUDA_CHECK(cudaMemcpyAsync(dst, st.stage[i], nbytes, cudaMemcpyHostToDevice, s));
-  WICK_CUDA_CHECK(cudaEventRecord(st.stage_done[i], s));
+  WICK_CUDA_CHECK(cudaMemcpyAsync(dst, st.stage[i], nbytes, cudaMemcpyHostToDevice, st.stream));
+  WICK_CUDA_CHECK(cudaEventRecord(st.stage_done[i], st.stream));
 }
 
 }  // namespace
@@ -237,40 +228,6 @@ void copy(void* dst, Device dst_device, const void* src, Device src_device, size
     cudaStream_t s = stream(dst_device.index);
     WICK_CUDA_CHECK(cudaMemcpyPeerAsync(dst, dst_device.index, src, src_device.index, nbytes, s));
   }
-}
-
-void branch_begin(int device) {
-  WICK_CHECK(t_branch_device < 0, "cuda: a side branch of cuda:", t_branch_device, " is already open on this thread");
-  DeviceState& st = state(device);
-  if (!st.side) {
-    std::lock_guard<std::mutex> lock(g_mutex);
-    if (!st.side) {
-      cudaStream_t s = nullptr;
-      WICK_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-      st.side = s;
-    }
-  }
-  if (!t_fork) {
-    WICK_CUDA_CHECK(cudaEventCreateWithFlags(&t_fork, cudaEventDisableTiming));
-    WICK_CUDA_CHECK(cudaEventCreateWithFlags(&t_side_done, cudaEventDisableTiming));
-  }
-  WICK_CUDA_CHECK(cudaEventRecord(t_fork, st.stream));
-  WICK_CUDA_CHECK(cudaStreamWaitEvent(st.side, t_fork, 0));
-  allocator_defer_begin(device);
-  t_branch_device = device;
-}
-
-void branch_end(int device) {
-  if (t_branch_device != device) return;
-  t_branch_device = -1;
-  WICK_CUDA_CHECK(cudaEventRecord(t_side_done, state(device).side));
-}
-
-void branch_join(int device) {
-  DeviceState& st = state(device);
-  WICK_CHECK(t_branch_device < 0, "cuda: branch_join of cuda:", device, " while its branch is still open");
-  WICK_CUDA_CHECK(cudaStreamWaitEvent(st.stream, t_side_done, 0));
-  allocator_defer_end(device);
 }
 
 void synchronize(int device) {

@@ -64,10 +64,6 @@ struct PrivatePool;
 void allocator_capture_begin(int device);
 std::shared_ptr<PrivatePool> allocator_capture_end(int device);
 void allocator_close_pool(int device, PrivatePool& pool);
-// From a side branch's start to its join, the blocks this thread releases on `device` are held
-// back (work on either stream may still use them); allocator_defer_end releases them.
-void allocator_defer_begin(int device);
-void allocator_defer_end(int device);
 
 // A contiguous copy of x on its device (x itself when already contiguous).
 Tensor contiguous_on_device(const Tensor& x);

@@ -27,9 +27,6 @@ void profile_end(int, void*, const char*, const std::string&) {}
 void profile_reset() {}
 void profile_report() {}
 struct Graph {};
-void branch_begin(int) { no_cuda("a side branch"); }
-void branch_end(int) {}
-void branch_join(int) {}
 void capture_begin(int) { no_cuda("cuda graph capture"); }
 std::shared_ptr<Graph> capture_end(int) { no_cuda("cuda graph capture"); }
 void capture_abort(int) {}

@@ -2,10 +2,6 @@
 // gather-matrix-vector products): the adapters' A and B matrices are stacked into one tensor each,
 // zero-padded to a common rank, and every token reads the pair of its own slot. One launch serves
 // a batch mixing any adapters and tokens with none.
-//
-// The update comes in two halves so that the first can run beside the base product, which reads the
-// same x (runtime::DecoderRunner queues it on a side stream): the shrink t = x A^T needs only x,
-// the expand adds scale * t B^T to the product's output.
 #pragma once
 
 #include "wick/core/primitive.h"
@@ -18,17 +14,8 @@ namespace wick {
 // with x[N, in], a_stack[S, r, in], b_stack[S, out, r] (PEFT layouts, ranks zero-padded to r) and
 // scales[S] (f32). Tokens with slot -1 keep base. A slot outside 0..S-1 is an error (on CUDA,
 // reported at the next synchronisation). Pass base with std::move to add into its buffer.
-// The same as lora_gather_expand(base, lora_gather_shrink(x, slots, a_stack), slots, b_stack, scales).
 Tensor lora_gather_add(Tensor base, const Tensor& x, const Tensor& slots, const Tensor& a_stack,
                        const Tensor& b_stack, const Tensor& scales);
-
-// t[N, r] = x[n] @ a_stack[slots[n]]^T per token, summed in f32 (f64 for f64 x) and kept so; rows
-// of tokens with slot -1 are zeros.
-Tensor lora_gather_shrink(const Tensor& x, const Tensor& slots, const Tensor& a_stack);
-// base[N, out] plus scales[s] * t[n] @ b_stack[s]^T for each token n with slot s = slots[n] >= 0;
-// t as lora_gather_shrink gives it. Pass base with std::move to add into its buffer.
-Tensor lora_gather_expand(Tensor base, const Tensor& t, const Tensor& slots, const Tensor& b_stack,
-                          const Tensor& scales);
 
 namespace reference {
 // The same with take() and batched matmuls: the oracle of the kernels.
@@ -36,20 +23,13 @@ Tensor lora_gather_add(const Tensor& base, const Tensor& x, const Tensor& slots,
                        const Tensor& b_stack, const Tensor& scales);
 }  // namespace reference
 
-// Inputs: x, slots, a_stack. Output t, f32 (f64 for f64 x).
-class LoraGatherShrink : public Primitive {
+// Inputs: base, x, slots, a_stack, b_stack, scales. The output takes over base's buffer when
+// nothing else holds it (can_overwrite), else it starts as a copy of base.
+class LoraGatherAdd : public Primitive {
  public:
-  const char* name() const override { return "lora_gather_shrink"; }
-  static constexpr int kMaxRank = 256;
-  WICK_DECLARE_EVAL
-};
-
-// Inputs: base, t, slots, b_stack, scales. The output takes over base's buffer when nothing else
-// holds it (can_overwrite), else it starts as a copy of base.
-class LoraGatherExpand : public Primitive {
- public:
-  const char* name() const override { return "lora_gather_expand"; }
+  const char* name() const override { return "lora_gather_add"; }
   int in_place_input() const override { return 0; }
+  static constexpr int kMaxRank = 256;
   WICK_DECLARE_EVAL
 };
 
