@@ -22,7 +22,8 @@ if [ "${PEERS_ONLY:-0}" != 1 ]; then
   cmake --build build-gpu --target model_bench -j"$(nproc)" >build-gpu/model_bench-build.log 2>&1 ||
     { grep -E "error" build-gpu/model_bench-build.log | head -20; echo "FATAL: model_bench build failed"; exit 4; }
 fi
-# bitsandbytes (the QLoRA peer) has native code: a wheel carried in .whl-bnb/ is installed aside.
+# bitsandbytes (the QLoRA peer) has native code: a wheel carried in .whl-bnb/ is installed aside
+# (slimmed to the box's CUDA 13.0 library by scripts/slim-wheel.py, 3.6 MB, to fit beside .deps).
 for w in .whl-bnb/bitsandbytes-*.whl; do
   [ -f "$w" ] || continue
   pip install --quiet --no-deps --target /tmp/bnb-site "$w" >/dev/null 2>&1 &&
