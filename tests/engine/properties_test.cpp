@@ -171,7 +171,8 @@ WICK_DEVICE_TEST(Properties, InPlaceInputsAreWrittenOnlyWhenNothingElseHoldsThem
   std::vector<InPlaceCase> cases{
       {"slice_update", 0, [&](Tensor dst) { return slice_update(std::move(dst), src, {1, 1}); },
        [&] { return rand({3, 4}, Dtype::F32).t; }},
-      {"lora_gather_add", 0,
+      // lora_gather_add's node is its expand.
+      {"lora_gather_expand", 0,
        [&](Tensor base) { return lora_gather_add(std::move(base), x, slots, a_stack, b_stack, scales); },
        [&] { return rand({2, 3}, Dtype::F32).t; }},
       {"paged_kv_write", 0, [&](Tensor cache) { return paged_kv_write(std::move(cache), k, v, tables, rows, at); },

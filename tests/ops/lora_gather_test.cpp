@@ -1,5 +1,6 @@
 // lora_gather_add on every device: a batch mixing tokens of several adapter slots and tokens with
-// none, against a float64 loop and the reference composition; base donation; a slot past the stack.
+// none, against a float64 loop and the reference composition; its two halves (shrink, expand)
+// apart; the shrink joined to rms_norm and to swiglu; base donation; a slot past the stack.
 #include "support/testing.h"
 
 namespace wick {
@@ -49,6 +50,109 @@ WICK_DEVICE_TEST(LoraGather, MixedSlotsMatchFloat64) {
       expect_close(reference::lora_gather_add(astype(base.t, Dtype::F64), astype(x.t, Dtype::F64), ts,
                                               astype(a.t, Dtype::F64), astype(b.t, Dtype::F64), tsc),
                    want, {c.n, c.out}, tol_for(Dtype::F64), what + " (reference composition)");
+  }
+}
+
+// The two halves apart: the shrink's t against a float64 loop (zeros for tokens without a slot;
+// f32 kept, f64 for f64 operands), and the expand of that t giving lora_gather_add's values bit for
+// bit.
+WICK_DEVICE_TEST(LoraGather, ShrinkAndExpandApart) {
+  for (Dtype dtype : {Dtype::BF16, Dtype::F32, Dtype::F64}) {
+    const int64_t n = 11, in = 72, out = 40, slots = 3, rank = 6;
+    Rand x = rand({n, in}, dtype), a = rand({slots, rank, in}, dtype, -0.5, 0.5);
+    Tensor b = rand({slots, out, rank}, dtype, -0.5, 0.5).t, base = rand({n, out}, dtype).t;
+    std::vector<int32_t> slot_ids(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) slot_ids[i] = int32_t(i % (slots + 1)) - 1;
+    Tensor ts = here(Tensor::from_vector(slot_ids, {n}, Device::cpu()));
+    Tensor scales = here(Tensor::from_vector(std::vector<float>{0.5f, -1.f, 2.f}, {slots}, Device::cpu()));
+    Values want(static_cast<size_t>(n * rank), 0.0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < rank && slot_ids[i] >= 0; ++j)
+        for (int64_t k = 0; k < in; ++k)
+          want[size_t(i * rank + j)] += a.v[size_t((slot_ids[i] * rank + j) * in + k)] * x.v[size_t(i * in + k)];
+    std::string what = dtype_name(dtype);
+    Tensor t = lora_gather_shrink(x.t, ts, a.t);
+    EXPECT_EQ(t.dtype(), dtype == Dtype::F64 ? Dtype::F64 : Dtype::F32) << what;
+    expect_close(t, want, {n, rank}, sum_tol(t.dtype(), double(in) * 0.5 * 2), what + " shrink");
+    std::vector<float> apart = astype(lora_gather_expand(base, t, ts, b, scales), Dtype::F32).to_vector<float>();
+    std::vector<float> whole = astype(lora_gather_add(base, x.t, ts, a.t, b, scales), Dtype::F32).to_vector<float>();
+    EXPECT_EQ(apart, whole) << what;
+  }
+  // A t of the wrong dtype is refused, naming what it must be.
+  Tensor slots = here(Tensor::from_vector(std::vector<int32_t>{0}, {1}, Device::cpu()));
+  try {
+    lora_gather_expand(zeros({1, 2}, Dtype::BF16, device()), zeros({1, 1}, Dtype::BF16, device()), slots,
+                       zeros({1, 2, 1}, Dtype::BF16, device()), ones({1}, Dtype::F32, device()));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("t must be f32"), std::string::npos) << e.what();
+  }
+}
+
+// rms_norm_lora_shrink: its rows equal rms_norm's bit for bit (the one-launch kernel on CUDA for
+// rows of whole 16-byte vectors, the two ops in turn otherwise), and its t equals lora_gather_shrink
+// of those rows within f32 summation (zeros for tokens without a slot).
+WICK_DEVICE_TEST(LoraGather, RmsNormShrinkMatchesTheTwoOps) {
+  struct Case {
+    Dtype dtype;
+    int64_t n, h, slots, rank;
+  };
+  for (const Case& c : {Case{Dtype::BF16, 37, 896, 3, 48}, Case{Dtype::BF16, 5, 64, 2, 5}, Case{Dtype::F16, 9, 2048, 2, 16},
+                        Case{Dtype::F32, 7, 100, 2, 9}, Case{Dtype::BF16, 3, 4864, 1, 16}, Case{Dtype::F64, 4, 24, 2, 3},
+                        Case{Dtype::F32, 33, 512, 4, 32}}) {
+    Tensor x = rand({c.n, c.h}, c.dtype).t, w = rand({c.h}, c.dtype, 0.5, 1.5).t;
+    Tensor a = rand({c.slots, c.rank, c.h}, c.dtype, -0.5, 0.5).t;
+    std::vector<int32_t> slot_ids(static_cast<size_t>(c.n));
+    for (int64_t i = 0; i < c.n; ++i) slot_ids[i] = int32_t(i % (c.slots + 1)) - 1;
+    Tensor ts = here(Tensor::from_vector(slot_ids, {c.n}, Device::cpu()));
+    std::string what = str_cat(dtype_name(c.dtype), " n ", c.n, " h ", c.h, " rank ", c.rank);
+    std::vector<Tensor> ht = rms_norm_lora_shrink(x, w, 1e-6, ts, a);
+    Tensor want_h = rms_norm(x, w, 1e-6);
+    EXPECT_EQ(ht[0].dtype(), c.dtype) << what;
+    EXPECT_EQ(values(ht[0]), values(want_h)) << what << ": the rows differ from rms_norm's";
+    Tensor want_t = lora_gather_shrink(want_h, ts, a);
+    EXPECT_EQ(ht[1].dtype(), want_t.dtype()) << what;
+    // Sums of h products of terms up to 0.5 x ~3 (normalised rows), in f32 in either order.
+    Tol tol = c.dtype == Dtype::F64 ? tol_for(Dtype::F64) : sum_tol(Dtype::F32, double(c.h) * 1.5);
+    expect_close(ht[1], values(want_t), {c.n, c.rank}, tol, what + " t");
+    Values t = values(ht[1]);
+    for (int64_t i = 0; i < c.n; ++i)
+      for (int64_t j = 0; j < c.rank && slot_ids[i] < 0; ++j) EXPECT_EQ(t[size_t(i * c.rank + j)], 0.0) << what;
+  }
+}
+
+// swiglu_lora_shrink on gate and up as the decode step has them (the halves of one [N, 2F]
+// product) and as separate tensors: the activations equal swiglu's bit for bit, t equals
+// lora_gather_shrink of them within f32 summation.
+WICK_DEVICE_TEST(LoraGather, SwigluShrinkMatchesTheTwoOps) {
+  struct Case {
+    Dtype dtype;
+    int64_t n, f, slots, rank;
+    bool halves;
+  };
+  for (const Case& c : {Case{Dtype::BF16, 37, 4864, 3, 16, true}, Case{Dtype::BF16, 5, 64, 2, 5, false},
+                        Case{Dtype::F32, 9, 100, 2, 12, true}, Case{Dtype::F16, 4, 30, 1, 3, true},
+                        Case{Dtype::F64, 3, 16, 2, 4, false}}) {
+    Tensor gate, up;
+    if (c.halves) {
+      Tensor both = rand({c.n, 2 * c.f}, c.dtype).t;
+      gate = narrow(both, 1, 0, c.f);
+      up = narrow(both, 1, c.f, c.f);
+    } else {
+      gate = rand({c.n, c.f}, c.dtype).t;
+      up = rand({c.n, c.f}, c.dtype).t;
+    }
+    Tensor a = rand({c.slots, c.rank, c.f}, c.dtype, -0.5, 0.5).t;
+    std::vector<int32_t> slot_ids(static_cast<size_t>(c.n));
+    for (int64_t i = 0; i < c.n; ++i) slot_ids[i] = int32_t(i % (c.slots + 1)) - 1;
+    Tensor ts = here(Tensor::from_vector(slot_ids, {c.n}, Device::cpu()));
+    std::string what = str_cat(dtype_name(c.dtype), " n ", c.n, " f ", c.f, c.halves ? " halves" : "");
+    std::vector<Tensor> at = swiglu_lora_shrink(gate, up, ts, a);
+    Tensor want_act = swiglu(gate, up);
+    EXPECT_EQ(values(at[0]), values(want_act)) << what << ": the activations differ from swiglu's";
+    Tensor want_t = lora_gather_shrink(want_act, ts, a);
+    Tol tol = c.dtype == Dtype::F64 ? tol_for(Dtype::F64) : sum_tol(Dtype::F32, double(c.f) * 2.0);
+    expect_close(at[1], values(want_t), {c.n, c.rank}, tol, what + " t");
   }
 }
 

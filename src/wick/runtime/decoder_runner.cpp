@@ -283,25 +283,41 @@ Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
   const models::DecoderModel& m = *model_;
   const models::DecoderConfig& c = m.config();
   int64_t n = in.tokens.shape(0), qd = c.num_heads * c.head_dim, d = c.head_dim;
-  auto adapt = [&](Tensor y, const Tensor& x, int64_t l, int group) {
-    if (!with_lora) return y;
-    const AdapterSlots::Stack& st = slots_.layers[l][group];
-    return lora_gather_add(std::move(y), x, in.slots, st.a, st.b, slots_.scales);
+  // An adapter update in two halves (core/ops/lora_gather.h): the shrink t of a projection's
+  // input, then the expand of t added into the projection's output y (after its epilogue, so a row
+  // without adapter gets the same values in a step with adapters as in one without).
+  auto shrink = [&](const Tensor& x, int64_t l, int group) {
+    return lora_gather_shrink(x, in.slots, slots_.layers[l][group].a);
+  };
+  auto expand = [&](Tensor y, const Tensor& t, int64_t l, int group) {
+    return lora_gather_expand(std::move(y), t, in.slots, slots_.layers[l][group].b, slots_.scales);
+  };
+  // The normalised input of a packed projection; with adapters its shrink `t` comes from the same
+  // launch (the normalised rows are rms_norm's bit for bit; down's input comes likewise from
+  // swiglu_lora_shrink).
+  auto norm = [&](const Tensor& x, const Tensor& w, int64_t l, int group, Tensor* t) {
+    if (!with_lora) return rms_norm(x, w, c.rms_norm_eps);
+    std::vector<Tensor> ht = rms_norm_lora_shrink(x, w, c.rms_norm_eps, in.slots, slots_.layers[l][group].a);
+    *t = ht[1];
+    return ht[0];
   };
   // The parts' outputs of a packed projection: one product per group; with adapters the groups'
   // outputs are joined first, as the stacked LoRA update covers all parts at once.
-  auto project = [&](const PackedProjection& pp, const Tensor& h, int64_t l, int group) {
+  auto project = [&](const PackedProjection& pp, const Tensor& h, const Tensor& t, int64_t l, int group) {
     std::vector<Tensor> outs;
     for (size_t g = 0; g < pp.groups.size(); ++g)
       outs.push_back(models::linear_add(h, pp.groups[g], pp.biases[g], std::nullopt));
-    if (with_lora) outs = {adapt(outs.size() == 1 ? outs[0] : concat(outs, 1), h, l, group)};
-    return cut_parts(pp, outs);
+    if (!with_lora) return cut_parts(pp, outs);
+    Tensor y = outs.size() == 1 ? std::move(outs[0]) : concat(outs, 1);
+    outs.clear();  // y's buffer is the expand's to write in place
+    return cut_parts(pp, {expand(std::move(y), t, l, group)});
   };
   Tensor x = m.embed_rows(in.tokens);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const PackedLayer& p = layers_[l];
-    Tensor h = rms_norm(x, p.input_norm, c.rms_norm_eps);
-    std::vector<Tensor> qkv = project(p.qkv, h, l, 0);
+    Tensor t;
+    Tensor h = norm(x, p.input_norm, l, 0, &t);
+    std::vector<Tensor> qkv = project(p.qkv, h, t, l, 0);
     Tensor q = reshape(qkv[0], {n, c.num_heads, d});  // rotated inside the attention
     Tensor k = reshape(qkv[1], {n, c.num_kv_heads, d});
     Tensor v = reshape(qkv[2], {n, c.num_kv_heads, d});
@@ -314,13 +330,21 @@ Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
     Tensor a = paged_attention(q, pool_.layers[l], in.tables, in.rows, in.positions, table_width_ * options_.block_size,
                                std::nullopt, m.inv_freq);
     a = reshape(a, {n, qd});
-    // The residual joins the product's epilogue; an adapter's update comes after it (so a row
-    // without adapter gets the same values in a step with adapters as in one without).
-    x = adapt(models::linear_add(a, p.o, p.o_bias, x), a, l, 1);
-    h = rms_norm(x, p.post_norm, c.rms_norm_eps);
-    std::vector<Tensor> gu = project(p.gate_up, h, l, 2);
-    Tensor act = swiglu(gu[0], gu[1]);
-    x = adapt(models::linear_add(act, p.down, std::nullopt, x), act, l, 3);
+    // The residual joins the product's epilogue, the adapter's update comes after it.
+    x = models::linear_add(a, p.o, p.o_bias, x);
+    if (with_lora) x = expand(std::move(x), shrink(a, l, 1), l, 1);
+    h = norm(x, p.post_norm, l, 2, &t);
+    std::vector<Tensor> gu = project(p.gate_up, h, t, l, 2);
+    Tensor act;
+    if (with_lora) {
+      std::vector<Tensor> at = swiglu_lora_shrink(gu[0], gu[1], in.slots, slots_.layers[l][3].a);
+      act = at[0];
+      t = at[1];
+    } else {
+      act = swiglu(gu[0], gu[1]);
+    }
+    x = models::linear_add(act, p.down, std::nullopt, x);
+    if (with_lora) x = expand(std::move(x), t, l, 3);
   }
   Tensor last = rms_norm(take(x, in.last, 0), m.final_norm, c.rms_norm_eps);
   return astype(m.lm_head_product(last), Dtype::F32);

@@ -5,11 +5,13 @@
 //           16-byte loads when rows are whole vectors;
 //   expand: CTA (128 outputs, i): thread o adds scale * B[slot_i][o] . t[i] to y[i, o], reading its
 //           row of B (r contiguous values) with 16-byte loads when r allows.
-// Tokens with slot -1 are skipped; a slot past the stack raises a device error (and is skipped).
-// Both kernels are launched as programmatic dependents (kernel_utils.cuh) and load their first
+// Tokens with slot -1 get zeros from the shrink and are skipped by the expand; a slot past the stack
+// raises a device error (and is skipped). Both kernels are launched as programmatic dependents (kernel_utils.cuh) and load their first
 // vectors of A or B (weights) before they wait: the shrink while the base product drains, the
 // expand while the shrink runs. Slots and scales are written by copies, never by a kernel of the
 // step, so they too are read before the wait.
+#include <type_traits>
+
 #include "wick/backend/cuda/kernel_utils.cuh"
 #include "wick/core/ops/lora_gather.h"
 #include "wick/core/primitives.h"
@@ -35,11 +37,16 @@ __device__ __forceinline__ uint4 vector_at(const uint4 (&held)[kHeld], const uin
   return w;
 }
 
+// t's type: f32, or f64 for f64 operands.
+template <typename D>
+using acc_t = std::conditional_t<std::is_same_v<D, double>, double, float>;
+
 template <typename D>
 __global__ void shrink_kernel(const D* __restrict__ x, const int32_t* __restrict__ slots, const D* __restrict__ a,
-                              float* __restrict__ t, int din, int r, int num_slots, bool vec, cuda::DeviceError* err) {
+                              acc_t<D>* __restrict__ t, int din, int r, int num_slots, bool vec, cuda::DeviceError* err) {
+  using A = acc_t<D>;
   constexpr int kV = 16 / int(sizeof(D));
-  __shared__ float scratch[32];
+  __shared__ A scratch[32];
   const int j = blockIdx.x;
   const int64_t i = blockIdx.y;
   const int slot = slots[i];
@@ -55,11 +62,12 @@ __global__ void shrink_kernel(const D* __restrict__ x, const int32_t* __restrict
   cuda::grid_dependency_wait();  // x comes from an earlier kernel, and t's memory may have served one
   cuda::launch_dependents();
   if (!active) {
+    if (threadIdx.x == 0) t[i * r + j] = 0;
     if (slot >= num_slots && j == 0 && threadIdx.x == 0) cuda::raise_error(err, cuda::kErrLoraSlot, slot, num_slots);
     return;
   }
   const D* xi = x + i * din;
-  float acc = 0.f;
+  A acc = 0;
   if (vec) {
     const uint4* xv = reinterpret_cast<const uint4*>(xi);
     for (int k = 0, v = threadIdx.x; v < vectors; ++k, v += kShrinkThreads) {
@@ -67,21 +75,23 @@ __global__ void shrink_kernel(const D* __restrict__ x, const int32_t* __restrict
       const D* we = reinterpret_cast<const D*>(&w);
       const D* xe = reinterpret_cast<const D*>(&xx);
 #pragma unroll
-      for (int e = 0; e < kV; ++e) acc = fmaf(float(cuda::to_c(we[e])), float(cuda::to_c(xe[e])), acc);
+      for (int e = 0; e < kV; ++e) acc = fma(A(cuda::to_c(we[e])), A(cuda::to_c(xe[e])), acc);
     }
   } else {
-    for (int k = threadIdx.x; k < din; k += kShrinkThreads) acc = fmaf(float(cuda::to_c(row[k])), float(cuda::to_c(xi[k])), acc);
+    for (int k = threadIdx.x; k < din; k += kShrinkThreads) acc = fma(A(cuda::to_c(row[k])), A(cuda::to_c(xi[k])), acc);
   }
-  acc = cuda::block_combine(acc, [](float p, float q) { return p + q; }, scratch);
+  acc = cuda::block_combine(acc, [](A p, A q) { return p + q; }, scratch);
   if (threadIdx.x == 0) t[i * r + j] = acc;
 }
 
 template <typename D>
 __global__ void expand_kernel(D* __restrict__ y, const int32_t* __restrict__ slots, const D* __restrict__ b,
-                              const float* __restrict__ t, const float* __restrict__ scales, int dout, int r,
+                              const acc_t<D>* __restrict__ t, const float* __restrict__ scales, int dout, int r,
                               int num_slots, bool vec) {
+  using A = acc_t<D>;
   constexpr int kV = 16 / int(sizeof(D));
-  extern __shared__ float ts[];  // t[i, :]
+  extern __shared__ __align__(16) unsigned char smem[];
+  A* ts = reinterpret_cast<A*>(smem);  // t[i, :]
   const int64_t i = blockIdx.y;
   const int slot = slots[i];
   const int o = blockIdx.x * kExpandThreads + threadIdx.x;
@@ -98,51 +108,65 @@ __global__ void expand_kernel(D* __restrict__ y, const int32_t* __restrict__ slo
   for (int j = threadIdx.x; j < r; j += blockDim.x) ts[j] = t[i * r + j];
   __syncthreads();
   if (o >= dout) return;
-  float acc = 0.f;
+  A acc = 0;
   if (vec) {
     for (int v = 0; v < vectors; ++v) {
       uint4 w = vector_at(held, reinterpret_cast<const uint4*>(row), v, v);
       const D* we = reinterpret_cast<const D*>(&w);
 #pragma unroll
-      for (int e = 0; e < kV; ++e) acc = fmaf(float(cuda::to_c(we[e])), ts[v * kV + e], acc);
+      for (int e = 0; e < kV; ++e) acc = fma(A(cuda::to_c(we[e])), ts[v * kV + e], acc);
     }
   } else {
-    for (int j = 0; j < r; ++j) acc = fmaf(float(cuda::to_c(row[j])), ts[j], acc);
+    for (int j = 0; j < r; ++j) acc = fma(A(cuda::to_c(row[j])), ts[j], acc);
   }
   D* yo = y + i * dout + o;
-  *yo = cuda::from_c<D>(cuda::to_c(*yo) + scales[slot] * acc);
+  *yo = cuda::from_c<D>(cuda::to_c(*yo) + A(scales[slot]) * acc);
 }
 
 }  // namespace
 
-void LoraGatherAdd::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
-  const Tensor& base = in[0];
-  if (!take_over_input(in, out)) AsType().eval_cuda({base}, out);
-  Tensor x = cuda::contiguous_on_device(in[1]), slots = cuda::contiguous_on_device(in[2]);
-  Tensor a = cuda::contiguous_on_device(in[3]), b = cuda::contiguous_on_device(in[4]);
-  Tensor scales = cuda::contiguous_on_device(in[5]);
+void LoraGatherShrink::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
+  out.allocate();
+  Tensor x = cuda::contiguous_on_device(in[0]), slots = cuda::contiguous_on_device(in[1]);
+  Tensor a = cuda::contiguous_on_device(in[2]);
   int device = out.device().index;
-  int64_t n = x.shape(0), din = x.shape(1), dout = out.shape(1), s = a.shape(0), r = a.shape(1);
-  if (n == 0 || s == 0) return;
+  int64_t n = x.shape(0), din = x.shape(1), s = a.shape(0), r = a.shape(1);
+  if (n == 0) return;
   WICK_CHECK(n <= 65535, name(), ": at most 65535 tokens per call on CUDA, got ", n);
-  Tensor t = Tensor::empty({n, r}, Dtype::F32, out.device());
-  cudaStream_t stream = cuda::stream(device);
   dispatch_float(x.dtype(), name(), [&]<typename T>() {
     using D = cuda::dev_t<T>;
     constexpr int64_t kV = 16 / int64_t(sizeof(D));
-    const bool shrink_vec = din % kV == 0 && cuda::aligned16(x.data_ptr()) && cuda::aligned16(a.data_ptr());
-    cuda::launch_dependent(shrink_kernel<D>, dim3(unsigned(r), unsigned(n)), dim3(kShrinkThreads), 0, stream,
-                           static_cast<const D*>(x.data_ptr()), static_cast<const int32_t*>(slots.data_ptr()),
-                           static_cast<const D*>(a.data_ptr()), static_cast<float*>(t.data_ptr()), int(din), int(r),
-                           int(s), shrink_vec, cuda::device_error(device));
-    WICK_CUDA_LAUNCH_CHECK("lora_gather_add (shrink)");
-    const bool expand_vec = r % kV == 0 && cuda::aligned16(b.data_ptr());
-    dim3 expand_grid(unsigned((dout + kExpandThreads - 1) / kExpandThreads), unsigned(n));
-    cuda::launch_dependent(expand_kernel<D>, expand_grid, dim3(kExpandThreads), size_t(r) * sizeof(float), stream,
-                           static_cast<D*>(out.data_ptr()), static_cast<const int32_t*>(slots.data_ptr()),
-                           static_cast<const D*>(b.data_ptr()), static_cast<const float*>(t.data_ptr()),
-                           static_cast<const float*>(scales.data_ptr()), int(dout), int(r), int(s), expand_vec);
-    WICK_CUDA_LAUNCH_CHECK("lora_gather_add (expand)");
+    const bool vec = din % kV == 0 && cuda::aligned16(x.data_ptr()) && cuda::aligned16(a.data_ptr());
+    cuda::launch_dependent(shrink_kernel<D>, dim3(unsigned(r), unsigned(n)), dim3(kShrinkThreads), 0,
+                           cuda::stream(device), static_cast<const D*>(x.data_ptr()),
+                           static_cast<const int32_t*>(slots.data_ptr()), static_cast<const D*>(a.data_ptr()),
+                           static_cast<acc_t<D>*>(out.data_ptr()), int(din), int(r), int(s), vec,
+                           cuda::device_error(device));
+    WICK_CUDA_LAUNCH_CHECK("lora_gather_shrink");
+  });
+}
+
+void LoraGatherExpand::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
+  const Tensor& base = in[0];
+  if (!take_over_input(in, out)) AsType().eval_cuda({base}, out);
+  Tensor t = cuda::contiguous_on_device(in[1]), slots = cuda::contiguous_on_device(in[2]);
+  Tensor b = cuda::contiguous_on_device(in[3]), scales = cuda::contiguous_on_device(in[4]);
+  int device = out.device().index;
+  int64_t n = t.shape(0), r = t.shape(1), dout = out.shape(1), s = b.shape(0);
+  if (n == 0 || s == 0) return;
+  WICK_CHECK(n <= 65535, name(), ": at most 65535 tokens per call on CUDA, got ", n);
+  WICK_CHECK(r <= LoraGatherShrink::kMaxRank, name(), ": rank ", r, " is above ", LoraGatherShrink::kMaxRank);
+  dispatch_float(out.dtype(), name(), [&]<typename T>() {
+    using D = cuda::dev_t<T>;
+    constexpr int64_t kV = 16 / int64_t(sizeof(D));
+    const bool vec = r % kV == 0 && cuda::aligned16(b.data_ptr());
+    dim3 grid(unsigned((dout + kExpandThreads - 1) / kExpandThreads), unsigned(n));
+    cuda::launch_dependent(expand_kernel<D>, grid, dim3(kExpandThreads), size_t(r) * sizeof(acc_t<D>),
+                           cuda::stream(device), static_cast<D*>(out.data_ptr()),
+                           static_cast<const int32_t*>(slots.data_ptr()), static_cast<const D*>(b.data_ptr()),
+                           static_cast<const acc_t<D>*>(t.data_ptr()), static_cast<const float*>(scales.data_ptr()),
+                           int(dout), int(r), int(s), vec);
+    WICK_CUDA_LAUNCH_CHECK("lora_gather_expand");
   });
 }
 

@@ -1,6 +1,7 @@
 // CUDA kernels of LayerNorm (one-pass Welford statistics), RMSNorm (f32 statistics; f64 for f64
 // data) and their backward. Rows of up to 1024 elements take one warp each, longer rows one block.
 #include "wick/backend/cuda/row_kernels.cuh"
+#include "wick/core/ops/lora_gather.h"
 #include "wick/core/primitives.h"
 
 namespace wick {
@@ -76,20 +77,18 @@ __global__ void rms_norm_kernel(const D* x, const D* w, D* y, int64_t rows, int6
   for (int64_t j = p.t; j < h; j += TPR) yr[j] = cuda::from_c<D>(cuda::to_acc<A>(xr[j]) * rs * cuda::to_acc<A>(w[j]));
 }
 
-// RMSNorm of rows whose length is a whole number of 16-byte vectors, up to 32 * kChunks of them:
-// one warp per row, every load of the row issued before the first is used and the row kept in
-// registers. (A decode step normalises one row per sequence: the generic loop above, one 2-byte
-// load per lane and iteration, waits on memory 2 * h / 32 times in a row.)
+// RMSNorm of one row whose length is a whole number of 16-byte vectors, up to 32 * kChunks of
+// them, by one warp: every load of the row issued before the first is used and the row kept in
+// registers. Lane `lane` gets its vectors lane, lane + 32, ... of the result in `out`. (A decode step
+// normalises one row per sequence: a loop of one 2-byte load per lane and iteration waits on memory
+// 2 * h / 32 times in a row.) Shared by rms_norm_vec_kernel and rms_norm_shrink_kernel, whose rows
+// must come out the same bit for bit.
 template <typename D, typename A, int kChunks>
-__global__ void rms_norm_vec_kernel(const D* x, const D* w, D* y, int64_t rows, int h, A eps) {
-  cuda::launch_dependents();  // a skinny product after this kernel may start loading its weights
+__device__ __forceinline__ void rms_row_vec(const D* xrow, const D* w, int h, A eps, int lane, uint4 (&out)[kChunks]) {
   constexpr int kV = 16 / int(sizeof(D));
-  const int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32, nvec = h / kV;
-  if (row >= rows) return;
-  const uint4* xr = reinterpret_cast<const uint4*>(x + row * h);
+  const int nvec = h / kV;
+  const uint4* xr = reinterpret_cast<const uint4*>(xrow);
   const uint4* wr = reinterpret_cast<const uint4*>(w);
-  uint4* yr = reinterpret_cast<uint4*>(y + row * h);
   uint4 xv[kChunks], wv[kChunks];
 #pragma unroll
   for (int c = 0; c < kChunks; ++c) {
@@ -114,16 +113,73 @@ __global__ void rms_norm_vec_kernel(const D* x, const D* w, D* y, int64_t rows, 
   const A rs = A(1) / ::sqrt(ss / A(h) + eps);
 #pragma unroll
   for (int c = 0; c < kChunks; ++c) {
-    const int i = lane + 32 * c;
-    if (i >= nvec) continue;
+    if (lane + 32 * c >= nvec) continue;
     const D* e = reinterpret_cast<const D*>(&xv[c]);
     const D* g = reinterpret_cast<const D*>(&wv[c]);
-    uint4 o;
-    D* oe = reinterpret_cast<D*>(&o);
+    D* oe = reinterpret_cast<D*>(&out[c]);
 #pragma unroll
     for (int k = 0; k < kV; ++k) oe[k] = cuda::from_c<D>(cuda::to_acc<A>(e[k]) * rs * cuda::to_acc<A>(g[k]));
-    yr[i] = o;
   }
+}
+
+// One warp per row (rms_row_vec).
+template <typename D, typename A, int kChunks>
+__global__ void rms_norm_vec_kernel(const D* x, const D* w, D* y, int64_t rows, int h, A eps) {
+  cuda::launch_dependents();  // a skinny product after this kernel may start loading its weights
+  constexpr int kV = 16 / int(sizeof(D));
+  const int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32, nvec = h / kV;
+  if (row >= rows) return;
+  uint4 o[kChunks];
+  rms_row_vec<D, A, kChunks>(x + row * h, w, h, eps, lane, o);
+  uint4* yr = reinterpret_cast<uint4*>(y + row * h);
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c)
+    if (lane + 32 * c < nvec) yr[lane + 32 * c] = o[c];
+}
+
+// rms_norm_lora_shrink: CTA (g, i) normalises row i in each of its warps (rms_row_vec, so the row
+// equals rms_norm_vec_kernel's) and warp k computes t[i, j] = A[slot_i][j] . h_i for j = 8 g + k
+// (f32 sums of the rounded h, as lora_gather_shrink reads it). CTA (0, i) writes h_i. Tokens with
+// slot -1 get zeros; a slot past the stack raises a device error.
+template <typename D, typename A, int kChunks>
+__global__ void rms_norm_shrink_kernel(const D* x, const D* w, D* y, const int32_t* slots, const D* a, float* t,
+                                       int h, int r, int num_slots, A eps, cuda::DeviceError* err) {
+  cuda::launch_dependents();
+  constexpr int kV = 16 / int(sizeof(D));
+  const int64_t i = blockIdx.y;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nvec = h / kV;
+  const int j = blockIdx.x * (blockDim.x / 32) + warp;
+  uint4 o[kChunks];
+  rms_row_vec<D, A, kChunks>(x + i * h, w, h, eps, lane, o);
+  if (blockIdx.x == 0 && warp == 0) {
+    uint4* yr = reinterpret_cast<uint4*>(y + i * h);
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c)
+      if (lane + 32 * c < nvec) yr[lane + 32 * c] = o[c];
+  }
+  if (j >= r) return;
+  const int slot = slots[i];
+  if (slot < 0 || slot >= num_slots) {
+    if (lane == 0) t[i * r + j] = 0.f;
+    if (slot >= num_slots && j == 0 && lane == 0) cuda::raise_error(err, cuda::kErrLoraSlot, slot, num_slots);
+    return;
+  }
+  const uint4* ar = reinterpret_cast<const uint4*>(a + (int64_t(slot) * r + j) * h);
+  float acc = 0.f;
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    const int v = lane + 32 * c;
+    if (v >= nvec) continue;
+    uint4 av = __ldg(ar + v);
+    const D* ae = reinterpret_cast<const D*>(&av);
+    const D* he = reinterpret_cast<const D*>(&o[c]);
+#pragma unroll
+    for (int k = 0; k < kV; ++k) acc = fmaf(float(cuda::to_c(ae[k])), float(cuda::to_c(he[k])), acc);
+  }
+#pragma unroll
+  for (int m = 16; m > 0; m >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
+  if (lane == 0) t[i * r + j] = acc;
 }
 
 // d x of LayerNorm (rms false) or RMSNorm (rms true) for one row: statistics, then the two sums
@@ -223,6 +279,46 @@ void RMSNorm::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
           cuda::cptr<T>(x), cuda::cptr<T>(w), cuda::mptr<T>(out), rows, h, A(eps_));
     WICK_CUDA_LAUNCH_CHECK("rms_norm_kernel");
   });
+}
+
+void RMSNormLoraShrink::eval_outputs_cuda(const std::vector<Tensor>& in, const std::vector<Tensor>& outs) {
+  const Tensor &h_out = outs[0], &t_out = outs[1];
+  Tensor x = cuda::contiguous_on_device(in[0]), w = cuda::contiguous_on_device(in[1]);
+  Tensor slots = cuda::contiguous_on_device(in[2]), a = cuda::contiguous_on_device(in[3]);
+  const int device = x.device().index;
+  const int64_t rows = x.shape(0), h = x.shape(1), s = a.shape(0), r = a.shape(1);
+  bool done = false;
+  dispatch_float(x.dtype(), name(), [&]<typename T>() {
+    using D = cuda::dev_t<T>;
+    using A = dacc_t<D>;
+    if constexpr (sizeof(D) <= 4) {
+      const int64_t vec = 16 / int64_t(sizeof(D)), vecs = h / vec;
+      bool aligned = cuda::aligned16(x.data_ptr()) && cuda::aligned16(w.data_ptr()) && cuda::aligned16(a.data_ptr());
+      if (!aligned || h % vec != 0 || vecs > 32 * 8 || rows < 1 || rows > 65535) return;
+      h_out.allocate();
+      t_out.allocate();
+      if (!cuda::aligned16(h_out.data_ptr())) return;  // (the allocator's blocks are; the fallback writes anew)
+      constexpr int kWarps = cuda::kThreads / 32;
+      dim3 grid(unsigned((r + kWarps - 1) / kWarps), unsigned(rows));
+      cudaStream_t stream = cuda::stream(device);
+      auto go = [&](auto kernel) {
+        kernel<<<grid, cuda::kThreads, 0, stream>>>(cuda::cptr<T>(x), cuda::cptr<T>(w), cuda::mptr<T>(h_out),
+                                                    static_cast<const int32_t*>(slots.data_ptr()), cuda::cptr<T>(a),
+                                                    static_cast<float*>(t_out.data_ptr()), int(h), int(r), int(s),
+                                                    A(eps_), cuda::device_error(device));
+      };
+      if (vecs <= 32) go(rms_norm_shrink_kernel<D, A, 1>);
+      else if (vecs <= 64) go(rms_norm_shrink_kernel<D, A, 2>);
+      else if (vecs <= 128) go(rms_norm_shrink_kernel<D, A, 4>);
+      else go(rms_norm_shrink_kernel<D, A, 8>);
+      WICK_CUDA_LAUNCH_CHECK("rms_norm_shrink_kernel");
+      done = true;
+    }
+  });
+  if (done) return;
+  // Rows the one-launch kernel does not take: the two ops in turn.
+  RMSNorm(eps_).eval_cuda({x, w}, h_out);
+  LoraGatherShrink().eval_cuda({h_out, slots, a}, t_out);
 }
 
 void NormBackward::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {

@@ -6,36 +6,110 @@
 
 namespace wick {
 
-Tensor lora_gather_add(Tensor base, const Tensor& x, const Tensor& slots, const Tensor& a_stack,
-                       const Tensor& b_stack, const Tensor& scales) {
-  const char* op = "lora_gather_add";
-  WICK_CHECK(x.ndim() == 2 && base.ndim() == 2 && base.shape(0) == x.shape(0), op,
-             ": expected base[N, out] and x[N, in], got ", shape_str(base.shape()), " and ", shape_str(x.shape()));
-  int64_t n = x.shape(0), in = x.shape(1), out = base.shape(1);
-  WICK_CHECK(a_stack.ndim() == 3 && b_stack.ndim() == 3 && a_stack.shape(0) == b_stack.shape(0) &&
-                 a_stack.shape(2) == in && b_stack.shape(1) == out && b_stack.shape(2) == a_stack.shape(1),
-             op, ": expected a_stack[S, r, ", in, "] and b_stack[S, ", out, ", r], got ", shape_str(a_stack.shape()),
-             " and ", shape_str(b_stack.shape()));
-  int64_t s = a_stack.shape(0), r = a_stack.shape(1);
-  WICK_CHECK(r >= 1 && r <= LoraGatherAdd::kMaxRank, op, ": rank ", r, " is outside 1..", LoraGatherAdd::kMaxRank);
+namespace {
+
+void check_slots(const char* op, const Tensor& slots, int64_t n) {
   WICK_CHECK(slots.dtype() == Dtype::I32 && slots.ndim() == 1 && slots.shape(0) == n, op,
              ": slots must be i32 [", n, "], got ", dtype_name(slots.dtype()), " ", shape_str(slots.shape()));
+}
+
+void check_devices(const char* op, const Tensor& first, std::initializer_list<const Tensor*> rest) {
+  for (const Tensor* t : rest)
+    WICK_CHECK(t->device() == first.device(), op, ": tensors are on different devices (", first.device().str(),
+               " and ", t->device().str(), ")");
+}
+
+// The checks of a shrink of x[N, in] by a_stack[S, r, in] (op names the caller).
+void check_shrink(const char* op, const Tensor& x, const Tensor& slots, const Tensor& a_stack) {
+  WICK_CHECK(x.ndim() == 2, op, ": expected x[N, in], got ", shape_str(x.shape()));
+  int64_t n = x.shape(0), in = x.shape(1);
+  WICK_CHECK(a_stack.ndim() == 3 && a_stack.shape(2) == in, op, ": expected a_stack[S, r, ", in, "], got ",
+             shape_str(a_stack.shape()));
+  int64_t r = a_stack.shape(1);
+  WICK_CHECK(r >= 1 && r <= LoraGatherShrink::kMaxRank, op, ": rank ", r, " is outside 1..",
+             LoraGatherShrink::kMaxRank);
+  check_slots(op, slots, n);
+  WICK_CHECK(is_floating(x.dtype()) && a_stack.dtype() == x.dtype(), op,
+             ": x and a_stack must share a floating dtype, got ", dtype_name(x.dtype()), " and ",
+             dtype_name(a_stack.dtype()));
+  check_devices(op, x, {&slots, &a_stack});
+}
+
+Dtype shrink_dtype(Dtype x) { return x == Dtype::F64 ? Dtype::F64 : Dtype::F32; }
+
+}  // namespace
+
+Tensor lora_gather_shrink(const Tensor& x, const Tensor& slots, const Tensor& a_stack) {
+  check_shrink("lora_gather_shrink", x, slots, a_stack);
+  return Tensor::make({x.shape(0), a_stack.shape(1)}, shrink_dtype(x.dtype()), x.device(),
+                      std::make_shared<LoraGatherShrink>(), {x, slots, a_stack});
+}
+
+std::vector<Tensor> rms_norm_lora_shrink(const Tensor& x, const Tensor& weight, double eps, const Tensor& slots,
+                                         const Tensor& a_stack) {
+  const char* op = "rms_norm_lora_shrink";
+  check_shrink(op, x, slots, a_stack);
+  WICK_CHECK(weight.shape() == Shape{x.shape(1)}, op, ": weight must be [", x.shape(1), "] for input ",
+             shape_str(x.shape()), ", got ", shape_str(weight.shape()));
+  check_devices(op, x, {&weight});
+  return Tensor::make_siblings({x.shape(), {x.shape(0), a_stack.shape(1)}}, {x.dtype(), shrink_dtype(x.dtype())},
+                               x.device(), std::make_shared<RMSNormLoraShrink>(eps),
+                               {x, astype(weight, x.dtype()), slots, a_stack});
+}
+
+Tensor lora_gather_expand(Tensor base, const Tensor& t, const Tensor& slots, const Tensor& b_stack,
+                          const Tensor& scales) {
+  const char* op = "lora_gather_expand";
+  WICK_CHECK(t.ndim() == 2 && base.ndim() == 2 && base.shape(0) == t.shape(0), op,
+             ": expected base[N, out] and t[N, r], got ", shape_str(base.shape()), " and ", shape_str(t.shape()));
+  int64_t n = t.shape(0), r = t.shape(1), out = base.shape(1);
+  WICK_CHECK(b_stack.ndim() == 3 && b_stack.shape(1) == out && b_stack.shape(2) == r, op, ": expected b_stack[S, ",
+             out, ", ", r, "], got ", shape_str(b_stack.shape()));
+  int64_t s = b_stack.shape(0);
+  check_slots(op, slots, n);
   WICK_CHECK(scales.dtype() == Dtype::F32 && scales.ndim() == 1 && scales.shape(0) == s, op,
              ": scales must be f32 [", s, "], got ", dtype_name(scales.dtype()), " ", shape_str(scales.shape()));
-  WICK_CHECK(is_floating(x.dtype()) && base.dtype() == x.dtype() && a_stack.dtype() == x.dtype() &&
-                 b_stack.dtype() == x.dtype(),
-             op, ": base, x, a_stack and b_stack must share a floating dtype, got ", dtype_name(base.dtype()), ", ",
-             dtype_name(x.dtype()), ", ", dtype_name(a_stack.dtype()), ", ", dtype_name(b_stack.dtype()));
-  for (const Tensor* t : {&x, &slots, &a_stack, &b_stack, &scales})
-    WICK_CHECK(t->device() == base.device(), op, ": tensors are on different devices (", base.device().str(), " and ",
-               t->device().str(), ")");
+  WICK_CHECK(is_floating(base.dtype()) && b_stack.dtype() == base.dtype(), op,
+             ": base and b_stack must share a floating dtype, got ", dtype_name(base.dtype()), " and ",
+             dtype_name(b_stack.dtype()));
+  Dtype acc = base.dtype() == Dtype::F64 ? Dtype::F64 : Dtype::F32;
+  WICK_CHECK(t.dtype() == acc, op, ": t must be ", dtype_name(acc), " for a ", dtype_name(base.dtype()),
+             " base (as lora_gather_shrink gives it), got ", dtype_name(t.dtype()));
+  check_devices(op, base, {&t, &slots, &b_stack, &scales});
   Shape shape = base.shape();
   Dtype dtype = base.dtype();
   Device device = base.device();
   // Built apart from the call: an initializer list in the call would hold base until it returns,
   // and the node could not take over base's buffer.
-  std::vector<Tensor> inputs{std::move(base), x, slots, a_stack, b_stack, scales};
-  return Tensor::make(shape, dtype, device, std::make_shared<LoraGatherAdd>(), std::move(inputs));
+  std::vector<Tensor> inputs{std::move(base), t, slots, b_stack, scales};
+  return Tensor::make(shape, dtype, device, std::make_shared<LoraGatherExpand>(), std::move(inputs));
+}
+
+Tensor lora_gather_add(Tensor base, const Tensor& x, const Tensor& slots, const Tensor& a_stack,
+                       const Tensor& b_stack, const Tensor& scales) {
+  const char* op = "lora_gather_add";
+  WICK_CHECK(x.ndim() == 2 && base.ndim() == 2 && base.shape(0) == x.shape(0), op,
+             ": expected base[N, out] and x[N, in], got ", shape_str(base.shape()), " and ", shape_str(x.shape()));
+  int64_t in = x.shape(1), out = base.shape(1);
+  WICK_CHECK(a_stack.ndim() == 3 && b_stack.ndim() == 3 && a_stack.shape(0) == b_stack.shape(0) &&
+                 a_stack.shape(2) == in && b_stack.shape(1) == out && b_stack.shape(2) == a_stack.shape(1),
+             op, ": expected a_stack[S, r, ", in, "] and b_stack[S, ", out, ", r], got ", shape_str(a_stack.shape()),
+             " and ", shape_str(b_stack.shape()));
+  WICK_CHECK(base.dtype() == x.dtype(), op, ": base and x must share a dtype, got ", dtype_name(base.dtype()),
+             " and ", dtype_name(x.dtype()));
+  return lora_gather_expand(std::move(base), lora_gather_shrink(x, slots, a_stack), slots, b_stack, scales);
+}
+
+std::vector<Tensor> swiglu_lora_shrink(const Tensor& gate, const Tensor& up, const Tensor& slots,
+                                       const Tensor& a_stack) {
+  const char* op = "swiglu_lora_shrink";
+  check_shrink(op, gate, slots, a_stack);
+  WICK_CHECK(up.shape() == gate.shape() && up.dtype() == gate.dtype(), op, ": gate and up must share shape and dtype, got ",
+             gate.str(), " and ", up.str());
+  check_devices(op, gate, {&up});
+  return Tensor::make_siblings({gate.shape(), {gate.shape(0), a_stack.shape(1)}},
+                               {gate.dtype(), shrink_dtype(gate.dtype())}, gate.device(),
+                               std::make_shared<SwiGLULoraShrink>(), {gate, up, slots, a_stack});
 }
 
 namespace reference {
