@@ -1,9 +1,13 @@
 // CPU kernels of the batched-adapter LoRA update: per token, its slot's x @ A^T (the shrink), then
-// t @ B^T added to the base (the expand); sums in f64.
+// t @ B^T added to the base (the expand), over the thread pool.
+#include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "wick/backend/cpu/strided.h"
+#include "wick/backend/cpu/thread_pool.h"
+#include "wick/backend/cpu/vec_math.h"
 #include "wick/core/ops/lora_gather.h"
 #include "wick/core/primitives.h"
 
@@ -12,28 +16,42 @@ namespace wick {
 using cpu::cdata;
 using cpu::mdata;
 
+namespace {
+// The sums: f64 for f64 operands, else f32 in interleaved lanes (dot_product), which vectorise; a
+// decode step's adapters would otherwise cost as much as its products.
+template <typename T>
+using sum_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+}  // namespace
+
 void LoraGatherShrink::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   out.allocate();
   Tensor x = cpu::contiguous_copy(in[0]), slots = cpu::contiguous_copy(in[1]), a = cpu::contiguous_copy(in[2]);
   int64_t n = x.shape(0), din = x.shape(1), s = a.shape(0), r = a.shape(1);
   const int32_t* ps = cdata<int32_t>(slots);
+  for (int64_t i = 0; i < n; ++i)
+    WICK_CHECK(ps[i] < s, name(), ": token ", i, " has slot ", ps[i], " but only ", s, " adapters are stacked");
   dispatch_float(x.dtype(), name(), [&]<typename T>() {
+    using A = sum_t<T>;
     const T* px = cdata<T>(x);
     const T* pa = cdata<T>(a);
-    dispatch_float(out.dtype(), name(), [&]<typename Acc>() {
-      Acc* pt = mdata<Acc>(out);
-      for (int64_t i = 0; i < n; ++i) {
+    A* pt = mdata<A>(out);  // f32, or f64 for f64 operands (lora_gather_shrink)
+    // Work items are (token, rank row); each reads din values of x and of A.
+    cpu::parallel_for(n * r, std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(din, 1)),
+                      [&](int64_t begin, int64_t end) {
+      std::vector<A> xi(static_cast<size_t>(din));
+      int64_t loaded = -1;
+      for (int64_t w = begin; w < end; ++w) {
+        int64_t i = w / r, j = w % r;
         int32_t slot = ps[i];
-        WICK_CHECK(slot < s, name(), ": token ", i, " has slot ", slot, " but only ", s, " adapters are stacked");
-        const T* xi = px + i * din;
-        for (int64_t j = 0; j < r; ++j) {
-          double acc = 0;
-          if (slot >= 0) {
-            const T* row = pa + (slot * r + j) * din;
-            for (int64_t k = 0; k < din; ++k) acc += double(row[k]) * double(xi[k]);
-          }
-          pt[i * r + j] = Acc(acc);
+        if (slot < 0) {
+          pt[w] = A(0);
+          continue;
         }
+        if (loaded != i) {
+          for (int64_t k = 0; k < din; ++k) xi[size_t(k)] = A(px[i * din + k]);
+          loaded = i;
+        }
+        pt[w] = cpu::dot_product(xi.data(), pa + (int64_t(slot) * r + j) * din, din);
       }
     });
   });
@@ -51,23 +69,22 @@ void LoraGatherExpand::eval_cpu(const std::vector<Tensor>& in, const Tensor& out
   int64_t n = t.shape(0), r = t.shape(1), dout = out.shape(1), s = b.shape(0);
   const int32_t* ps = cdata<int32_t>(slots);
   const float* pscale = cdata<float>(scales);
+  for (int64_t i = 0; i < n; ++i)
+    WICK_CHECK(ps[i] < s, name(), ": token ", i, " has slot ", ps[i], " but only ", s, " adapters are stacked");
   dispatch_float(out.dtype(), name(), [&]<typename T>() {
+    using A = sum_t<T>;
     const T* pb = cdata<T>(b);
     T* po = mdata<T>(out);
-    dispatch_float(t.dtype(), name(), [&]<typename Acc>() {
-      const Acc* pt = cdata<Acc>(t);
-      for (int64_t i = 0; i < n; ++i) {
+    const A* pt = cdata<A>(t);
+    // Work items are (token, output); each reads r values of B.
+    cpu::parallel_for(n * dout, std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(r, 1)),
+                      [&](int64_t begin, int64_t end) {
+      for (int64_t w = begin; w < end; ++w) {
+        int64_t i = w / dout, o = w % dout;
         int32_t slot = ps[i];
         if (slot < 0) continue;
-        WICK_CHECK(slot < s, name(), ": token ", i, " has slot ", slot, " but only ", s, " adapters are stacked");
-        const Acc* ti = pt + i * r;
-        double scale = pscale[slot];
-        for (int64_t o = 0; o < dout; ++o) {
-          const T* row = pb + (slot * dout + o) * r;
-          double acc = 0;
-          for (int64_t j = 0; j < r; ++j) acc += double(row[j]) * double(ti[j]);
-          po[i * dout + o] = T(compute_t<T>(double(po[i * dout + o]) + scale * acc));
-        }
+        A acc = cpu::dot_product(pt + i * r, pb + (int64_t(slot) * dout + o) * r, r);
+        po[w] = T(compute_t<T>(A(po[w]) + A(pscale[slot]) * acc));
       }
     });
   });

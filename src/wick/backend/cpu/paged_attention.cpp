@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "wick/backend/cpu/strided.h"
+#include "wick/backend/cpu/vec_math.h"
 #include "wick/backend/cpu/thread_pool.h"
 #include "wick/core/ops/paged_attention.h"
 #include "wick/core/primitives.h"
@@ -14,6 +15,7 @@ namespace wick {
 
 using cpu::cdata;
 using cpu::mdata;
+using cpu::dot_product;
 
 namespace {
 
@@ -38,21 +40,6 @@ Paging paging_of(const char* op, const Tensor& cache, const Tensor& tables) {
   return Paging{cdata<int32_t>(tables), tables.shape(0), tables.shape(1), cache.shape(3), cache.shape(0), op};
 }
 
-// sum_j a[j] * b[j] in 16 interleaved partial sums: without reassociation allowed, one running sum
-// is a chain of dependent adds the compiler cannot vectorise (a 128-value head then costs ~500
-// cycles per score); independent lanes it can.
-template <typename A, typename T>
-A dot_product(const A* a, const T* b, int64_t n) {
-  constexpr int kLanes = 16;
-  A part[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) part[l] += a[j + l] * A(b[j + l]);
-  A dot = 0;
-  for (int l = 0; l < kLanes; ++l) dot += part[l];
-  for (; j < n; ++j) dot += a[j] * A(b[j]);
-  return dot;
-}
 
 }  // namespace
 
