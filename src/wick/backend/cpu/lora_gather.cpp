@@ -21,23 +21,33 @@ namespace {
 // decode step's adapters would otherwise cost as much as its products.
 template <typename T>
 using sum_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// The tokens' slots, each checked against the S stacked adapters (-1: none).
+const int32_t* checked_slots(const char* op, const Tensor& slots, int64_t s) {
+  const int32_t* ps = cdata<int32_t>(slots);
+  for (int64_t i = 0; i < slots.numel(); ++i)
+    WICK_CHECK(ps[i] < s, op, ": token ", i, " has slot ", ps[i], " but only ", s, " adapters are stacked");
+  return ps;
+}
+
+// Work items per task when each reads `per_item` values: about 32K values a task.
+int64_t grain_for(int64_t per_item) {
+  return std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(per_item, 1));
+}
 }  // namespace
 
 void LoraGatherShrink::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   out.allocate();
   Tensor x = cpu::contiguous_copy(in[0]), slots = cpu::contiguous_copy(in[1]), a = cpu::contiguous_copy(in[2]);
   int64_t n = x.shape(0), din = x.shape(1), s = a.shape(0), r = a.shape(1);
-  const int32_t* ps = cdata<int32_t>(slots);
-  for (int64_t i = 0; i < n; ++i)
-    WICK_CHECK(ps[i] < s, name(), ": token ", i, " has slot ", ps[i], " but only ", s, " adapters are stacked");
+  const int32_t* ps = checked_slots(name(), slots, s);
   dispatch_float(x.dtype(), name(), [&]<typename T>() {
     using A = sum_t<T>;
     const T* px = cdata<T>(x);
     const T* pa = cdata<T>(a);
     A* pt = mdata<A>(out);  // f32, or f64 for f64 operands (lora_gather_shrink)
     // Work items are (token, rank row); each reads din values of x and of A.
-    cpu::parallel_for(n * r, std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(din, 1)),
-                      [&](int64_t begin, int64_t end) {
+    cpu::parallel_for(n * r, grain_for(din), [&](int64_t begin, int64_t end) {
       std::vector<A> xi(static_cast<size_t>(din));
       int64_t loaded = -1;
       for (int64_t w = begin; w < end; ++w) {
@@ -67,18 +77,15 @@ void LoraGatherExpand::eval_cpu(const std::vector<Tensor>& in, const Tensor& out
   Tensor t = cpu::contiguous_copy(in[1]), slots = cpu::contiguous_copy(in[2]);
   Tensor b = cpu::contiguous_copy(in[3]), scales = cpu::contiguous_copy(in[4]);
   int64_t n = t.shape(0), r = t.shape(1), dout = out.shape(1), s = b.shape(0);
-  const int32_t* ps = cdata<int32_t>(slots);
+  const int32_t* ps = checked_slots(name(), slots, s);
   const float* pscale = cdata<float>(scales);
-  for (int64_t i = 0; i < n; ++i)
-    WICK_CHECK(ps[i] < s, name(), ": token ", i, " has slot ", ps[i], " but only ", s, " adapters are stacked");
   dispatch_float(out.dtype(), name(), [&]<typename T>() {
     using A = sum_t<T>;
     const T* pb = cdata<T>(b);
     T* po = mdata<T>(out);
     const A* pt = cdata<A>(t);
     // Work items are (token, output); each reads r values of B.
-    cpu::parallel_for(n * dout, std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(r, 1)),
-                      [&](int64_t begin, int64_t end) {
+    cpu::parallel_for(n * dout, grain_for(r), [&](int64_t begin, int64_t end) {
       for (int64_t w = begin; w < end; ++w) {
         int64_t i = w / dout, o = w % dout;
         int32_t slot = ps[i];

@@ -2,6 +2,7 @@
 #include "wick/core/ops/lora_gather.h"
 
 #include "wick/core/ops.h"
+#include "wick/core/ops/common.h"
 #include "wick/core/primitives.h"
 
 namespace wick {
@@ -14,9 +15,7 @@ void check_slots(const char* op, const Tensor& slots, int64_t n) {
 }
 
 void check_devices(const char* op, const Tensor& first, std::initializer_list<const Tensor*> rest) {
-  for (const Tensor* t : rest)
-    WICK_CHECK(t->device() == first.device(), op, ": tensors are on different devices (", first.device().str(),
-               " and ", t->device().str(), ")");
+  for (const Tensor* t : rest) detail::check_device(op, first, *t);
 }
 
 // The checks of a shrink of x[N, in] by a_stack[S, r, in] (op names the caller).
