@@ -91,50 +91,62 @@ __global__ void swiglu_backward_rows_kernel(int64_t rows, int64_t cols, const D*
   }
 }
 
-// swiglu_lora_shrink: CTA (g, i) computes row i of silu(a) * b (as swiglu_rows_kernel does, into
-// shared memory; CTA (0, i) also writes it), then warp k computes t[i, j] = A[slot_i][j] . act_i
-// for j = 8 g + k (f32 sums). Tokens with slot -1 get zeros; a slot past the stack raises a device
-// error.
+// swiglu_lora_shrink: CTA (g, i) computes row i of silu(a) * b (as swiglu_rows_kernel does; CTA
+// (0, i) also writes it) and t[i, j] = A[slot_i][j] . act_i for the kShrinkRanks rank rows j of
+// group g: each thread sums its own 16-byte vectors of the row for each j, then the CTA adds the
+// threads' sums in a fixed order (f32). Many small CTAs rather than a warp per whole-row product, so
+// a decode step's few tokens still spread over the GPU. Tokens with slot -1 get zeros; a slot past
+// the stack raises a device error.
+constexpr int kShrinkRanks = 2;
+
 template <typename D>
 __global__ void swiglu_shrink_kernel(int cols, const D* a, int64_t sa, const D* b, int64_t sb, D* y, int64_t sy,
                                      const int32_t* slots, const D* as, float* t, int r, int num_slots,
                                      cuda::DeviceError* err) {
   cuda::launch_dependents();
   constexpr int V = kRowVec / sizeof(D);
-  extern __shared__ __align__(16) unsigned char smem[];
-  uint4* act = reinterpret_cast<uint4*>(smem);
+  __shared__ float scratch[kShrinkRanks][cuda::kThreads / 32];
   const int64_t i = blockIdx.y;
-  const int nvec = cols / V, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int j0 = blockIdx.x * kShrinkRanks, nvec = cols / V, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int slot = slots[i];
+  const bool active = slot >= 0 && slot < num_slots;
+  const uint4* ar = reinterpret_cast<const uint4*>(as + (int64_t(active ? slot : 0) * r + j0) * cols);
+  float acc[kShrinkRanks] = {};
   for (int v = threadIdx.x; v < nvec; v += blockDim.x) {
     __align__(16) D va[V], vb[V], vy[V];
     *reinterpret_cast<uint4*>(va) = *reinterpret_cast<const uint4*>(a + i * sa + int64_t(v) * V);
     *reinterpret_cast<uint4*>(vb) = *reinterpret_cast<const uint4*>(b + i * sb + int64_t(v) * V);
 #pragma unroll
     for (int k = 0; k < V; ++k) vy[k] = from_c<D>(fn::Silu{}(to_c(va[k])) * to_c(vb[k]));
-    act[v] = *reinterpret_cast<const uint4*>(vy);
-    if (blockIdx.x == 0) *reinterpret_cast<uint4*>(y + i * sy + int64_t(v) * V) = act[v];
+    if (blockIdx.x == 0) *reinterpret_cast<uint4*>(y + i * sy + int64_t(v) * V) = *reinterpret_cast<const uint4*>(vy);
+    if (!active) continue;
+#pragma unroll
+    for (int q = 0; q < kShrinkRanks; ++q) {
+      if (j0 + q >= r) break;
+      uint4 av = __ldg(ar + int64_t(q) * nvec + v);
+      const D* ae = reinterpret_cast<const D*>(&av);
+#pragma unroll
+      for (int k = 0; k < V; ++k) acc[q] = fmaf(float(to_c(ae[k])), float(to_c(vy[k])), acc[q]);
+    }
   }
-  __syncthreads();
-  const int j = blockIdx.x * (blockDim.x / 32) + warp;
-  if (j >= r) return;
-  const int slot = slots[i];
-  if (slot < 0 || slot >= num_slots) {
-    if (lane == 0) t[i * r + j] = 0.f;
-    if (slot >= num_slots && j == 0 && lane == 0) cuda::raise_error(err, cuda::kErrLoraSlot, slot, num_slots);
+  if (!active) {
+    if (threadIdx.x < kShrinkRanks && j0 + int(threadIdx.x) < r) t[i * r + j0 + threadIdx.x] = 0.f;
+    if (slot >= num_slots && blockIdx.x == 0 && threadIdx.x == 0)
+      cuda::raise_error(err, cuda::kErrLoraSlot, slot, num_slots);
     return;
   }
-  const uint4* ar = reinterpret_cast<const uint4*>(as + (int64_t(slot) * r + j) * cols);
-  float acc = 0.f;
-  for (int v = lane; v < nvec; v += 32) {
-    uint4 av = __ldg(ar + v), hv = act[v];
-    const D* ae = reinterpret_cast<const D*>(&av);
-    const D* he = reinterpret_cast<const D*>(&hv);
 #pragma unroll
-    for (int k = 0; k < V; ++k) acc = fmaf(float(to_c(ae[k])), float(to_c(he[k])), acc);
+  for (int q = 0; q < kShrinkRanks; ++q) {
+#pragma unroll
+    for (int m = 16; m > 0; m >>= 1) acc[q] += __shfl_xor_sync(0xffffffffu, acc[q], m);
+    if (lane == 0) scratch[q][warp] = acc[q];
   }
-#pragma unroll
-  for (int m = 16; m > 0; m >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
-  if (lane == 0) t[i * r + j] = acc;
+  __syncthreads();
+  if (threadIdx.x < kShrinkRanks && j0 + int(threadIdx.x) < r) {
+    float sum = 0.f;
+    for (int w = 0; w < int(blockDim.x / 32); ++w) sum += scratch[threadIdx.x][w];
+    t[i * r + j0 + threadIdx.x] = sum;
+  }
 }
 
 }  // namespace
@@ -172,15 +184,14 @@ void SwiGLULoraShrink::eval_outputs_cuda(const std::vector<Tensor>& in, const st
   const int64_t rows = a.shape(0), cols = a.shape(1), s = as.shape(0), r = as.shape(1);
   bool done = false;
   if (dense_rows(a, a.shape()) && dense_rows(b, a.shape()) && cuda::aligned16(as.data_ptr()) && rows >= 1 &&
-      rows <= 65535 && cols * int64_t(a.itemsize()) <= 48 * 1024) {
+      rows <= 65535) {
     dispatch_float(a.dtype(), name(), [&]<typename T>() {
       using D = dev_t<T>;
       if constexpr (sizeof(D) <= 4) {
         act.allocate();
         t.allocate();
-        constexpr int kWarps = cuda::kThreads / 32;
-        dim3 grid(unsigned((r + kWarps - 1) / kWarps), unsigned(rows));
-        swiglu_shrink_kernel<D><<<grid, cuda::kThreads, size_t(cols) * sizeof(D), cuda::stream(device)>>>(
+        dim3 grid(unsigned((r + kShrinkRanks - 1) / kShrinkRanks), unsigned(rows));
+        swiglu_shrink_kernel<D><<<grid, cuda::kThreads, 0, cuda::stream(device)>>>(
             int(cols), cptr<T>(a), a.strides()[0], cptr<T>(b), b.strides()[0], mptr<T>(act), act.strides()[0],
             static_cast<const int32_t*>(slots.data_ptr()), cptr<T>(as), static_cast<float*>(t.data_ptr()), int(r),
             int(s), cuda::device_error(device));
