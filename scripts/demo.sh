@@ -24,7 +24,7 @@ echo; echo "== wick train: LoRA (rank 8, all linear layers) on data/demo/pirate_
 adapter=out/demo-adapter
 $wick train --model "$lm" --data data/demo/pirate_train.jsonl --validation data/demo/pirate_validation.jsonl \
   --out "$adapter" --overwrite --steps 30 --batch-size 4 --lr 1e-3 --rank 8 --targets all-linear --schedule cosine --warmup 3 \
-  --eval-every 5 --seed 0 "${device[@]}"
+  --eval-every 5 --seed 0 --matmul-precision bf16 "${device[@]}"
 for q in "What is the capital of Germany?" "Why is the sea salty?"; do
   echo; echo "== $q"
   printf 'without the adapter: '

@@ -200,4 +200,33 @@ TEST(CliLora, TrainsOverTheGgufsOwnBlocks) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
+// --matmul-precision bf16: SmolLM2's products round their operands to bf16 (sums in f32), so the
+// losses move off the f32 run's, by about what bf16's 8 bits allow; on a CUDA device the option is
+// a one-line usage error.
+TEST(CliLora, Bf16MatmulPrecisionTrainsCloseToF32) {
+  std::string model = std::string(WICK_TEST_DATA_DIR) + "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  ASSERT_TRUE(std::filesystem::exists(model)) << "missing " << model << " (run scripts/fetch-models.sh models)";
+  std::string data = std::string(WICK_TEST_DATA_DIR) + "/../../data/demo/pirate_train.jsonl";
+  TempDir tmp;
+  std::string args = "train --model " + model + " --data " + data +
+                     " --steps 3 --batch-size 2 --rank 4 --lr 2e-3 --max-length 64 --log-every 1 --seed 0 --out " + tmp.path;
+  Result f32 = run_wick(args + "/f32 --device cpu");
+  ASSERT_EQ(f32.code, 0) << f32.err;
+  Result bf16 = run_wick(args + "/bf16 --device cpu --matmul-precision bf16");
+  ASSERT_EQ(bf16.code, 0) << bf16.err;
+  std::vector<json> a = metrics(tmp.path + "/f32"), b = metrics(tmp.path + "/bf16");
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  bool moved = false;
+  for (size_t i = 0; i < 3; ++i) {
+    double x = a[i]["loss"].get<double>(), y = b[i]["loss"].get<double>();
+    EXPECT_NEAR(y, x, 5e-3 * x) << "step " << i + 1;
+    moved = moved || x != y;
+  }
+  EXPECT_TRUE(moved) << "the bf16 run's losses equal the f32 run's: its products were not rounded";
+  Result cuda = run_wick(args + "/cuda --device cuda --matmul-precision bf16");
+  EXPECT_NE(cuda.code, 0);
+  EXPECT_NE(cuda.err.find("--matmul-precision bf16 is for the CPU"), std::string::npos) << cuda.err;
+}
+
 }  // namespace

@@ -82,7 +82,8 @@ WICK_DEVICE_TEST(Matmul, ShapesAndOddSizes) {
                              {{4, 17, 9}, {4, 9, 11}},
                              {{3, 1, 5, 8}, {1, 2, 8, 6}},
                              {{33}, {33, 7}},
-                             {{1000, 48}, {48, 33}}};
+                             {{1000, 48}, {48, 33}},
+                             {{131, 301}, {301, 75}}};  // bf16 on the CPU: the AVX512-BF16 kernel's size
   for (const Case& c : cases)
     for (Dtype dt : {Dtype::F64, Dtype::F32, Dtype::BF16, Dtype::F16}) {
       Rand a = rand(c.a, dt), b = rand(c.b, dt);

@@ -265,6 +265,11 @@ void add_runtime_options(CLI::App* cmd, RuntimeOptions& runtime) {
                   "CPU threads for every kernel (0: WICK_NUM_THREADS when set, else every core)")
       ->check(CLI::Range(0, 4096))
       ->capture_default_str();
+  cmd->add_option("--matmul-precision", runtime.matmul_precision,
+                  "CPU: f32 matrix products in f32, or with bf16 operands and f32 sums (bf16: products of 8 rows "
+                  "or more; twice as fast where the CPU has AVX512-BF16; as PyTorch's float32 matmul precision)")
+      ->check(CLI::IsMember({"f32", "bf16"}))
+      ->capture_default_str();
   cmd->add_flag("--int8-activations", runtime.int8_activations,
                 "generate, chat, bench, serve on the CPU with a GGUF: multiply decode steps through 8-bit "
                 "activations for every block type (the default does so for the K-quants, Q2_K ... Q6_K, as "

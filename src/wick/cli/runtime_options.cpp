@@ -5,6 +5,7 @@
 
 #include <utility>
 
+#include "wick/backend/cpu/gemm.h"
 #include "wick/backend/cpu/thread_pool.h"
 #include "wick/base/error.h"
 #include "wick/base/ggml_quants.h"
@@ -53,6 +54,9 @@ models::LoadOptions RuntimeOptions::common_options(bool with_tokenizer) const {
   if (threads > 0) cpu::set_num_threads(threads);
   models::LoadOptions options;
   options.device = resolved_device();
+  if (matmul_precision == "bf16" && options.device.is_cuda())
+    throw UsageError("--matmul-precision bf16 is for the CPU (--device cpu); on CUDA, --dtype bf16");
+  cpu::set_matmul_precision(matmul_precision == "bf16" ? cpu::MatmulPrecision::kBf16 : cpu::MatmulPrecision::kF32);
   options.dtype = resolved_dtype();
   options.storage = resolved_storage();
   options.with_tokenizer = with_tokenizer;

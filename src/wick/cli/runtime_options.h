@@ -1,4 +1,4 @@
-// The CLI's --device, --dtype, --threads and --quantized-base, resolved into the library's load options.
+// The CLI's --device, --dtype, --threads, --matmul-precision and --quantized-base, resolved into the library's load options.
 #pragma once
 
 #include <string>
@@ -15,6 +15,8 @@ struct RuntimeOptions {
   // Decoders: how the linear layers' weights are kept. "" (dense), "file" (a GGUF's own quantized
   // blocks), or a type to quantize them into at load: q4_0, q4_1, q5_0, q5_1, q8_0.
   std::string quantized_base;
+  // CPU: "f32", or "bf16" for f32 matrix products with bf16 operands and f32 sums (backend/cpu/gemm.h).
+  std::string matmul_precision = "f32";
   int threads = 0;  // CPU threads of the pool (matrix products included); 0: WICK_NUM_THREADS, else every core
   // CPU, GGUF, inference commands: how decode steps multiply the file's blocks. By default the
   // K-quant blocks (Q2_K ... Q6_K) go through 8-bit activations, as llama.cpp's CPU backend does
@@ -29,7 +31,8 @@ struct RuntimeOptions {
   Dtype resolved_dtype() const;
   models::WeightStorage resolved_storage() const;
   // Device, dtype and storage resolved; the tokenizer and chat template loaded when `with_tokenizer`.
-  // Also sets the CPU thread count when --threads was given. Rejects --int8-activations,
+  // Also sets the CPU thread count when --threads was given, and the CPU's matrix-product precision
+  // (--matmul-precision bf16 on a CUDA device is refused). Rejects --int8-activations,
   // --f32-activations and --expand-weights.
   models::LoadOptions load_options(bool with_tokenizer = true) const;
   // For the inference commands (generate, chat, bench, serve): as load_options, and a GGUF model

@@ -4,6 +4,8 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
+#include <vector>
 
 #include "wick/backend/cpu/thread_pool.h"
 
@@ -57,11 +59,39 @@ void split_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, i
   });
 }
 
+std::atomic<MatmulPrecision> g_precision{MatmulPrecision::kF32};
+
+// op(X) [rows, cols] of X stored as it is or transposed, rounded to bf16, as a dense f32 matrix.
+std::vector<float> rounded_copy(const float* x, int64_t ld, bool trans, int64_t rows, int64_t cols) {
+  std::vector<float> out(size_t(rows * cols));
+  parallel_for(rows, row_grain(cols), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t c = 0; c < cols; ++c) out[size_t(r * cols + c)] = bf16_rounded(trans ? x[c * ld + r] : x[r * ld + c]);
+  });
+  return out;
+}
+
 }  // namespace
+
+void set_matmul_precision(MatmulPrecision precision) { g_precision.store(precision, std::memory_order_relaxed); }
+MatmulPrecision matmul_precision() { return g_precision.load(std::memory_order_relaxed); }
+
+bool bf16_sized(int64_t m, int64_t n, int64_t k) { return m >= 8 && n >= 16 && m * n * k >= kMinParallelWork; }
+
+bool uses_bf16_operands(int64_t m, int64_t n, int64_t k) {
+  return matmul_precision() == MatmulPrecision::kBf16 && bf16_sized(m, n, k);
+}
 
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
           float* c, int64_t ldc) {
-  split_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+  if (!uses_bf16_operands(m, n, k)) {
+    split_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+  } else if (bf16_dot_supported()) {
+    gemm_bf16(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+  } else {
+    std::vector<float> ra = rounded_copy(a, lda, ta, m, k), rb = rounded_copy(b, ldb, tb, k, n);
+    split_gemm(false, false, m, n, k, ra.data(), k, rb.data(), n, c, ldc);
+  }
 }
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const double* b,
           int64_t ldb, double* c, int64_t ldc) {

@@ -1,5 +1,6 @@
 // CPU matrix products through OpenBLAS (split across the thread pool, gemm.h); 16-bit floats are
-// widened to f32 around the GEMM.
+// widened to f32 around the GEMM. bf16 operands of a large product go to the AVX512-BF16 kernel
+// where the CPU has it: their values are bf16 already, so only the order of the f32 sums differs.
 #include <cstring>
 
 #include "wick/backend/cpu/gemm.h"
@@ -50,7 +51,10 @@ void Matmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
         for (int64_t i = 0; i < k; ++i)
           for (int64_t j = 0; j < n; ++j)
             fb[i * n + j] = float(pb[ob + (vb.transposed ? j * vb.ld + i : i * vb.ld + j)]);
-        gemm(false, false, m, n, k, fa.data(), k, fb.data(), n, fc.data(), n);
+        if (std::is_same_v<T, bf16> && cpu::bf16_dot_supported() && cpu::bf16_sized(m, n, k))
+          cpu::gemm_bf16(false, false, m, n, k, fa.data(), k, fb.data(), n, fc.data(), n);
+        else
+          gemm(false, false, m, n, k, fa.data(), k, fb.data(), n, fc.data(), n);
         for (int64_t i = 0; i < m * n; ++i) po[oo + i] = T(fc[i]);
       }
     });
