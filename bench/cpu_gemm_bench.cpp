@@ -1,7 +1,8 @@
 // The CPU's f32 GEMM (OpenBLAS on one thread per block, over the pool) against the same products
 // with bf16 operands (gemm_bf16, AVX512-BF16), on the products of a LoRA training step over
 // SmolLM2-135M (252 rows: 4 examples padded to 63 tokens; the projections forward, x W^T, and their
-// input gradients backward, dy W). Prints the median time of the repetitions, GFLOP/s and the ratio,
+// input gradients backward, dy W), and of all-MiniLM-L6-v2 over 100 x 16 tokens (1,600 rows, more than
+// one pass of the bf16 kernel's packed rows). Prints the median time of the repetitions, GFLOP/s and the ratio,
 // measured in the same run, with the thread pool's threads (WICK_NUM_THREADS or every core).
 //   cpu_gemm_bench [--reps N]
 #include <algorithm>
@@ -51,7 +52,8 @@ int main(int argc, char** argv) {
   const Shape shapes[] = {{"gate/up forward", 252, 1536, 576, true}, {"down forward", 252, 576, 1536, true},
                           {"q/o forward", 252, 576, 576, true},      {"k/v forward", 252, 192, 576, true},
                           {"gate/up backward", 252, 576, 1536, false}, {"down backward", 252, 1536, 576, false},
-                          {"k/v backward", 252, 576, 192, false}};
+                          {"k/v backward", 252, 576, 192, false},    {"MiniLM up", 1600, 1536, 384, true},
+                          {"MiniLM down", 1600, 384, 1536, true}};
   std::printf("%d threads, median of %d repetitions\n", cpu::num_threads(), reps);
   std::printf("| product | m | n | k | f32 ms | f32 GFLOP/s | bf16 operands ms | GFLOP/s | f32 / bf16 |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");

@@ -44,10 +44,12 @@ void check_products(double rtol, GemmFn bf16_gemm = nullptr) {
     int64_t m, n, k;
   };
   // Tall (split by rows), wide (by columns), square, a product below the split threshold, k = 1.
-  // With bf16 operands: blocks of 12 rows and 32 columns with partial ones, odd k, and products
-  // above the size from which the precision setting rounds.
+  // With bf16 operands: blocks of 12 rows and 32 columns with partial ones, odd k, products above
+  // the size from which the precision setting rounds, and rows of A too many for one pass (k 4001:
+  // 48 rows a pass).
   const Case cases[] = {{301, 37, 129}, {23, 517, 131}, {150, 150, 150}, {5, 7, 9},  {97, 211, 1},
-                        {1, 1000, 700}, {67, 45, 701},  {252, 96, 577},  {13, 33, 64}, {24, 64, 2}};
+                        {1, 1000, 700}, {67, 45, 701},  {252, 96, 577},  {13, 33, 64}, {24, 64, 2},
+                        {100, 40, 4001}};
   for (int threads : {1, 2, 3})
     for (const Case& c : cases)
       for (bool ta : {false, true})

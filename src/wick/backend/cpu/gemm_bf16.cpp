@@ -166,15 +166,9 @@ void micro_kernel(const uint32_t* a, const uint32_t* b, int64_t kp2, float* c, i
   }
 }
 
-}  // namespace
-
-void gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+// The product for rows of op(A) whose packed pairs fit in L2 (gemm_bf16 splits m so).
+void gemm_rows(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                int64_t ldb, float* c, int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) {
-    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.f);
-    return;
-  }
   const int64_t kp2 = (k + 1) / 2, row_blocks = (m + kMr - 1) / kMr, panels = (n + kNr - 1) / kNr;
   // op(A) as A is stored [m, k] when not transposed; pack reads it as rows of k (trans false).
   std::vector<uint32_t> ap(size_t(row_blocks * kp2 * kMr));
@@ -197,6 +191,24 @@ void gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a
       }
     }
   });
+}
+
+// Packed rows of op(A) per pass: about 384 KB, so they stay in a core's L2 while every panel of B
+// runs down them (each pass packs B's panels again).
+constexpr int64_t kRowsBytes = 384 << 10;
+
+}  // namespace
+
+void gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+               int64_t ldb, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.f);
+    return;
+  }
+  const int64_t pass = std::max<int64_t>(1, kRowsBytes / (((k + 1) / 2) * 4 * kMr)) * kMr;
+  for (int64_t i0 = 0; i0 < m; i0 += pass)
+    gemm_rows(ta, tb, std::min(pass, m - i0), n, k, ta ? a + i0 : a + i0 * lda, lda, b, ldb, c + i0 * ldc, ldc);
 }
 
 #else
