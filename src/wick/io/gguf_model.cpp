@@ -213,6 +213,8 @@ std::optional<int64_t> permuted_qk_heads(const GgufFile& f, std::string_view nam
 
 }  // namespace
 
+bool gguf_tensor_in_hf_order(const GgufFile& f, std::string_view name) { return !permuted_qk_heads(f, name); }
+
 std::vector<float> gguf_tensor_f32_hf_order(const GgufFile& f, std::string_view name) {
   std::vector<float> data = f.dequantize(name);
   std::optional<int64_t> heads = permuted_qk_heads(f, name);

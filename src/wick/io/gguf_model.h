@@ -47,6 +47,9 @@ void unpermute_qk_rows_bytes(uint8_t* data, int64_t n_head, int64_t rows, size_t
 std::vector<float> gguf_tensor_f32_hf_order(const GgufFile& file, std::string_view gguf_name);
 // The same tensor's raw bytes (still quantized), its rows in Hugging Face order.
 std::vector<uint8_t> gguf_tensor_bytes_hf_order(const GgufFile& file, std::string_view gguf_name);
+// Whether the file holds that tensor's rows in Hugging Face order already (its bytes can be used
+// where they lie).
+bool gguf_tensor_in_hf_order(const GgufFile& file, std::string_view gguf_name);
 
 // The tokenizer stored in a GGUF, as plain data (the tokenizer library builds a tokenizer from it).
 struct GgufTokenizerData {

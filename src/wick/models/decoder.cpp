@@ -193,13 +193,23 @@ DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dty
     return Tensor::from_vector(io::gguf_tensor_f32_hf_order(file, tensor(name, shape).name), shape, host);
   };
   WeightSource w = [&](const std::string& name, const Shape& shape) { return astype(f32(name, shape), dtype); };
+  // A tensor's quantized blocks as u8 rows: where they lie in the mapping when the file holds its
+  // rows in Hugging Face order (the storage keeps the mapping alive and frees nothing; nothing
+  // writes into model weights), else a copy with the rows restored.
+  auto file_blocks = [&](const io::GgufTensor& t, int64_t rows) {
+    const Shape shape{rows, int64_t(t.nbytes) / rows};
+    if (io::gguf_tensor_in_hf_order(file, t.name)) {
+      auto owner = file.owner();
+      auto memory = std::make_shared<Storage>(const_cast<uint8_t*>(t.data), t.nbytes, Device::cpu(), [owner](void*) {});
+      return Tensor::from_storage(memory, shape, contiguous_strides(shape), 0, Dtype::U8);
+    }
+    std::vector<uint8_t> bytes = io::gguf_tensor_bytes_hf_order(file, t.name);
+    return Tensor::from_data(bytes.data(), shape, Dtype::U8, Device::cpu());
+  };
   LinearSource lw = [&](const std::string& name, const Shape& shape) -> LinearWeight {
     const io::GgufTensor& t = tensor(name, shape);
     if (storage.keep_file_blocks && keeps_blocks(t.type)) {
-      std::vector<uint8_t> bytes = io::gguf_tensor_bytes_hf_order(file, t.name);
-      int64_t row_bytes = int64_t(bytes.size()) / shape[0];
-      Tensor blocks = Tensor::from_data(bytes.data(), {shape[0], row_bytes}, Dtype::U8, Device::cpu());
-      QuantizedMatrix q = quantized_matrix(blocks, t.type, shape[0], shape[1]);
+      QuantizedMatrix q = quantized_matrix(file_blocks(t, shape[0]), t.type, shape[0], shape[1]);
       q.int8_activations = int8_activations_for(storage, t.type);
       return q;
     }
@@ -209,10 +219,7 @@ DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dty
   LinearSource ew = [&](const std::string& name, const Shape& shape) -> LinearWeight {
     const io::GgufTensor& t = tensor(name, shape);
     if (storage.keep_embedding_blocks && keeps_blocks(t.type)) {
-      std::vector<uint8_t> bytes = io::gguf_tensor_bytes_hf_order(file, t.name);
-      int64_t row_bytes = int64_t(bytes.size()) / shape[0];
-      Tensor blocks = Tensor::from_data(bytes.data(), {shape[0], row_bytes}, Dtype::U8, Device::cpu());
-      QuantizedMatrix q = quantized_matrix(blocks, t.type, shape[0], shape[1]);
+      QuantizedMatrix q = quantized_matrix(file_blocks(t, shape[0]), t.type, shape[0], shape[1]);
       q.int8_activations = int8_activations_for(storage, t.type);
       return q;
     }
