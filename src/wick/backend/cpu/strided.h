@@ -21,6 +21,7 @@ struct StridedLoop {
   std::vector<int64_t> dims;
   std::array<std::vector<int64_t>, N> strides;
   int64_t numel = 1;
+  bool unit_inner = false;  // every operand's innermost stride is 1
 
   StridedLoop(const Shape& shape, const std::array<Strides, N>& operand_strides) {
     for (size_t i = 0; i < shape.size(); ++i) {
@@ -44,6 +45,8 @@ struct StridedLoop {
       dims.push_back(1);
       for (size_t k = 0; k < N; ++k) strides[k].push_back(0);
     }
+    unit_inner = true;
+    for (size_t k = 0; k < N; ++k) unit_inner = unit_inner && strides[k].back() == 1;
   }
 
   // Calls f(offset_0, ..., offset_{N-1}) for the elements [begin, end) in row-major order.
@@ -61,7 +64,12 @@ struct StridedLoop {
     while (left > 0) {
       int64_t start = idx[nd - 1], count = std::min(dims[nd - 1] - start, left);
       [&]<size_t... K>(std::index_sequence<K...>) {
-        for (int64_t j = 0; j < count; ++j) f((base[K] + j * strides[K][nd - 1])...);
+        // Rows every operand holds contiguously (a bias row broadcast over rows is one too): offsets
+        // that step by one, which the compiler vectorises.
+        if (unit_inner)
+          for (int64_t j = 0; j < count; ++j) f((base[K] + j)...);
+        else
+          for (int64_t j = 0; j < count; ++j) f((base[K] + j * strides[K][nd - 1])...);
       }(std::make_index_sequence<N>{});
       left -= count;
       if (left == 0) return;
