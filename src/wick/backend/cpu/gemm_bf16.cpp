@@ -86,11 +86,9 @@ inline void transpose16(__m512i (&v)[16]) {
   }
 }
 
-// op(X)[r, kk] of an operand stored [rows, k] (trans false) or [k, rows] (trans true).
-inline float at(const float* x, int64_t ld, bool trans, int64_t r, int64_t kk) { return trans ? x[kk * ld + r] : x[r * ld + kk]; }
-
-// Rows r0 .. r0 + width of op(X) as pairs [kp][width] (rows past `rows` and the k past `k` are
-// zeros). With trans, a pair's two rows of X are contiguous in r: 16 at a time by vector.
+// Rows r0 .. r0 + width of op(X), an operand stored [rows, k] (trans false) or [k, rows] (trans
+// true), as pairs [kp][width] (rows past `rows` and the k past `k` are zeros). With trans, a
+// pair's two rows of X are contiguous in r: 16 at a time by vector.
 void pack(const float* x, int64_t ld, bool trans, int64_t r0, int64_t rows, int64_t k, int width, uint32_t* out) {
   const int64_t kp2 = (k + 1) / 2, valid = std::min<int64_t>(width, rows - r0);
   if (trans) {
