@@ -193,36 +193,30 @@ DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dty
     return Tensor::from_vector(io::gguf_tensor_f32_hf_order(file, tensor(name, shape).name), shape, host);
   };
   WeightSource w = [&](const std::string& name, const Shape& shape) { return astype(f32(name, shape), dtype); };
-  // A tensor's quantized blocks as u8 rows: where they lie in the mapping when the file holds its
-  // rows in Hugging Face order (the storage keeps the mapping alive and frees nothing; nothing
-  // writes into model weights), else a copy with the rows restored.
-  auto file_blocks = [&](const io::GgufTensor& t, int64_t rows) {
-    const Shape shape{rows, int64_t(t.nbytes) / rows};
+  // A tensor's quantized blocks kept as they are: u8 rows where they lie in the mapping when the
+  // file holds its rows in Hugging Face order, else a copy with the rows restored.
+  auto kept_blocks = [&](const io::GgufTensor& t, const Shape& shape) {
+    const Shape rows{shape[0], int64_t(t.nbytes) / shape[0]};
+    Tensor blocks;
     if (io::gguf_tensor_in_hf_order(file, t.name)) {
-      auto owner = file.owner();
-      auto memory = std::make_shared<Storage>(const_cast<uint8_t*>(t.data), t.nbytes, Device::cpu(), [owner](void*) {});
-      return Tensor::from_storage(memory, shape, contiguous_strides(shape), 0, Dtype::U8);
+      blocks = mapped_tensor(t.data, t.nbytes, file.owner(), rows, Dtype::U8);
+    } else {
+      std::vector<uint8_t> bytes = io::gguf_tensor_bytes_hf_order(file, t.name);
+      blocks = Tensor::from_data(bytes.data(), rows, Dtype::U8, Device::cpu());
     }
-    std::vector<uint8_t> bytes = io::gguf_tensor_bytes_hf_order(file, t.name);
-    return Tensor::from_data(bytes.data(), shape, Dtype::U8, Device::cpu());
+    QuantizedMatrix q = quantized_matrix(blocks, t.type, shape[0], shape[1]);
+    q.int8_activations = int8_activations_for(storage, t.type);
+    return q;
   };
   LinearSource lw = [&](const std::string& name, const Shape& shape) -> LinearWeight {
     const io::GgufTensor& t = tensor(name, shape);
-    if (storage.keep_file_blocks && keeps_blocks(t.type)) {
-      QuantizedMatrix q = quantized_matrix(file_blocks(t, shape[0]), t.type, shape[0], shape[1]);
-      q.int8_activations = int8_activations_for(storage, t.type);
-      return q;
-    }
+    if (storage.keep_file_blocks && keeps_blocks(t.type)) return kept_blocks(t, shape);
     if (storage.quantize) return quantized_at_load(name, f32(name, shape), *storage.quantize, host);
     return w(name, shape);
   };
   LinearSource ew = [&](const std::string& name, const Shape& shape) -> LinearWeight {
     const io::GgufTensor& t = tensor(name, shape);
-    if (storage.keep_embedding_blocks && keeps_blocks(t.type)) {
-      QuantizedMatrix q = quantized_matrix(file_blocks(t, shape[0]), t.type, shape[0], shape[1]);
-      q.int8_activations = int8_activations_for(storage, t.type);
-      return q;
-    }
+    if (storage.keep_embedding_blocks && keeps_blocks(t.type)) return kept_blocks(t, shape);
     return w(name, shape);
   };
   DecoderModel m = build_decoder(c, device, dtype, w, lw, ew, [&](const std::string& name) {

@@ -28,15 +28,18 @@ Tensor to_tensor(const io::TensorView& view, Dtype dtype, Device device) {
   Tensor t;
   bool aligned = reinterpret_cast<uintptr_t>(view.data) % dtype_size(stored) == 0;
   if (aligned) {
-    // A view of the mapping: the storage's release keeps the mapping alive and frees nothing.
-    auto owner = view.owner;
-    auto storage = std::make_shared<Storage>(const_cast<uint8_t*>(view.data), view.nbytes, Device::cpu(),
-                                             [owner](void*) {});
-    t = Tensor::from_storage(storage, view.shape, contiguous_strides(view.shape), 0, stored);
+    t = mapped_tensor(view.data, view.nbytes, view.owner, view.shape, stored);
   } else {
     t = Tensor::from_data(view.data, view.shape, stored, Device::cpu());
   }
   return to_device(astype(t, dtype), device);
+}
+
+Tensor mapped_tensor(const uint8_t* data, size_t nbytes, std::shared_ptr<const void> owner, const Shape& shape,
+                     Dtype dtype) {
+  auto storage = std::make_shared<Storage>(const_cast<uint8_t*>(data), nbytes, Device::cpu(),
+                                           [owner = std::move(owner)](void*) {});
+  return Tensor::from_storage(storage, shape, contiguous_strides(shape), 0, dtype);
 }
 
 Tensor load_weight(const io::SafeTensors& file, const std::string& name, const Shape& shape, Dtype dtype, Device device) {

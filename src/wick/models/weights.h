@@ -2,6 +2,7 @@
 // CPU when the dtype already matches, else one conversion; then moved to the model's device.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,12 @@ Dtype engine_dtype(io::FileDtype dtype, const std::string& tensor);
 
 // The tensor `view` as `dtype` on `device`.
 Tensor to_tensor(const io::TensorView& view, Dtype dtype, Device device);
+
+// A CPU tensor over bytes of a file's memory mapping, without a copy: its storage holds `owner`
+// (which keeps the mapping alive) and frees nothing. Model weights are never written, so the
+// read-only mapping is safe to view.
+Tensor mapped_tensor(const uint8_t* data, size_t nbytes, std::shared_ptr<const void> owner, const Shape& shape,
+                     Dtype dtype);
 
 // Loads `name` from `file`, checking its shape; errors name the tensor, the file and both shapes.
 Tensor load_weight(const io::SafeTensors& file, const std::string& name, const Shape& shape, Dtype dtype, Device device);
