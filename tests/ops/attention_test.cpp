@@ -358,14 +358,16 @@ WICK_DEVICE_TEST(Attention, HalfPrecisionGradients) {
               << names[i] << " " << dtype_name(dt) << " " << case_name(ac) << " tensor cores " << tensor_cores;
         if (mask) continue;
         // The backward node alone, without the logsumexp a traced forward keeps: it runs the
-        // forward again and must give the same gradients.
+        // forward again and must give the same gradients, up to the order in which the tensor-core
+        // backward at head dim 64 adds dq's (and a shared kv head's dk, dv) parts: atomics in f32,
+        // so an element may round to the neighbouring bf16/f16 value.
         Tensor out = scaled_dot_product_attention(xs[0], xs[1], xs[2], std::nullopt, c.causal);
         std::vector<Tensor> alone = Tensor::make_siblings(
             {xs[0].shape(), xs[1].shape(), xs[2].shape()}, {dt, dt, dt}, device(),
             std::make_shared<AttentionBackward>(1 / std::sqrt(double(c.D)), c.causal, false),
             {xs[0], xs[1], xs[2], out, astype(w, dt)});
         for (int i = 0; i < 3; ++i)
-          EXPECT_LT(rel(alone[i], got[i]), 1e-6)
+          EXPECT_LT(rel(alone[i], got[i]), 2e-4)
               << names[i] << " without the kept logsumexp " << dtype_name(dt) << " " << case_name(ac);
       }
       use_attention_tensor_cores(true);

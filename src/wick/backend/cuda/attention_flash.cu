@@ -49,6 +49,20 @@ __device__ __forceinline__ void ldsm4_trans(uint32_t (&r)[4], const void* p) {
                : "r"(at));
 }
 
+// 16 bytes global -> shared without passing through registers (cp.async); zeros when !valid (src
+// is then not read).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  unsigned at = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  int bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(at), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+// Waits until at most `n` of this thread's latest groups are still in flight.
+template <int n>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(n));
+}
+
 // Two floats as one register of two 16-bit values, `lo` in the low half (the smaller column).
 template <typename D>
 __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
@@ -138,87 +152,137 @@ size_t smem_bytes(int tiles) {
   return sizeof(D) * size_t(tiles) * kBlock * (HD + 8) + sizeof(float) * 2 * kBlock;
 }
 
+// Rows [r0, r0 + kBlock) of a [rows_total, HD] operand (row stride `pitch` elements) into a tile
+// of pitch HD + 8, by cp.async (zeros past the end); the caller commits and waits.
+template <typename D, int HD>
+__device__ __forceinline__ void load_tile_async(D* dst, const D* src, int64_t r0, int64_t rows_total, int64_t pitch) {
+  constexpr int kVec = 16 / int(sizeof(D)), kChunks = HD / kVec, ld = HD + 8;
+#pragma unroll
+  for (int e = threadIdx.x; e < kBlock * kChunks; e += kWarps * 32) {
+    int r = e / kChunks, c = (e % kChunks) * kVec;
+    bool ok = r0 + r < rows_total;
+    cp_async16(dst + r * ld + c, ok ? src + (r0 + r) * pitch + c : src, ok);
+  }
+}
+
+// Adds v to two neighbouring floats of global memory (one vector atomic on sm_90).
+__device__ __forceinline__ void atomic_add2(float* p, float x, float y) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  atomicAdd(reinterpret_cast<float2*>(p), make_float2(x, y));
+#else
+  atomicAdd(p, x);
+  atomicAdd(p + 1, y);
+#endif
+}
+
 // ---------------------------------------------------------------- forward
-// Online softmax in the log2 domain: x = (s * scale + mask) * log2(e), p = 2^(x - m).
+// Online softmax in the log2 domain: x = (s * scale + mask) * log2(e), p = 2^(x - m). The next
+// tile's K and V load (cp.async, two stages) while this one is computed; tiles wholly visible (no
+// mask, inside both lengths, below the causal diagonal) skip the per-element checks.
 template <typename D, int HD>
 __global__ void __launch_bounds__(kWarps * 32) flash_fwd_kernel(const D* q, const D* k, const D* v, MaskView mask,
                                                                  D* out, float* lse, Dims d, FlashLayouts io) {
   constexpr int ld = HD + 8;
   extern __shared__ __align__(128) unsigned char smem[];
   D* q_s = reinterpret_cast<D*>(smem);
-  D* k_s = q_s + kBlock * ld;
-  D* v_s = k_s + kBlock * ld;
+  D* k_s = q_s + kBlock * ld;  // two stages of K, then two of V
+  D* v_s = k_s + 2 * kBlock * ld;
   int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   int64_t bh = blockIdx.y, b = bh / d.Hq, h = bh % d.Hq, hk = h / d.group;
   int64_t q0 = int64_t(blockIdx.x) * kBlock;
   const D* kh = io.k.at(k, b, hk);
   const D* vh = io.v.at(v, b, hk);
-  tc_load_rows(q_s, ld, io.q.at(q, b, h), q0, kBlock, d.Tq, HD, io.q.t);
-  __syncthreads();
+  load_tile_async<D, HD>(q_s, io.q.at(q, b, h), q0, d.Tq, io.q.t);
+  int64_t q_last = min64(q0 + kBlock, d.Tq) - 1;
+  int64_t kv_end = d.causal ? min64(d.Tk, q_last + (d.Tk - d.Tq) + 1) : d.Tk;
+  auto issue = [&](int64_t j0, int stage) {
+    load_tile_async<D, HD>(k_s + stage * kBlock * ld, kh, j0, d.Tk, io.k.t);
+    if (out) load_tile_async<D, HD>(v_s + stage * kBlock * ld, vh, j0, d.Tk, io.v.t);
+  };
+  if (kv_end > 0) issue(0, 0);
+  cp_async_commit();
   uint32_t qa[HD / 16][4];
-#pragma unroll
-  for (int kc = 0; kc < HD / 16; ++kc) load_a(qa[kc], q_s, ld, w * 16, kc * 16, lane);
   float o[HD / 8][4] = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   int64_t rows[2] = {q0 + w * 16 + (lane >> 2), q0 + w * 16 + (lane >> 2) + 8};
-  int64_t q_last = min64(q0 + kBlock, d.Tq) - 1;
-  int64_t kv_end = d.causal ? min64(d.Tk, q_last + (d.Tk - d.Tq) + 1) : d.Tk;
   bool warp_active = q0 + w * 16 < d.Tq;
   float scale2 = float(d.scale) * kLog2e;
-  for (int64_t j0 = 0; j0 < kv_end; j0 += kBlock) {
+  int stage = 0;
+  for (int64_t j0 = 0; j0 < kv_end; j0 += kBlock, stage ^= 1) {
+    if (j0 + kBlock < kv_end) issue(j0 + kBlock, stage ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();
-    tc_load_rows(k_s, ld, kh, j0, kBlock, d.Tk, HD, io.k.t);
-    if (out) tc_load_rows(v_s, ld, vh, j0, kBlock, d.Tk, HD, io.v.t);
-    __syncthreads();
-    if (!warp_active) continue;
-    float s[8][4] = {};
+    if (j0 == 0) {
 #pragma unroll
-    for (int kc = 0; kc < HD / 16; ++kc)
-#pragma unroll
-      for (int np = 0; np < 4; ++np) {
-        uint32_t bb[4];
-        load_b_nk(bb, k_s, ld, np * 16, kc * 16, lane);
-        mma<D>(s[2 * np], qa[kc], bb[0], bb[1]);
-        mma<D>(s[2 * np + 1], qa[kc], bb[2], bb[3]);
-      }
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int n = 0; n < 8; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        int64_t i = rows[e >> 1], j = j0 + n * 8 + 2 * (lane & 3) + (e & 1);
-        float x = -INFINITY;
-        if (i < d.Tq && visible(d, i, j)) x = s[n][e] * scale2 + mask.at(b, h, i, j) * kLog2e;
-        s[n][e] = x;
-        mx[e >> 1] = fmaxf(mx[e >> 1], x);
-      }
-    float alpha[2], rowsum[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      float m_new = fmaxf(m[r], mx[r]);
-      alpha[r] = m_new == -INFINITY ? 1.0f : exp2f(m[r] - m_new);
-      m[r] = m_new;
+      for (int kc = 0; kc < HD / 16; ++kc) load_a(qa[kc], q_s, ld, w * 16, kc * 16, lane);
     }
+    if (warp_active) {
+      const D* ks = k_s + stage * kBlock * ld;
+      float s[8][4] = {};
 #pragma unroll
-    for (int n = 0; n < 8; ++n)
+      for (int kc = 0; kc < HD / 16; ++kc)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float p = s[n][e] == -INFINITY ? 0.0f : exp2f(s[n][e] - m[e >> 1]);
-        s[n][e] = p;
-        rowsum[e >> 1] += p;
+        for (int np = 0; np < 4; ++np) {
+          uint32_t bb[4];
+          load_b_nk(bb, ks, ld, np * 16, kc * 16, lane);
+          mma<D>(s[2 * np], qa[kc], bb[0], bb[1]);
+          mma<D>(s[2 * np + 1], qa[kc], bb[2], bb[3]);
+        }
+      const bool whole = mask.p == nullptr && q0 + kBlock <= d.Tq && j0 + kBlock <= d.Tk &&
+                         (!d.causal || j0 + kBlock - 1 <= q0 + (d.Tk - d.Tq));
+      float mx[2] = {-INFINITY, -INFINITY};
+      if (whole) {
+#pragma unroll
+        for (int n = 0; n < 8; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            s[n][e] *= scale2;
+            mx[e >> 1] = fmaxf(mx[e >> 1], s[n][e]);
+          }
+      } else {
+#pragma unroll
+        for (int n = 0; n < 8; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            int64_t i = rows[e >> 1], j = j0 + n * 8 + 2 * (lane & 3) + (e & 1);
+            float x = -INFINITY;
+            if (i < d.Tq && visible(d, i, j)) x = s[n][e] * scale2 + mask.at(b, h, i, j) * kLog2e;
+            s[n][e] = x;
+            mx[e >> 1] = fmaxf(mx[e >> 1], x);
+          }
+      }
+      float alpha[2], rowsum[2] = {0.0f, 0.0f};
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        float m_new = fmaxf(m[r], mx[r]);
+        alpha[r] = m_new == -INFINITY ? 1.0f : exp2f(m[r] - m_new);
+        m[r] = m_new;
       }
 #pragma unroll
-    for (int r = 0; r < 2; ++r) l[r] = l[r] * alpha[r] + rowsum[r];
-    if (out == nullptr) continue;
+      for (int n = 0; n < 8; ++n)
 #pragma unroll
-    for (int n = 0; n < HD / 8; ++n) {
-      o[n][0] *= alpha[0], o[n][1] *= alpha[0];
-      o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+        for (int e = 0; e < 4; ++e) {
+          float p = s[n][e] == -INFINITY ? 0.0f : exp2f(s[n][e] - m[e >> 1]);
+          s[n][e] = p;
+          rowsum[e >> 1] += p;
+        }
+#pragma unroll
+      for (int r = 0; r < 2; ++r) l[r] = l[r] * alpha[r] + rowsum[r];
+      if (out != nullptr) {
+#pragma unroll
+        for (int n = 0; n < HD / 8; ++n) {
+          o[n][0] *= alpha[0], o[n][1] *= alpha[0];
+          o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+        }
+        probs_by_rows<D, HD>(o, s, v_s + stage * kBlock * ld, ld, lane);
+      }
     }
-    probs_by_rows<D, HD>(o, s, v_s, ld, lane);
+    __syncthreads();  // this stage is free for the tile after next
   }
+  cp_async_wait<0>();
   if (!warp_active) return;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -386,6 +450,169 @@ __global__ void __launch_bounds__(kWarps * 32) flash_bwd_dkv_kernel(const D* q, 
   }
 }
 
+// The whole backward of 64 keys and one query head in one pass over the query tiles (head dim 64):
+// S^T = K Q^T and dP^T = V dO^T per tile, P^T = exp(S^T scale + mask - lse), dS^T = P^T (dP^T - delta)
+// scale, then dV += P^T dO and dK += dS^T Q in registers, and dQ (of the tile's 64 queries) += dS K
+// from dS^T through shared memory, added to an f32 dq with atomics. The next tile's Q and dO load
+// (cp.async, two stages) while this one is computed. Tiles wholly visible (no mask, inside both
+// lengths, below the causal diagonal) skip the per-element checks. dk, dv (f32) are added into the
+// kv head's sums once at the end (plain stores when the kv head has one query head).
+template <typename D, int HD>
+__global__ void __launch_bounds__(kWarps * 32) flash_bwd_fused_kernel(const D* q, const D* k, const D* v,
+                                                                       MaskView mask, const D* dout,
+                                                                       const float* lse, const float* delta,
+                                                                       float* dq_acc, float* dk_acc, float* dv_acc,
+                                                                       Dims d, FlashLayouts io) {
+  constexpr int ld = HD + 8, lds = kBlock + 8;
+  extern __shared__ __align__(128) unsigned char smem[];
+  D* k_s = reinterpret_cast<D*>(smem);
+  D* v_s = k_s + kBlock * ld;
+  D* ds_s = v_s + kBlock * ld;  // dS^T of the tile, [key][query]
+  D* q_s = ds_s + kBlock * lds;  // two stages of Q, then two of dO
+  D* do_s = q_s + 2 * kBlock * ld;
+  float* lse_s = reinterpret_cast<float*>(do_s + 2 * kBlock * ld);  // two stages each, log2 domain
+  float* delta_s = lse_s + 2 * kBlock;
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  const int64_t bh = blockIdx.y, b = bh / d.Hq, h = bh % d.Hq, hk = h / d.group, bhk = b * d.Hkv + hk;
+  const int64_t j0 = int64_t(blockIdx.x) * kBlock;
+  const D* qh = io.q.at(q, b, h);
+  const D* doh = io.dout.at(dout, b, h);
+  load_tile_async<D, HD>(k_s, io.k.at(k, b, hk), j0, d.Tk, io.k.t);
+  load_tile_async<D, HD>(v_s, io.v.at(v, b, hk), j0, d.Tk, io.v.t);
+  const int64_t keys[2] = {j0 + w * 16 + (lane >> 2), j0 + w * 16 + (lane >> 2) + 8};
+  // The first query that sees key j0 (causal): i >= j0 - (Tk - Tq).
+  const int64_t i_begin = d.causal ? max64(0, j0 - (d.Tk - d.Tq)) / kBlock * kBlock : 0;
+  const float scale = float(d.scale), scale2 = scale * kLog2e;
+  auto issue = [&](int64_t i0, int stage) {
+    load_tile_async<D, HD>(q_s + stage * kBlock * ld, qh, i0, d.Tq, io.q.t);
+    load_tile_async<D, HD>(do_s + stage * kBlock * ld, doh, i0, d.Tq, io.dout.t);
+    if (threadIdx.x < kBlock) {
+      int64_t row = i0 + threadIdx.x;
+      float l = row < d.Tq ? lse[bh * d.Tq + row] : -INFINITY;
+      lse_s[stage * kBlock + threadIdx.x] = l * kLog2e;
+      delta_s[stage * kBlock + threadIdx.x] = row < d.Tq ? delta[bh * d.Tq + row] : 0.0f;
+    }
+  };
+  if (i_begin < d.Tq) issue(i_begin, 0);
+  cp_async_commit();
+  float acc_k[HD / 8][4] = {}, acc_v[HD / 8][4] = {};
+  int stage = 0;
+  for (int64_t i0 = i_begin; i0 < d.Tq; i0 += kBlock, stage ^= 1) {
+    if (i0 + kBlock < d.Tq) issue(i0 + kBlock, stage ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();  // everything but the group just issued: this tile (and K, V)
+    __syncthreads();
+    const D* qs = q_s + stage * kBlock * ld;
+    const D* dos = do_s + stage * kBlock * ld;
+    const float* lse2 = lse_s + stage * kBlock;
+    const float* dl = delta_s + stage * kBlock;
+    float st[8][4], dpt[8][4];
+    rows_by_rows<D, HD>(st, k_s, w * 16, qs, ld, lane);
+    rows_by_rows<D, HD>(dpt, v_s, w * 16, dos, ld, lane);
+    const bool whole = mask.p == nullptr && i0 + kBlock <= d.Tq && j0 + kBlock <= d.Tk &&
+                       (!d.causal || j0 + kBlock - 1 <= i0 + (d.Tk - d.Tq));
+    if (whole) {
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          int col = n * 8 + 2 * (lane & 3) + (e & 1);
+          float p = exp2f(fmaf(st[n][e], scale2, -lse2[col]));
+          dpt[n][e] = p * (dpt[n][e] - dl[col]) * scale;
+          st[n][e] = p;
+        }
+    } else {
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          int col = n * 8 + 2 * (lane & 3) + (e & 1);
+          int64_t i = i0 + col, j = keys[e >> 1];
+          float p = 0.0f, ds = 0.0f;
+          if (i < d.Tq && lse2[col] != -INFINITY && visible(d, i, j)) {
+            float x = fmaf(st[n][e], scale2, mask.at(b, h, i, j) * kLog2e);
+            p = x == -INFINITY ? 0.0f : exp2f(x - lse2[col]);
+            ds = p * (dpt[n][e] - dl[col]) * scale;
+          }
+          st[n][e] = p;
+          dpt[n][e] = ds;
+        }
+    }
+    probs_by_rows<D, HD>(acc_v, st, dos, ld, lane);
+    probs_by_rows<D, HD>(acc_k, dpt, qs, ld, lane);
+    // dS^T rounded to D (as the products above read it) into shared memory, then each warp takes
+    // dQ of 16 queries over the 64 keys: A = dS (the stored tile transposed), B = K.
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+      D* row = ds_s + (w * 16 + (lane >> 2)) * lds + n * 8 + 2 * (lane & 3);
+      *reinterpret_cast<uint32_t*>(row) = pack2<D>(dpt[n][0], dpt[n][1]);
+      *reinterpret_cast<uint32_t*>(row + 8 * lds) = pack2<D>(dpt[n][2], dpt[n][3]);
+    }
+    __syncthreads();
+    float dq[HD / 8][4] = {};
+#pragma unroll
+    for (int kc = 0; kc < 4; ++kc) {
+      uint32_t a[4];
+      ldsm4_trans(a, ds_s + (kc * 16 + (lane >> 4) * 8 + (lane & 7)) * lds + w * 16 + ((lane >> 3) & 1) * 8);
+#pragma unroll
+      for (int np = 0; np < HD / 16; ++np) {
+        uint32_t bb[4];
+        load_b_kn(bb, k_s, ld, kc * 16, np * 16, lane);
+        mma<D>(dq[2 * np], a, bb[0], bb[1]);
+        mma<D>(dq[2 * np + 1], a, bb[2], bb[3]);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      int64_t i = i0 + w * 16 + (lane >> 2) + 8 * r;
+      if (i >= d.Tq) continue;
+      float* dst = dq_acc + (bh * d.Tq + i) * HD + 2 * (lane & 3);
+#pragma unroll
+      for (int n = 0; n < HD / 8; ++n) atomic_add2(dst + n * 8, dq[n][2 * r], dq[n][2 * r + 1]);
+    }
+    __syncthreads();  // this stage's buffers and ds_s are free for the next tile
+  }
+  cp_async_wait<0>();
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (keys[r] >= d.Tk) continue;
+    float* dkr = dk_acc + (bhk * d.Tk + keys[r]) * HD + 2 * (lane & 3);
+    float* dvr = dv_acc + (bhk * d.Tk + keys[r]) * HD + 2 * (lane & 3);
+#pragma unroll
+    for (int n = 0; n < HD / 8; ++n) {
+      if (d.group == 1) {
+        *reinterpret_cast<float2*>(dkr + n * 8) = make_float2(acc_k[n][2 * r], acc_k[n][2 * r + 1]);
+        *reinterpret_cast<float2*>(dvr + n * 8) = make_float2(acc_v[n][2 * r], acc_v[n][2 * r + 1]);
+      } else {
+        atomic_add2(dkr + n * 8, acc_k[n][2 * r], acc_k[n][2 * r + 1]);
+        atomic_add2(dvr + n * 8, acc_v[n][2 * r], acc_v[n][2 * r + 1]);
+      }
+    }
+  }
+}
+
+// The f32 sums of flash_bwd_fused_kernel rounded to D: n values of dq, then m of dk and of dv (all
+// multiples of 4).
+template <typename D>
+__global__ void flash_bwd_round(const float* dq_acc, D* dq, int64_t n, const float* dk_acc, const float* dv_acc, D* dk,
+                                D* dv, int64_t m) {
+  int64_t e = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
+  const float* src;
+  D* dst;
+  if (e < n) {
+    src = dq_acc + e, dst = dq + e;
+  } else if (e < n + m) {
+    src = dk_acc + (e - n), dst = dk + (e - n);
+  } else if (e < n + 2 * m) {
+    src = dv_acc + (e - n - m), dst = dv + (e - n - m);
+  } else {
+    return;
+  }
+  float4 x = *reinterpret_cast<const float4*>(src);
+  uint32_t packed[2] = {pack2<D>(x.x, x.y), pack2<D>(x.z, x.w)};
+  *reinterpret_cast<uint2*>(dst) = make_uint2(packed[0], packed[1]);
+}
+
 // dk[b, hk] = sum over the group's heads g of part[b, hk * group + g] (and the same for dv).
 template <typename D>
 __global__ void flash_bwd_sum_heads(const float* dk_part, const float* dv_part, D* dk, D* dv, int64_t group,
@@ -417,7 +644,7 @@ void run_flash_forward(const Tensor& q, const Tensor& k, const Tensor& v, MaskVi
   using D = cuda::dev_t<T>;
   FlashLayouts io = layouts_of(q, k, v, nullptr, nullptr);
   io.o = out_rows;
-  size_t smem = smem_bytes<D, HD>(3);
+  size_t smem = smem_bytes<D, HD>(5);
   auto kernel = flash_fwd_kernel<D, HD>;
   set_smem(kernel, smem);
   dim3 grid(unsigned((d.Tq + kBlock - 1) / kBlock), unsigned(d.B * d.Hq));
@@ -442,6 +669,29 @@ void run_flash_backward(const Tensor& q, const Tensor& k, const Tensor& v, MaskV
   flash_bwd_delta_kernel<D><<<unsigned((rows + 7) / 8), 256, 0, s>>>(cuda::cptr<T>(o), cuda::cptr<T>(dout), delta,
                                                                      rows, HD, d, io);
   WICK_CUDA_LAUNCH_CHECK("flash_bwd_delta_kernel");
+  if constexpr (HD == 64) {
+    // One pass (flash_bwd_fused_kernel) into f32 sums, then rounded to D.
+    int64_t nq = d.B * d.Hq * d.Tq * HD, nk = d.B * d.Hkv * d.Tk * HD;
+    Tensor sums = Tensor::empty({nq + 2 * nk}, Dtype::F32, q.device());
+    float* dq_acc = static_cast<float*>(sums.data_ptr());
+    float *dk_acc = dq_acc + nq, *dv_acc = dk_acc + nk;
+    // dq always gathers atomics; dk, dv only when several query heads share a kv head.
+    WICK_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, sizeof(float) * size_t(d.group == 1 ? nq : nq + 2 * nk), s));
+    if (d.Tk > 0) {
+      size_t smem = sizeof(D) * size_t(kBlock) * (6 * (HD + 8) + (kBlock + 8)) + sizeof(float) * 4 * kBlock;
+      auto kernel = flash_bwd_fused_kernel<D, HD>;
+      set_smem(kernel, smem);
+      dim3 grid(unsigned((d.Tk + kBlock - 1) / kBlock), unsigned(d.B * d.Hq));
+      kernel<<<grid, kWarps * 32, smem, s>>>(cuda::cptr<T>(q), cuda::cptr<T>(k), cuda::cptr<T>(v), mask,
+                                             cuda::cptr<T>(dout), lse, delta, dq_acc, dk_acc, dv_acc, d, io);
+      WICK_CUDA_LAUNCH_CHECK("flash_bwd_fused_kernel");
+    }
+    int64_t quads = (nq + 2 * nk) / 4;
+    flash_bwd_round<D><<<unsigned((quads + 255) / 256), 256, 0, s>>>(dq_acc, static_cast<D*>(dq), nq, dk_acc, dv_acc,
+                                                                     static_cast<D*>(dk), static_cast<D*>(dv), nk);
+    WICK_CUDA_LAUNCH_CHECK("flash_bwd_round");
+    return;
+  }
   size_t smem = smem_bytes<D, HD>(4);
   auto dq_kernel = flash_bwd_dq_kernel<D, HD>;
   set_smem(dq_kernel, smem);
