@@ -141,7 +141,9 @@ __global__ void rms_norm_vec_kernel(const D* x, const D* w, D* y, int64_t rows, 
 // rms_norm_lora_shrink: CTA (g, i) normalises row i in each of its warps (rms_row_vec, so the row
 // equals rms_norm_vec_kernel's) and warp k computes t[i, j] = A[slot_i][j] . h_i for j = 8 g + k
 // (f32 sums of the rounded h, as lora_gather_shrink reads it). CTA (0, i) writes h_i. Tokens with
-// slot -1 get zeros; a slot past the stack raises a device error.
+// slot -1 get zeros; a slot past the stack raises a device error. Launched as a programmatic
+// dependent: each warp loads its row of A before the wait, while the kernel before drains (slots are
+// written by copies, never by a kernel of the step).
 template <typename D, typename A, int kChunks>
 __global__ void rms_norm_shrink_kernel(const D* x, const D* w, D* y, const int32_t* slots, const D* a, float* t,
                                        int h, int r, int num_slots, A eps, cuda::DeviceError* err) {
@@ -150,6 +152,16 @@ __global__ void rms_norm_shrink_kernel(const D* x, const D* w, D* y, const int32
   const int64_t i = blockIdx.y;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nvec = h / kV;
   const int j = blockIdx.x * (blockDim.x / 32) + warp;
+  const int slot = slots[i];
+  const bool active = slot >= 0 && slot < num_slots;
+  uint4 av[kChunks];
+  if (active && j < r) {
+    const uint4* ar = reinterpret_cast<const uint4*>(a + (int64_t(slot) * r + j) * h);
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c)
+      if (lane + 32 * c < nvec) av[c] = __ldg(ar + lane + 32 * c);
+  }
+  cuda::grid_dependency_wait();  // x comes from the kernel before
   uint4 o[kChunks];
   rms_row_vec<D, A, kChunks>(x + i * h, w, h, eps, lane, o);
   if (blockIdx.x == 0 && warp == 0) {
@@ -159,20 +171,17 @@ __global__ void rms_norm_shrink_kernel(const D* x, const D* w, D* y, const int32
       if (lane + 32 * c < nvec) yr[lane + 32 * c] = o[c];
   }
   if (j >= r) return;
-  const int slot = slots[i];
-  if (slot < 0 || slot >= num_slots) {
+  if (!active) {
     if (lane == 0) t[i * r + j] = 0.f;
     if (slot >= num_slots && j == 0 && lane == 0) cuda::raise_error(err, cuda::kErrLoraSlot, slot, num_slots);
     return;
   }
-  const uint4* ar = reinterpret_cast<const uint4*>(a + (int64_t(slot) * r + j) * h);
   float acc = 0.f;
 #pragma unroll
   for (int c = 0; c < kChunks; ++c) {
     const int v = lane + 32 * c;
     if (v >= nvec) continue;
-    uint4 av = __ldg(ar + v);
-    const D* ae = reinterpret_cast<const D*>(&av);
+    const D* ae = reinterpret_cast<const D*>(&av[c]);
     const D* he = reinterpret_cast<const D*>(&o[c]);
 #pragma unroll
     for (int k = 0; k < kV; ++k) acc = fmaf(float(cuda::to_c(ae[k])), float(cuda::to_c(he[k])), acc);
@@ -302,10 +311,10 @@ void RMSNormLoraShrink::eval_outputs_cuda(const std::vector<Tensor>& in, const s
       dim3 grid(unsigned((r + kWarps - 1) / kWarps), unsigned(rows));
       cudaStream_t stream = cuda::stream(device);
       auto go = [&](auto kernel) {
-        kernel<<<grid, cuda::kThreads, 0, stream>>>(cuda::cptr<T>(x), cuda::cptr<T>(w), cuda::mptr<T>(h_out),
-                                                    static_cast<const int32_t*>(slots.data_ptr()), cuda::cptr<T>(a),
-                                                    static_cast<float*>(t_out.data_ptr()), int(h), int(r), int(s),
-                                                    A(eps_), cuda::device_error(device));
+        cuda::launch_dependent(kernel, grid, dim3(cuda::kThreads), 0, stream, cuda::cptr<T>(x), cuda::cptr<T>(w),
+                               cuda::mptr<T>(h_out), static_cast<const int32_t*>(slots.data_ptr()), cuda::cptr<T>(a),
+                               static_cast<float*>(t_out.data_ptr()), int(h), int(r), int(s), A(eps_),
+                               cuda::device_error(device));
       };
       if (vecs <= 32) go(rms_norm_shrink_kernel<D, A, 1>);
       else if (vecs <= 64) go(rms_norm_shrink_kernel<D, A, 2>);

@@ -96,8 +96,10 @@ __global__ void swiglu_backward_rows_kernel(int64_t rows, int64_t cols, const D*
 // group g: each thread sums its own 16-byte vectors of the row for each j, then the CTA adds the
 // threads' sums in a fixed order (f32). Many small CTAs rather than a warp per whole-row product, so
 // a decode step's few tokens still spread over the GPU. Tokens with slot -1 get zeros; a slot past
-// the stack raises a device error.
+// the stack raises a device error. Launched as a programmatic dependent: each thread's first vectors
+// of A load before the wait, while the kernels before drain (slots are written by copies only).
 constexpr int kShrinkRanks = 2;
+constexpr int kHeldVectors = 3;  // per thread and rank row: the whole of a row of 4,864 bf16 values
 
 template <typename D>
 __global__ void swiglu_shrink_kernel(int cols, const D* a, int64_t sa, const D* b, int64_t sb, D* y, int64_t sy,
@@ -111,23 +113,44 @@ __global__ void swiglu_shrink_kernel(int cols, const D* a, int64_t sa, const D* 
   const int slot = slots[i];
   const bool active = slot >= 0 && slot < num_slots;
   const uint4* ar = reinterpret_cast<const uint4*>(as + (int64_t(active ? slot : 0) * r + j0) * cols);
+  // The thread's first vectors of its rank rows of A, loaded before the wait (weights).
+  uint4 held[kHeldVectors][kShrinkRanks];
+#pragma unroll
+  for (int k = 0; k < kHeldVectors; ++k)
+#pragma unroll
+    for (int q = 0; q < kShrinkRanks; ++q) {
+      const int v = threadIdx.x + k * cuda::kThreads;
+      if (active && j0 + q < r && v < nvec) held[k][q] = __ldg(ar + int64_t(q) * nvec + v);
+    }
+  cuda::grid_dependency_wait();  // gate and up come from the kernels before
   float acc[kShrinkRanks] = {};
-  for (int v = threadIdx.x; v < nvec; v += blockDim.x) {
+  auto row_vector = [&](int v, const uint4 (&av)[kShrinkRanks]) {
     __align__(16) D va[V], vb[V], vy[V];
     *reinterpret_cast<uint4*>(va) = *reinterpret_cast<const uint4*>(a + i * sa + int64_t(v) * V);
     *reinterpret_cast<uint4*>(vb) = *reinterpret_cast<const uint4*>(b + i * sb + int64_t(v) * V);
 #pragma unroll
     for (int k = 0; k < V; ++k) vy[k] = from_c<D>(fn::Silu{}(to_c(va[k])) * to_c(vb[k]));
     if (blockIdx.x == 0) *reinterpret_cast<uint4*>(y + i * sy + int64_t(v) * V) = *reinterpret_cast<const uint4*>(vy);
-    if (!active) continue;
+    if (!active) return;
 #pragma unroll
     for (int q = 0; q < kShrinkRanks; ++q) {
       if (j0 + q >= r) break;
-      uint4 av = __ldg(ar + int64_t(q) * nvec + v);
-      const D* ae = reinterpret_cast<const D*>(&av);
+      const D* ae = reinterpret_cast<const D*>(&av[q]);
 #pragma unroll
       for (int k = 0; k < V; ++k) acc[q] = fmaf(float(to_c(ae[k])), float(to_c(vy[k])), acc[q]);
     }
+  };
+#pragma unroll
+  for (int k = 0; k < kHeldVectors; ++k) {
+    const int v = threadIdx.x + k * cuda::kThreads;
+    if (v < nvec) row_vector(v, held[k]);
+  }
+  for (int v = threadIdx.x + kHeldVectors * cuda::kThreads; v < nvec; v += cuda::kThreads) {
+    uint4 av[kShrinkRanks];
+#pragma unroll
+    for (int q = 0; q < kShrinkRanks; ++q)
+      if (active && j0 + q < r) av[q] = __ldg(ar + int64_t(q) * nvec + v);
+    row_vector(v, av);
   }
   if (!active) {
     if (threadIdx.x < kShrinkRanks && j0 + int(threadIdx.x) < r) t[i * r + j0 + threadIdx.x] = 0.f;
@@ -191,10 +214,10 @@ void SwiGLULoraShrink::eval_outputs_cuda(const std::vector<Tensor>& in, const st
         act.allocate();
         t.allocate();
         dim3 grid(unsigned((r + kShrinkRanks - 1) / kShrinkRanks), unsigned(rows));
-        swiglu_shrink_kernel<D><<<grid, cuda::kThreads, 0, cuda::stream(device)>>>(
-            int(cols), cptr<T>(a), a.strides()[0], cptr<T>(b), b.strides()[0], mptr<T>(act), act.strides()[0],
-            static_cast<const int32_t*>(slots.data_ptr()), cptr<T>(as), static_cast<float*>(t.data_ptr()), int(r),
-            int(s), cuda::device_error(device));
+        cuda::launch_dependent(swiglu_shrink_kernel<D>, grid, dim3(cuda::kThreads), 0, cuda::stream(device),
+                               int(cols), cptr<T>(a), a.strides()[0], cptr<T>(b), b.strides()[0], mptr<T>(act),
+                               act.strides()[0], static_cast<const int32_t*>(slots.data_ptr()), cptr<T>(as),
+                               static_cast<float*>(t.data_ptr()), int(r), int(s), cuda::device_error(device));
         WICK_CUDA_LAUNCH_CHECK("swiglu_shrink_kernel");
         done = true;
       }
