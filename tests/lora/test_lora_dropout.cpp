@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <random>
 #include <set>
+#include <string>
 
 #include "support/adapters.h"
 #include "support/testing.h"
@@ -195,10 +196,11 @@ TEST(LoraDropout, MasksArePerModuleAndReplayable) {
   lora::Adapter a = adapter_with_b(model, 0.1);
   auto mask_of = [](RandomKey k) { return bernoulli({64, 64}, 0.9, k).to_vector<uint8_t>(); };
   models::LoraDeltas d = a.training_deltas(a.parameters(), train::dropout_key(1, 5, 0));
-  std::set<std::vector<uint8_t>> masks;
+  std::set<std::string> masks;  // each mask's bytes
   for (const auto& [name, delta] : d) {
     EXPECT_EQ(delta.dropout, 0.1) << name;
-    masks.insert(mask_of(delta.dropout_key));
+    std::vector<uint8_t> m = mask_of(delta.dropout_key);
+    masks.insert(std::string(m.begin(), m.end()));
   }
   EXPECT_EQ(masks.size(), d.size()) << "two modules share a mask";
   const std::string q0 = models::DecoderModel::module_name(0, "q_proj");
