@@ -21,6 +21,8 @@
 // GCC 12 takes the undefined vectors inside the AVX-512 intrinsics for uninitialised variables.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+
+#include "wick/backend/cpu/transpose16.h"
 #endif
 
 namespace wick::cpu {
@@ -61,29 +63,6 @@ inline __m512i pairs16(__m512 lo, __m512 hi) {
   const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
                                               21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   return _mm512_permutexvar_epi16(interleave, __m512i(_mm512_cvtne2ps_pbh(hi, lo)));
-}
-
-// Transposes a 16 x 16 block of 32-bit values, v[r] holding row r.
-inline void transpose16(__m512i (&v)[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 8; ++i) {  // lane L of t[2i], t[2i + 1]: columns 4L .. 4L + 3 of rows 2i, 2i + 1, interleaved
-    t[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {  // lane L of u[4i + c]: column 4L + c of rows 4i .. 4i + 3
-    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int c = 0; c < 4; ++c) {  // column 4L + c gathers lane L of u[c], u[4 + c], u[8 + c], u[12 + c]
-    __m512i x0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), x1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xdd);
-    __m512i y0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88), y1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xdd);
-    v[c] = _mm512_shuffle_i32x4(x0, y0, 0x88);
-    v[8 + c] = _mm512_shuffle_i32x4(x0, y0, 0xdd);
-    v[4 + c] = _mm512_shuffle_i32x4(x1, y1, 0x88);
-    v[12 + c] = _mm512_shuffle_i32x4(x1, y1, 0xdd);
-  }
 }
 
 // Rows r0 .. r0 + width of op(X), an operand stored [rows, k] (trans false) or [k, rows] (trans

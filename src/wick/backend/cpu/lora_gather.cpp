@@ -2,13 +2,6 @@
 // t @ B^T added to the base (the expand), over the thread pool. With AVX-512 the f32 expand at ranks
 // that are multiples of 16 takes 16 outputs at a time (blocks of B transposed in registers); each
 // token's values depend only on its own t and slot, never on the rest of the batch.
-#include <immintrin.h>
-#if defined(__AVX512F__)
-// GCC 12 takes the undefined vectors inside its AVX-512 intrinsics for uninitialised variables.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -19,6 +12,13 @@
 #include "wick/backend/cpu/vec_math.h"
 #include "wick/core/ops/lora_gather.h"
 #include "wick/core/primitives.h"
+
+#if defined(__AVX512F__)
+// GCC 12 takes the undefined vectors inside its AVX-512 intrinsics for uninitialised variables.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "wick/backend/cpu/transpose16.h"
+#endif
 
 namespace wick {
 
@@ -45,32 +45,6 @@ int64_t grain_for(int64_t per_item) {
 }
 
 #if defined(__AVX512F__)
-// Rows x[0..15] (16 floats each) become columns: x[c] holds element c of every row.
-inline void transpose16(__m512 (&x)[16]) {
-  __m512 t[16];
-  for (int k = 0; k < 8; ++k) {
-    t[2 * k] = _mm512_unpacklo_ps(x[2 * k], x[2 * k + 1]);
-    t[2 * k + 1] = _mm512_unpackhi_ps(x[2 * k], x[2 * k + 1]);
-  }
-  auto pd = [](__m512 v) { return _mm512_castps_pd(v); };
-  auto ps = [](__m512d v) { return _mm512_castpd_ps(v); };
-  for (int k = 0; k < 4; ++k) {  // 128-bit lane L of x[4k + m]: element 4L + m of rows 4k..4k + 3
-    x[4 * k] = ps(_mm512_unpacklo_pd(pd(t[4 * k]), pd(t[4 * k + 2])));
-    x[4 * k + 1] = ps(_mm512_unpackhi_pd(pd(t[4 * k]), pd(t[4 * k + 2])));
-    x[4 * k + 2] = ps(_mm512_unpacklo_pd(pd(t[4 * k + 1]), pd(t[4 * k + 3])));
-    x[4 * k + 3] = ps(_mm512_unpackhi_pd(pd(t[4 * k + 1]), pd(t[4 * k + 3])));
-  }
-  for (int m = 0; m < 4; ++m) {
-    __m512 u0 = _mm512_shuffle_f32x4(x[m], x[4 + m], 0x44), u1 = _mm512_shuffle_f32x4(x[m], x[4 + m], 0xEE);
-    __m512 v0 = _mm512_shuffle_f32x4(x[8 + m], x[12 + m], 0x44), v1 = _mm512_shuffle_f32x4(x[8 + m], x[12 + m], 0xEE);
-    t[m] = _mm512_shuffle_f32x4(u0, v0, 0x88);
-    t[4 + m] = _mm512_shuffle_f32x4(u0, v0, 0xDD);
-    t[8 + m] = _mm512_shuffle_f32x4(u1, v1, 0x88);
-    t[12 + m] = _mm512_shuffle_f32x4(u1, v1, 0xDD);
-  }
-  for (int c = 0; c < 16; ++c) x[c] = t[c];
-}
-
 // y[o0 .. o0 + 16) (the first `valid` of them) += scale * B[o] . t for f32 rows of B (r a multiple
 // of 16, row pitch r): 16 x 16 blocks of B transposed in registers, then one fused multiply-add per
 // rank j in order, each output's sum the same chain whatever else the batch holds.
@@ -78,11 +52,12 @@ inline void expand_block16(float* y, const float* b, const float* t, int64_t r, 
   const __mmask16 rows = valid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
   __m512 acc = _mm512_setzero_ps();
   for (int64_t j0 = 0; j0 < r; j0 += 16) {
-    __m512 x[16];
+    __m512i x[16];
     for (int l = 0; l < 16; ++l)
-      x[l] = l < valid ? _mm512_loadu_ps(b + l * r + j0) : _mm512_setzero_ps();
-    transpose16(x);
-    for (int c = 0; c < 16; ++c) acc = _mm512_fmadd_ps(_mm512_set1_ps(t[j0 + c]), x[c], acc);
+      x[l] = l < valid ? _mm512_loadu_si512(b + l * r + j0) : _mm512_setzero_si512();
+    cpu::transpose16(x);
+    for (int c = 0; c < 16; ++c)
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(t[j0 + c]), _mm512_castsi512_ps(x[c]), acc);
   }
   __m512 old = _mm512_maskz_loadu_ps(rows, y);
   _mm512_mask_storeu_ps(y, rows, _mm512_fmadd_ps(_mm512_set1_ps(scale), acc, old));
