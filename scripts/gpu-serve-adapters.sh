@@ -7,6 +7,15 @@
 # 32 streaming clients without adapters, then the same load spread over 8 adapters.
 #   bash scripts/gpu-serve-adapters.sh [--commit HASH]     (device tool: carry [".peers", ".deps"])
 # NO_NCU=1 leaves out the Nsight Compute pass over the adapted steps.
+# A/B in one call: with AB_DIR=DIR (a folder of the tree, e.g. an untracked .ab/, holding other
+# versions of source files at their paths in the tree), a second binary is built with those files in
+# place (then put back), and the benchmarks alternate between the two: `wick bench` decode at batch
+# 32 (no adapter, 8 adapters) and a 512-token prompt (no adapter, one), then the serving load with
+# each binary. A is the tree as it is, B the tree with DIR's files. Knobs:
+#   AB_ROUNDS=N   rounds of `wick bench` (default 2);
+#   AB_QUICK=1    the LoraGather tests alone (otherwise their memcheck and test_cuda run after A's serving);
+#   AB_NCU=1      each kernel's time in A's 512-token prompt with an adapter (Nsight Compute);
+#   AB_SERVE=0    no serving; AB_BUDGET=S (default 560): B's serving runs only if the call has time left.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -26,23 +35,82 @@ python3 bench/peers/make_gguf.py --out "$WORK/models" --llama-cpp "$WORK/llama.c
 gguf=$!
 commit_args=()
 [ -n "$COMMIT" ] && commit_args=(-- -DWICK_COMMIT="$COMMIT")
-bash scripts/gpu-build.sh "$OUT/build" wick test_ops test_cuda "${commit_args[@]}" >"$OUT/build.out" 2>&1
+targets=(wick test_ops test_cuda)
+[ "${AB_QUICK:-0}" = 1 ] && targets=(wick test_ops)
+bash scripts/gpu-build.sh "$OUT/build" "${targets[@]}" "${commit_args[@]}" >"$OUT/build.out" 2>&1
 rc=$?
 say "wick built (rc $rc)"
 [ $rc -ne 0 ] && { grep -E "error" "$OUT/build/build.log" | head -30; exit $rc; }
+if [ -n "${AB_DIR:-}" ]; then
+  cp build-gpu/bin/wick "$OUT/wick-a"
+  mapfile -t ab_files < <(cd "$AB_DIR" && find . -type f | sed 's|^\./||')
+  for f in "${ab_files[@]}"; do cp "$f" "$OUT/ab-orig-$(echo "$f" | tr / _)"; cp "$AB_DIR/$f" "$f"; done
+  ninja -C build-gpu wick >"$OUT/build-b.log" 2>&1
+  rc=$?
+  cp build-gpu/bin/wick "$OUT/wick-b"
+  for f in "${ab_files[@]}"; do cp "$OUT/ab-orig-$(echo "$f" | tr / _)" "$f"; rm "$OUT/ab-orig-$(echo "$f" | tr / _)"; done
+  say "B built with ${ab_files[*]} (rc $rc; build-gpu/bin/wick is B until the next build)"
+fi
 timeout 120 build-gpu/tests/test_ops --gtest_filter='LoraGather*/cuda*' >"$OUT/test_ops.log" 2>&1
 t1=$?
-timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tests/test_ops --gtest_filter='LoraGather*/cuda*' \
-  >"$OUT/memcheck.log" 2>&1
-t3=$?
-say "tests: LoraGather rc $t1 ($(grep -E '^\[  (PASSED|FAILED) ' "$OUT/test_ops.log" | tr '\n' ' ')), memcheck rc $t3 ($(grep 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1))"
-grep -E "FAILED|Failure" "$OUT/test_ops.log" | head -20
-timeout 300 build-gpu/tests/test_cuda >"$OUT/test_cuda.log" 2>&1
-t2=$?
-say "test_cuda rc $t2 ($(grep -E '^\[  (PASSED|FAILED) ' "$OUT/test_cuda.log" | tr '\n' ' '))"
-grep -E "FAILED|Failure" "$OUT/test_cuda.log" | head -20
+say "tests: LoraGather rc $t1 ($(grep -E '^\[  (PASSED|FAILED) ' "$OUT/test_ops.log" | tr '\n' ' '))"
+grep -E "FAILED|Failure" -A6 "$OUT/test_ops.log" | head -40
+t2=0 t3=0
+# The memcheck of the LoraGather tests and the whole of test_cuda (AB_QUICK=1: neither).
+full_tests() {
+  [ "${AB_QUICK:-0}" = 1 ] && return
+  timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tests/test_ops --gtest_filter='LoraGather*/cuda*' \
+    >"$OUT/memcheck.log" 2>&1
+  t3=$?
+  say "memcheck of the LoraGather tests rc $t3 ($(grep 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1))"
+  timeout 300 build-gpu/tests/test_cuda >"$OUT/test_cuda.log" 2>&1
+  t2=$?
+  say "test_cuda rc $t2 ($(grep -E '^\[  (PASSED|FAILED) ' "$OUT/test_cuda.log" | tr '\n' ' '))"
+  grep -E "FAILED|Failure" "$OUT/test_cuda.log" | head -20
+}
+[ -z "${AB_DIR:-}" ] && full_tests
 wait $gguf || { tail -20 "$OUT/make_gguf.log"; say "FATAL: the GGUF was not made"; exit 4; }
 say "BF16 GGUF made"
+if [ -n "${AB_DIR:-}" ]; then
+  M="$WORK/models/qwen2.5-0.5b-shape-bf16.gguf"
+  for round in $(seq 1 "${AB_ROUNDS:-2}"); do
+    for v in a b; do
+      for a in 0 8; do
+        timeout 90 "$OUT/wick-$v" bench --model "$M" --device cuda -p 0 -n 64 -b 32 -r 3 --adapters $a \
+          >"$OUT/ab-$v-tg-$a-$round.txt" 2>&1
+        echo "$v round $round: tg b32, $a adapters: $(grep -E '^\| tg' "$OUT/ab-$v-tg-$a-$round.txt")"
+      done
+      for a in 0 1; do
+        timeout 90 "$OUT/wick-$v" bench --model "$M" --device cuda -p 512 -n 0 -r 5 --adapters $a \
+          >"$OUT/ab-$v-pp-$a-$round.txt" 2>&1
+        echo "$v round $round: pp512, $a adapters: $(grep -E '^\| pp' "$OUT/ab-$v-pp-$a-$round.txt")"
+      done
+    done
+  done
+  if [ "${AB_NCU:-0}" = 1 ] && command -v ncu >/dev/null; then
+    # Each kernel's time in a 512-token prompt with one adapter (two steps: warm-up and one timed).
+    for v in a; do
+      timeout 150 ncu --clock-control none --csv --page raw --metrics gpu__time_duration.sum \
+        "$OUT/wick-$v" bench --model "$M" --device cuda -p 512 -n 0 -r 1 --adapters 1 >"$OUT/ncu-pp-$v.csv" 2>&1
+      echo "---- $v: kernels of pp512 with one adapter (ncu rc $?), per step"
+      python3 scripts/ncu_kernel_table.py "$OUT/ncu-pp-$v.csv" --steps 2 --top 16
+    done
+  fi
+  serve() {
+    WICK=$OUT/wick-$1 OUT=$OUT/serve-$1 bash bench/peers/serve_bench.sh --skip-llama --clients 32 --requests 4 \
+      --adapters 8 --adapter-clients 32 --deadline 120 >"$OUT/serve-$1.out" 2>&1
+    say "$1: serve_bench rc $?"
+    tail -n 8 "$OUT/serve-$1.out"
+  }
+  # A's serving, the tests, then B's serving while the call has time for it (AB_BUDGET seconds).
+  [ "${AB_SERVE:-1}" = 1 ] && serve a
+  full_tests
+  if [ "${AB_SERVE:-1}" = 1 ]; then
+    if [ $((SECONDS - START)) -lt $((${AB_BUDGET:-560} - 110)) ]; then serve b; else say "B's serving left out for time"; fi
+  fi
+  [ $t1 -eq 0 ] && [ $t2 -eq 0 ] && [ $t3 -eq 0 ]
+  exit
+fi
 for a in 0 8; do
   timeout 90 build-gpu/bin/wick bench --model "$WORK/models/qwen2.5-0.5b-shape-bf16.gguf" --device cuda -p 0 -n 64 \
     -b 32 -r 3 --adapters $a >"$OUT/bench-adapters-$a.txt" 2>&1

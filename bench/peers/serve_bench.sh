@@ -52,7 +52,7 @@ WORK=$ROOT/build-peers
 OUT=${OUT:-$WORK/out}
 RESULTS=$WORK/serve-results
 LLAMA_BIN=$WORK/llama.cpp-cuda/bin
-WICK=$ROOT/build-gpu/bin/wick
+WICK=${WICK:-$ROOT/build-gpu/bin/wick}  # WICK=PATH: another build of wick
 MODEL=$WORK/models/qwen2.5-0.5b-shape-$TYPE.gguf
 ADAPTER_DIR=$WORK/adapters
 PORT=18080

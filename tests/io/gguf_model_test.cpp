@@ -110,6 +110,20 @@ TEST(GgufModel, Qwen2ConfigAndBadInput) {
   bytes = bad_id.build();
   GgufFile i = GgufFile::parse(nullptr, bytes.data(), bytes.size(), "ids.gguf");
   expect_error([&] { gguf_tokenizer_data(i); }, {"tokenizer.ggml.bos_token_id = 7", "outside the token list"});
+
+  // A vocabulary entry that does not fit is named with its index: token_type as u64, the third
+  // entry past int64.
+  test::GgufBuilder bad_entry;
+  std::vector<uint8_t> kv;
+  test::GgufBuilder::put_string(kv, "tokenizer.ggml.token_type");
+  test::GgufBuilder::put<uint32_t>(kv, 9);   // array
+  test::GgufBuilder::put<uint32_t>(kv, 10);  // of u64
+  test::GgufBuilder::put<uint64_t>(kv, 3);
+  for (uint64_t v : {uint64_t(1), uint64_t(1), uint64_t(1) << 63}) test::GgufBuilder::put<uint64_t>(kv, v);
+  bad_entry.kv_raw(kv);
+  bytes = bad_entry.build();
+  GgufFile j = GgufFile::parse(nullptr, bytes.data(), bytes.size(), "types.gguf");
+  expect_error([&] { gguf_tokenizer_data(j); }, {"types.gguf", "tokenizer.ggml.token_type[2]"});
 }
 
 }  // namespace

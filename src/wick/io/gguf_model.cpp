@@ -255,12 +255,21 @@ GgufTokenizerData gguf_tokenizer_data(const GgufFile& f) {
   t.pre = str("tokenizer.ggml.pre").value_or("");
   t.chat_template = str("tokenizer.chat_template");
 
+  // An entry of the wrong type is named with its index; the index is only spelled out then (a
+  // vocabulary has tens of thousands of entries).
   auto each = [&](const char* key, auto&& fn) {
     const GgufValue* v = f.find(key);
     if (v == nullptr) return;
     std::string what = str_cat(f.source(), ": ", key);
     const GgufArray& arr = v->as_array(what);
-    for (size_t i = 0; i < arr.items.size(); ++i) fn(arr.items[i], str_cat(what, "[", i, "]"));
+    for (size_t i = 0; i < arr.items.size(); ++i) {
+      try {
+        fn(arr.items[i], what);
+      } catch (const Error&) {
+        fn(arr.items[i], str_cat(what, "[", i, "]"));  // throws again, naming the entry
+        throw;
+      }
+    }
   };
   each("tokenizer.ggml.tokens", [&](const GgufValue& v, const std::string& w) { t.tokens.push_back(v.as_string(w)); });
   each("tokenizer.ggml.scores", [&](const GgufValue& v, const std::string& w) { t.scores.push_back(float(v.as_float(w))); });

@@ -175,9 +175,13 @@ DecoderModel DecoderModel::load(const std::string& dir, Device device, Dtype dty
 }
 
 DecoderModel DecoderModel::load_gguf(const std::string& path, Device device, Dtype dtype, const WeightStorage& storage) {
+  return load_gguf(io::GgufFile::open(path), device, dtype, storage);
+}
+
+DecoderModel DecoderModel::load_gguf(const io::GgufFile& file, Device device, Dtype dtype, const WeightStorage& storage) {
   check_storage(storage);
   Device host = Device::cpu();  // weights are read on the CPU, then placed (place_weights)
-  io::GgufFile file = io::GgufFile::open(path);
+  const std::string& path = file.source();
   DecoderConfig c = DecoderConfig::from_model_config(io::model_config_from_gguf(file));
   auto tensor = [&](const std::string& name, const Shape& shape) -> const io::GgufTensor& {
     std::optional<std::string> g = io::hf_to_gguf_name(name);

@@ -8,6 +8,7 @@
 
 #include "wick/core/ops.h"
 #include "wick/core/tensor.h"
+#include "wick/io/gguf.h"
 #include "wick/io/hf_config.h"
 #include "wick/models/lora_deltas.h"
 #include "wick/models/weights.h"
@@ -90,6 +91,8 @@ class DecoderModel {
   // A .gguf file (llama, qwen2): quantized weights are dequantized at load unless `storage` keeps
   // them, llama.cpp's q/k row permutation is undone, and rope_freqs (llama3 scaling) is honoured.
   static DecoderModel load_gguf(const std::string& path, Device device, Dtype dtype, const WeightStorage& storage = {});
+  // The same from a file already open (its metadata parsed once for the model and its tokenizer).
+  static DecoderModel load_gguf(const io::GgufFile& file, Device device, Dtype dtype, const WeightStorage& storage = {});
   DecoderModel(DecoderConfig config, Device device, Dtype dtype) : config_(std::move(config)), device_(device), dtype_(dtype) {}
 
   const DecoderConfig& config() const { return config_; }

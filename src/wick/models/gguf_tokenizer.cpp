@@ -10,8 +10,7 @@ namespace wick::models {
 
 namespace {
 
-tok::GgufTokenizerData tokenizer_data(const io::GgufFile& file) {
-  io::GgufTokenizerData d = io::gguf_tokenizer_data(file);
+tok::GgufTokenizerData tokenizer_data(const io::GgufTokenizerData& d) {
   tok::GgufTokenizerData t;
   t.model = d.model;
   t.tokens = d.tokens;
@@ -34,10 +33,14 @@ tok::GgufTokenizerData tokenizer_data(const io::GgufFile& file) {
 
 }  // namespace
 
-tok::Tokenizer tokenizer_from_gguf(const io::GgufFile& file) { return tok::Tokenizer::from_gguf(tokenizer_data(file)); }
+tok::Tokenizer tokenizer_from_gguf(const io::GgufFile& file) { return tokenizer_from_gguf(io::gguf_tokenizer_data(file)); }
+
+tok::Tokenizer tokenizer_from_gguf(const io::GgufTokenizerData& data) {
+  return tok::Tokenizer::from_gguf(tokenizer_data(data));
+}
 
 nlohmann::json tokenizer_json_from_gguf(const io::GgufFile& file) {
-  return tok::gguf_tokenizer_json(tokenizer_data(file));
+  return tok::gguf_tokenizer_json(tokenizer_data(io::gguf_tokenizer_data(file)));
 }
 
 }  // namespace wick::models

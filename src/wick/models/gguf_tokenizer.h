@@ -9,11 +9,14 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "wick/io/gguf.h"
+#include "wick/io/gguf_model.h"
 #include "wick/tokenizer/tokenizer.h"
 
 namespace wick::models {
 
 tok::Tokenizer tokenizer_from_gguf(const io::GgufFile& file);
+// The same from the tokenizer metadata already read (io::gguf_tokenizer_data).
+tok::Tokenizer tokenizer_from_gguf(const io::GgufTokenizerData& data);
 // Its tokenizer.json, as a Hugging Face folder holds it (transformers loads it).
 nlohmann::json tokenizer_json_from_gguf(const io::GgufFile& file);
 

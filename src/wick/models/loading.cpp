@@ -31,8 +31,7 @@ bool is_gguf_file(const std::string& path) {
   return in.read(magic, 4) && std::string(magic, 4) == "GGUF";
 }
 
-chat::ChatTemplateConfig gguf_chat_template(const io::GgufFile& file, const std::string& path) {
-  io::GgufTokenizerData d = io::gguf_tokenizer_data(file);
+chat::ChatTemplateConfig gguf_chat_template(const io::GgufTokenizerData& d, const std::string& path) {
   WICK_CHECK(d.chat_template.has_value(), path, ": the GGUF metadata has no tokenizer.chat_template");
   chat::ChatTemplateConfig config;
   config.chat_template = *d.chat_template;
@@ -85,7 +84,7 @@ tok::Tokenizer load_tokenizer(const std::string& path) {
 
 chat::ChatTemplateConfig load_chat_template(const std::string& path) {
   std::string p = resolve_tokenizer_source(path);
-  if (fs::is_regular_file(p) && is_gguf_file(p)) return gguf_chat_template(io::GgufFile::open(p), p);
+  if (fs::is_regular_file(p) && is_gguf_file(p)) return gguf_chat_template(io::gguf_tokenizer_data(io::GgufFile::open(p)), p);
   fs::path config = fs::is_directory(p) ? fs::path(p) : fs::path(p).parent_path() / "tokenizer_config.json";
   return chat::load_chat_template_config(config.string());
 }
@@ -108,11 +107,11 @@ LoadedDecoder load_decoder(const std::string& path, const LoadOptions& options) 
     std::vector<int32_t> eos;
     for (const auto& id : {tok.eos_token_id, tok.eot_token_id, tok.eom_token_id})
       if (id) add_unique(eos, *id);
-    LoadedDecoder loaded{.model = DecoderModel::load_gguf(src.path, options.device, options.dtype, options.storage),
+    LoadedDecoder loaded{.model = DecoderModel::load_gguf(file, options.device, options.dtype, options.storage),
                          .path = src.path,
                          .eos_ids = std::move(eos)};
     load_text_files(
-        loaded, options, [&] { return tokenizer_from_gguf(file); }, [&] { return gguf_chat_template(file, src.path); });
+        loaded, options, [&] { return tokenizer_from_gguf(tok); }, [&] { return gguf_chat_template(tok, src.path); });
     return loaded;
   }
   WICK_CHECK(src.format == io::ModelFormat::kHfFolder, path, ": a decoder needs a model folder or a .gguf file");
