@@ -1,6 +1,7 @@
 // Tokenizer::from_gguf: GGUF-style metadata (tokens, types, merges or scores) built from the shared
 // tokenizer.json files must tokenize exactly like those files (the HF goldens).
 #include "tokenizer_test_util.h"
+#include "wick/tokenizer/gguf_tokenizer_json.h"
 
 namespace wick::tok::test {
 namespace {
@@ -67,7 +68,7 @@ TEST(GgufTokenizer, Gpt2DefaultPreTokenizerMatchesTokenizerJson) {
 // A SentencePiece GGUF has no merges; they come from the scores. With score = -id (the order
 // SentencePiece BPE vocabularies are written in) the merges reproduce Mistral's tokenizer.json.
 // (A real GGUF carries the SentencePiece scores; this rebuilds them.)
-TEST(GgufTokenizer, LlamaSentencePieceFromScoresMatchesTokenizerJson) {
+GgufTokenizerData mistral_from_scores() {
   GgufTokenizerData d = gguf_data_from("mistral", "llama");
   d.merges.clear();
   d.scores.resize(d.tokens.size());
@@ -81,10 +82,26 @@ TEST(GgufTokenizer, LlamaSentencePieceFromScoresMatchesTokenizerJson) {
   d.bos_id = 1;
   d.eos_id = 2;
   d.add_bos = true;
+  return d;
+}
+
+TEST(GgufTokenizer, LlamaSentencePieceFromScoresMatchesTokenizerJson) {
+  GgufTokenizerData d = mistral_from_scores();
   Tokenizer tok = Tokenizer::from_gguf(d);
   expect_ids_match_golden(tok, "mistral", true);
   EXPECT_EQ(tok.bos_id(), 1);
   EXPECT_EQ(tok.decode({1, 22557, 28705, 1526}, true), "Hello  world");
+}
+
+// The tokenizer.json written beside a GGUF's model (wick merge) holds the same vocabulary and
+// merges that from_gguf builds its model from apart: loaded back, it tokenizes as the goldens.
+TEST(GgufTokenizer, ItsTokenizerJsonTokenizesAlike) {
+  GgufTokenizerData gpt2 = gguf_data_from("gpt2", "gpt2");
+  gpt2.pre = "gpt2";
+  expect_ids_match_golden(Tokenizer::from_json(gguf_tokenizer_json(gpt2), nullptr, "gpt2 json"), "gpt2", false);
+  nlohmann::json j = gguf_tokenizer_json(mistral_from_scores());
+  EXPECT_TRUE(j["model"]["merges"][0].is_array());
+  expect_ids_match_golden(Tokenizer::from_json(j, nullptr, "mistral json"), "mistral", true);
 }
 
 TEST(GgufTokenizer, UnsupportedPreTokenizerIsNamed) {

@@ -13,10 +13,35 @@ std::unique_ptr<Model> make_wordpiece(const json& j, const std::string& where);
 
 namespace {
 
+// tokenizer.json's merges: "a b" strings or ["a", "b"] pairs.
+std::vector<std::pair<std::string, std::string>> merges_of(const json& j, const std::string& where) {
+  const json& merges = require_field(j, "merges", where);
+  WICK_CHECK(merges.is_array(), where, ".merges: expected an array");
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(merges.size());
+  for (size_t i = 0; i < merges.size(); ++i) {
+    const json& m = merges[i];
+    if (m.is_string()) {
+      out.push_back(split_merge(m.get_ref<const std::string&>(), where, i));
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      out.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
+    } else {
+      fail(where, ".merges[", i, "]: expected \"a b\" or [\"a\", \"b\"], got ", m.dump());
+    }
+  }
+  return out;
+}
+
 class Bpe : public Model {
  public:
-  Bpe(const json& j, const std::string& where) {
-    vocab_ = Vocab::from_json(require_field(j, "vocab", where), where + ".vocab");
+  // From tokenizer.json's "model" object.
+  Bpe(const json& j, const std::string& where)
+      : Bpe(j, Vocab::from_json(require_field(j, "vocab", where), where + ".vocab"), merges_of(j, where), where) {}
+
+  // From the model's options (every field but vocab and merges), its vocabulary and merges.
+  Bpe(const json& j, Vocab vocab, const std::vector<std::pair<std::string, std::string>>& merges,
+      const std::string& where)
+      : vocab_(std::move(vocab)) {
     if (j.contains("unk_token") && !j["unk_token"].is_null()) unk_ = require_string(j, "unk_token", where);
     prefix_ = value_or<std::string>(j, "continuing_subword_prefix", "", where);
     suffix_ = value_or<std::string>(j, "end_of_word_suffix", "", where);
@@ -25,23 +50,9 @@ class Bpe : public Model {
     ignore_merges_ = value_or(j, "ignore_merges", false, where);
     WICK_CHECK(value_or(j, "dropout", 0.0, where) == 0.0, where,
                ".dropout: BPE dropout is not supported (it is for training only)");
-    const json& merges = require_field(j, "merges", where);
-    WICK_CHECK(merges.is_array(), where, ".merges: expected an array");
     merges_.reserve(merges.size());
     for (size_t i = 0; i < merges.size(); ++i) {
-      const json& m = merges[i];
-      std::string a, b;
-      if (m.is_string()) {
-        const std::string& s = m.get_ref<const std::string&>();
-        size_t sp = s.find(' ');
-        WICK_CHECK(sp != std::string::npos && s.find(' ', sp + 1) == std::string::npos, where, ".merges[", i,
-                   "]: expected \"a b\", got \"", s, "\"");
-        a = s.substr(0, sp), b = s.substr(sp + 1);
-      } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-        a = m[0].get<std::string>(), b = m[1].get<std::string>();
-      } else {
-        fail(where, ".merges[", i, "]: expected \"a b\" or [\"a\", \"b\"], got ", m.dump());
-      }
+      const auto& [a, b] = merges[i];
       auto ia = vocab_.find(a), ib = vocab_.find(b);
       WICK_CHECK(ia && ib, where, ".merges[", i, "]: token '", ia ? b : a, "' is not in the vocabulary");
       std::string merged = a + b.substr(std::min(prefix_.size(), b.size()));
@@ -181,6 +192,19 @@ class Bpe : public Model {
 };
 
 }  // namespace
+
+std::pair<std::string, std::string> split_merge(const std::string& s, const std::string& where, size_t i) {
+  size_t sp = s.find(' ');
+  WICK_CHECK(sp != std::string::npos && s.find(' ', sp + 1) == std::string::npos, where, ".merges[", i,
+             "]: expected \"a b\", got \"", s, "\"");
+  return {s.substr(0, sp), s.substr(sp + 1)};
+}
+
+std::unique_ptr<Model> Model::bpe(const json& options, Vocab vocab,
+                                  const std::vector<std::pair<std::string, std::string>>& merges,
+                                  const std::string& where) {
+  return std::make_unique<Bpe>(options, std::move(vocab), merges, where);
+}
 
 std::unique_ptr<Model> Model::from_json(const json& j, const std::string& where) {
   std::string type = j.contains("type") ? type_of(j, where) : (j.contains("merges") ? "BPE" : "WordPiece");

@@ -1,5 +1,6 @@
-// Tokenizer::from_gguf: builds a tokenizer.json from GGUF metadata, following transformers'
-// integrations/ggml.py (vocabulary, merges from scores, control tokens as special added tokens,
+// Tokenizer::from_gguf: builds a tokenizer.json from GGUF metadata (all but its BPE model's vocabulary
+// and merges, from which the model is built directly; gguf_tokenizer_json writes them in), following
+// transformers' integrations/ggml.py (vocabulary, merges from scores, control tokens as special added tokens,
 // byte fallback) and the split regex that llama.cpp picks from tokenizer.ggml.pre. Where transformers'
 // converter departs from the tokenizer.json the model ships (it drops the SentencePiece decoder's
 // leading-space Strip, and uses the GPT-2 regex for Llama 3), the shipped tokenizer.json wins, so a
@@ -11,6 +12,7 @@
 
 #include "wick/tokenizer/json_util.h"
 #include "wick/tokenizer/gguf_tokenizer_json.h"
+#include "wick/tokenizer/model.h"
 #include "wick/tokenizer/tokenizer.h"
 
 namespace wick::tok {
@@ -50,7 +52,7 @@ json template_processing(const GgufTokenizerData& d) {
 
 // SentencePiece BPE GGUFs carry scores instead of merges: every split of a token into two vocabulary
 // pieces is a merge, ordered by the merged token's score (GGUFTokenizerSkeleton in transformers).
-json merges_from_scores(const GgufTokenizerData& d) {
+std::vector<std::pair<std::string, std::string>> merges_from_scores(const GgufTokenizerData& d) {
   WICK_CHECK(d.scores.size() == d.tokens.size(), "gguf tokenizer: llama model needs tokenizer.ggml.scores (",
              d.scores.size(), ") for every token (", d.tokens.size(), ")");
   std::unordered_map<std::string, float> score;
@@ -78,24 +80,31 @@ json merges_from_scores(const GgufTokenizerData& d) {
     merges.insert(merges.end(), local.begin(), local.end());
   }
   std::stable_sort(merges.begin(), merges.end(), [](const Merge& a, const Merge& b) { return a.score > b.score; });
-  json out = json::array();
-  for (const Merge& m : merges) out.push_back({m.left, m.right});
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(merges.size());
+  for (Merge& m : merges) out.emplace_back(std::move(m.left), std::move(m.right));
   return out;
 }
 
-}  // namespace
+const char* const kModelWhere = "gguf tokenizer: model";
 
-nlohmann::json gguf_tokenizer_json(const GgufTokenizerData& d) {
+// The tokenizer.json of the metadata but for its model's vocab and merges, which are returned apart
+// (merges in rank order): a vocabulary of 150k tokens as JSON costs more than the rest of loading.
+struct TokenizerParts {
+  json t;
+  std::vector<std::pair<std::string, std::string>> merges;
+};
+
+TokenizerParts tokenizer_parts(const GgufTokenizerData& d) {
   WICK_CHECK(!d.tokens.empty(), "gguf tokenizer: tokenizer.ggml.tokens is empty");
   WICK_CHECK(d.token_types.empty() || d.token_types.size() == d.tokens.size(), "gguf tokenizer: tokenizer.ggml.token_type has ",
              d.token_types.size(), " entries for ", d.tokens.size(), " tokens");
-  json vocab = json::object();
-  for (size_t i = 0; i < d.tokens.size(); ++i)
-    if (!vocab.contains(d.tokens[i])) vocab[d.tokens[i]] = static_cast<int32_t>(i);
+  TokenizerParts parts;
+  json& t = parts.t;
 
   // Every top-level field the Hugging Face tokenizers library expects, so transformers loads the file.
-  json t = {{"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr}, {"added_tokens", json::array()},
-            {"normalizer", nullptr}, {"pre_tokenizer", nullptr}, {"post_processor", nullptr}, {"decoder", nullptr}};
+  t = {{"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr}, {"added_tokens", json::array()},
+       {"normalizer", nullptr}, {"pre_tokenizer", nullptr}, {"post_processor", nullptr}, {"decoder", nullptr}};
   auto add_token = [&](size_t id, bool special) {
     t["added_tokens"].push_back({{"id", static_cast<int32_t>(id)}, {"content", d.tokens[id]}, {"single_word", false},
                                  {"lstrip", false}, {"rstrip", false}, {"normalized", false}, {"special", special}});
@@ -111,9 +120,10 @@ nlohmann::json gguf_tokenizer_json(const GgufTokenizerData& d) {
   }
 
   if (d.model == "gpt2") {
-    json merges = json::array();
-    for (const std::string& m : d.merges) merges.push_back(m);
-    t["model"] = {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}, {"continuing_subword_prefix", ""},
+    parts.merges.reserve(d.merges.size());
+    const std::string where = kModelWhere;
+    for (size_t i = 0; i < d.merges.size(); ++i) parts.merges.push_back(split_merge(d.merges[i], where, i));
+    t["model"] = {{"type", "BPE"}, {"continuing_subword_prefix", ""},
                   {"end_of_word_suffix", ""}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false}};
     const std::string& pre = d.pre;
     if (pre == "qwen2") {
@@ -139,8 +149,8 @@ nlohmann::json gguf_tokenizer_json(const GgufTokenizerData& d) {
                  "gguf tokenizer: tokenizer.ggml.unknown_token_id ", *d.unk_id, " is out of range");
       unk = d.tokens[static_cast<size_t>(*d.unk_id)];
     }
-    t["model"] = {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges_from_scores(d)}, {"fuse_unk", true},
-                  {"byte_fallback", true}};
+    parts.merges = merges_from_scores(d);
+    t["model"] = {{"type", "BPE"}, {"fuse_unk", true}, {"byte_fallback", true}};
     if (unk) t["model"]["unk_token"] = *unk;
     json replace_space = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\u2581"}};
     if (d.add_space_prefix) {
@@ -157,11 +167,40 @@ nlohmann::json gguf_tokenizer_json(const GgufTokenizerData& d) {
     fail("gguf tokenizer: unsupported tokenizer.ggml.model '", d.model, "' (supported: gpt2, llama)");
   }
   if (d.add_bos || d.add_eos) t["post_processor"] = template_processing(d);
-  return t;
+  return parts;
+}
+
+// The vocabulary: a token listed twice keeps its first id (as the Python dict of transformers' converter).
+Vocab vocab_of(const GgufTokenizerData& d) {
+  Vocab vocab;
+  const std::string where = str_cat(kModelWhere, ".vocab");
+  for (size_t i = 0; i < d.tokens.size(); ++i)
+    if (!vocab.find(d.tokens[i])) vocab.add(d.tokens[i], static_cast<int32_t>(i), where);
+  return vocab;
+}
+
+}  // namespace
+
+nlohmann::json gguf_tokenizer_json(const GgufTokenizerData& d) {
+  TokenizerParts parts = tokenizer_parts(d);
+  json vocab = json::object();
+  for (size_t i = 0; i < d.tokens.size(); ++i)
+    if (!vocab.contains(d.tokens[i])) vocab[d.tokens[i]] = static_cast<int32_t>(i);
+  json merges = json::array();
+  if (d.model == "gpt2") {
+    for (const std::string& m : d.merges) merges.push_back(m);  // as the GGUF stores them: "a b"
+  } else {
+    for (const auto& [left, right] : parts.merges) merges.push_back({left, right});
+  }
+  parts.t["model"]["vocab"] = std::move(vocab);
+  parts.t["model"]["merges"] = std::move(merges);
+  return parts.t;
 }
 
 Tokenizer Tokenizer::from_gguf(const GgufTokenizerData& d) {
-  Tokenizer tok = from_json(gguf_tokenizer_json(d), nullptr, "gguf tokenizer");
+  TokenizerParts parts = tokenizer_parts(d);
+  std::unique_ptr<Model> model = Model::bpe(parts.t["model"], vocab_of(d), parts.merges, kModelWhere);
+  Tokenizer tok = from_json(parts.t, nullptr, "gguf tokenizer", std::move(model));
   auto valid = [&](const std::optional<int32_t>& id) -> std::optional<int32_t> {
     if (id && *id >= 0 && static_cast<size_t>(*id) < d.tokens.size()) return id;
     return std::nullopt;

@@ -6,9 +6,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "wick/tokenizer/json_util.h"
+#include "wick/tokenizer/vocab.h"
 
 namespace wick::tok {
 
@@ -25,6 +27,15 @@ class Model {
   virtual std::optional<std::string> unk_token() const = 0;
 
   static std::unique_ptr<Model> from_json(const json& j, const std::string& where);
+  // A BPE model from its options (tokenizer.json's "model" object; its vocab and merges, if any,
+  // are not read), a vocabulary and merges in rank order: what from_json builds, without the JSON
+  // of a large vocabulary in between.
+  static std::unique_ptr<Model> bpe(const json& options, Vocab vocab,
+                                    const std::vector<std::pair<std::string, std::string>>& merges,
+                                    const std::string& where);
 };
+
+// One merge of tokenizer.json's "a b" form as its two tokens; `where` and `i` name it in the error.
+std::pair<std::string, std::string> split_merge(const std::string& s, const std::string& where, size_t i);
 
 }  // namespace wick::tok

@@ -72,10 +72,15 @@ Tokenizer Tokenizer::from_json_string(std::string_view tokenizer_json, std::stri
 }
 
 Tokenizer Tokenizer::from_json(const json& j, const json* config, const std::string& source) {
+  return from_json(j, config, source, nullptr);
+}
+
+Tokenizer Tokenizer::from_json(const json& j, const json* config, const std::string& source,
+                               std::unique_ptr<Model> model) {
   WICK_CHECK(j.is_object(), source, ": expected a JSON object at the top level");
   Tokenizer t;
   auto present = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
-  t.model_ = Model::from_json(require_field(j, "model", source), source + ": model");
+  t.model_ = model ? std::move(model) : Model::from_json(require_field(j, "model", source), source + ": model");
   if (present("normalizer")) t.normalizer_ = Normalizer::from_json(j["normalizer"], source + ": normalizer");
   if (present("pre_tokenizer")) t.pre_tokenizer_ = PreTokenizer::from_json(j["pre_tokenizer"], source + ": pre_tokenizer");
   if (present("post_processor"))

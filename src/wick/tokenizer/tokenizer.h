@@ -51,6 +51,9 @@ class Tokenizer {
   // From a parsed tokenizer.json (and optional tokenizer_config.json); `source` names it in errors.
   static Tokenizer from_json(const nlohmann::json& tokenizer_json, const nlohmann::json* config,
                              const std::string& source);
+  // The same with `model` in place of the one tokenizer.json's "model" field describes.
+  static Tokenizer from_json(const nlohmann::json& tokenizer_json, const nlohmann::json* config,
+                             const std::string& source, std::unique_ptr<Model> model);
   // From GGUF metadata (see gguf_tokenizer.cpp): "gpt2" models get byte-level BPE with the split regex
   // llama.cpp picks from `pre`; "llama" models get SentencePiece-style BPE with merges rebuilt from
   // the scores (as transformers does). Tokenizes like the Hugging Face folder the GGUF came from.
