@@ -216,26 +216,28 @@ WICK_DEVICE_TEST(LoraGather, RepeatedCallsGiveTheSameBits) {
 
 // What a token gets does not depend on the rest of the batch: each row of a mixed batch equals, bit
 // for bit, the same row sent alone (the serving engine's batches must be invisible), at ranks the
-// vectorised kernels take (multiples of 16) and others.
+// vectorised kernels take (multiples of 16) and others, with every token's neighbour in another slot
+// and with runs of one slot (a prompt's tokens, which the CPU's vector kernels serve together).
 WICK_DEVICE_TEST(LoraGather, ATokenGetsTheSameBitsInAnyBatch) {
   for (Dtype dtype : {Dtype::F32, Dtype::BF16})
-    for (int64_t rank : {16, 48, 12}) {
-      const int64_t n = 70, in = 96, out = 150, slots = 3;
-      Tensor x = rand({n, in}, dtype).t, a = rand({slots, rank, in}, dtype, -0.5, 0.5).t;
-      Tensor b = rand({slots, out, rank}, dtype, -0.5, 0.5).t, base = rand({n, out}, dtype).t;
-      std::vector<int32_t> slot_ids(static_cast<size_t>(n));
-      for (int64_t i = 0; i < n; ++i) slot_ids[i] = int32_t((i * 5) % (slots + 1)) - 1;
-      Tensor ts = here(Tensor::from_vector(slot_ids, {n}, Device::cpu()));
-      Tensor scales = here(Tensor::from_vector(std::vector<float>{0.5f, -1.f, 2.f}, {slots}, Device::cpu()));
-      Values whole = values(lora_gather_add(base, x, ts, a, b, scales));
-      for (int64_t i = 0; i < n; ++i) {
-        Tensor one = here(Tensor::from_vector(std::vector<int32_t>{slot_ids[size_t(i)]}, {1}, Device::cpu()));
-        Values alone = values(lora_gather_add(contiguous(narrow(base, 0, i, 1)), contiguous(narrow(x, 0, i, 1)), one,
-                                              a, b, scales));
-        Values row(whole.begin() + i * out, whole.begin() + (i + 1) * out);
-        ASSERT_EQ(alone, row) << dtype_name(dtype) << " rank " << rank << " token " << i;
+    for (int64_t rank : {16, 48, 12})
+      for (int64_t run : {1, 11}) {
+        const int64_t n = 70, in = 93, out = 150, slots = 3;
+        Tensor x = rand({n, in}, dtype).t, a = rand({slots, rank, in}, dtype, -0.5, 0.5).t;
+        Tensor b = rand({slots, out, rank}, dtype, -0.5, 0.5).t, base = rand({n, out}, dtype).t;
+        std::vector<int32_t> slot_ids(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) slot_ids[i] = int32_t((i / run * 5) % (slots + 1)) - 1;
+        Tensor ts = here(Tensor::from_vector(slot_ids, {n}, Device::cpu()));
+        Tensor scales = here(Tensor::from_vector(std::vector<float>{0.5f, -1.f, 2.f}, {slots}, Device::cpu()));
+        Values whole = values(lora_gather_add(base, x, ts, a, b, scales));
+        for (int64_t i = 0; i < n; ++i) {
+          Tensor one = here(Tensor::from_vector(std::vector<int32_t>{slot_ids[size_t(i)]}, {1}, Device::cpu()));
+          Values alone = values(lora_gather_add(contiguous(narrow(base, 0, i, 1)), contiguous(narrow(x, 0, i, 1)), one,
+                                                a, b, scales));
+          Values row(whole.begin() + i * out, whole.begin() + (i + 1) * out);
+          ASSERT_EQ(alone, row) << dtype_name(dtype) << " rank " << rank << " runs of " << run << ", token " << i;
+        }
       }
-    }
 }
 
 }  // namespace

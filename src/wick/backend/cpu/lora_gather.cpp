@@ -1,7 +1,10 @@
 // CPU kernels of the batched-adapter LoRA update: per token, its slot's x @ A^T (the shrink), then
-// t @ B^T added to the base (the expand), over the thread pool. With AVX-512 the f32 expand at ranks
-// that are multiples of 16 takes 16 outputs at a time (blocks of B transposed in registers); each
-// token's values depend only on its own t and slot, never on the rest of the batch.
+// t @ B^T added to the base (the expand), over the thread pool. With AVX-512, f32 operands take
+// vector kernels that serve up to kGroup consecutive tokens of one slot at once (a prompt's tokens
+// share theirs): the shrink reads a row of A once for the group, the expand (ranks that are
+// multiples of 16, 16 outputs at a time) transposes a 16 x 16 block of B in registers once for it.
+// Each token's sums are the same chain of fused multiply-adds in a group as alone, so a token's
+// values depend only on its own row and slot, never on the rest of the batch.
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -45,23 +48,86 @@ int64_t grain_for(int64_t per_item) {
 }
 
 #if defined(__AVX512F__)
-// y[o0 .. o0 + 16) (the first `valid` of them) += scale * B[o] . t for f32 rows of B (r a multiple
-// of 16, row pitch r): 16 x 16 blocks of B transposed in registers, then one fused multiply-add per
-// rank j in order, each output's sum the same chain whatever else the batch holds.
-inline void expand_block16(float* y, const float* b, const float* t, int64_t r, int valid, float scale) {
+constexpr int kGroup = 8;  // tokens of one slot a vector kernel serves at once
+
+// Consecutive tokens of one slot (>= 0), at most kGroup of them.
+struct TokenGroup {
+  int64_t first;
+  int count;
+  int32_t slot;
+};
+std::vector<TokenGroup> groups_of(const int32_t* slots, int64_t n) {
+  std::vector<TokenGroup> groups;
+  for (int64_t i = 0; i < n;) {
+    if (slots[i] < 0) {
+      ++i;
+      continue;
+    }
+    int count = 1;
+    while (count < kGroup && i + count < n && slots[i + count] == slots[i]) ++count;
+    groups.push_back({i, count, slots[i]});
+    i += count;
+  }
+  return groups;
+}
+
+// t[first + g][j] = A_j . x[first + g] for the K tokens of a group: 16-lane fused multiply-adds over
+// `din` (the tail masked), then the lanes' sum.
+template <int K>
+void shrink_group(const float* x, const float* a_row, int64_t din, float* t, int64_t r) {
+  __m512 acc[K];
+  for (int g = 0; g < K; ++g) acc[g] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= din; k += 16) {
+    const __m512 av = _mm512_loadu_ps(a_row + k);
+    for (int g = 0; g < K; ++g) acc[g] = _mm512_fmadd_ps(_mm512_loadu_ps(x + g * din + k), av, acc[g]);
+  }
+  if (k < din) {
+    const __mmask16 m = __mmask16((1u << (din - k)) - 1);
+    const __m512 av = _mm512_maskz_loadu_ps(m, a_row + k);
+    for (int g = 0; g < K; ++g) acc[g] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + g * din + k), av, acc[g]);
+  }
+  for (int g = 0; g < K; ++g) t[g * r] = _mm512_reduce_add_ps(acc[g]);
+}
+
+// y[g][o0 .. o0 + 16) (the first `valid` of them) += scale * B[o] . t[g] for the K tokens of a
+// group, f32 rows of B (r a multiple of 16, row pitch r; y's row pitch dout): each 16 x 16 block of
+// B transposed in registers once, then one fused multiply-add per rank j in order for each token.
+template <int K>
+void expand_group16(float* y, int64_t dout, const float* b, const float* t, int64_t r, int valid, float scale) {
   const __mmask16 rows = valid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
-  __m512 acc = _mm512_setzero_ps();
+  __m512 acc[K];
+  for (int g = 0; g < K; ++g) acc[g] = _mm512_setzero_ps();
   for (int64_t j0 = 0; j0 < r; j0 += 16) {
     __m512i x[16];
     for (int l = 0; l < 16; ++l)
       x[l] = l < valid ? _mm512_loadu_si512(b + l * r + j0) : _mm512_setzero_si512();
     cpu::transpose16(x);
     for (int c = 0; c < 16; ++c)
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(t[j0 + c]), _mm512_castsi512_ps(x[c]), acc);
+      for (int g = 0; g < K; ++g)
+        acc[g] = _mm512_fmadd_ps(_mm512_set1_ps(t[g * r + j0 + c]), _mm512_castsi512_ps(x[c]), acc[g]);
   }
-  __m512 old = _mm512_maskz_loadu_ps(rows, y);
-  _mm512_mask_storeu_ps(y, rows, _mm512_fmadd_ps(_mm512_set1_ps(scale), acc, old));
+  for (int g = 0; g < K; ++g) {
+    __m512 old = _mm512_maskz_loadu_ps(rows, y + g * dout);
+    _mm512_mask_storeu_ps(y + g * dout, rows, _mm512_fmadd_ps(_mm512_set1_ps(scale), acc[g], old));
+  }
 }
+
+// f(std::integral_constant<int, K>) for K = count (1 .. kGroup).
+template <class F>
+void with_group_size(int count, F&& f) {
+  switch (count) {
+    case 1: return f(std::integral_constant<int, 1>());
+    case 2: return f(std::integral_constant<int, 2>());
+    case 3: return f(std::integral_constant<int, 3>());
+    case 4: return f(std::integral_constant<int, 4>());
+    case 5: return f(std::integral_constant<int, 5>());
+    case 6: return f(std::integral_constant<int, 6>());
+    case 7: return f(std::integral_constant<int, 7>());
+    default: return f(std::integral_constant<int, 8>());
+  }
+}
+static_assert(kGroup == 8, "with_group_size covers 1 .. 8");
 #endif
 }  // namespace
 
@@ -70,6 +136,27 @@ void LoraGatherShrink::eval_cpu(const std::vector<Tensor>& in, const Tensor& out
   Tensor x = cpu::contiguous_copy(in[0]), slots = cpu::contiguous_copy(in[1]), a = cpu::contiguous_copy(in[2]);
   int64_t n = x.shape(0), din = x.shape(1), s = a.shape(0), r = a.shape(1);
   const int32_t* ps = checked_slots(name(), slots, s);
+#if defined(__AVX512F__)
+  if (x.dtype() == Dtype::F32) {
+    const float* px = cdata<float>(x);
+    const float* pa = cdata<float>(a);
+    float* pt = mdata<float>(out);
+    for (int64_t i = 0; i < n; ++i)
+      if (ps[i] < 0) std::fill(pt + i * r, pt + (i + 1) * r, 0.f);
+    // Work items are (group, rank row); each reads din values of A and of each token.
+    const std::vector<TokenGroup> groups = groups_of(ps, n);
+    cpu::parallel_for(int64_t(groups.size()) * r, grain_for(2 * din), [&](int64_t begin, int64_t end) {
+      for (int64_t w = begin; w < end; ++w) {
+        const TokenGroup& gr = groups[size_t(w / r)];
+        const int64_t j = w % r;
+        with_group_size(gr.count, [&](auto k) {
+          shrink_group<k()>(px + gr.first * din, pa + (int64_t(gr.slot) * r + j) * din, din, pt + gr.first * r + j, r);
+        });
+      }
+    });
+    return;
+  }
+#endif
   dispatch_float(x.dtype(), name(), [&]<typename T>() {
     using A = sum_t<T>;
     const T* px = cdata<T>(x);
@@ -116,15 +203,17 @@ void LoraGatherExpand::eval_cpu(const std::vector<Tensor>& in, const Tensor& out
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
       if (r % 16 == 0) {
-        // Work items are (token, 16 outputs).
+        // Work items are (group, 16 outputs).
         const int64_t blocks = (dout + 15) / 16;
-        cpu::parallel_for(n * blocks, grain_for(16 * r), [&](int64_t begin, int64_t end) {
+        const std::vector<TokenGroup> groups = groups_of(ps, n);
+        cpu::parallel_for(int64_t(groups.size()) * blocks, grain_for(16 * r), [&](int64_t begin, int64_t end) {
           for (int64_t w = begin; w < end; ++w) {
-            int64_t i = w / blocks, o0 = (w % blocks) * 16;
-            int32_t slot = ps[i];
-            if (slot < 0) continue;
-            expand_block16(po + i * dout + o0, pb + (int64_t(slot) * dout + o0) * r, pt + i * r, r,
-                           int(std::min<int64_t>(16, dout - o0)), pscale[slot]);
+            const TokenGroup& gr = groups[size_t(w / blocks)];
+            const int64_t o0 = (w % blocks) * 16;
+            with_group_size(gr.count, [&](auto k) {
+              expand_group16<k()>(po + gr.first * dout + o0, dout, pb + (int64_t(gr.slot) * dout + o0) * r,
+                                  pt + gr.first * r, r, int(std::min<int64_t>(16, dout - o0)), pscale[gr.slot]);
+            });
           }
         });
         return;
