@@ -245,6 +245,15 @@ TEST(Runner, SmolLM2QuantizedGreedyTokensMatchTransformers) {
   models::DecoderModel model = wick::testing::load_smollm2_with_blocks(Device::cpu());
   ASSERT_TRUE(model.embed_blocks.has_value());
   wick::testing::expect_runtime_matches_smollm2_golden(model);
+  // The file keeps each layer's ffn_gate and ffn_up back to back: the runner's gate/up weight is a
+  // view of the mapping, as o and down are (no copy of the file's largest tensors).
+  for (const models::DecoderLayer& l : model.layers) {
+    const Tensor &gate = l.gate.memory(), &up = l.up.memory();
+    EXPECT_EQ(gate.storage(), up.storage());
+    EXPECT_EQ(gate.offset() + gate.numel(), up.offset());
+    EXPECT_EQ(gate.storage(), l.o.memory().storage()) << "gate/up was copied out of the file's mapping";
+    EXPECT_EQ(l.down.memory().storage(), l.o.memory().storage());
+  }
 }
 
 // Runs models a and b teacher-forced along each case of transformers' SmolLM2 greedy golden (the

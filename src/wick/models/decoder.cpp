@@ -198,12 +198,20 @@ DecoderModel DecoderModel::load_gguf(const io::GgufFile& file, Device device, Dt
   };
   WeightSource w = [&](const std::string& name, const Shape& shape) { return astype(f32(name, shape), dtype); };
   // A tensor's quantized blocks kept as they are: u8 rows where they lie in the mapping when the
-  // file holds its rows in Hugging Face order, else a copy with the rows restored.
+  // file holds its rows in Hugging Face order, else a copy with the rows restored. The views share
+  // one storage over the tensor data, so neighbours in the file stack without a copy.
+  const uint8_t* data_begin = nullptr;
+  const uint8_t* data_end = nullptr;
+  for (const io::GgufTensor& t : file.tensors()) {
+    if (!data_begin || t.data < data_begin) data_begin = t.data;
+    if (!data_end || t.data + t.nbytes > data_end) data_end = t.data + t.nbytes;
+  }
+  const MappedRegion region(data_begin, size_t(data_end - data_begin), file.owner());
   auto kept_blocks = [&](const io::GgufTensor& t, const Shape& shape) {
     const Shape rows{shape[0], int64_t(t.nbytes) / shape[0]};
     Tensor blocks;
     if (io::gguf_tensor_in_hf_order(file, t.name)) {
-      blocks = mapped_tensor(t.data, t.nbytes, file.owner(), rows, Dtype::U8);
+      blocks = region.tensor(t.data, rows, Dtype::U8);
     } else {
       std::vector<uint8_t> bytes = io::gguf_tensor_bytes_hf_order(file, t.name);
       blocks = Tensor::from_data(bytes.data(), rows, Dtype::U8, Device::cpu());

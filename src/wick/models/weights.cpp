@@ -42,6 +42,18 @@ Tensor mapped_tensor(const uint8_t* data, size_t nbytes, std::shared_ptr<const v
   return Tensor::from_storage(storage, shape, contiguous_strides(shape), 0, dtype);
 }
 
+MappedRegion::MappedRegion(const uint8_t* begin, size_t nbytes, std::shared_ptr<const void> owner)
+    : begin_(begin),
+      storage_(std::make_shared<Storage>(const_cast<uint8_t*>(begin), nbytes, Device::cpu(),
+                                         [owner = std::move(owner)](void*) {})) {}
+
+Tensor MappedRegion::tensor(const uint8_t* data, const Shape& shape, Dtype dtype) const {
+  const size_t at = size_t(data - begin_), size = dtype_size(dtype);
+  WICK_CHECK(data >= begin_ && at % size == 0, "mapped region: tensor data at byte ", at, " is outside the region or not ",
+             size, "-byte aligned");
+  return Tensor::from_storage(storage_, shape, contiguous_strides(shape), int64_t(at / size), dtype);
+}
+
 Tensor load_weight(const io::SafeTensors& file, const std::string& name, const Shape& shape, Dtype dtype, Device device) {
   const io::TensorView* view = file.find(name);
   WICK_CHECK(view != nullptr, "missing weight '", name, "' in ", file.source());

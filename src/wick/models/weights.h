@@ -25,6 +25,20 @@ Tensor to_tensor(const io::TensorView& view, Dtype dtype, Device device);
 Tensor mapped_tensor(const uint8_t* data, size_t nbytes, std::shared_ptr<const void> owner, const Shape& shape,
                      Dtype dtype);
 
+// One storage over a file's mapped bytes [begin, begin + nbytes): the tensors made from it are
+// views of the same storage, so tensors lying back to back in the file stack into one weight
+// without a copy (stacked_view), as a GGUF's ffn_gate and ffn_up do.
+class MappedRegion {
+ public:
+  MappedRegion(const uint8_t* begin, size_t nbytes, std::shared_ptr<const void> owner);
+  // The bytes at `data` (inside the region, aligned for `dtype`) as a tensor of `shape`.
+  Tensor tensor(const uint8_t* data, const Shape& shape, Dtype dtype) const;
+
+ private:
+  const uint8_t* begin_;
+  std::shared_ptr<Storage> storage_;
+};
+
 // Loads `name` from `file`, checking its shape; errors name the tensor, the file and both shapes.
 Tensor load_weight(const io::SafeTensors& file, const std::string& name, const Shape& shape, Dtype dtype, Device device);
 
