@@ -291,3 +291,25 @@ TEST(QuantDot, EveryKeptBlockTypeHasAKernel) {
 
 }  // namespace
 }  // namespace wick
+
+namespace wick {
+namespace {
+
+// The dequantize op on the CPU (its vector dequantizers where it has them) gives
+// ggml::dequantize_to_f32's values bit for bit, for every block type, as a prompt's product reads them.
+TEST(CpuDequantize, EveryTypeGivesTheReferenceBits) {
+  for (ggml::GgmlType type : testing::block_types()) {
+    const int64_t rows = 7, cols = 512;
+    QuantizedMatrix q = testing::random_blocks(type, rows, cols, 17);
+    std::vector<float> want(size_t(rows * cols));
+    ggml::dequantize_to_f32(type, static_cast<const uint8_t*>(q.blocks.data_ptr()), rows * cols, want.data());
+    std::vector<float> got = dequantize(q, Dtype::F32).to_vector<float>();
+    ASSERT_EQ(got.size(), want.size());
+    size_t differ = 0;
+    for (size_t i = 0; i < got.size(); ++i) differ += std::memcmp(&got[i], &want[i], 4) != 0;
+    EXPECT_EQ(differ, 0u) << ggml::ggml_type_name(type);
+  }
+}
+
+}  // namespace
+}  // namespace wick
