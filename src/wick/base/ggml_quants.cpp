@@ -35,11 +35,6 @@ namespace {
 
 constexpr int64_t QK_K = 256;
 
-float f16_at(const uint8_t* p) {
-  uint16_t h = uint16_t(p[0] | (p[1] << 8));
-  return f16::to_float(h);
-}
-
 // -- 32-element blocks ----------------------------------------------------------------------------
 
 // Q4_0: f16 d, 16 bytes of nibbles; element j<16 is the low nibble of byte j, j>=16 the high

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "wick/base/half.h"
+
 namespace wick::ggml {
 
 // Values are the on-disk type ids (ggml.h `enum ggml_type`).
@@ -66,6 +68,8 @@ size_t ggml_nbytes(GgmlType type, int64_t n_elements);
 // types without a dequantizer (named).
 void dequantize_to_f32(GgmlType type, const uint8_t* src, int64_t n_elements, float* dst);
 
+// The f16 stored little-endian at `p` (any alignment), as a float: a block's d, m or dmin.
+inline float f16_at(const uint8_t* p) { return f16::to_float(uint16_t(p[0] | (p[1] << 8))); }
 // The eight 6-bit scales and eight 6-bit mins of a Q4_K/Q5_K super-block from their 12 bytes.
 void k_scale_min(const uint8_t* p, uint8_t sc[8], uint8_t mn[8]);
 // Same, rounded to bfloat16 (round to nearest even) and returned as raw bf16 bits.

@@ -37,9 +37,7 @@ Tensor to_tensor(const io::TensorView& view, Dtype dtype, Device device) {
 
 Tensor mapped_tensor(const uint8_t* data, size_t nbytes, std::shared_ptr<const void> owner, const Shape& shape,
                      Dtype dtype) {
-  auto storage = std::make_shared<Storage>(const_cast<uint8_t*>(data), nbytes, Device::cpu(),
-                                           [owner = std::move(owner)](void*) {});
-  return Tensor::from_storage(storage, shape, contiguous_strides(shape), 0, dtype);
+  return MappedRegion(data, nbytes, std::move(owner)).tensor(data, shape, dtype);
 }
 
 MappedRegion::MappedRegion(const uint8_t* begin, size_t nbytes, std::shared_ptr<const void> owner)

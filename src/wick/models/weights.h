@@ -19,8 +19,8 @@ Dtype engine_dtype(io::FileDtype dtype, const std::string& tensor);
 // The tensor `view` as `dtype` on `device`.
 Tensor to_tensor(const io::TensorView& view, Dtype dtype, Device device);
 
-// A CPU tensor over bytes of a file's memory mapping, without a copy: its storage holds `owner`
-// (which keeps the mapping alive) and frees nothing. Model weights are never written, so the
+// A CPU tensor over bytes of a file's memory mapping, without a copy: its storage (a MappedRegion
+// of its own bytes) holds `owner` (which keeps the mapping alive) and frees nothing. Model weights are never written, so the
 // read-only mapping is safe to view.
 Tensor mapped_tensor(const uint8_t* data, size_t nbytes, std::shared_ptr<const void> owner, const Shape& shape,
                      Dtype dtype);

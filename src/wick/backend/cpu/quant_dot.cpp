@@ -64,7 +64,7 @@ namespace {
 
 constexpr int64_t QK_K = 256;
 
-float f16_at(const uint8_t* p) { return f16::to_float(uint16_t(p[0] | (p[1] << 8))); }
+using ggml::f16_at;
 uint32_t u32_at(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);

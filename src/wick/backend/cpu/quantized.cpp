@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "wick/backend/cpu/gemm.h"
-#include "wick/base/half.h"
 #include "wick/backend/cpu/quant_dot.h"
 #include "wick/backend/cpu/strided.h"
 #include "wick/backend/cpu/thread_pool.h"
@@ -34,10 +33,8 @@ namespace {
 // their time dequantizing with the scalar reference.
 constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
-inline float f16_bits_at(const uint8_t* p) { return f16::to_float(uint16_t(p[0] | (p[1] << 8))); }
-
 void deq_q4_k_16(const uint8_t* b, float* y) {
-  const float d = f16_bits_at(b), dmin = f16_bits_at(b + 2);
+  const float d = ggml::f16_at(b), dmin = ggml::f16_at(b + 2);
   uint8_t sc[8], mn[8];
   ggml::k_scale_min(b + 4, sc, mn);
   const uint8_t* qs = b + 16;
@@ -57,7 +54,7 @@ void deq_q6_k_16(const uint8_t* b, float* y) {
   const uint8_t* ql = b;
   const uint8_t* qh = b + 128;
   const auto* scales = reinterpret_cast<const int8_t*>(b + 192);
-  const float d = f16_bits_at(b + 208);
+  const float d = ggml::f16_at(b + 208);
   for (int u = 0; u < 16; ++u) {  // elements 16u .. 16u + 15 share scale u
     const int h = u / 8, r = (u % 8) * 16;
     __m512i low = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ql + 64 * h + r % 64)));
@@ -74,13 +71,13 @@ void deq_q6_k_16(const uint8_t* b, float* y) {
 // block's f16 fields.
 template <bool kMin>
 void deq_q4_32(const uint8_t* b, float* y) {
-  const __m512 d = _mm512_set1_ps(f16_bits_at(b));
+  const __m512 d = _mm512_set1_ps(ggml::f16_at(b));
   const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + (kMin ? 4 : 2))));
   const __m512i nib[2] = {_mm512_and_si512(q, _mm512_set1_epi32(0x0F)), _mm512_srli_epi32(q, 4)};
   for (int h = 0; h < 2; ++h) {
     __m512 v;
     if constexpr (kMin) {
-      v = _mm512_add_round_ps(_mm512_mul_round_ps(d, _mm512_cvtepi32_ps(nib[h]), kRound), _mm512_set1_ps(f16_bits_at(b + 2)),
+      v = _mm512_add_round_ps(_mm512_mul_round_ps(d, _mm512_cvtepi32_ps(nib[h]), kRound), _mm512_set1_ps(ggml::f16_at(b + 2)),
                               kRound);
     } else {
       v = _mm512_mul_round_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(nib[h], _mm512_set1_epi32(8))), kRound);
@@ -91,7 +88,7 @@ void deq_q4_32(const uint8_t* b, float* y) {
 
 // Q8_0: value q * d.
 void deq_q8_0_32(const uint8_t* b, float* y) {
-  const __m512 d = _mm512_set1_ps(f16_bits_at(b));
+  const __m512 d = _mm512_set1_ps(ggml::f16_at(b));
   for (int h = 0; h < 2; ++h) {
     const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2 + 16 * h)));
     _mm512_storeu_ps(y + 16 * h, _mm512_mul_round_ps(_mm512_cvtepi32_ps(q), d, kRound));
