@@ -16,8 +16,7 @@ WICK_DEVICE_TEST(LoraGather, MixedSlotsMatchFloat64) {
     int64_t n, in, out, slots, rank;
     int64_t run = 1;  // consecutive tokens of one slot (a prompt's tokens share theirs)
   };
-  // bf16 at ranks that are multiples of 16 takes CUDA's tensor-core expand: token tiles of one slot
-  // and of many, more slots than one pass of shared memory holds (12), ranks up to 256.
+  // Runs of one slot and of many, up to 12 slots, ranks up to 256.
   for (const Case& c : {Case{Dtype::F32, 6, 12, 10, 3, 5}, Case{Dtype::F32, 37, 96, 200, 5, 48},
                         Case{Dtype::BF16, 9, 64, 130, 2, 16}, Case{Dtype::F16, 4, 33, 7, 4, 3},
                         Case{Dtype::BF16, 600, 256, 1000, 4, 16}, Case{Dtype::BF16, 64, 520, 2100, 1, 16},
@@ -57,6 +56,91 @@ WICK_DEVICE_TEST(LoraGather, MixedSlotsMatchFloat64) {
                                               astype(a.t, Dtype::F64), astype(b.t, Dtype::F64), tsc),
                    want, {c.n, c.out}, tol_for(Dtype::F64), what + " (reference composition)");
   }
+}
+
+// An expand with output parts (a stacked projection's compact B: part p of the outputs takes t's
+// rank columns p r .. (p + 1) r - 1) against a float64 loop of the same update with B stacked
+// block-diagonally as one part; each token alone gets the bits it gets in the batch.
+// Parts are a CPU kernel for now: CUDA refuses them by name.
+WICK_DEVICE_TEST(LoraGather, OutputPartsMatchFloat64) {
+  struct Case {
+    Dtype dtype;
+    int64_t n, in, slots, rank;
+    std::vector<int64_t> parts;
+    int64_t run = 1;
+  };
+  for (const Case& c : {Case{Dtype::F32, 13, 40, 3, 16, {40, 8, 8}}, Case{Dtype::F32, 30, 64, 2, 32, {35, 70}, 11},
+                        Case{Dtype::F32, 9, 24, 3, 5, {7, 3, 3}}, Case{Dtype::BF16, 10, 32, 2, 16, {48, 16, 16}, 3},
+                        Case{Dtype::F64, 6, 12, 2, 3, {4, 5}}}) {
+    const int64_t p = int64_t(c.parts.size()), rp = p * c.rank;
+    int64_t out = 0;
+    for (int64_t w : c.parts) out += w;
+    Rand base = rand({c.n, out}, c.dtype), x = rand({c.n, c.in}, c.dtype);
+    Rand a = rand({c.slots, rp, c.in}, c.dtype, -0.5, 0.5), b = rand({c.slots, out, c.rank}, c.dtype, -0.5, 0.5);
+    std::vector<float> scales{0.5f, -1.5f, 2.f};
+    scales.resize(size_t(c.slots));
+    std::vector<int32_t> slot_ids(static_cast<size_t>(c.n));
+    for (int64_t i = 0; i < c.n; ++i) slot_ids[i] = int32_t((i / c.run) % (c.slots + 1)) - 1;
+    // The block-diagonal B of one part, and the float64 update.
+    Values diag(size_t(c.slots * out * rp), 0.0), want = base.v;
+    for (int64_t s = 0; s < c.slots; ++s)
+      for (int64_t o = 0, part = 0, end = c.parts[0]; o < out; ++o) {
+        if (o == end) end += c.parts[size_t(++part)];
+        for (int64_t j = 0; j < c.rank; ++j)
+          diag[size_t((s * out + o) * rp + part * c.rank + j)] = b.v[size_t((s * out + o) * c.rank + j)];
+      }
+    for (int64_t i = 0; i < c.n; ++i) {
+      int32_t s = slot_ids[i];
+      if (s < 0) continue;
+      std::vector<double> t(static_cast<size_t>(rp), 0.0);
+      for (int64_t j = 0; j < rp; ++j)
+        for (int64_t k = 0; k < c.in; ++k) t[j] += a.v[size_t((s * rp + j) * c.in + k)] * x.v[size_t(i * c.in + k)];
+      for (int64_t o = 0; o < out; ++o) {
+        double acc = 0;
+        for (int64_t j = 0; j < rp; ++j) acc += diag[size_t((s * out + o) * rp + j)] * t[j];
+        want[size_t(i * out + o)] += double(scales[s]) * acc;
+      }
+    }
+    Tensor ts = here(Tensor::from_vector(slot_ids, {c.n}, Device::cpu()));
+    Tensor tsc = here(Tensor::from_vector(scales, {c.slots}, Device::cpu()));
+    std::string what = str_cat(dtype_name(c.dtype), " n ", c.n, " parts ", shape_str(c.parts), " rank ", c.rank);
+    Tensor t = lora_gather_shrink(x.t, ts, a.t);
+    if (on_cuda()) {
+      try {
+        lora_gather_expand(base.t, t, ts, b.t, tsc, c.parts).eval();
+        FAIL() << what << ": expected CUDA to refuse output parts";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("output parts"), std::string::npos) << e.what();
+      }
+      continue;
+    }
+    Tensor result = lora_gather_expand(base.t, t, ts, b.t, tsc, c.parts);
+    double magnitude = 2.0 * double(c.in) * double(c.rank) * 0.25;
+    Tol tol = c.dtype == Dtype::BF16 ? scaled(tol_for(c.dtype), 4) : sum_tol(c.dtype, magnitude);
+    expect_close(result, want, {c.n, out}, tol, what);
+    Values got = values(result);
+    for (int64_t i = 0; i < c.n; ++i) {
+      Tensor one = here(Tensor::from_vector(std::vector<int32_t>{slot_ids[size_t(i)]}, {1}, Device::cpu()));
+      Values alone = values(lora_gather_expand(contiguous(narrow(base.t, 0, i, 1)), contiguous(narrow(t, 0, i, 1)), one,
+                                               b.t, tsc, c.parts));
+      ASSERT_EQ(alone, Values(got.begin() + i * out, got.begin() + (i + 1) * out)) << what << ", token " << i;
+    }
+  }
+  // Parts that do not cover base's columns, or t's ranks that do not split into them, are named.
+  Tensor slots = here(Tensor::from_vector(std::vector<int32_t>{0}, {1}, Device::cpu()));
+  auto expand_error = [&](int64_t t_cols, int64_t b_rank, std::vector<int64_t> parts) {
+    try {
+      lora_gather_expand(zeros({1, 6}, Dtype::F32, device()), zeros({1, t_cols}, Dtype::F32, device()), slots,
+                         zeros({1, 6, b_rank}, Dtype::F32, device()), ones({1}, Dtype::F32, device()), parts);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(expand_error(4, 2, {2, 3}).find("sum to 5, not base's 6 columns"), std::string::npos);
+  EXPECT_NE(expand_error(5, 2, {3, 3}).find("do not split into 2 parts"), std::string::npos);
+  EXPECT_NE(expand_error(4, 4, {3, 3}).find("expected b_stack[S, 6, 2]"), std::string::npos);
+  EXPECT_NE(expand_error(4, 2, {6, 0}).find("part widths must be positive"), std::string::npos);
 }
 
 // The two halves apart: the shrink's t against a float64 loop (zeros for tokens without a slot;

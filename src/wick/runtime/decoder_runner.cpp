@@ -96,18 +96,27 @@ int64_t bucket_of(int64_t n) {
 
 // ---------------------------------------------------------------- adapter slots
 AdapterSlots::AdapterSlots(const models::DecoderConfig& c, int slots, int64_t max_rank, Dtype dtype, Device device)
-    : config_(c), rank_(max_rank), dtype_(dtype), names_(static_cast<size_t>(slots)) {
+    : config_(c), rank_(max_rank), compact_(!device.is_cuda()), dtype_(dtype), names_(static_cast<size_t>(slots)) {
   WICK_CHECK(slots >= 0 && max_rank >= 1, "adapter slots: need slots >= 0 and a positive max rank, got ", slots, " and ",
              max_rank);
   if (slots == 0) return;
   int64_t h = c.hidden_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim,
           inter = c.intermediate_size, r = max_rank, s = slots;
   auto stack = [&](int64_t ranks, int64_t in, int64_t out) {
-    return Stack{zeros({s, ranks, in}, dtype, device).eval(), zeros({s, out, ranks}, dtype, device).eval()};
+    return Stack{zeros({s, ranks, in}, dtype, device).eval(), zeros({s, out, compact_ ? r : ranks}, dtype, device).eval()};
   };
   for (int64_t l = 0; l < c.num_layers; ++l)
     layers.push_back({stack(3 * r, h, qd + 2 * kvd), stack(r, qd, h), stack(2 * r, h, 2 * inter), stack(r, inter, h)});
   scales = zeros({s}, Dtype::F32, device).eval();
+}
+
+std::vector<int64_t> AdapterSlots::parts(int group) const {
+  if (!compact_) return {};
+  const models::DecoderConfig& c = config_;
+  int64_t kvd = c.num_kv_heads * c.head_dim;
+  if (group == 0) return {c.num_heads * c.head_dim, kvd, kvd};
+  if (group == 2) return {c.intermediate_size, c.intermediate_size};
+  return {};
 }
 
 int AdapterSlots::find(const std::string& name) const {
@@ -176,12 +185,13 @@ int AdapterSlots::load(const std::string& name, const models::LoraDeltas& deltas
                  " (raise the maximum LoRA rank)");
       std::vector<float> a = d.a.to_vector<float>(), b = d.b.to_vector<float>();
       double fold = shared ? 1.0 : d.scale;
-      int64_t ranks = layers[l][p.group].a.shape(1);
+      // B's row pitch and the projection's first column in it.
+      int64_t b_cols = layers[l][p.group].b.shape(2), b_first = compact_ ? 0 : p.rank_block * r;
       for (int64_t i = 0; i < rm; ++i)
         std::copy_n(a.begin() + i * p.in, p.in, a_slab[p.group].begin() + (p.rank_block * r + i) * p.in);
       for (int64_t o = 0; o < p.out; ++o)
         for (int64_t i = 0; i < rm; ++i)
-          b_slab[p.group][(p.out_offset + o) * ranks + p.rank_block * r + i] = float(b[o * rm + i] * fold);
+          b_slab[p.group][(p.out_offset + o) * b_cols + b_first + i] = float(b[o * rm + i] * fold);
     }
     for (int g = 0; g < 4; ++g) {
       Stack& st = layers[l][g];
@@ -290,7 +300,7 @@ Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
     return lora_gather_shrink(x, in.slots, slots_.layers[l][group].a);
   };
   auto expand = [&](Tensor y, const Tensor& t, int64_t l, int group) {
-    return lora_gather_expand(std::move(y), t, in.slots, slots_.layers[l][group].b, slots_.scales);
+    return lora_gather_expand(std::move(y), t, in.slots, slots_.layers[l][group].b, slots_.scales, slots_.parts(group));
   };
   // The normalised input of a packed projection; with adapters its shrink `t` comes from the same
   // launch (the normalised rows are rms_norm's bit for bit; down's input comes likewise from

@@ -4,7 +4,8 @@
 // share theirs): the shrink reads a row of A once for the group, the expand (ranks that are
 // multiples of 16, 16 outputs at a time) transposes a 16 x 16 block of B in registers once for it.
 // Each token's sums are the same chain of fused multiply-adds in a group as alone, so a token's
-// values depend only on its own row and slot, never on the rest of the batch.
+// values depend only on its own row and slot, never on the rest of the batch. An expand with output
+// parts (a stacked projection's compact B) walks each part's outputs with its own rank columns of t.
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -91,10 +92,12 @@ void shrink_group(const float* x, const float* a_row, int64_t din, float* t, int
 }
 
 // y[g][o0 .. o0 + 16) (the first `valid` of them) += scale * B[o] . t[g] for the K tokens of a
-// group, f32 rows of B (r a multiple of 16, row pitch r; y's row pitch dout): each 16 x 16 block of
-// B transposed in registers once, then one fused multiply-add per rank j in order for each token.
+// group, f32 rows of B (r a multiple of 16, row pitch r; the row pitches of y and t: dout, t_pitch):
+// each 16 x 16 block of B transposed in registers once, then one fused multiply-add per rank j in
+// order for each token.
 template <int K>
-void expand_group16(float* y, int64_t dout, const float* b, const float* t, int64_t r, int valid, float scale) {
+void expand_group16(float* y, int64_t dout, const float* b, const float* t, int64_t t_pitch, int64_t r, int valid,
+                    float scale) {
   const __mmask16 rows = valid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
   __m512 acc[K];
   for (int g = 0; g < K; ++g) acc[g] = _mm512_setzero_ps();
@@ -105,7 +108,7 @@ void expand_group16(float* y, int64_t dout, const float* b, const float* t, int6
     cpu::transpose16(x);
     for (int c = 0; c < 16; ++c)
       for (int g = 0; g < K; ++g)
-        acc[g] = _mm512_fmadd_ps(_mm512_set1_ps(t[g * r + j0 + c]), _mm512_castsi512_ps(x[c]), acc[g]);
+        acc[g] = _mm512_fmadd_ps(_mm512_set1_ps(t[g * t_pitch + j0 + c]), _mm512_castsi512_ps(x[c]), acc[g]);
   }
   for (int g = 0; g < K; ++g) {
     __m512 old = _mm512_maskz_loadu_ps(rows, y + g * dout);
@@ -129,6 +132,21 @@ void with_group_size(int count, F&& f) {
 }
 static_assert(kGroup == 8, "with_group_size covers 1 .. 8");
 #endif
+
+// An expand's output part: columns [begin, end) of y, multiplied by t's rank columns t0 .. t0 + r - 1.
+struct OutputPart {
+  int64_t begin, end, t0;
+};
+std::vector<OutputPart> output_parts(const std::vector<int64_t>& widths, int64_t dout, int64_t r) {
+  if (widths.empty()) return {{0, dout, 0}};
+  std::vector<OutputPart> parts;
+  int64_t begin = 0;
+  for (int64_t w : widths) {
+    parts.push_back({begin, begin + w, int64_t(parts.size()) * r});
+    begin += w;
+  }
+  return parts;
+}
 }  // namespace
 
 void LoraGatherShrink::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
@@ -192,7 +210,8 @@ void LoraGatherExpand::eval_cpu(const std::vector<Tensor>& in, const Tensor& out
   }
   Tensor t = cpu::contiguous_copy(in[1]), slots = cpu::contiguous_copy(in[2]);
   Tensor b = cpu::contiguous_copy(in[3]), scales = cpu::contiguous_copy(in[4]);
-  int64_t n = t.shape(0), r = t.shape(1), dout = out.shape(1), s = b.shape(0);
+  int64_t n = t.shape(0), t_cols = t.shape(1), dout = out.shape(1), s = b.shape(0), r = b.shape(2);
+  const std::vector<OutputPart> parts = output_parts(parts_, dout, r);
   const int32_t* ps = checked_slots(name(), slots, s);
   const float* pscale = cdata<float>(scales);
   dispatch_float(out.dtype(), name(), [&]<typename T>() {
@@ -203,16 +222,23 @@ void LoraGatherExpand::eval_cpu(const std::vector<Tensor>& in, const Tensor& out
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
       if (r % 16 == 0) {
-        // Work items are (group, 16 outputs).
-        const int64_t blocks = (dout + 15) / 16;
+        // Work items are (group, 16 outputs of one part).
+        struct Block {
+          int64_t o0, t0;
+          int valid;
+        };
+        std::vector<Block> blocks;
+        for (const OutputPart& p : parts)
+          for (int64_t o0 = p.begin; o0 < p.end; o0 += 16) blocks.push_back({o0, p.t0, int(std::min<int64_t>(16, p.end - o0))});
+        const int64_t nb = int64_t(blocks.size());
         const std::vector<TokenGroup> groups = groups_of(ps, n);
-        cpu::parallel_for(int64_t(groups.size()) * blocks, grain_for(16 * r), [&](int64_t begin, int64_t end) {
+        cpu::parallel_for(int64_t(groups.size()) * nb, grain_for(16 * r), [&](int64_t begin, int64_t end) {
           for (int64_t w = begin; w < end; ++w) {
-            const TokenGroup& gr = groups[size_t(w / blocks)];
-            const int64_t o0 = (w % blocks) * 16;
+            const TokenGroup& gr = groups[size_t(w / nb)];
+            const Block& bl = blocks[size_t(w % nb)];
             with_group_size(gr.count, [&](auto k) {
-              expand_group16<k()>(po + gr.first * dout + o0, dout, pb + (int64_t(gr.slot) * dout + o0) * r,
-                                  pt + gr.first * r, r, int(std::min<int64_t>(16, dout - o0)), pscale[gr.slot]);
+              expand_group16<k()>(po + gr.first * dout + bl.o0, dout, pb + (int64_t(gr.slot) * dout + bl.o0) * r,
+                                  pt + gr.first * t_cols + bl.t0, t_cols, r, bl.valid, pscale[gr.slot]);
             });
           }
         });
@@ -221,12 +247,14 @@ void LoraGatherExpand::eval_cpu(const std::vector<Tensor>& in, const Tensor& out
     }
 #endif
     // Work items are (token, output); each reads r values of B.
+    std::vector<int64_t> t0_of(static_cast<size_t>(dout));
+    for (const OutputPart& p : parts) std::fill(t0_of.begin() + p.begin, t0_of.begin() + p.end, p.t0);
     cpu::parallel_for(n * dout, grain_for(r), [&](int64_t begin, int64_t end) {
       for (int64_t w = begin; w < end; ++w) {
         int64_t i = w / dout, o = w % dout;
         int32_t slot = ps[i];
         if (slot < 0) continue;
-        A acc = cpu::dot_product(pt + i * r, pb + (int64_t(slot) * dout + o) * r, r);
+        A acc = cpu::dot_product(pt + i * t_cols + t0_of[size_t(o)], pb + (int64_t(slot) * dout + o) * r, r);
         po[w] = T(compute_t<T>(A(po[w]) + A(pscale[slot]) * acc));
       }
     });

@@ -147,6 +147,8 @@ void LoraGatherShrink::eval_cuda(const std::vector<Tensor>& in, const Tensor& ou
 }
 
 void LoraGatherExpand::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
+  WICK_CHECK(parts_.empty(), name(), ": output parts (a compact stacked b_stack) are not supported on CUDA; stack B "
+             "block-diagonally as one part");
   const Tensor& base = in[0];
   if (!take_over_input(in, out)) AsType().eval_cuda({base}, out);
   Tensor t = cuda::contiguous_on_device(in[1]), slots = cuda::contiguous_on_device(in[2]);

@@ -1,6 +1,8 @@
 // The batched-adapter LoRA op: checks, node creation and the reference composition.
 #include "wick/core/ops/lora_gather.h"
 
+#include <algorithm>
+
 #include "wick/core/ops.h"
 #include "wick/core/ops/common.h"
 #include "wick/core/primitives.h"
@@ -57,13 +59,25 @@ std::vector<Tensor> rms_norm_lora_shrink(const Tensor& x, const Tensor& weight, 
 }
 
 Tensor lora_gather_expand(Tensor base, const Tensor& t, const Tensor& slots, const Tensor& b_stack,
-                          const Tensor& scales) {
+                          const Tensor& scales, std::vector<int64_t> parts) {
   const char* op = "lora_gather_expand";
   WICK_CHECK(t.ndim() == 2 && base.ndim() == 2 && base.shape(0) == t.shape(0), op,
              ": expected base[N, out] and t[N, r], got ", shape_str(base.shape()), " and ", shape_str(t.shape()));
-  int64_t n = t.shape(0), r = t.shape(1), out = base.shape(1);
+  int64_t n = t.shape(0), out = base.shape(1);
+  int64_t covered = 0;
+  for (int64_t w : parts) {
+    WICK_CHECK(w >= 1, op, ": part widths must be positive, got ", shape_str(parts));
+    covered += w;
+  }
+  WICK_CHECK(parts.empty() || covered == out, op, ": part widths ", shape_str(parts), " sum to ", covered,
+             ", not base's ", out, " columns");
+  const int64_t num_parts = std::max<int64_t>(1, int64_t(parts.size()));
+  WICK_CHECK(t.shape(1) % num_parts == 0, op, ": t's ", t.shape(1), " rank columns do not split into ", num_parts,
+             " parts");
+  int64_t r = t.shape(1) / num_parts;
   WICK_CHECK(b_stack.ndim() == 3 && b_stack.shape(1) == out && b_stack.shape(2) == r, op, ": expected b_stack[S, ",
              out, ", ", r, "], got ", shape_str(b_stack.shape()));
+  if (parts.size() == 1) parts.clear();
   int64_t s = b_stack.shape(0);
   check_slots(op, slots, n);
   WICK_CHECK(scales.dtype() == Dtype::F32 && scales.ndim() == 1 && scales.shape(0) == s, op,
@@ -81,7 +95,7 @@ Tensor lora_gather_expand(Tensor base, const Tensor& t, const Tensor& slots, con
   // Built apart from the call: an initializer list in the call would hold base until it returns,
   // and the node could not take over base's buffer.
   std::vector<Tensor> inputs{std::move(base), t, slots, b_stack, scales};
-  return Tensor::make(shape, dtype, device, std::make_shared<LoraGatherExpand>(), std::move(inputs));
+  return Tensor::make(shape, dtype, device, std::make_shared<LoraGatherExpand>(std::move(parts)), std::move(inputs));
 }
 
 Tensor lora_gather_add(Tensor base, const Tensor& x, const Tensor& slots, const Tensor& a_stack,

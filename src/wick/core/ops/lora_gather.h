@@ -27,8 +27,13 @@ Tensor lora_gather_add(Tensor base, const Tensor& x, const Tensor& slots, const 
 Tensor lora_gather_shrink(const Tensor& x, const Tensor& slots, const Tensor& a_stack);
 // base[N, out] plus scales[s] * t[n] @ b_stack[s]^T for each token n with slot s = slots[n] >= 0;
 // t as lora_gather_shrink gives it. Pass base with std::move to add into its buffer.
+//
+// `parts` (the widths of P consecutive column ranges of base, summing to out) serves a stacked
+// projection such as q/k/v, whose shrink stacks the parts' A matrices (t[N, P r]): b_stack is then
+// [S, out, r] and part p's columns take t's rank columns p r .. (p + 1) r - 1, where one part would
+// need a block-diagonal b_stack [S, out, P r] of mostly zeros. The CPU only, for now.
 Tensor lora_gather_expand(Tensor base, const Tensor& t, const Tensor& slots, const Tensor& b_stack,
-                          const Tensor& scales);
+                          const Tensor& scales, std::vector<int64_t> parts = {});
 
 // {rms_norm(x, weight, eps), lora_gather_shrink(that, slots, a_stack)} for x[N, H]: one launch on
 // CUDA where rms_norm's rows are whole 16-byte vectors (up to 2048 bf16 values), and the normalised
@@ -60,9 +65,16 @@ class LoraGatherShrink : public Primitive {
 // holds it (can_overwrite), else it starts as a copy of base.
 class LoraGatherExpand : public Primitive {
  public:
+  LoraGatherExpand() = default;
+  // The widths of the output parts (lora_gather_expand); empty: one part.
+  explicit LoraGatherExpand(std::vector<int64_t> parts) : parts_(std::move(parts)) {}
   const char* name() const override { return "lora_gather_expand"; }
   int in_place_input() const override { return 0; }
+  const std::vector<int64_t>& parts() const { return parts_; }
   WICK_DECLARE_EVAL
+
+ private:
+  std::vector<int64_t> parts_;
 };
 
 // Inputs: x, weight (x's dtype), slots, a_stack. Outputs: h (rms_norm), t (lora_gather_shrink of h).
