@@ -9,13 +9,21 @@
 # fresh machine the whole needs two calls, or one call after decode_bench.sh on the warm machine:
 #   bash bench/peers/serve_bench.sh [--type bf16|q8_0|q4_k_m] [--clients 1,8,32,64] [--requests N]
 #        [--adapters N] [--adapter-clients 32] [--skip-llama] [--skip-wick] [--commit HASH]
-#        [--deadline SECONDS] [-- WICK_SERVE_ARG...]
+#        [--deadline SECONDS] [--max-tokens N] [-- WICK_SERVE_ARG...]
 # Each server first gets one untimed request per client (the warm-up). --requests: requests per
 # client (default 4). --adapters N (default 8; 0: none) makes N random
 # rank-16 adapters and runs --adapter-clients clients over them after the plain runs. Arguments
 # after -- go to `wick serve` as they are (e.g. --max-batch 64). Device tool: carry [".peers"]
 # (and ".deps" where needed); results are packed into $OUT/serve_bench.tar.gz, the table into
 # $OUT/serve_summary.md. Steps that would end past --deadline (default 570 s) are skipped and named.
+#
+# On this machine's CPU instead: --cpu [--model GGUF] [--threads N] serves a GGUF on the CPU with
+# both servers (llama-server from LLAMA_BIN=DIR, default build-peers/llama.cpp-cpu/bin, built by
+# `bench/peers/llama_cpp.sh build cpu SRC build-peers/llama.cpp-cpu`; wick from WICK, default
+# build/bin/wick), the model SmolLM2-135M-Instruct Q4_1 by default (scripts/fetch-models.sh), N
+# threads each (default: all cores), no adapters unless --adapters is given with adapters in
+# build-peers/adapters (make_adapters.py needs the model's Hugging Face folder), no deadline.
+#   bash bench/peers/serve_bench.sh --cpu --clients 1,4,8 --requests 2 --max-tokens 64
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -29,18 +37,27 @@ RUN_LLAMA=1
 RUN_WICK=1
 COMMIT=""
 DEADLINE=570
+MAX_TOKENS=128
+CPU=0
+CPU_MODEL=models/SmolLM2-135M-Instruct.Q4_1.gguf
+THREADS=$(nproc)
+ADAPTERS_SET=0
 WICK_ARGS=()
 while [ $# -gt 0 ]; do
   case $1 in
     --type) TYPE=${2:?--type T}; shift ;;
     --clients) CLIENTS=${2:?--clients LIST}; shift ;;
     --requests) REQUESTS=${2:?--requests N}; shift ;;
-    --adapters) ADAPTERS=${2:?--adapters N}; shift ;;
+    --adapters) ADAPTERS=${2:?--adapters N}; ADAPTERS_SET=1; shift ;;
     --adapter-clients) ADAPTER_CLIENTS=${2:?--adapter-clients N}; shift ;;
     --skip-llama) RUN_LLAMA=0 ;;
     --skip-wick) RUN_WICK=0 ;;
     --commit) COMMIT=${2:?--commit HASH}; shift ;;
     --deadline) DEADLINE=${2:?--deadline SECONDS}; shift ;;
+    --max-tokens) MAX_TOKENS=${2:?--max-tokens N}; shift ;;
+    --cpu) CPU=1 ;;
+    --model) CPU_MODEL=${2:?--model GGUF}; shift ;;
+    --threads) THREADS=${2:?--threads N}; shift ;;
     --) shift; WICK_ARGS=("$@"); break ;;
     *) echo "serve_bench.sh: unknown argument '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -51,9 +68,28 @@ case $TYPE in bf16 | q8_0 | q4_k_m) ;; *) echo "serve_bench.sh: --type: unknown 
 WORK=$ROOT/build-peers
 OUT=${OUT:-$WORK/out}
 RESULTS=$WORK/serve-results
+LLAMA_BIN_ENV=${LLAMA_BIN:-}
 LLAMA_BIN=$WORK/llama.cpp-cuda/bin
-WICK=${WICK:-$ROOT/build-gpu/bin/wick}  # WICK=PATH: another build of wick
+WICK_ENV=${WICK:-}  # WICK=PATH: another build of wick
+WICK=${WICK_ENV:-$ROOT/build-gpu/bin/wick}
 MODEL=$WORK/models/qwen2.5-0.5b-shape-$TYPE.gguf
+DEVICE=cuda
+# llama-server's device and slot arguments (64 slots of 512 tokens on the GPU: a request needs ~250).
+LLAMA_ARGS=(-ngl 99 -fa on --parallel 64 -c 32768)
+CARD=H200
+if [ "$CPU" = 1 ]; then
+  LLAMA_BIN=${LLAMA_BIN_ENV:-$WORK/llama.cpp-cpu/bin}
+  WICK=${WICK_ENV:-$ROOT/build/bin/wick}
+  MODEL=$CPU_MODEL
+  DEVICE=cpu
+  CARD="CPU, $THREADS threads"
+  [ "$ADAPTERS_SET" = 0 ] && ADAPTERS=0
+  [ "$DEADLINE" = 570 ] && DEADLINE=1000000
+  [ "$RUN_LLAMA" = 1 ] && [ ! -x "$LLAMA_BIN/llama-server" ] &&
+    { echo "serve_bench.sh: no $LLAMA_BIN/llama-server (see --cpu in the header)" >&2; exit 2; }
+  [ -x "$WICK" ] || { echo "serve_bench.sh: no wick at $WICK (scripts/build.sh, or WICK=PATH)" >&2; exit 2; }
+  [ -f "$MODEL" ] || { echo "serve_bench.sh: no model $MODEL (scripts/fetch-models.sh models)" >&2; exit 2; }
+fi
 ADAPTER_DIR=$WORK/adapters
 PORT=18080
 URL=http://127.0.0.1:$PORT
@@ -119,7 +155,7 @@ stop_server() {
 load() {
   local name=$1 clients=$2
   shift 2
-  local need=$((10 + clients * REQUESTS * 128 / 1000)) remaining
+  local need=$((10 + clients * REQUESTS * MAX_TOKENS / 1000)) remaining
   remaining=$(left)
   if [ "$remaining" -lt "$need" ]; then
     skipped+=("$name")
@@ -127,26 +163,33 @@ load() {
     return
   fi
   timeout "$((remaining - 5))" python3 bench/peers/serve_load.py --url "$URL" --clients "$clients" \
-    --requests-per-client "$REQUESTS" --label "$name" --json-out "$RESULTS/$name.json" "$@" 2>&1 |
+    --requests-per-client "$REQUESTS" --max-tokens "$MAX_TOKENS" --label "$name" --json-out "$RESULTS/$name.json" "$@" 2>&1 |
     tee -a "$RESULTS/serve_bench.log" >&3
 }
 
 # warm CLIENTS [serve_load args...]: one untimed request per client, so that neither server is timed
 # while it compiles or captures what its first steps need (wick captures a CUDA graph per step size).
+# Its prompts (seed 1) are not the timed loads' (seed 0): llama-server would find them in its cache.
 warm() {
   local clients=$1
   shift
   timeout 120 python3 bench/peers/serve_load.py --url "$URL" --clients "$clients" --requests-per-client 1 \
-    --label warm-up --json-out "$RESULTS/warm-up.json" "$@" >>"$RESULTS/warm-up.log" 2>&1
+    --seed 1 --max-tokens "$MAX_TOKENS" --label warm-up --json-out "$RESULTS/warm-up.json" "$@" >>"$RESULTS/warm-up.log" 2>&1
 }
 max_clients=$(echo "$CLIENTS,$ADAPTER_CLIENTS" | tr ',' '\n' | sort -n | tail -1)
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$RESULTS/gpu.txt" 2>&1
+if [ "$CPU" = 1 ]; then
+  lscpu >"$RESULTS/cpu.txt" 2>&1
+  # One slot per client, 512 tokens each; the same threads as wick.
+  LLAMA_ARGS=(-t "$THREADS" -tb "$THREADS" --parallel "$max_clients" -c "$((max_clients * 512))")
+  WICK_ARGS=(--threads "$THREADS" "${WICK_ARGS[@]}")
+else
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$RESULTS/gpu.txt" 2>&1
+fi
 cp "$WORK/models/manifest.json" "$RESULTS/" 2>/dev/null
 say "serve_bench: $MODEL, clients $CLIENTS, $REQUESTS requests each, deadline $DEADLINE s"
 if [ "$RUN_LLAMA" = 1 ]; then
-  # 64 slots of 512 tokens each (a request needs ~250).
-  if start_server llama-server "$LLAMA_BIN/llama-server" -m "$MODEL" -ngl 99 -fa on --parallel 64 -c 32768 \
+  if start_server llama-server "$LLAMA_BIN/llama-server" -m "$MODEL" "${LLAMA_ARGS[@]}" \
     --host 127.0.0.1 --port "$PORT"; then
     warm "$max_clients"
     for c in ${CLIENTS//,/ }; do load "llama-server-c$c" "$c"; done
@@ -163,7 +206,7 @@ if [ "$RUN_WICK" = 1 ]; then
   # Its own port: the peer's may still be held by the closing connections of its last run.
   PORT=$((PORT + 1))
   URL=http://127.0.0.1:$PORT
-  if start_server wick-serve "$WICK" serve --model "$MODEL" --device cuda --host 127.0.0.1 --port "$PORT" \
+  if start_server wick-serve "$WICK" serve --model "$MODEL" --device "$DEVICE" --host 127.0.0.1 --port "$PORT" \
     "${adapter_args[@]}" "${WICK_ARGS[@]}"; then
     # The base model's id: the first one /v1/models lists that names no adapter.
     base=$(python3 - "$URL/v1/models" "${names[@]}" <<'EOF'
@@ -184,7 +227,7 @@ EOF
   fi
   stop_server
 fi
-echo "================ serve_bench summary ($TYPE GGUF, H200)"
+echo "================ serve_bench summary ($(basename "$MODEL"), $CARD)"
 python3 bench/peers/serve_summary.py "$RESULTS"
 [ ${#skipped[@]} -gt 0 ] && echo "skipped for time: ${skipped[*]}"
 say "done"
