@@ -11,6 +11,13 @@
 #include "wick/core/ops/paged_attention.h"
 #include "wick/core/primitives.h"
 
+#if defined(__AVX512F__)
+// GCC 12 takes the undefined vectors inside its AVX-512 intrinsics for uninitialised variables.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "wick/backend/cpu/transpose16.h"
+#endif
+
 namespace wick {
 
 using cpu::cdata;
@@ -39,6 +46,44 @@ struct Paging {
 Paging paging_of(const char* op, const Tensor& cache, const Tensor& tables) {
   return Paging{cdata<int32_t>(tables), tables.shape(0), tables.shape(1), cache.shape(3), cache.shape(0), op};
 }
+
+#if defined(__AVX512F__)
+// f32 heads of C * 16 values: the scores and the weighted sum of one query head, with the same
+// sums as the portable loops (dot_product's 16 lanes, each a chain of fused multiply-adds over the
+// head's 16-value chunks, then the lanes added in order; the values' sum a fused multiply-add per
+// position in order), so the same bits, but 16 positions' lanes transposed and added at once and
+// the output kept in registers.
+template <int C>
+void scores16(const float* q, const float* const* keys, int64_t len, float* scores) {
+  for (int64_t p0 = 0; p0 < len; p0 += 16) {
+    const int count = int(std::min<int64_t>(16, len - p0));
+    __m512i part[16];
+    for (int l = 0; l < 16; ++l) {
+      __m512 acc = _mm512_setzero_ps();
+      if (l < count)
+        for (int c = 0; c < C; ++c)
+          acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + 16 * c), _mm512_loadu_ps(keys[p0 + l] + 16 * c), acc);
+      part[l] = _mm512_castps_si512(acc);
+    }
+    cpu::transpose16(part);  // part[l]: lane l of the 16 positions' sums
+    __m512 dot = _mm512_setzero_ps();
+    for (int l = 0; l < 16; ++l) dot = _mm512_add_ps(dot, _mm512_castsi512_ps(part[l]));
+    _mm512_mask_storeu_ps(scores + p0, __mmask16((1u << count) - 1), dot);
+  }
+}
+
+template <int C>
+void weighted_sum16(const float* weights, const float* const* values, int64_t len, float scale, float* out) {
+  __m512 acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < len; ++p) {
+    const __m512 w = _mm512_set1_ps(weights[p]);
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_fmadd_ps(w, _mm512_loadu_ps(values[p] + 16 * c), acc[c]);
+  }
+  const __m512 total = _mm512_set1_ps(scale);
+  for (int c = 0; c < C; ++c) _mm512_storeu_ps(out + 16 * c, _mm512_div_ps(acc[c], total));
+}
+#endif
 
 
 }  // namespace
@@ -94,7 +139,8 @@ void PagedKVWrite::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
 
 // Per (token, head): scores q.k over the token's context, softmax, then the weighted sum of the
 // values. Sums run in float (double for f64 data) over contiguous rows, the scores' in independent
-// lanes (dot_product), so that compilers vectorise them.
+// lanes (dot_product), so that compilers vectorise them; with AVX-512, f32 heads of 64 or 128 take
+// kernels that give the same bits 16 positions at a time (scores16, weighted_sum16).
 // The (token, kv head) pairs are split across the thread pool; each pair's query heads share the
 // gathered rows of its context.
 void PagedAttention::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
@@ -127,6 +173,7 @@ void PagedAttention::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) 
       std::vector<C> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
       std::vector<T> qr(static_cast<size_t>(d));
       std::vector<const T*> keys, values;
+      int64_t rotated_for = -1;  // the token whose angles cs, sn hold
       for (int64_t u = u0; u < u1; ++u) {
         int64_t t = u / hkv, g = u % hkv;
         int64_t len = int64_t(pp[t]) + 1;
@@ -138,13 +185,15 @@ void PagedAttention::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) 
           keys[p] = pc + (((block * 2 + 0) * hkv + g) * bs + offset) * d;
           values[p] = pc + (((block * 2 + 1) * hkv + g) * bs + offset) * d;
         }
-        if (inv)
+        if (inv && rotated_for != t) {
           for (int64_t i = 0; i < half; ++i) {
             // The angle in f32 as the rope op forms it (and HF), unless the data is f64.
             C angle = std::is_same_v<C, double> ? C(double(pp[t]) * double(inv[i])) : C(float(pp[t]) * inv[i]);
             cs[i] = std::cos(angle);
             sn[i] = std::sin(angle);
           }
+          rotated_for = t;
+        }
         for (int64_t h = g * group; h < (g + 1) * group; ++h) {
           const T* qv = pq + (t * hq + h) * d;
           if (inv) {  // rotated and rounded to T, as the rope op leaves q
@@ -156,14 +205,37 @@ void PagedAttention::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) 
             qv = qr.data();
           }
           for (int64_t j = 0; j < d; ++j) qa[j] = A(qv[j]) * A(scale_);
+          A* oh = nullptr;  // the output row, when a vector kernel fills it
+#if defined(__AVX512F__)
+          if constexpr (std::is_same_v<T, float>) {
+            if (d == 64 || d == 128) {
+              oh = reinterpret_cast<A*>(po + (t * hq + h) * d);
+              if (d == 64) scores16<4>(qa.data(), keys.data(), len, scores.data());
+              else scores16<8>(qa.data(), keys.data(), len, scores.data());
+            }
+          }
+#endif
           A best = -INFINITY;
-          for (int64_t p = 0; p < len; ++p) {
-            const A dot = dot_product(qa.data(), keys[p], d);
-            scores[p] = dot;
-            best = std::max(best, dot);
+          if (oh) {
+            for (int64_t p = 0; p < len; ++p) best = std::max(best, scores[p]);
+          } else {
+            for (int64_t p = 0; p < len; ++p) {
+              const A dot = dot_product(qa.data(), keys[p], d);
+              scores[p] = dot;
+              best = std::max(best, dot);
+            }
           }
           A total = 0;
           for (A& s : scores) total += (s = std::exp(s - best));
+#if defined(__AVX512F__)
+          if constexpr (std::is_same_v<T, float>) {
+            if (oh) {
+              if (d == 64) weighted_sum16<4>(scores.data(), values.data(), len, total, oh);
+              else weighted_sum16<8>(scores.data(), values.data(), len, total, oh);
+              continue;
+            }
+          }
+#endif
           std::fill(acc.begin(), acc.end(), A(0));
           for (int64_t p = 0; p < len; ++p) {
             const T* vv = values[p];
