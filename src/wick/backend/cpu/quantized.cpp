@@ -294,12 +294,13 @@ void QuantizedMatmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out)
     // its columns of out: the scratch stays small however large the matrix (an LM head would need
     // hundreds of MB at once, which the heap keeps after a server's first long prompt).
     const int64_t slice = std::max<int64_t>(64, (int64_t(1) << 20) / cols_);
-    std::vector<float> w(size_t(std::min(slice, rows_) * cols_));
+    // Not zeroed: every slice is written whole before the product reads it.
+    auto w = std::make_unique_for_overwrite<float[]>(size_t(std::min(slice, rows_) * cols_));
     const size_t row_bytes = ggml::ggml_nbytes(type_, cols_);
     for (int64_t r0 = 0; r0 < rows_; r0 += slice) {
       const int64_t nr = std::min(slice, rows_ - r0);
-      dequantize_into(type_, cpu::cdata<uint8_t>(blocks) + size_t(r0) * row_bytes, nr, cols_, Dtype::F32, w.data());
-      cpu::gemm(false, true, m, nr, k, cpu::cdata<float>(x), k, w.data(), cols_, cpu::mdata<float>(out) + r0, n);
+      dequantize_into(type_, cpu::cdata<uint8_t>(blocks) + size_t(r0) * row_bytes, nr, cols_, Dtype::F32, w.get());
+      cpu::gemm(false, true, m, nr, k, cpu::cdata<float>(x), k, w.get(), cols_, cpu::mdata<float>(out) + r0, n);
     }
     return;
   }

@@ -1,7 +1,10 @@
 // CPU kernels of SwiGLU and its backward (any strides; large tensors split across the thread pool).
-// Contiguous f32 operands, the training and prefill case, go through loops the compiler vectorises
-// (the sigmoid from vec_math.h, one copy per instruction set); other dtypes and views through the
-// strided loop with the scalar functions.
+// Contiguous f32 operands, the training and prefill case, and f32 matrices with contiguous rows
+// (a stacked gate/up product's halves) go through loops the compiler vectorises (the sigmoid from
+// vec_math.h, one copy per instruction set); other dtypes and views through the strided loop with
+// the scalar functions.
+#include <algorithm>
+
 #include "wick/backend/cpu/strided.h"
 #include "wick/backend/cpu/thread_pool.h"
 #include "wick/backend/cpu/vec_math.h"
@@ -38,6 +41,14 @@ bool all_contiguous_f32(std::initializer_list<const Tensor*> ts) {
   return true;
 }
 
+// f32 matrices whose rows are contiguous at any pitch: the column halves of a stacked gate/up product.
+bool rows_contiguous_f32(std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts)
+    if (t->dtype() != Dtype::F32 || t->ndim() != 2 || t->strides()[1] != 1 || t->strides()[0] < t->shape(1))
+      return false;
+  return true;
+}
+
 constexpr int64_t kGrain = int64_t(1) << 14;
 
 }  // namespace
@@ -49,6 +60,15 @@ void SwiGLU::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
     const float *pa = cdata<float>(a), *pb = cdata<float>(b);
     float* dst = mdata<float>(out);
     cpu::parallel_for(out.numel(), kGrain, [&](int64_t s, int64_t e) { swiglu_f32(pa + s, pb + s, dst + s, e - s); });
+    return;
+  }
+  if (rows_contiguous_f32({&a, &b}) && a.shape() == out.shape() && b.shape() == out.shape()) {
+    const float *pa = cdata<float>(a), *pb = cdata<float>(b);
+    float* dst = mdata<float>(out);
+    const int64_t cols = out.shape(1), sa = a.strides()[0], sb = b.strides()[0];
+    cpu::parallel_for(out.shape(0), std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) swiglu_f32(pa + r * sa, pb + r * sb, dst + r * cols, cols);
+    });
     return;
   }
   dispatch_float(a.dtype(), "swiglu", [&]<typename T>() {
