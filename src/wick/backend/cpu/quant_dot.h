@@ -64,6 +64,12 @@ void quantize_row_q8k(const float* x, int64_t n, Q8KBlock* out);
 // Q8KBlocks.
 using RowsDotKFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t rows, const Q8KBlock* x, int64_t n, float* out);
 
+// out[i * out_stride + r] = sum_j W_r[j] * x_i[j] for r < rows and m activation rows x_i = x + i * n
+// / 256: each super-block of a weight row unpacked once for several activation rows (a prompt's),
+// each result the bits the RowsDotKFn kernel gives for its row alone.
+using RowsDotKManyFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t rows, const Q8KBlock* x, int64_t m,
+                                int64_t n, float* out, int64_t out_stride);
+
 // The instruction sets of the K-quant kernels, slowest first: portable code; AVX2 (with FMA and
 // F16C); AVX2 with AVX512-VNNI on 256-bit registers (AVX512VL), which fuses the int16 multiply-adds.
 enum class KDotIsa { kScalar, kAvx2, kAvx512Vnni };
@@ -77,6 +83,9 @@ bool k_dot_supported(ggml::GgmlType type);
 // The K-quant kernel of `type` for `isa` (at most k_dot_best_isa()). Throws for a type that is not a
 // K-quant or an isa this machine lacks.
 RowsDotKFn rows_dot_k_kernel(ggml::GgmlType type, KDotIsa isa = k_dot_best_isa());
+// The many-rows kernel of `type` for `isa`, where there is one (Q4_K, Q5_K and Q6_K with AVX2 or
+// VNNI); nullptr otherwise.
+RowsDotKManyFn rows_dot_k_many_kernel(ggml::GgmlType type, KDotIsa isa = k_dot_best_isa());
 
 // Whether the 8-bit products handle `type` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K).
 bool int8_dot_supported(ggml::GgmlType type);
@@ -108,6 +117,8 @@ RowDotF32Fn row_dot_f32_scalar(ggml::GgmlType type);
 RowDotF32Fn row_dot_f32_avx2(ggml::GgmlType type);  // nullptr where there is none
 RowsDotKFn rows_dot_k_avx2(ggml::GgmlType type);     // nullptr where there is none
 RowsDotKFn rows_dot_k_vnni(ggml::GgmlType type);     // nullptr where there is none
+RowsDotKManyFn rows_dot_k_many_avx2(ggml::GgmlType type);  // nullptr where there is none
+RowsDotKManyFn rows_dot_k_many_vnni(ggml::GgmlType type);  // nullptr where there is none
 void quantize_row_q8k_scalar(const float* x, int64_t n, Q8KBlock* out);
 void quantize_row_q8k_avx2(const float* x, int64_t n, Q8KBlock* out);  // called only with AVX2
 

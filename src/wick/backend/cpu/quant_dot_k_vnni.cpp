@@ -7,6 +7,7 @@
 
 namespace wick::cpu::detail {
 RowsDotKFn rows_dot_k_vnni(ggml::GgmlType type) { return k_kernels</*kVnni=*/true>(type); }
+RowsDotKManyFn rows_dot_k_many_vnni(ggml::GgmlType type) { return k_many_kernels</*kVnni=*/true>(type); }
 }  // namespace wick::cpu::detail
 
 #else
@@ -15,6 +16,7 @@ RowsDotKFn rows_dot_k_vnni(ggml::GgmlType type) { return k_kernels</*kVnni=*/tru
 
 namespace wick::cpu::detail {
 RowsDotKFn rows_dot_k_vnni(ggml::GgmlType) { return nullptr; }
+RowsDotKManyFn rows_dot_k_many_vnni(ggml::GgmlType) { return nullptr; }
 }  // namespace wick::cpu::detail
 
 #endif

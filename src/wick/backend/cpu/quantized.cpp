@@ -252,6 +252,15 @@ void int8_k_product(ggml::GgmlType type, const uint8_t* blocks, int64_t rows, in
     });
     return;
   }
+  if constexpr (std::is_same_v<T, float>) {
+    if (const cpu::RowsDotKManyFn many = cpu::rows_dot_k_many_kernel(type)) {
+      // Each weight row's super-blocks unpacked once for 4 activation rows at a time.
+      cpu::parallel_for(rows, std::max<int64_t>(1, 32768 / (cols * m)), [&](int64_t r0, int64_t r1) {
+        many(blocks + size_t(r0) * row_bytes, row_bytes, r1 - r0, xq, m, cols, out + r0, rows);
+      });
+      return;
+    }
+  }
   cpu::parallel_for(rows, std::max<int64_t>(1, 32768 / (cols * m)), [&](int64_t r0, int64_t r1) {
     float part;
     for (int64_t r = r0; r < r1; ++r)
@@ -275,7 +284,12 @@ void QuantizedMatmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out)
   Tensor blocks = cpu::contiguous_copy(in[1]);
   out.allocate();
   int64_t k = x.shape(-1), n = out.shape(-1), m = x.numel() / k;
-  if (transposed_ && m <= kRowDotMaxRows && cols_ % cpu::kQ8BlockSize == 0 && x.dtype() != Dtype::F64) {
+  // K-quant blocks with 8-bit activations and a many-rows kernel take every f32 product there, a
+  // prompt's too: the integer sums beat dequantizing into f32 for the GEMM at any number of rows.
+  const bool int8_k_many = transposed_ && int8_activations_ && x.dtype() == Dtype::F32 &&
+                           cpu::k_dot_supported(type_) && cpu::rows_dot_k_many_kernel(type_) != nullptr;
+  if (transposed_ && (m <= kRowDotMaxRows || int8_k_many) && cols_ % cpu::kQ8BlockSize == 0 &&
+      x.dtype() != Dtype::F64) {
     bool int8 = int8_activations_ && cpu::int8_dot_supported(type_);
     if (int8 || cpu::f32_dot_supported(type_)) {
       dispatch_float(x.dtype(), name(), [&]<typename T>() {
