@@ -254,10 +254,15 @@ void int8_k_product(ggml::GgmlType type, const uint8_t* blocks, int64_t rows, in
   }
   if constexpr (std::is_same_v<T, float>) {
     if (const cpu::RowsDotKManyFn many = cpu::rows_dot_k_many_kernel(type)) {
-      // Each weight row's super-blocks unpacked once for 4 activation rows at a time.
-      cpu::parallel_for(rows, std::max<int64_t>(1, 32768 / (cols * m)), [&](int64_t r0, int64_t r1) {
-        many(blocks + size_t(r0) * row_bytes, row_bytes, r1 - r0, xq, m, cols, out + r0, rows);
-      });
+      // Each weight row's super-blocks unpacked once for 4 activation rows at a time; a prompt's
+      // activation rows in chunks whose 8-bit blocks stay in L2 while the weights stream past them.
+      constexpr int64_t kChunk = 64;
+      for (int64_t i0 = 0; i0 < m; i0 += kChunk) {
+        const int64_t mc = std::min(kChunk, m - i0);
+        cpu::parallel_for(rows, std::max<int64_t>(1, 32768 / (cols * mc)), [&](int64_t r0, int64_t r1) {
+          many(blocks + size_t(r0) * row_bytes, row_bytes, r1 - r0, xq + i0 * nb, mc, cols, out + i0 * rows + r0, rows);
+        });
+      }
       return;
     }
   }
