@@ -86,6 +86,18 @@ std::vector<Tensor> cut_parts(const PackedProjection& pp, const std::vector<Tens
 
 constexpr const char* kProjections[7] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
 
+// Where each of kProjections lies in the stacks: its group (0 qkv, 1 o, 2 gate_up, 3 down), its rank
+// block and output rows in the group, and its input width.
+struct Place {
+  int group, rank_block;
+  int64_t out_offset, out, in;
+};
+std::array<Place, 7> places_of(const models::DecoderConfig& c) {
+  int64_t h = c.hidden_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim, inter = c.intermediate_size;
+  return {{{0, 0, 0, qd, h}, {0, 1, qd, kvd, h}, {0, 2, qd + kvd, kvd, h}, {1, 0, 0, h, qd},
+           {2, 0, 0, inter, h}, {2, 1, inter, inter, h}, {3, 0, 0, h, inter}}};
+}
+
 }  // namespace
 
 int64_t bucket_of(int64_t n) {
@@ -111,12 +123,12 @@ AdapterSlots::AdapterSlots(const models::DecoderConfig& c, int slots, int64_t ma
 }
 
 std::vector<int64_t> AdapterSlots::parts(int group) const {
-  if (!compact_) return {};
-  const models::DecoderConfig& c = config_;
-  int64_t kvd = c.num_kv_heads * c.head_dim;
-  if (group == 0) return {c.num_heads * c.head_dim, kvd, kvd};
-  if (group == 2) return {c.intermediate_size, c.intermediate_size};
-  return {};
+  std::vector<int64_t> widths;
+  if (!compact_) return widths;
+  for (const Place& p : places_of(config_))
+    if (p.group == group) widths.push_back(p.out);
+  if (widths.size() == 1) widths.clear();
+  return widths;
 }
 
 int AdapterSlots::find(const std::string& name) const {
@@ -153,15 +165,8 @@ int AdapterSlots::load(const std::string& name, const models::LoraDeltas& deltas
   }
   double slot_scale = shared && common ? *common : 1.0;
   const models::DecoderConfig& c = config_;
-  int64_t h = c.hidden_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim, inter = c.intermediate_size;
   int64_t r = rank_;
-  // Per projection: its group (0 qkv, 1 o, 2 gate_up, 3 down), its rank block and output rows in the group.
-  struct Place {
-    int group, rank_block;
-    int64_t out_offset, out, in;
-  };
-  const Place places[7] = {{0, 0, 0, qd, h},         {0, 1, qd, kvd, h},  {0, 2, qd + kvd, kvd, h}, {1, 0, 0, h, qd},
-                           {2, 0, 0, inter, h},      {2, 1, inter, inter, h}, {3, 0, 0, h, inter}};
+  const std::array<Place, 7> places = places_of(c);
   size_t used = 0;
   for (int64_t l = 0; l < c.num_layers; ++l) {
     std::array<std::vector<float>, 4> a_slab, b_slab;

@@ -209,7 +209,7 @@ void PagedAttention::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) 
 #if defined(__AVX512F__)
           if constexpr (std::is_same_v<T, float>) {
             if (d == 64 || d == 128) {
-              oh = reinterpret_cast<A*>(po + (t * hq + h) * d);
+              oh = po + (t * hq + h) * d;
               if (d == 64) scores16<4>(qa.data(), keys.data(), len, scores.data());
               else scores16<8>(qa.data(), keys.data(), len, scores.data());
             }
