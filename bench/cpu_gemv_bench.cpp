@@ -3,7 +3,8 @@
 // (Q8Block), and the K-quant kernels on 256-value blocks (Q8KBlock) for each instruction set this
 // CPU runs, on a [rows, 1536] matrix of random blocks, in cache (2,048 rows) and from memory
 // (131,072 rows, 100+ MB). Prints G weights/s (the best of the repetitions) and each kernel's ratio
-// to the f32 one, measured in the same run.
+// to the f32 one, measured in the same run. Then the prompts' kernels of Q4_K, Q5_K and Q6_K (weights
+// in lanes, quant_dot.h) on 64 activation rows against 2,048 weight rows: G multiply-adds/s.
 //   cpu_gemv_bench [--cols N] [--reps N]
 #include <algorithm>
 #include <chrono>
@@ -106,5 +107,29 @@ int main(int argc, char** argv) {
         report(name, best_seconds(r, [&] { k(w.data(), row_bytes, rows, x256.data(), cols, out.data()); }), t_f32);
       }
     }
+
+  if (!cpu::k_lanes_available()) return 0;
+  const int64_t m = 64, rows = 2048;
+  std::vector<cpu::Q8KLanesBlock> xl(size_t(m * cols / 256));
+  for (int64_t i = 0; i < m; ++i) {
+    std::vector<float> xi(static_cast<size_t>(cols));
+    for (float& v : xi) v = normal(gen);
+    cpu::quantize_row_q8k_lanes(xi.data(), cols, xl.data() + i * cols / 256);
+  }
+  std::printf("\n| type | kernel, weights in lanes, %ld activation rows | G multiply-adds/s |\n|---|---|---:|\n", long(m));
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+    const std::vector<uint8_t> file = random_rows(type, rows, cols);
+    std::vector<uint8_t> w(file.size());
+    cpu::k_lanes_pack(type, file.data(), int64_t(file.size() / ggml::ggml_nbytes(type, 256)), w.data());
+    const size_t row_bytes = ggml::ggml_nbytes(type, cols);
+    std::vector<float> out(size_t(m * rows));
+    for (const auto& [name, isa] : isas) {
+      if (isa == cpu::KDotIsa::kScalar) continue;
+      const cpu::RowsDotLanesFn k = cpu::rows_dot_lanes_kernel(type, isa);
+      const double t = best_seconds(std::max(3, reps / 4), [&] { k(w.data(), row_bytes, rows, xl.data(), m, cols, out.data(), rows); });
+      std::printf("| %s | %s | %.1f |\n", std::string(ggml::ggml_type_name(type)).c_str(), name.c_str(),
+                  double(m) * double(rows) * double(cols) / t / 1e9);
+    }
+  }
   return 0;
 }

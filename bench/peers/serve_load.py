@@ -215,11 +215,13 @@ async def main_async(args):
         listing = await get_json(args.url, "/v1/models", args.api_key, args.timeout)
         models = [listing["data"][0]["id"]]
     # One short untimed request per model: first-use costs (graph capture, adapter upload) stay out.
-    # Its prompt is none of the clients' (a server that caches prompts must not find theirs).
+    # Its prompt is none of the clients' (a server that caches prompts must not find theirs): the
+    # clients' generators are seeded with integers, this one with a string (random.Random(-n) is
+    # random.Random(n), so a negative integer would repeat client n's prompts).
     warm = argparse.Namespace(**{**vars(args), "max_tokens": 8})
     for m in models:
         try:
-            prompt = make_prompt(random.Random(args.seed * 1_000_003 - 1), args.prompt_kind, args.prompt_words)
+            prompt = make_prompt(random.Random(f"warm-up {args.seed}"), args.prompt_kind, args.prompt_words)
             await one_request(warm, m, prompt)
         except (HttpError, OSError, ValueError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
             sys.exit(f"serve_load: the warm-up request for model {m!r} failed: {e}")

@@ -269,45 +269,6 @@ TEST(QuantDot, VnniKRowDotsMatchFloat64OnTheDequantizedWeights) {
   for (ggml::GgmlType type : k_types()) check_k_row_dots(type, cpu::KDotIsa::kAvx512Vnni);
 }
 
-// The many-rows K kernels (a weight row's super-blocks unpacked once for 4 activation rows) give
-// each activation row the bits the one-row kernel of the same instruction set gives it, for 1 to 9
-// activation rows (passes of 4 and the rows left), 5 weight rows, rows of 1 and 3 super-blocks,
-// with the results strided as a product's output; where there is none (Q2_K, Q3_K, the scalar
-// set) the kernel is absent.
-TEST(QuantDot, ManyRowKKernelsGiveTheOneRowKernelsBits) {
-  for (cpu::KDotIsa isa : {cpu::KDotIsa::kScalar, cpu::KDotIsa::kAvx2, cpu::KDotIsa::kAvx512Vnni}) {
-    if (isa > cpu::k_dot_best_isa()) continue;
-    for (ggml::GgmlType type : k_types()) {
-      const cpu::RowsDotKManyFn many = cpu::rows_dot_k_many_kernel(type, isa);
-      const bool expected = isa != cpu::KDotIsa::kScalar && (type == ggml::GgmlType::Q4_K ||
-                                                             type == ggml::GgmlType::Q5_K || type == ggml::GgmlType::Q6_K);
-      ASSERT_EQ(many != nullptr, expected) << ggml::ggml_type_name(type) << " " << isa_name(isa);
-      if (!many) continue;
-      const cpu::RowsDotKFn one = cpu::rows_dot_k_kernel(type, isa);
-      for (int64_t blocks : {1, 3}) {
-        const int64_t cols = 256 * blocks, rows = 5, m = 9;
-        SCOPED_TRACE(std::string(ggml::ggml_type_name(type)) + " " + isa_name(isa) + " cols " + std::to_string(cols));
-        QuantizedMatrix w = testing::random_blocks(type, rows, cols, uint64_t(500 + blocks));
-        std::vector<cpu::Q8KBlock> xq(size_t(m * blocks));
-        for (int64_t i = 0; i < m; ++i)
-          cpu::quantize_row_q8k(random_activations(cols, uint64_t(70 + i)).data(), cols, xq.data() + i * blocks);
-        const size_t row_bytes = ggml::ggml_nbytes(type, cols);
-        for (int64_t rows_of_x = 1; rows_of_x <= m; ++rows_of_x) {
-          std::vector<float> got(size_t(rows_of_x * rows), -1.0f);
-          many(w.blocks.data<uint8_t>(), row_bytes, rows, xq.data(), rows_of_x, cols, got.data(), rows);
-          for (int64_t i = 0; i < rows_of_x; ++i) {
-            std::vector<float> want(static_cast<size_t>(rows));
-            one(w.blocks.data<uint8_t>(), row_bytes, rows, xq.data() + i * blocks, cols, want.data());
-            for (int64_t r = 0; r < rows; ++r)
-              EXPECT_EQ(got[size_t(i * rows + r)], want[size_t(r)])
-                  << rows_of_x << " activation rows: row " << i << ", weight row " << r;
-          }
-        }
-      }
-    }
-  }
-}
-
 TEST(QuantDot, KKernelsAreForTheKQuantsOnly) {
   for (ggml::GgmlType type : testing::block_types()) {
     const bool k = std::find(k_types().begin(), k_types().end(), type) != k_types().end();

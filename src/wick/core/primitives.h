@@ -156,12 +156,15 @@ class BroadcastTo : public Primitive {
 // Each element comes out of the same float32 operations as ggml::dequantize_to_f32 on both backends.
 class Dequantize : public Primitive {
  public:
-  explicit Dequantize(ggml::GgmlType type) : type_(type) {}
+  // `lanes`: the blocks are in the CPU's lane layout (QuantizedMatrix::lanes).
+  explicit Dequantize(ggml::GgmlType type, bool lanes = false) : type_(type), lanes_(lanes) {}
   const char* name() const override { return "dequantize"; }
   ggml::GgmlType type() const { return type_; }
+  bool lanes() const { return lanes_; }
   WICK_DECLARE_EVAL
  private:
   ggml::GgmlType type_;
+  bool lanes_;
 };
 
 // A product with a quantized matrix W [rows, cols] (input 1: its blocks, U8 [rows, row_bytes]),
@@ -170,15 +173,23 @@ class Dequantize : public Primitive {
 // input gradient). The vjp is the other form, so the backward dequantizes again and the graph
 // holds only the blocks. `int8_activations` (QuantizedMatrix::int8_activations) lets the CPU
 // multiply a few rows of x (decode) by quantizing them to 8-bit blocks and taking integer dot
-// products with the weight's blocks (backend/cpu/quant_dot.h); the vjp never does.
+// products with the weight's blocks (backend/cpu/quant_dot.h); the vjp never does. `lanes`: the
+// blocks are in the CPU's lane layout (QuantizedMatrix::lanes).
 class QuantizedMatmul : public Primitive {
  public:
-  QuantizedMatmul(ggml::GgmlType type, int64_t rows, int64_t cols, bool transposed, bool int8_activations = false)
-      : type_(type), rows_(rows), cols_(cols), transposed_(transposed), int8_activations_(int8_activations) {}
+  QuantizedMatmul(ggml::GgmlType type, int64_t rows, int64_t cols, bool transposed, bool int8_activations = false,
+                  bool lanes = false)
+      : type_(type),
+        rows_(rows),
+        cols_(cols),
+        transposed_(transposed),
+        int8_activations_(int8_activations),
+        lanes_(lanes) {}
   const char* name() const override { return "quantized_matmul"; }
   ggml::GgmlType type() const { return type_; }
   bool transposed() const { return transposed_; }
   bool int8_activations() const { return int8_activations_; }
+  bool lanes() const { return lanes_; }
   WICK_DECLARE_EVAL
   std::vector<Tensor> vjp(const std::vector<Tensor>&, const Tensor&, const std::vector<int>&, const Tensor&) override;
   bool vjp_reads_output() const override { return false; }
@@ -187,6 +198,7 @@ class QuantizedMatmul : public Primitive {
   int64_t rows_, cols_;
   bool transposed_;
   bool int8_activations_;
+  bool lanes_;
 };
 
 // A chain of elementwise primitives compiled into one pass by the lazy graph (fusion.cpp).

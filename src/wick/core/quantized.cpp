@@ -51,13 +51,16 @@ QuantizedMatrix quantize(const Tensor& w, ggml::GgmlType type) {
 }
 
 QuantizedMatrix to_device(const QuantizedMatrix& w, Device device) {
-  return QuantizedMatrix{to_device(w.blocks, device), w.type, w.rows, w.cols, w.int8_activations};
+  WICK_CHECK(!w.lanes || device.is_cpu(), "to_device: this ", ggml::ggml_type_name(w.type),
+             " matrix is in the CPU's lane layout (reordered at load for the CPU's kernels) and cannot move to ",
+             device.str(), "; load the model on that device instead");
+  return QuantizedMatrix{to_device(w.blocks, device), w.type, w.rows, w.cols, w.int8_activations, w.lanes};
 }
 
 Tensor dequantize(const QuantizedMatrix& w, Dtype dtype) {
   WICK_CHECK(dtype == Dtype::F32 || dtype == Dtype::BF16 || dtype == Dtype::F16,
              "dequantize: the output must be f32, bf16 or f16, got ", dtype_name(dtype));
-  return Tensor::make(w.shape(), dtype, w.device(), std::make_shared<Dequantize>(w.type), {w.blocks});
+  return Tensor::make(w.shape(), dtype, w.device(), std::make_shared<Dequantize>(w.type, w.lanes), {w.blocks});
 }
 
 Tensor linear(const Tensor& x, const QuantizedMatrix& w, const std::optional<Tensor>& bias) {
@@ -70,7 +73,8 @@ Tensor linear(const Tensor& x, const QuantizedMatrix& w, const std::optional<Ten
   Shape out_shape = x.shape();
   out_shape.back() = w.rows;
   Tensor y = Tensor::make(out_shape, x.dtype(), x.device(),
-                          std::make_shared<QuantizedMatmul>(w.type, w.rows, w.cols, /*transposed=*/true, w.int8_activations),
+                          std::make_shared<QuantizedMatmul>(w.type, w.rows, w.cols, /*transposed=*/true, w.int8_activations,
+                                                            w.lanes),
                           {x, w.blocks});
   if (bias) {
     WICK_CHECK(bias->ndim() == 1 && bias->shape(0) == w.rows, "linear: bias ", shape_str(bias->shape()),
@@ -86,7 +90,9 @@ std::vector<Tensor> QuantizedMatmul::vjp(const std::vector<Tensor>& in, const Te
   for (int i : argnums) {
     WICK_CHECK(i == 0, "quantized_matmul: the quantized matrix is frozen and has no gradient");
     out.push_back(Tensor::make(in[0].shape(), g.dtype(), g.device(),
-                               std::make_shared<QuantizedMatmul>(type_, rows_, cols_, !transposed_), {g, in[1]}));
+                               std::make_shared<QuantizedMatmul>(type_, rows_, cols_, !transposed_,
+                                                                 /*int8_activations=*/false, lanes_),
+                               {g, in[1]}));
   }
   return out;
 }

@@ -22,6 +22,11 @@ struct QuantizedMatrix {
   // the dequantize-then-multiply product by about 1e-3 of sum_j |w_j x_j| (8-bit rounding of x).
   // Off: the product is the dequantized matrix's, to float rounding. Gradients are always exact.
   bool int8_activations = false;
+  // On the CPU only: Q4_K, Q5_K or Q6_K blocks whose quants were reordered at load into the lane
+  // layout of the CPU's 8-bit kernels (backend/cpu/quant_dot.h: k_lanes_pack), which take prompts
+  // at about 1.5x the file layout's speed. Every product and dequantization reads them as the
+  // file's blocks; they cannot move to another device.
+  bool lanes = false;
 
   Shape shape() const { return {rows, cols}; }
   Device device() const { return blocks.device(); }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "wick/base/ggml_quants.h"
+#include "wick/io/mapped_file.h"
 
 namespace wick::io {
 
@@ -87,6 +88,9 @@ class GgufFile {
   const std::string& source() const { return source_; }
   // Keeps the mapping (and so every GgufTensor::data) alive.
   const std::shared_ptr<const void>& owner() const { return owner_; }
+  // For a file opened with open(): lets the OS take the pages of [data, data + nbytes) (a tensor's
+  // bytes, copied elsewhere) out of resident memory (MappedFile::release); otherwise nothing.
+  void release(const uint8_t* data, size_t nbytes) const;
 
   // Metadata keys in file order.
   const std::vector<std::string>& keys() const { return keys_; }
@@ -110,6 +114,7 @@ class GgufFile {
  private:
   std::string source_;
   std::shared_ptr<const void> owner_;
+  std::shared_ptr<const MappedFile> mapped_;  // set by open()
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;

@@ -280,7 +280,13 @@ GgufFile GgufFile::parse(std::shared_ptr<const void> owner, const uint8_t* bytes
 
 GgufFile GgufFile::open(const std::string& path) {
   auto file = MappedFile::open(path);
-  return parse(file, file->data(), file->size(), path);
+  GgufFile f = parse(file, file->data(), file->size(), path);
+  f.mapped_ = file;
+  return f;
+}
+
+void GgufFile::release(const uint8_t* data, size_t nbytes) const {
+  if (mapped_) mapped_->release(data, nbytes);
 }
 
 const GgufValue* GgufFile::find(std::string_view key) const {

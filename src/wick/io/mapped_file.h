@@ -23,6 +23,10 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Lets the OS take the whole pages inside [p, p + n) out of the process's resident memory (after
+  // their bytes were copied elsewhere); they are read again from the file if touched. p must lie in
+  // the mapping.
+  void release(const uint8_t* p, size_t n) const;
 
  private:
   MappedFile() = default;

@@ -2,8 +2,12 @@
 #include "wick/models/decoder.h"
 
 #include <cmath>
+#include <cstring>
 #include <functional>
+#include <set>
 
+#include "wick/backend/cpu/quant_dot.h"
+#include "wick/backend/cpu/thread_pool.h"
 #include "wick/core/autograd.h"
 #include "wick/core/ops.h"
 #include "wick/core/quantized.h"
@@ -206,18 +210,48 @@ DecoderModel DecoderModel::load_gguf(const io::GgufFile& file, Device device, Dt
     if (!data_begin || t.data < data_begin) data_begin = t.data;
     if (!data_end || t.data + t.nbytes > data_end) data_end = t.data + t.nbytes;
   }
-  const MappedRegion region(data_begin, size_t(data_end - data_begin), file.owner());
+  // Q4_K, Q5_K and Q6_K blocks that the CPU multiplies through 8-bit activations are reordered into
+  // the lane layout of its kernels (QuantizedMatrix::lanes). The kept tensors then live in memory of
+  // their own (reordered, or copied as they are), still back to back as in the file, and the file's
+  // pages of each are let go once it is written, so the weights are not resident twice.
+  auto lanes_for = [&](ggml::GgmlType type) {
+    return device.is_cpu() && int8_activations_for(storage, type) && cpu::k_lanes_type(type) &&
+           cpu::k_lanes_available();
+  };
+  bool any_lanes = false;
+  for (const io::GgufTensor& t : file.tensors())
+    any_lanes = any_lanes || ((storage.keep_file_blocks || storage.keep_embedding_blocks) && lanes_for(t.type));
+  const MappedRegion region = any_lanes ? MappedRegion::owned(data_begin, size_t(data_end - data_begin))
+                                        : MappedRegion(data_begin, size_t(data_end - data_begin), file.owner());
+  std::set<const uint8_t*> written;  // a tensor kept twice is written once
   auto kept_blocks = [&](const io::GgufTensor& t, const Shape& shape) {
     const Shape rows{shape[0], int64_t(t.nbytes) / shape[0]};
+    const bool lanes = lanes_for(t.type);
+    const int64_t n_blocks = shape[0] * shape[1] / 256;
     Tensor blocks;
     if (io::gguf_tensor_in_hf_order(file, t.name)) {
+      if (any_lanes && written.insert(t.data).second) {
+        uint8_t* bytes = region.writable(t.data);
+        const size_t block_bytes = lanes ? ggml::ggml_type_info(t.type).type_size : 1;
+        const int64_t units = lanes ? n_blocks : int64_t(t.nbytes);
+        cpu::parallel_for(units, lanes ? 4096 : 1 << 22, [&](int64_t b0, int64_t b1) {
+          const size_t at = size_t(b0) * block_bytes;
+          if (lanes)
+            cpu::k_lanes_pack(t.type, t.data + at, b1 - b0, bytes + at);
+          else
+            std::memcpy(bytes + at, t.data + at, size_t(b1 - b0));
+        });
+        file.release(t.data, t.nbytes);
+      }
       blocks = region.tensor(t.data, rows, Dtype::U8);
     } else {
       std::vector<uint8_t> bytes = io::gguf_tensor_bytes_hf_order(file, t.name);
+      if (lanes) cpu::k_lanes_pack(t.type, bytes.data(), n_blocks, bytes.data());
       blocks = Tensor::from_data(bytes.data(), rows, Dtype::U8, Device::cpu());
     }
     QuantizedMatrix q = quantized_matrix(blocks, t.type, shape[0], shape[1]);
     q.int8_activations = int8_activations_for(storage, t.type);
+    q.lanes = lanes;
     return q;
   };
   LinearSource lw = [&](const std::string& name, const Shape& shape) -> LinearWeight {
@@ -292,7 +326,9 @@ Tensor DecoderModel::embed_rows(const Tensor& ids) const {
   Shape shape = ids.shape();
   Tensor flat = reshape(ids, {-1});
   Tensor rows = take(embed_blocks->blocks, flat, 0);  // the blocks of each id's row
-  Tensor dense = dequantize(quantized_matrix(rows, embed_blocks->type, flat.shape(0), embed_blocks->cols), dtype_);
+  QuantizedMatrix picked = quantized_matrix(rows, embed_blocks->type, flat.shape(0), embed_blocks->cols);
+  picked.lanes = embed_blocks->lanes;
+  Tensor dense = dequantize(picked, dtype_);
   shape.push_back(embed_blocks->cols);
   return reshape(dense, shape);
 }

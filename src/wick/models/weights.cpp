@@ -1,6 +1,11 @@
 // Model-file tensors to engine tensors.
 #include "wick/models/weights.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <map>
 
 #include "wick/core/ops.h"
@@ -45,6 +50,22 @@ MappedRegion::MappedRegion(const uint8_t* begin, size_t nbytes, std::shared_ptr<
       storage_(std::make_shared<Storage>(const_cast<uint8_t*>(begin), nbytes, Device::cpu(),
                                          [owner = std::move(owner)](void*) {})) {}
 
+MappedRegion MappedRegion::owned(const uint8_t* begin, size_t nbytes) {
+  const size_t length = std::max<size_t>(nbytes, 1);
+  void* p = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  WICK_CHECK(p != MAP_FAILED, "weights: cannot allocate ", nbytes, " bytes: ", std::strerror(errno));
+  ::madvise(p, length, MADV_HUGEPAGE);  // fewer page faults while the loader fills it; advice only
+  auto storage = std::make_shared<Storage>(p, nbytes, Device::cpu(), [length](void* q) { ::munmap(q, length); });
+  return MappedRegion(begin, std::move(storage), /*owned=*/true);
+}
+
+uint8_t* MappedRegion::writable(const uint8_t* data) const {
+  WICK_CHECK(owned_, "mapped region: the file's mapping is read-only; owned() makes a writable region");
+  WICK_CHECK(data >= begin_ && size_t(data - begin_) < storage_->nbytes(), "mapped region: byte ", data - begin_,
+             " is outside the region");
+  return static_cast<uint8_t*>(storage_->data()) + (data - begin_);
+}
+
 Tensor MappedRegion::tensor(const uint8_t* data, const Shape& shape, Dtype dtype) const {
   const size_t at = size_t(data - begin_), size = dtype_size(dtype);
   WICK_CHECK(data >= begin_ && at % size == 0, "mapped region: tensor data at byte ", at, " is outside the region or not ",
@@ -63,7 +84,8 @@ Tensor load_weight(const io::SafeTensors& file, const std::string& name, const S
 bool stackable(const LinearWeight& a, const LinearWeight& b) {
   if (a.is_quantized() != b.is_quantized() || a.shape()[1] != b.shape()[1]) return false;
   if (!a.is_quantized()) return a.dense().dtype() == b.dense().dtype();
-  return a.blocks().type == b.blocks().type && a.blocks().int8_activations == b.blocks().int8_activations;
+  return a.blocks().type == b.blocks().type && a.blocks().int8_activations == b.blocks().int8_activations &&
+         a.blocks().lanes == b.blocks().lanes;
 }
 
 void pack_tensors(const std::vector<std::vector<Tensor*>>& groups, Device device) {
@@ -146,7 +168,7 @@ LinearWeight with_memory(const LinearWeight& like, Tensor memory) {
   if (!like.is_quantized()) return memory;
   const QuantizedMatrix& q = like.blocks();
   int64_t rows = memory.shape(0);
-  return QuantizedMatrix{std::move(memory), q.type, rows, q.cols, q.int8_activations};
+  return QuantizedMatrix{std::move(memory), q.type, rows, q.cols, q.int8_activations, q.lanes};
 }
 
 const Tensor& LinearWeight::dense() const {

@@ -31,12 +31,22 @@ Tensor mapped_tensor(const uint8_t* data, size_t nbytes, std::shared_ptr<const v
 class MappedRegion {
  public:
   MappedRegion(const uint8_t* begin, size_t nbytes, std::shared_ptr<const void> owner);
+  // Memory of its own standing for the file's bytes [begin, begin + nbytes), uninitialised: the
+  // loader writes each tensor's bytes there (reordered for a kernel, or copied) through writable()
+  // before it makes the tensor, by the file's addresses as from a mapping. Anonymous pages, huge
+  // where the system allows.
+  static MappedRegion owned(const uint8_t* begin, size_t nbytes);
   // The bytes at `data` (inside the region, aligned for `dtype`) as a tensor of `shape`.
   Tensor tensor(const uint8_t* data, const Shape& shape, Dtype dtype) const;
+  // The owned memory's byte for the file's byte `data`; only for a region made by owned().
+  uint8_t* writable(const uint8_t* data) const;
 
  private:
+  MappedRegion(const uint8_t* begin, std::shared_ptr<Storage> storage, bool owned)
+      : begin_(begin), storage_(std::move(storage)), owned_(owned) {}
   const uint8_t* begin_;
   std::shared_ptr<Storage> storage_;
+  bool owned_ = false;
 };
 
 // Loads `name` from `file`, checking its shape; errors name the tensor, the file and both shapes.

@@ -334,13 +334,6 @@ RowsDotKFn rows_dot_k_kernel(ggml::GgmlType type, KDotIsa isa) {
   return f;
 }
 
-RowsDotKManyFn rows_dot_k_many_kernel(ggml::GgmlType type, KDotIsa isa) {
-  if (int(isa) > int(k_dot_best_isa())) return nullptr;
-  if (isa == KDotIsa::kAvx512Vnni) return detail::rows_dot_k_many_vnni(type);
-  if (isa == KDotIsa::kAvx2) return detail::rows_dot_k_many_avx2(type);
-  return nullptr;
-}
-
 namespace detail {
 
 RowDotFn row_dot_scalar(ggml::GgmlType type) {

@@ -13,7 +13,9 @@
 //   The K-quants (Q2_K ... Q6_K) have a second 8-bit form, the one their decode products use: blocks
 //   of 256 activations (Q8KBlock), one per super-block, with one scale and the sums per 16 values;
 //   a kernel sums the integer products of a whole super-block, each 16 or 32 weighted by its
-//   integer scale, and converts to float once per super-block (quant_dot_k.h).
+//   integer scale, and converts to float once per super-block (quant_dot_k.h). Q4_K, Q5_K and Q6_K
+//   have a faster form still, over their blocks reordered at load into lanes (Q8KLanesBlock below,
+//   quant_dot_lanes.h), which takes their prompts as well as their decode steps.
 // Both have portable scalar kernels and AVX2 ones chosen at run time (the 8-bit ones multiply
 // unsigned by signed bytes with _mm256_maddubs_epi16, whose int16 pair sums stay below
 // 2 * 128 * 127 for every type here).
@@ -64,12 +66,6 @@ void quantize_row_q8k(const float* x, int64_t n, Q8KBlock* out);
 // Q8KBlocks.
 using RowsDotKFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t rows, const Q8KBlock* x, int64_t n, float* out);
 
-// out[i * out_stride + r] = sum_j W_r[j] * x_i[j] for r < rows and m activation rows x_i = x + i * n
-// / 256: each super-block of a weight row unpacked once for several activation rows (a prompt's),
-// each result the bits the RowsDotKFn kernel gives for its row alone.
-using RowsDotKManyFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t rows, const Q8KBlock* x, int64_t m,
-                                int64_t n, float* out, int64_t out_stride);
-
 // The instruction sets of the K-quant kernels, slowest first: portable code; AVX2 (with FMA and
 // F16C); AVX2 with AVX512-VNNI on 256-bit registers (AVX512VL), which fuses the int16 multiply-adds.
 enum class KDotIsa { kScalar, kAvx2, kAvx512Vnni };
@@ -83,9 +79,44 @@ bool k_dot_supported(ggml::GgmlType type);
 // The K-quant kernel of `type` for `isa` (at most k_dot_best_isa()). Throws for a type that is not a
 // K-quant or an isa this machine lacks.
 RowsDotKFn rows_dot_k_kernel(ggml::GgmlType type, KDotIsa isa = k_dot_best_isa());
-// The many-rows kernel of `type` for `isa`, where there is one (Q4_K, Q5_K and Q6_K with AVX2 or
-// VNNI); nullptr otherwise.
-RowsDotKManyFn rows_dot_k_many_kernel(ggml::GgmlType type, KDotIsa isa = k_dot_best_isa());
+
+// The lane layout of Q4_K, Q5_K and Q6_K: the same blocks with their quants reordered (scales, mins
+// and d where the file has them) so that 32-bit lane k of each 32-byte vector holds sub-block k's
+// quants only, the layout of the CPU's prompt and decode kernels for those types (quant_dot_lanes.h
+// says why and spells the order out). Weights are reordered once, at load; the activations' 8-bit
+// blocks are ordered to match: q[64t + 32h + 4k + j] = round(x[32k + 8t + 4h + j] / d); s16[k] and
+// s16[8 + k] = 32 * the sums of q over values 32k .. 32k + 15 and 32k + 16 .. 32k + 31 (Q6_K's
+// offset terms); ds32[k] = d * the sum over 32k .. 32k + 31 (Q4_K's and Q5_K's mins). 384 bytes,
+// aligned to 64 so that q never straddles cache lines.
+struct alignas(64) Q8KLanesBlock {
+  int8_t q[256];
+  int32_t s16[16];
+  float ds32[8];
+  float d;
+  uint8_t padding[28];
+};
+static_assert(sizeof(Q8KLanesBlock) == 384);
+
+// Whether `type` has a lane layout (Q4_K, Q5_K, Q6_K).
+bool k_lanes_type(ggml::GgmlType type);
+// Whether this machine runs the lane kernels (AVX2, FMA and F16C).
+bool k_lanes_available();
+// n_blocks blocks of `type` from the file's layout into lanes, and back (src and dst may be the same
+// buffer). Throws for a type without lanes.
+void k_lanes_pack(ggml::GgmlType type, const uint8_t* src, int64_t n_blocks, uint8_t* dst);
+void k_lanes_unpack(ggml::GgmlType type, const uint8_t* src, int64_t n_blocks, uint8_t* dst);
+// Quantizes n values (a multiple of 256) into n / 256 lane blocks: the values of quantize_row_q8k,
+// reordered.
+void quantize_row_q8k_lanes(const float* x, int64_t n, Q8KLanesBlock* out);
+
+// out[i * out_stride + r] = sum_j W_r[j] * x_i[j] for r < rows and m >= 1 activation rows x_i = x +
+// i * n / 256: weight rows of n values (a multiple of 256) in lanes, row r at w + r * row_bytes. A
+// row's result is the same bits whichever rows are multiplied with it.
+using RowsDotLanesFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t rows, const Q8KLanesBlock* x, int64_t m,
+                                int64_t n, float* out, int64_t out_stride);
+// The lane kernel of `type` for `isa` (kAvx2 or kAvx512Vnni, at most k_dot_best_isa(); both give the
+// same bits). Throws for a type without lanes or an isa this machine lacks or that has none.
+RowsDotLanesFn rows_dot_lanes_kernel(ggml::GgmlType type, KDotIsa isa = k_dot_best_isa());
 
 // Whether the 8-bit products handle `type` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K).
 bool int8_dot_supported(ggml::GgmlType type);
@@ -117,8 +148,8 @@ RowDotF32Fn row_dot_f32_scalar(ggml::GgmlType type);
 RowDotF32Fn row_dot_f32_avx2(ggml::GgmlType type);  // nullptr where there is none
 RowsDotKFn rows_dot_k_avx2(ggml::GgmlType type);     // nullptr where there is none
 RowsDotKFn rows_dot_k_vnni(ggml::GgmlType type);     // nullptr where there is none
-RowsDotKManyFn rows_dot_k_many_avx2(ggml::GgmlType type);  // nullptr where there is none
-RowsDotKManyFn rows_dot_k_many_vnni(ggml::GgmlType type);  // nullptr where there is none
+RowsDotLanesFn rows_dot_lanes_avx2(ggml::GgmlType type);   // nullptr where there is none
+RowsDotLanesFn rows_dot_lanes_vnni(ggml::GgmlType type);   // nullptr where there is none
 void quantize_row_q8k_scalar(const float* x, int64_t n, Q8KBlock* out);
 void quantize_row_q8k_avx2(const float* x, int64_t n, Q8KBlock* out);  // called only with AVX2
 

@@ -76,22 +76,11 @@ struct KernelQk45 {
   static constexpr size_t kQs = kFive ? 48 : 16;
 
   static float row(const uint8_t* w, const Q8KBlock* x, int64_t n) {
-    float out;
-    rows<1>(w, x, 0, n, &out, 0);
-    return out;
-  }
-
-  // The row of w against R rows of activations (x + i * stride, results out[i * out_stride]): each
-  // super-block's weights unpacked once for all of them, each row's sums those of row().
-  template <int R>
-  static void rows(const uint8_t* w, const Q8KBlock* x, int64_t stride, int64_t n, float* out, int64_t out_stride) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
-    __m256 acc[R];
-    __m128 acc_min[R];
-    for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps(), acc_min[i] = _mm_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
+    __m128 acc_min = _mm_setzero_ps();
     for (int64_t b = 0; b < n / 256; ++b, w += kBytes) {
-      const Q8KBlock* xb[R];
-      for (int i = 0; i < R; ++i) xb[i] = x + i * stride + b;
+      const Q8KBlock& xb = x[b];
       uint32_t p[3];
       std::memcpy(p, w + 4, 12);
       const uint64_t sc = uint64_t(p[0] & 0x3F3F3F3F) |
@@ -99,34 +88,28 @@ struct KernelQk45 {
       const uint64_t mn = uint64_t(p[1] & 0x3F3F3F3F) |
                           uint64_t(((p[2] >> 4) & 0x0F0F0F0F) | ((p[1] >> 2) & 0x30303030)) << 32;
       // The activation sums per 32 values, as 8 int16 (|sum| <= 32 * 127), against the mins.
-      const __m128i mn16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(mn)));
-      const float dmin = k_f16(w + 2), d = k_f16(w);
-      for (int i = 0; i < R; ++i) {
-        const __m128i sums32 = _mm_hadd_epi16(k_load128(xb[i]->sum), k_load128(xb[i]->sum + 8));
-        const __m128i mins = _mm_madd_epi16(mn16, sums32);
-        acc_min[i] = _mm_fmadd_ps(_mm_set1_ps(dmin * xb[i]->d), _mm_cvtepi32_ps(mins), acc_min[i]);
-      }
+      const __m128i sums32 = _mm_hadd_epi16(k_load128(xb.sum), k_load128(xb.sum + 8));
+      const __m128i mins = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(mn))), sums32);
+      acc_min = _mm_fmadd_ps(_mm_set1_ps(k_f16(w + 2) * xb.d), _mm_cvtepi32_ps(mins), acc_min);
       const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sc))));
       __m256i qh = kFive ? k_load256(w + 16) : _mm256_setzero_si256();
-      // Two chains of sums per row (even and odd groups), so that the multiply-adds overlap.
-      __m256i sumi[R][2];
-      for (int i = 0; i < R; ++i) sumi[i][0] = sumi[i][1] = _mm256_setzero_si256();
-      step<0, R>(w, xb, scales, qh, sumi, low4, bit4);
-      step<1, R>(w, xb, scales, qh, sumi, low4, bit4);
-      step<2, R>(w, xb, scales, qh, sumi, low4, bit4);
-      step<3, R>(w, xb, scales, qh, sumi, low4, bit4);
-      for (int i = 0; i < R; ++i)
-        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb[i]->d),
-                                 _mm256_cvtepi32_ps(_mm256_add_epi32(sumi[i][0], sumi[i][1])), acc[i]);
+      // Two chains of sums (even and odd groups), so that the multiply-adds overlap.
+      __m256i sumi[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+      step<0>(w, xb, scales, qh, sumi, low4, bit4);
+      step<1>(w, xb, scales, qh, sumi, low4, bit4);
+      step<2>(w, xb, scales, qh, sumi, low4, bit4);
+      step<3>(w, xb, scales, qh, sumi, low4, bit4);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(k_f16(w) * xb.d), _mm256_cvtepi32_ps(_mm256_add_epi32(sumi[0], sumi[1])),
+                            acc);
     }
-    for (int i = 0; i < R; ++i) out[i * out_stride] = k_hsum(acc[i]) - k_hsum(acc_min[i]);
+    return k_hsum(acc) - k_hsum(acc_min);
   }
 
   // Values 64c .. 64c + 63: groups 2c (the low nibbles of 32 bytes) and 2c + 1 (the high ones);
   // Q5_K's fifth bits are bits 2c and 2c + 1 of qh, which each step shifts down by 2.
-  template <int c, int R>
-  static inline void step(const uint8_t* w, const Q8KBlock* const* xb, __m256i scales, __m256i& qh,
-                          __m256i (*sumi)[2], __m256i low4, __m256i bit4) {
+  template <int c>
+  static inline void step(const uint8_t* w, const Q8KBlock& xb, __m256i scales, __m256i& qh, __m256i* sumi,
+                          __m256i low4, __m256i bit4) {
     const __m256i raw = k_load256(w + kQs + 32 * c);
     __m256i u0 = _mm256_and_si256(raw, low4), u1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
     if constexpr (kFive) {
@@ -134,11 +117,10 @@ struct KernelQk45 {
       u1 = _mm256_or_si256(u1, _mm256_and_si256(_mm256_slli_epi16(qh, 3), bit4));
       qh = _mm256_srli_epi16(qh, 2);
     }
-    const __m256i s0 = k_broadcast_word<2 * c>(scales), s1 = k_broadcast_word<2 * c + 1>(scales);
-    for (int i = 0; i < R; ++i) {
-      sumi[i][0] = k_madd_acc<kVnni>(sumi[i][0], _mm256_maddubs_epi16(u0, k_load256(xb[i]->q + 64 * c)), s0);
-      sumi[i][1] = k_madd_acc<kVnni>(sumi[i][1], _mm256_maddubs_epi16(u1, k_load256(xb[i]->q + 64 * c + 32)), s1);
-    }
+    sumi[0] = k_madd_acc<kVnni>(sumi[0], _mm256_maddubs_epi16(u0, k_load256(xb.q + 64 * c)),
+                                k_broadcast_word<2 * c>(scales));
+    sumi[1] = k_madd_acc<kVnni>(sumi[1], _mm256_maddubs_epi16(u1, k_load256(xb.q + 64 * c + 32)),
+                                k_broadcast_word<2 * c + 1>(scales));
   }
 };
 
@@ -147,37 +129,21 @@ struct KernelQk45 {
 template <bool kVnni>
 struct KernelQ6K {
   static float row(const uint8_t* w, const Q8KBlock* x, int64_t n) {
-    float out;
-    rows<1>(w, x, 0, n, &out, 0);
-    return out;
-  }
-
-  // As KernelQk45::rows: R rows of activations, the weights unpacked once for them.
-  template <int R>
-  static void rows(const uint8_t* w, const Q8KBlock* x, int64_t stride, int64_t n, float* out, int64_t out_stride) {
-    __m256 acc[R];
-    for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 256; ++b, w += 210) {
-      const Q8KBlock* xb[R];
-      for (int i = 0; i < R; ++i) xb[i] = x + i * stride + b;
+      const Q8KBlock& xb = x[b];
       const __m128i sc8 = k_load128(w + 192);
-      const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
-      // Two chains of sums per row (even and odd groups), so that the multiply-adds overlap.
-      __m256i sumi[R][2];
-      for (int i = 0; i < R; ++i) {
-        const __m256i offset = _mm256_madd_epi16(sc16, k_load256(xb[i]->sum));
-        sumi[i][0] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
-        sumi[i][1] = _mm256_setzero_si256();
-      }
+      const __m256i offset = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), k_load256(xb.sum));
+      // Two chains of sums (even and odd groups), so that the multiply-adds overlap.
+      __m256i sumi[2] = {_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5)),
+                         _mm256_setzero_si256()};
       const __m256i scale_bytes = _mm256_broadcastsi128_si256(sc8);
-      half<0, R>(w, xb, scale_bytes, sumi);
-      half<1, R>(w, xb, scale_bytes, sumi);
-      const float d = k_f16(w + 208);
-      for (int i = 0; i < R; ++i)
-        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb[i]->d),
-                                 _mm256_cvtepi32_ps(_mm256_add_epi32(sumi[i][0], sumi[i][1])), acc[i]);
+      half<0>(w, xb, scale_bytes, sumi);
+      half<1>(w, xb, scale_bytes, sumi);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(k_f16(w + 208) * xb.d),
+                            _mm256_cvtepi32_ps(_mm256_add_epi32(sumi[0], sumi[1])), acc);
     }
-    for (int i = 0; i < R; ++i) out[i * out_stride] = k_hsum(acc[i]);
+    return k_hsum(acc);
   }
 
   // The int16 scales of 32-value group g: sc[2g] in the low 128 bits, sc[2g + 1] in the high ones
@@ -191,18 +157,17 @@ struct KernelQ6K {
 
   // Values 128h .. 128h + 127: groups 4h + j, j = 0..3, whose u takes nibble j / 2 of ql bytes
   // 32 (j % 2) .. and bits 2j, 2j + 1 of the 32 qh bytes.
-  template <int h, int R>
-  static inline void half(const uint8_t* w, const Q8KBlock* const* xb, __m256i scale_bytes, __m256i (*sumi)[2]) {
+  template <int h>
+  static inline void half(const uint8_t* w, const Q8KBlock& xb, __m256i scale_bytes, __m256i* sumi) {
     const __m256i ql0 = k_load256(w + 64 * h), ql1 = k_load256(w + 64 * h + 32), qh = k_load256(w + 128 + 32 * h);
-    group<h, 0, R>(ql0, qh, xb, scale_bytes, sumi);
-    group<h, 1, R>(ql1, qh, xb, scale_bytes, sumi);
-    group<h, 2, R>(ql0, qh, xb, scale_bytes, sumi);
-    group<h, 3, R>(ql1, qh, xb, scale_bytes, sumi);
+    group<h, 0>(ql0, qh, xb, scale_bytes, sumi);
+    group<h, 1>(ql1, qh, xb, scale_bytes, sumi);
+    group<h, 2>(ql0, qh, xb, scale_bytes, sumi);
+    group<h, 3>(ql1, qh, xb, scale_bytes, sumi);
   }
 
-  template <int h, int j, int R>
-  static inline void group(__m256i ql, __m256i qh, const Q8KBlock* const* xb, __m256i scale_bytes,
-                           __m256i (*sumi)[2]) {
+  template <int h, int j>
+  static inline void group(__m256i ql, __m256i qh, const Q8KBlock& xb, __m256i scale_bytes, __m256i* sumi) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
     const __m256i low = j < 2 ? _mm256_and_si256(ql, low4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), low4);
     // Bits 2j, 2j + 1 of each qh byte moved to bits 4, 5.
@@ -211,10 +176,8 @@ struct KernelQ6K {
                          : j == 2 ? qh
                                   : _mm256_srli_epi16(qh, 2);
     const __m256i u = _mm256_or_si256(low, _mm256_and_si256(high, bits45));
-    const __m256i scales = group_scales<4 * h + j>(scale_bytes);
-    for (int i = 0; i < R; ++i)
-      sumi[i][j % 2] =
-          k_madd_acc<kVnni>(sumi[i][j % 2], _mm256_maddubs_epi16(u, k_load256(xb[i]->q + 128 * h + 32 * j)), scales);
+    sumi[j % 2] = k_madd_acc<kVnni>(sumi[j % 2], _mm256_maddubs_epi16(u, k_load256(xb.q + 128 * h + 32 * j)),
+                                    group_scales<4 * h + j>(scale_bytes));
   }
 };
 
@@ -360,31 +323,6 @@ inline void k_quantize_row(const float* x, int64_t n, Q8KBlock* out) {
 template <class Kernel>
 void k_rows(const uint8_t* w, size_t row_bytes, int64_t rows, const Q8KBlock* x, int64_t n, float* out) {
   for (int64_t r = 0; r < rows; ++r) out[r] = Kernel::row(w + size_t(r) * row_bytes, x, n);
-}
-
-// Kernel::rows for `rows` weight rows against m activation rows (x + i * n / 256; out[i * out_stride
-// + r]), 4 activation rows per pass over a weight row.
-template <class Kernel>
-void k_rows_many(const uint8_t* w, size_t row_bytes, int64_t rows, const Q8KBlock* x, int64_t m, int64_t n, float* out,
-                 int64_t out_stride) {
-  const int64_t nb = n / 256;
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* wr = w + size_t(r) * row_bytes;
-    int64_t i = 0;
-    for (; i + 4 <= m; i += 4) Kernel::template rows<4>(wr, x + i * nb, nb, n, out + i * out_stride + r, out_stride);
-    for (; i < m; ++i) Kernel::template rows<1>(wr, x + i * nb, nb, n, out + i * out_stride + r, out_stride);
-  }
-}
-
-template <bool kVnni>
-RowsDotKManyFn k_many_kernels(ggml::GgmlType type) {
-  using ggml::GgmlType;
-  switch (type) {
-    case GgmlType::Q4_K: return k_rows_many<KernelQk45<false, kVnni>>;
-    case GgmlType::Q5_K: return k_rows_many<KernelQk45<true, kVnni>>;
-    case GgmlType::Q6_K: return k_rows_many<KernelQ6K<kVnni>>;
-    default: return nullptr;
-  }
 }
 
 template <bool kVnni>

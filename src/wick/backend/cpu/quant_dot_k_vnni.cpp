@@ -4,10 +4,11 @@
 
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")
 #include "wick/backend/cpu/quant_dot_k.h"
+#include "wick/backend/cpu/quant_dot_lanes.h"
 
 namespace wick::cpu::detail {
 RowsDotKFn rows_dot_k_vnni(ggml::GgmlType type) { return k_kernels</*kVnni=*/true>(type); }
-RowsDotKManyFn rows_dot_k_many_vnni(ggml::GgmlType type) { return k_many_kernels</*kVnni=*/true>(type); }
+RowsDotLanesFn rows_dot_lanes_vnni(ggml::GgmlType type) { return lanes_kernels</*kVnni=*/true>(type); }
 }  // namespace wick::cpu::detail
 
 #else
@@ -16,7 +17,7 @@ RowsDotKManyFn rows_dot_k_many_vnni(ggml::GgmlType type) { return k_many_kernels
 
 namespace wick::cpu::detail {
 RowsDotKFn rows_dot_k_vnni(ggml::GgmlType) { return nullptr; }
-RowsDotKManyFn rows_dot_k_many_vnni(ggml::GgmlType) { return nullptr; }
+RowsDotLanesFn rows_dot_lanes_vnni(ggml::GgmlType) { return nullptr; }
 }  // namespace wick::cpu::detail
 
 #endif

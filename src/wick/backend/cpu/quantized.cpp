@@ -2,10 +2,12 @@
 // quantized matrix. A few rows of activations (decode) go through the row dot kernels of quant_dot.h,
 // the weight's rows split across the thread pool: in f32 with the weights dequantized in registers,
 // or, with int8_activations on, quantized to 8-bit blocks (of 256 for the K-quants, else of 32) and
-// multiplied with integer dot products.
-// More rows (a prompt) dequantize the matrix (rows in parallel) into a scratch buffer of the compute
-// dtype and multiply it with OpenBLAS (16-bit values widened to f32 around the GEMM, as in Matmul);
-// f32 products with W^T (inference) do so a slice of rows at a time into a small scratch.
+// multiplied with integer dot products. Q4_K, Q5_K and Q6_K blocks that the loader reordered into
+// lanes (QuantizedMatrix::lanes) take any number of rows, a prompt's too, through the lane kernels.
+// Other products of more rows dequantize the matrix (rows in parallel; blocks in lanes put back in
+// the file's layout first) into a scratch buffer of the compute dtype and multiply it with OpenBLAS
+// (16-bit values widened to f32 around the GEMM, as in Matmul); f32 products with W^T (inference)
+// do so a slice of rows at a time into a small scratch.
 #include <algorithm>
 #if defined(__AVX512F__)
 // GCC 12 takes the undefined vectors inside its AVX-512 intrinsics for uninitialised variables.
@@ -140,12 +142,20 @@ void dequantize_rows(ggml::GgmlType type, const uint8_t* src, int64_t rows, int6
   }
 }
 
-// Dense [rows, cols] in `dtype` from contiguous blocks, rows split across the thread pool.
-void dequantize_into(ggml::GgmlType type, const uint8_t* src, int64_t rows, int64_t cols, Dtype dtype, void* dst) {
+// Dense [rows, cols] in `dtype` from contiguous blocks (in the lane layout when `lanes`: each
+// range of rows put back into the file's first), rows split across the thread pool.
+void dequantize_into(ggml::GgmlType type, const uint8_t* src, int64_t rows, int64_t cols, Dtype dtype, void* dst,
+                     bool lanes = false) {
   size_t row_bytes = ggml::ggml_nbytes(type, cols), item = dtype_size(dtype);
   cpu::parallel_for(rows, std::max<int64_t>(1, 16384 / cols), [&](int64_t r0, int64_t r1) {
-    dequantize_rows(type, src + size_t(r0) * row_bytes, r1 - r0, cols, dtype,
-                    static_cast<uint8_t*>(dst) + size_t(r0 * cols) * item);
+    const uint8_t* blocks = src + size_t(r0) * row_bytes;
+    std::vector<uint8_t> file;
+    if (lanes) {
+      file.resize(size_t(r1 - r0) * row_bytes);
+      cpu::k_lanes_unpack(type, blocks, (r1 - r0) * cols / cpu::kQ8KBlockSize, file.data());
+      blocks = file.data();
+    }
+    dequantize_rows(type, blocks, r1 - r0, cols, dtype, static_cast<uint8_t*>(dst) + size_t(r0 * cols) * item);
   });
 }
 
@@ -215,6 +225,23 @@ void int8_product(ggml::GgmlType type, const uint8_t* blocks, int64_t rows, int6
   });
 }
 
+// Each of the m rows of x (f32, or 16-bit values widened) quantized by `quantize` into its cols / 256
+// blocks at out + i * cols / 256.
+template <typename T, typename Block>
+void quantize_rows(const T* x, int64_t m, int64_t cols, void (*quantize)(const float*, int64_t, Block*), Block* out) {
+  std::vector<float> row;
+  for (int64_t i = 0; i < m; ++i) {
+    const float* xr;
+    if constexpr (std::is_same_v<T, float>) {
+      xr = x + i * cols;
+    } else {
+      row.assign(x + i * cols, x + (i + 1) * cols);
+      xr = row.data();
+    }
+    quantize(xr, cols, out + i * (cols / cpu::kQ8KBlockSize));
+  }
+}
+
 // out[i, r] = x[i, :] . W[r, :] for m rows of x through 256-value activation blocks (the K-quants'
 // kernels). One activation row (decode): each thread's range of weight rows in one call.
 template <typename T>
@@ -226,17 +253,7 @@ void int8_k_product(ggml::GgmlType type, const uint8_t* blocks, int64_t rows, in
   void* at = storage.data();
   size_t space = storage.size() * sizeof(cpu::Q8KBlock);
   auto* xq = static_cast<cpu::Q8KBlock*>(std::align(64, size_t(m * nb) * sizeof(cpu::Q8KBlock), at, space));
-  std::vector<float> row;
-  for (int64_t i = 0; i < m; ++i) {
-    const float* xr;
-    if constexpr (std::is_same_v<T, float>) {
-      xr = x + i * cols;
-    } else {
-      row.assign(x + i * cols, x + (i + 1) * cols);
-      xr = row.data();
-    }
-    cpu::quantize_row_q8k(xr, cols, xq + i * nb);
-  }
+  quantize_rows(x, m, cols, cpu::quantize_row_q8k, xq);
   const cpu::RowsDotKFn dot = cpu::rows_dot_k_kernel(type);
   const size_t row_bytes = ggml::ggml_nbytes(type, cols);
   if (m == 1) {
@@ -252,20 +269,6 @@ void int8_k_product(ggml::GgmlType type, const uint8_t* blocks, int64_t rows, in
     });
     return;
   }
-  if constexpr (std::is_same_v<T, float>) {
-    if (const cpu::RowsDotKManyFn many = cpu::rows_dot_k_many_kernel(type)) {
-      // Each weight row's super-blocks unpacked once for 4 activation rows at a time; a prompt's
-      // activation rows in chunks whose 8-bit blocks stay in L2 while the weights stream past them.
-      constexpr int64_t kChunk = 64;
-      for (int64_t i0 = 0; i0 < m; i0 += kChunk) {
-        const int64_t mc = std::min(kChunk, m - i0);
-        cpu::parallel_for(rows, std::max<int64_t>(1, 32768 / (cols * mc)), [&](int64_t r0, int64_t r1) {
-          many(blocks + size_t(r0) * row_bytes, row_bytes, r1 - r0, xq + i0 * nb, mc, cols, out + i0 * rows + r0, rows);
-        });
-      }
-      return;
-    }
-  }
   cpu::parallel_for(rows, std::max<int64_t>(1, 32768 / (cols * m)), [&](int64_t r0, int64_t r1) {
     float part;
     for (int64_t r = r0; r < r1; ++r)
@@ -276,12 +279,40 @@ void int8_k_product(ggml::GgmlType type, const uint8_t* blocks, int64_t rows, in
   });
 }
 
+// out[i, r] = x[i, :] . W[r, :] for m rows of x and W in the lane layout: the rows quantized to lane
+// blocks, then each thread's range of weight rows against them, a prompt's rows in chunks of 64
+// whose blocks stay in L2 while the weights stream past.
+template <typename T>
+void lanes_product(ggml::GgmlType type, const uint8_t* blocks, int64_t rows, int64_t cols, const T* x, int64_t m,
+                   T* out) {
+  const int64_t nb = cols / cpu::kQ8KBlockSize;
+  auto xq = std::make_unique_for_overwrite<cpu::Q8KLanesBlock[]>(size_t(m * nb));
+  quantize_rows(x, m, cols, cpu::quantize_row_q8k_lanes, xq.get());
+  const cpu::RowsDotLanesFn dot = cpu::rows_dot_lanes_kernel(type);
+  const size_t row_bytes = ggml::ggml_nbytes(type, cols);
+  constexpr int64_t kChunk = 64;
+  for (int64_t i0 = 0; i0 < m; i0 += kChunk) {
+    const int64_t mc = std::min(kChunk, m - i0);
+    cpu::parallel_for(rows, std::max<int64_t>(1, 32768 / (cols * mc)), [&](int64_t r0, int64_t r1) {
+      if constexpr (std::is_same_v<T, float>) {
+        dot(blocks + size_t(r0) * row_bytes, row_bytes, r1 - r0, xq.get() + i0 * nb, mc, cols, out + i0 * rows + r0,
+            rows);
+      } else {
+        std::vector<float> part(size_t(mc * (r1 - r0)));
+        dot(blocks + size_t(r0) * row_bytes, row_bytes, r1 - r0, xq.get() + i0 * nb, mc, cols, part.data(), r1 - r0);
+        for (int64_t i = 0; i < mc; ++i)
+          for (int64_t r = r0; r < r1; ++r) out[(i0 + i) * rows + r] = T(part[size_t(i * (r1 - r0) + r - r0)]);
+      }
+    });
+  }
+}
+
 }  // namespace
 
 void Dequantize::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
   Tensor blocks = cpu::contiguous_copy(in[0]);
   out.allocate();
-  dequantize_into(type_, cpu::cdata<uint8_t>(blocks), out.shape(0), out.shape(1), out.dtype(), out.data_ptr());
+  dequantize_into(type_, cpu::cdata<uint8_t>(blocks), out.shape(0), out.shape(1), out.dtype(), out.data_ptr(), lanes_);
 }
 
 void QuantizedMatmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
@@ -289,11 +320,16 @@ void QuantizedMatmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out)
   Tensor blocks = cpu::contiguous_copy(in[1]);
   out.allocate();
   int64_t k = x.shape(-1), n = out.shape(-1), m = x.numel() / k;
-  // K-quant blocks with 8-bit activations and a many-rows kernel take every f32 product there, a
-  // prompt's too: the integer sums beat dequantizing into f32 for the GEMM at any number of rows.
-  const bool int8_k_many = transposed_ && int8_activations_ && x.dtype() == Dtype::F32 &&
-                           cpu::k_dot_supported(type_) && cpu::rows_dot_k_many_kernel(type_) != nullptr;
-  if (transposed_ && (m <= kRowDotMaxRows || int8_k_many) && cols_ % cpu::kQ8BlockSize == 0 &&
+  // Blocks in lanes take their kernels for every product with 8-bit activations; the other products
+  // read them through the dequantizer, which puts them back in the file's layout.
+  if (lanes_ && transposed_ && int8_activations_ && x.dtype() != Dtype::F64) {
+    dispatch_float(x.dtype(), name(), [&]<typename T>() {
+      if constexpr (!std::is_same_v<T, double>)
+        lanes_product(type_, cpu::cdata<uint8_t>(blocks), rows_, cols_, cpu::cdata<T>(x), m, cpu::mdata<T>(out));
+    });
+    return;
+  }
+  if (!lanes_ && transposed_ && m <= kRowDotMaxRows && cols_ % cpu::kQ8BlockSize == 0 &&
       x.dtype() != Dtype::F64) {
     bool int8 = int8_activations_ && cpu::int8_dot_supported(type_);
     if (int8 || cpu::f32_dot_supported(type_)) {
@@ -321,13 +357,14 @@ void QuantizedMatmul::eval_cpu(const std::vector<Tensor>& in, const Tensor& out)
     const size_t row_bytes = ggml::ggml_nbytes(type_, cols_);
     for (int64_t r0 = 0; r0 < rows_; r0 += slice) {
       const int64_t nr = std::min(slice, rows_ - r0);
-      dequantize_into(type_, cpu::cdata<uint8_t>(blocks) + size_t(r0) * row_bytes, nr, cols_, Dtype::F32, w.get());
+      dequantize_into(type_, cpu::cdata<uint8_t>(blocks) + size_t(r0) * row_bytes, nr, cols_, Dtype::F32, w.get(),
+                      lanes_);
       cpu::gemm(false, true, m, nr, k, cpu::cdata<float>(x), k, w.get(), cols_, cpu::mdata<float>(out) + r0, n);
     }
     return;
   }
   Tensor w = Tensor::empty({rows_, cols_}, x.dtype(), Device::cpu());
-  dequantize_into(type_, cpu::cdata<uint8_t>(blocks), rows_, cols_, x.dtype(), w.data_ptr());
+  dequantize_into(type_, cpu::cdata<uint8_t>(blocks), rows_, cols_, x.dtype(), w.data_ptr(), lanes_);
   // W is [rows, cols] row-major: the transposed product multiplies by W^T (ld cols), the other by W.
   auto gemm = [&](const float* a, const float* b, float* c) {
     cpu::gemm(false, transposed_, m, n, k, a, k, b, cols_, c, n);

@@ -145,6 +145,7 @@ void dequantize_into(GgmlType type, const uint8_t* src, int64_t rows, int64_t co
 }  // namespace
 
 void Dequantize::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
+  WICK_CHECK(!lanes_, "dequantize: blocks in the CPU's lane layout cannot be read on CUDA");
   Tensor blocks = cuda::contiguous_on_device(in[0]);
   out.allocate();
   dequantize_into(type_, static_cast<const uint8_t*>(blocks.data_ptr()), out.shape(0), out.shape(1), out.dtype(),
@@ -152,6 +153,7 @@ void Dequantize::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
 }
 
 void QuantizedMatmul::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
+  WICK_CHECK(!lanes_, "quantized_matmul: blocks in the CPU's lane layout cannot be read on CUDA");
   Tensor x = cuda::contiguous_on_device(in[0]);
   Tensor blocks = cuda::contiguous_on_device(in[1]);
   out.allocate();
