@@ -36,6 +36,19 @@
 namespace wick::cpu {
 namespace {
 
+// The float lanes of R activation rows' sums against one weight row, carried from one span of
+// super-blocks to the next; a row's result is the sum of acc's lanes minus the sum of acc_min's.
+template <int R>
+struct LaneSums {
+  __m256 acc[R], acc_min[R];
+  LaneSums() {
+    for (int i = 0; i < R; ++i) acc[i] = acc_min[i] = _mm256_setzero_ps();
+  }
+  void store(float* out, int64_t out_stride) const {
+    for (int i = 0; i < R; ++i) out[i * out_stride] = k_hsum(acc[i]) - k_hsum(acc_min[i]);
+  }
+};
+
 // acc + per 32-bit lane the sum of the 4 products of unsigned bytes u and signed bytes q.
 template <bool kVnni>
 inline __m256i lanes_dot(__m256i acc, __m256i u, __m256i q) {
@@ -59,11 +72,11 @@ struct LanesQk45 {
   static constexpr size_t kBytes = kFive ? 176 : 144;
   static constexpr size_t kQs = kFive ? 48 : 16;
 
+  // Super-blocks [0, nb) of w against R rows of activations (x + i * stride), added to `sums`.
   template <int R>
-  static void rows(const uint8_t* w, const Q8KLanesBlock* x, int64_t stride, int64_t nb, float* out,
-                   int64_t out_stride) {
+  static void rows(const uint8_t* w, const Q8KLanesBlock* x, int64_t stride, int64_t nb, LaneSums<R>& sums) {
     __m256 acc[R], acc_min[R];
-    for (int i = 0; i < R; ++i) acc[i] = acc_min[i] = _mm256_setzero_ps();
+    for (int i = 0; i < R; ++i) acc[i] = sums.acc[i], acc_min[i] = sums.acc_min[i];
     for (int64_t b = 0; b < nb; ++b, w += kBytes) {
       const Q8KLanesBlock* xb[R];
       for (int i = 0; i < R; ++i) xb[i] = x + i * stride + b;
@@ -87,7 +100,7 @@ struct LanesQk45 {
         acc_min[i] = _mm256_fmadd_ps(_mm256_loadu_ps(xb[i]->ds32), w_mn, acc_min[i]);
       }
     }
-    for (int i = 0; i < R; ++i) out[i * out_stride] = k_hsum(acc[i]) - k_hsum(acc_min[i]);
+    for (int i = 0; i < R; ++i) sums.acc[i] = acc[i], sums.acc_min[i] = acc_min[i];
   }
 
   template <int t, int R>
@@ -115,13 +128,13 @@ template <bool kVnni>
 struct LanesQ6K {
   static constexpr size_t kBytes = 210;
 
+  // As LanesQk45::rows (no mins: acc_min stays zero).
   template <int R>
-  static void rows(const uint8_t* w, const Q8KLanesBlock* x, int64_t stride, int64_t nb, float* out,
-                   int64_t out_stride) {
+  static void rows(const uint8_t* w, const Q8KLanesBlock* x, int64_t stride, int64_t nb, LaneSums<R>& sums) {
     // The 16 scales as the even ones (bytes 0-7), then the odd ones (8-15).
     const __m128i split = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
     __m256 acc[R];
-    for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+    for (int i = 0; i < R; ++i) acc[i] = sums.acc[i];
     for (int64_t b = 0; b < nb; ++b, w += kBytes) {
       const Q8KLanesBlock* xb[R];
       for (int i = 0; i < R; ++i) xb[i] = x + i * stride + b;
@@ -140,11 +153,12 @@ struct LanesQ6K {
         const __m256i p0 = _mm256_sub_epi32(first[i], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[i]->s16)));
         const __m256i p1 =
             _mm256_sub_epi32(second[i], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[i]->s16 + 8)));
-        const __m256 sums = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), w_odd, _mm256_mul_ps(_mm256_cvtepi32_ps(p0), w_even));
-        acc[i] = _mm256_fmadd_ps(sums, _mm256_set1_ps(xb[i]->d), acc[i]);
+        const __m256 scaled =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), w_odd, _mm256_mul_ps(_mm256_cvtepi32_ps(p0), w_even));
+        acc[i] = _mm256_fmadd_ps(scaled, _mm256_set1_ps(xb[i]->d), acc[i]);
       }
     }
-    for (int i = 0; i < R; ++i) out[i * out_stride] = k_hsum(acc[i]);
+    for (int i = 0; i < R; ++i) sums.acc[i] = acc[i];
   }
 
   template <int t, int R>
@@ -164,28 +178,48 @@ struct LanesQ6K {
   }
 };
 
+// Weight rows [r0, r1) (at most kLaneTile) against R activation rows (x + i * nb). With `spans`
+// (a prompt: many passes over the same weight rows) and rows whose blocks would take more than
+// kLaneL1Bytes (4 rows of a down projection's 35 super-blocks: 53 KB), spans of kLaneSpan
+// super-blocks, each span of every weight row in turn, so that the span's activation blocks and the
+// tile's weights stay in L1; the sums carried between spans are exact. Otherwise (a decode step,
+// whose time is the weights' stream from memory) each weight row whole, in order.
+constexpr int64_t kLaneTile = 16, kLaneSpan = 8, kLaneL1Bytes = 16384, kLaneSpanRows = 16;
+
+template <class Kernel, int R>
+void lanes_pass(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const Q8KLanesBlock* x, int64_t nb,
+                bool spans, float* out, int64_t out_stride) {
+  LaneSums<R> sums[kLaneTile];
+  const int64_t step = spans && R * nb * int64_t(sizeof(Q8KLanesBlock)) > kLaneL1Bytes ? kLaneSpan : nb;
+  for (int64_t b0 = 0; b0 < nb; b0 += step) {
+    const int64_t span = std::min(step, nb - b0);
+    for (int64_t r = r0; r < r1; ++r)
+      Kernel::template rows<R>(w + size_t(r) * row_bytes + size_t(b0) * Kernel::kBytes, x + b0, nb, span,
+                               sums[r - r0]);
+  }
+  for (int64_t r = r0; r < r1; ++r) sums[r - r0].store(out + r, out_stride);
+}
+
 // Kernel::rows for `rows` weight rows against m activation rows (x + i * n / 256; out[i * out_stride
-// + r]): 4 activation rows per pass over a weight row, the weight rows in tiles of 16 so that a
-// pass's activation blocks stay in L1 while the tile's rows meet them.
+// + r]): 4 activation rows per pass over a tile of kLaneTile weight rows, then the rows left; in
+// spans when m is at least kLaneSpanRows.
 template <class Kernel>
 void lanes_rows(const uint8_t* w, size_t row_bytes, int64_t rows, const Q8KLanesBlock* x, int64_t m, int64_t n,
                 float* out, int64_t out_stride) {
-  constexpr int64_t kTile = 16;
   const int64_t nb = n / 256;
-  for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
-    const int64_t r1 = std::min(rows, r0 + kTile);
+  const bool spans = m >= kLaneSpanRows;
+  for (int64_t r0 = 0; r0 < rows; r0 += kLaneTile) {
+    const int64_t r1 = std::min(rows, r0 + kLaneTile);
     int64_t i = 0;
-    for (; i + 4 <= m; i += 4)
-      for (int64_t r = r0; r < r1; ++r)
-        Kernel::template rows<4>(w + size_t(r) * row_bytes, x + i * nb, nb, nb, out + i * out_stride + r, out_stride);
-    for (int64_t r = r0; r < r1 && i < m; ++r) {
-      const uint8_t* wr = w + size_t(r) * row_bytes;
-      float* o = out + i * out_stride + r;
-      switch (m - i) {
-        case 3: Kernel::template rows<3>(wr, x + i * nb, nb, nb, o, out_stride); break;
-        case 2: Kernel::template rows<2>(wr, x + i * nb, nb, nb, o, out_stride); break;
-        default: Kernel::template rows<1>(wr, x + i * nb, nb, nb, o, out_stride); break;
-      }
+    const auto pass = [&]<int R>() {
+      lanes_pass<Kernel, R>(w, row_bytes, r0, r1, x + i * nb, nb, spans, out + i * out_stride, out_stride);
+    };
+    for (; i + 4 <= m; i += 4) pass.template operator()<4>();
+    switch (m - i) {
+      case 3: pass.template operator()<3>(); break;
+      case 2: pass.template operator()<2>(); break;
+      case 1: pass.template operator()<1>(); break;
+      default: break;
     }
   }
 }
