@@ -152,6 +152,9 @@ stop_server() {
 
 # load NAME CLIENTS [serve_load args...]: one load level, skipped when too little time is left
 # (it allows 60 s for a level of 64 clients: llama-server did 1,092 tok/s there, 32,768 tokens).
+# Each level's prompts have their own seed (1000 + CLIENTS; the same for both servers): with one
+# seed for all, client i sent the same prompts at every level, and llama-server answered them from
+# the prompts its slots kept from the level before.
 load() {
   local name=$1 clients=$2
   shift 2
@@ -163,13 +166,14 @@ load() {
     return
   fi
   timeout "$((remaining - 5))" python3 bench/peers/serve_load.py --url "$URL" --clients "$clients" \
-    --requests-per-client "$REQUESTS" --max-tokens "$MAX_TOKENS" --label "$name" --json-out "$RESULTS/$name.json" "$@" 2>&1 |
+    --requests-per-client "$REQUESTS" --max-tokens "$MAX_TOKENS" --seed "$((1000 + clients))" --label "$name" \
+    --json-out "$RESULTS/$name.json" "$@" 2>&1 |
     tee -a "$RESULTS/serve_bench.log" >&3
 }
 
 # warm CLIENTS [serve_load args...]: one untimed request per client, so that neither server is timed
 # while it compiles or captures what its first steps need (wick captures a CUDA graph per step size).
-# Its prompts (seed 1) are not the timed loads' (seed 0): llama-server would find them in its cache.
+# Its prompts (seed 1) are none of the timed loads': llama-server would find them in its cache.
 warm() {
   local clients=$1
   shift
