@@ -33,7 +33,11 @@ class Storage {
 
 // A fresh, uninitialised block. CPU memory is 64-byte aligned; CUDA memory comes from the caching
 // allocator and may still be in use by queued work of the device's stream, in stream order.
+// CPU blocks above 32 MiB are kept for reuse when freed (up to 256 MiB in all).
 std::shared_ptr<Storage> allocate(size_t nbytes, Device device);
+
+// Hands the CPU blocks kept for reuse back to the system (a server going idle).
+void release_kept_host_blocks();
 
 // Copies bytes between any two devices. Copies that touch the GPU are queued on its stream;
 // a device-to-host copy waits for the stream so the host may read the result.

@@ -305,6 +305,7 @@ void BatchingEngine::loop() {
 #if defined(__GLIBC__)
     if (had_work && scheduler_->idle()) malloc_trim(0);
 #endif
+    if (had_work && scheduler_->idle()) release_kept_host_blocks();
     runtime::SchedulerStats st = scheduler_->stats();
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.queue_length = st.waiting;
