@@ -232,15 +232,14 @@ DecoderModel DecoderModel::load_gguf(const io::GgufFile& file, Device device, Dt
     if (io::gguf_tensor_in_hf_order(file, t.name)) {
       if (any_lanes && written.insert(t.data).second) {
         uint8_t* bytes = region.writable(t.data);
-        const size_t block_bytes = lanes ? ggml::ggml_type_info(t.type).type_size : 1;
-        const int64_t units = lanes ? n_blocks : int64_t(t.nbytes);
-        cpu::parallel_for(units, lanes ? 4096 : 1 << 22, [&](int64_t b0, int64_t b1) {
-          const size_t at = size_t(b0) * block_bytes;
-          if (lanes)
-            cpu::k_lanes_pack(t.type, t.data + at, b1 - b0, bytes + at);
-          else
-            std::memcpy(bytes + at, t.data + at, size_t(b1 - b0));
-        });
+        if (lanes) {
+          const size_t block_bytes = ggml::ggml_type_info(t.type).type_size;
+          cpu::parallel_for(n_blocks, 4096, [&](int64_t b0, int64_t b1) {
+            cpu::k_lanes_pack(t.type, t.data + size_t(b0) * block_bytes, b1 - b0, bytes + size_t(b0) * block_bytes);
+          });
+        } else {
+          std::memcpy(bytes, t.data, t.nbytes);
+        }
         file.release(t.data, t.nbytes);
       }
       blocks = region.tensor(t.data, rows, Dtype::U8);

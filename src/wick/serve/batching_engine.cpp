@@ -299,13 +299,16 @@ void BatchingEngine::loop() {
     });
     const bool had_work = !scheduler_->idle();
     scheduler_->step();
-    // The last sequence has finished: hand the heap memory a burst of requests left free back to the
-    // system, so the server's resident size returns to its idle level between bursts (glibc keeps
-    // freed blocks in its per-thread arenas otherwise).
+    // The last sequence has finished: hand the memory a burst of requests left free back to the
+    // system (the large blocks kept for reuse, core/storage.h, and the heap, whose freed blocks glibc
+    // keeps in its per-thread arenas otherwise), so the server's resident size returns to its idle
+    // level between bursts.
+    if (had_work && scheduler_->idle()) {
+      release_kept_host_blocks();
 #if defined(__GLIBC__)
-    if (had_work && scheduler_->idle()) malloc_trim(0);
+      malloc_trim(0);
 #endif
-    if (had_work && scheduler_->idle()) release_kept_host_blocks();
+    }
     runtime::SchedulerStats st = scheduler_->stats();
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.queue_length = st.waiting;
