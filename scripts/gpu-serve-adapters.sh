@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Serving with mixed adapters on the GPU box in one device call, without the llama.cpp build:
 # makes the BF16 GGUF of the random Qwen2.5-0.5B-shape model with llama.cpp's converter (Python
-# only, from the carried source) while wick builds, runs the batched-LoRA op tests (float64 reference)
+# only, from the carried source) while wick builds, runs the batched-LoRA and linear_add op tests (float64 reference)
 # with a compute-sanitizer memcheck of their kernels and the whole of test_cuda, then `wick bench`
 # at batch 32 with no adapter and with 8, then bench/peers/serve_bench.sh --skip-llama: wick serve at
 # 32 streaming clients without adapters, then the same load spread over 8 adapters.
@@ -11,11 +11,15 @@
 # versions of source files at their paths in the tree), a second binary is built with those files in
 # place (then put back), and the benchmarks alternate between the two: `wick bench` decode at batch
 # 32 (no adapter, 8 adapters) and a 512-token prompt (no adapter, one), then the serving load with
-# each binary. A is the tree as it is, B the tree with DIR's files. Knobs:
-#   AB_ROUNDS=N   rounds of `wick bench` (default 2);
-#   AB_QUICK=1    the LoraGather tests alone (otherwise their memcheck and test_cuda run after A's serving);
+# each binary. A is the tree as it is, B the tree with DIR's files; AB_DIR=DIR1:DIR2[:...] builds
+# C, D ... the same way (each from the tree with its folder's files alone). Knobs:
+#   AB_ROUNDS=N   rounds of `wick bench` (default 2); AB_PP=0 leaves out the 512-token prompts;
+#   AB_QUICK=1    the LoraGather tests alone (otherwise their memcheck and test_cuda, after A's
+#                 serving, or after all of it with AB_TESTS_FIRST=0);
 #   AB_NCU=1      each kernel's time in A's 512-token prompt with an adapter (Nsight Compute);
-#   AB_SERVE=0    no serving; AB_BUDGET=S (default 560): B's serving runs only if the call has time left.
+#   AB_SERVE=0    no serving; AB_SERVE_ROUNDS=N pairs of loads without and with adapters per variant
+#                 (serve_bench.sh --adapter-rounds), AB_SERVE_REQUESTS=N requests per client (4);
+#                 AB_BUDGET=S (default 560): a variant's serving runs only if the call has time left.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -41,17 +45,24 @@ bash scripts/gpu-build.sh "$OUT/build" "${targets[@]}" "${commit_args[@]}" >"$OU
 rc=$?
 say "wick built (rc $rc)"
 [ $rc -ne 0 ] && { grep -E "error" "$OUT/build/build.log" | head -30; exit $rc; }
+VARIANTS=(a)
 if [ -n "${AB_DIR:-}" ]; then
   cp build-gpu/bin/wick "$OUT/wick-a"
-  mapfile -t ab_files < <(cd "$AB_DIR" && find . -type f | sed 's|^\./||')
-  for f in "${ab_files[@]}"; do cp "$f" "$OUT/ab-orig-$(echo "$f" | tr / _)"; cp "$AB_DIR/$f" "$f"; done
-  ninja -C build-gpu wick >"$OUT/build-b.log" 2>&1
-  rc=$?
-  cp build-gpu/bin/wick "$OUT/wick-b"
-  for f in "${ab_files[@]}"; do cp "$OUT/ab-orig-$(echo "$f" | tr / _)" "$f"; rm "$OUT/ab-orig-$(echo "$f" | tr / _)"; done
-  say "B built with ${ab_files[*]} (rc $rc; build-gpu/bin/wick is B until the next build)"
+  IFS=: read -r -a ab_dirs <<<"$AB_DIR"
+  names=(b c d e)
+  for k in "${!ab_dirs[@]}"; do
+    v=${names[$k]} dir=${ab_dirs[$k]}
+    mapfile -t ab_files < <(cd "$dir" && find . -type f | sed 's|^\./||')
+    for f in "${ab_files[@]}"; do cp "$f" "$OUT/ab-orig-$(echo "$f" | tr / _)"; cp "$dir/$f" "$f"; done
+    ninja -C build-gpu wick >"$OUT/build-$v.log" 2>&1
+    rc=$?
+    cp build-gpu/bin/wick "$OUT/wick-$v"
+    for f in "${ab_files[@]}"; do cp "$OUT/ab-orig-$(echo "$f" | tr / _)" "$f"; rm "$OUT/ab-orig-$(echo "$f" | tr / _)"; done
+    VARIANTS+=("$v")
+    say "$v built with $dir: ${ab_files[*]} (rc $rc; build-gpu/bin/wick is the last variant until the next build)"
+  done
 fi
-timeout 120 build-gpu/tests/test_ops --gtest_filter='LoraGather*/cuda*' >"$OUT/test_ops.log" 2>&1
+timeout 120 build-gpu/tests/test_ops --gtest_filter='LoraGather*/cuda*:LinearAdd*/cuda*' >"$OUT/test_ops.log" 2>&1
 t1=$?
 say "tests: LoraGather rc $t1 ($(grep -E '^\[  (PASSED|FAILED) ' "$OUT/test_ops.log" | tr '\n' ' '))"
 grep -E "FAILED|Failure" -A6 "$OUT/test_ops.log" | head -40
@@ -59,7 +70,7 @@ t2=0 t3=0
 # The memcheck of the LoraGather tests and the whole of test_cuda (AB_QUICK=1: neither).
 full_tests() {
   [ "${AB_QUICK:-0}" = 1 ] && return
-  timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tests/test_ops --gtest_filter='LoraGather*/cuda*' \
+  timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tests/test_ops --gtest_filter='LoraGather*/cuda*:LinearAdd*/cuda*' \
     >"$OUT/memcheck.log" 2>&1
   t3=$?
   say "memcheck of the LoraGather tests rc $t3 ($(grep 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1))"
@@ -74,12 +85,13 @@ say "BF16 GGUF made"
 if [ -n "${AB_DIR:-}" ]; then
   M="$WORK/models/qwen2.5-0.5b-shape-bf16.gguf"
   for round in $(seq 1 "${AB_ROUNDS:-2}"); do
-    for v in a b; do
+    for v in "${VARIANTS[@]}"; do
       for a in 0 8; do
         timeout 90 "$OUT/wick-$v" bench --model "$M" --device cuda -p 0 -n 64 -b 32 -r 3 --adapters $a \
           >"$OUT/ab-$v-tg-$a-$round.txt" 2>&1
         echo "$v round $round: tg b32, $a adapters: $(grep -E '^\| tg' "$OUT/ab-$v-tg-$a-$round.txt")"
       done
+      [ "${AB_PP:-1}" = 1 ] || continue
       for a in 0 1; do
         timeout 90 "$OUT/wick-$v" bench --model "$M" --device cuda -p 512 -n 0 -r 5 --adapters $a \
           >"$OUT/ab-$v-pp-$a-$round.txt" 2>&1
@@ -97,17 +109,20 @@ if [ -n "${AB_DIR:-}" ]; then
     done
   fi
   serve() {
-    WICK=$OUT/wick-$1 OUT=$OUT/serve-$1 bash bench/peers/serve_bench.sh --skip-llama --clients 32 --requests 4 \
-      --adapters 8 --adapter-clients 32 --deadline 120 >"$OUT/serve-$1.out" 2>&1
+    WICK=$OUT/wick-$1 OUT=$OUT/serve-$1 bash bench/peers/serve_bench.sh --skip-llama --clients 32 --requests "${AB_SERVE_REQUESTS:-4}" \
+      --adapters 8 --adapter-clients 32 --adapter-rounds "${AB_SERVE_ROUNDS:-1}" --deadline 120 >"$OUT/serve-$1.out" 2>&1
     say "$1: serve_bench rc $?"
     tail -n 8 "$OUT/serve-$1.out"
   }
-  # A's serving, the tests, then B's serving while the call has time for it (AB_BUDGET seconds).
-  [ "${AB_SERVE:-1}" = 1 ] && serve a
-  full_tests
+  # Each variant's serving while the call has time for it (AB_BUDGET seconds), then the tests
+  # (AB_TESTS_FIRST=1: the tests after A's serving, before the others').
   if [ "${AB_SERVE:-1}" = 1 ]; then
-    if [ $((SECONDS - START)) -lt $((${AB_BUDGET:-560} - 110)) ]; then serve b; else say "B's serving left out for time"; fi
+    for v in "${VARIANTS[@]}"; do
+      if [ $((SECONDS - START)) -lt $((${AB_BUDGET:-560} - 110)) ]; then serve "$v"; else say "$v's serving left out for time"; fi
+      [ "$v" = a ] && [ "${AB_TESTS_FIRST:-1}" = 1 ] && full_tests
+    done
   fi
+  [ "${AB_SERVE:-1}" = 1 ] && [ "${AB_TESTS_FIRST:-1}" = 1 ] || full_tests
   [ $t1 -eq 0 ] && [ $t2 -eq 0 ] && [ $t3 -eq 0 ]
   exit
 fi

@@ -8,11 +8,14 @@
 # files); where they are missing it runs `decode_bench.sh --build-only` first (~7-8 min), so on a
 # fresh machine the whole needs two calls, or one call after decode_bench.sh on the warm machine:
 #   bash bench/peers/serve_bench.sh [--type bf16|q8_0|q4_k_m] [--clients 1,8,32,64] [--requests N]
-#        [--adapters N] [--adapter-clients 32] [--skip-llama] [--skip-wick] [--commit HASH]
+#        [--adapters N] [--adapter-clients 32] [--adapter-rounds N] [--skip-llama] [--skip-wick]
+#        [--commit HASH]
 #        [--deadline SECONDS] [--max-tokens N] [-- WICK_SERVE_ARG...]
 # Each server first gets one untimed request per client (the warm-up). --requests: requests per
 # client (default 4). --adapters N (default 8; 0: none) makes N random
-# rank-16 adapters and runs --adapter-clients clients over them after the plain runs. Arguments
+# rank-16 adapters and runs --adapter-clients clients over them after the plain runs; with
+# --adapter-rounds N (default 1) N-1 more pairs follow (the same load without adapters, then with
+# them; same prompts), and the summary gives each pair's time ratio and their median. Arguments
 # after -- go to `wick serve` as they are (e.g. --max-batch 64). Device tool: carry [".peers"]
 # (and ".deps" where needed); results are packed into $OUT/serve_bench.tar.gz, the table into
 # $OUT/serve_summary.md. Steps that would end past --deadline (default 570 s) are skipped and named.
@@ -33,6 +36,7 @@ CLIENTS=1,8,32,64
 REQUESTS=4
 ADAPTERS=8
 ADAPTER_CLIENTS=32
+ADAPTER_ROUNDS=1
 RUN_LLAMA=1
 RUN_WICK=1
 COMMIT=""
@@ -50,6 +54,7 @@ while [ $# -gt 0 ]; do
     --requests) REQUESTS=${2:?--requests N}; shift ;;
     --adapters) ADAPTERS=${2:?--adapters N}; ADAPTERS_SET=1; shift ;;
     --adapter-clients) ADAPTER_CLIENTS=${2:?--adapter-clients N}; shift ;;
+    --adapter-rounds) ADAPTER_ROUNDS=${2:?--adapter-rounds N}; shift ;;
     --skip-llama) RUN_LLAMA=0 ;;
     --skip-wick) RUN_WICK=0 ;;
     --commit) COMMIT=${2:?--commit HASH}; shift ;;
@@ -227,6 +232,10 @@ EOF
       load "wick-adapters-c$ADAPTER_CLIENTS" "$ADAPTER_CLIENTS" --models "$(IFS=,; echo "${names[*]}")"
       # The same load without adapters, if the plain runs did not have it.
       [ -f "$RESULTS/wick-c$ADAPTER_CLIENTS.json" ] || load "wick-c$ADAPTER_CLIENTS" "$ADAPTER_CLIENTS" --models "$base"
+      for ((r = 2; r <= ADAPTER_ROUNDS; r++)); do
+        load "wick-c$ADAPTER_CLIENTS-r$r" "$ADAPTER_CLIENTS" --models "$base"
+        load "wick-adapters-c$ADAPTER_CLIENTS-r$r" "$ADAPTER_CLIENTS" --models "$(IFS=,; echo "${names[*]}")"
+      done
     fi
   fi
   stop_server

@@ -6,11 +6,14 @@
 Reads DIR/llama-server-cN.json, DIR/wick-cN.json and DIR/wick-adapters-cN.json; writes
 DIR/summary.md and prints it. Ratio: wick's output tokens/s over llama-server's at the same load.
 The adapter row compares wick with adapters spread over the clients to the same load without them
-(time ratio = tokens/s without / tokens/s with; issue 15 asks for at most 1.3x).
+(time ratio = tokens/s without / tokens/s with; issue 15 asks for at most 1.3x). More pairs of that
+comparison (--adapter-rounds: DIR/wick-cN-rK.json and DIR/wick-adapters-cN-rK.json) are listed each,
+with the median of all the pairs' ratios.
 """
 
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -54,6 +57,18 @@ def main():
         table += (f"\nwick, {len(mixed['models'])} adapters over {c} clients: {f(mixed['output_tokens_per_s'])} tok/s, "
                   f"TTFT p99 {f(mixed['ttft_ms']['p99'])} ms, errors {mixed['errors']}; time {f(cost, 2)}x the same "
                   f"load without adapters\n")
+        ratios = [cost] if cost else []
+        for m in sorted(d.glob(f"wick-adapters-c{c}-r*.json"), key=lambda p: int(p.stem.rsplit("-r", 1)[1])):
+            k = m.stem.rsplit("-r", 1)[1]
+            mixed, plain = load(m), load(d / f"wick-c{c}-r{k}.json")
+            if not (mixed and plain and mixed["output_tokens_per_s"] and plain["output_tokens_per_s"]):
+                table += f"round {k}: incomplete\n"
+                continue
+            ratios.append(plain["output_tokens_per_s"] / mixed["output_tokens_per_s"])
+            table += (f"round {k}: without {f(plain['output_tokens_per_s'])} tok/s, with {f(mixed['output_tokens_per_s'])} "
+                      f"tok/s (TTFT p99 {f(mixed['ttft_ms']['p99'])} ms, errors {mixed['errors']}): {f(ratios[-1], 2)}x\n")
+        if len(ratios) > 1:
+            table += f"median of {len(ratios)} pairs: {f(statistics.median(ratios), 2)}x (each: {', '.join(f(x, 2) for x in ratios)})\n"
     (d / "summary.md").write_text(table)
     sys.stdout.write(table)
 
