@@ -115,6 +115,23 @@ WICK_DEVICE_TEST(LinearAdd, LargeMatricesTakeTheGemmWithTheResidualAsC) {
                Tol{0.25, 3 * 0x1p-8}, "bf16 4100 x 2048, residual, against the composition");
 }
 
+// A residual passed with std::move and held nowhere else: on CUDA the result takes its memory (the
+// skinny epilogue and the general product sum in place); the values are those of a held residual.
+WICK_DEVICE_TEST(LinearAdd, AResidualMovedInIsSummedInPlace) {
+  for (int64_t m : {4, 32})
+    for (int64_t n : {40, 4100}) {
+      const int64_t k = 256;
+      Tensor x = rand({m, k}, Dtype::BF16, -1, 1).t, w = rand({n, k}, Dtype::BF16, -1, 1).t;
+      Tensor b = rand({n}, Dtype::BF16, -1, 1).t, r = rand({m, n}, Dtype::BF16, -4, 4).t.eval();
+      std::string what = str_cat("m ", m, " n ", n);
+      Values held = values(linear_add(x, w, b, r));  // r stays held by this test
+      const void* memory = r.data_ptr();
+      Tensor y = linear_add(x, w, b, std::move(r)).eval();
+      EXPECT_EQ(values(y), held) << what;
+      if (on_cuda()) EXPECT_EQ(y.data_ptr(), memory) << what << ": the residual's memory was not taken over";
+    }
+}
+
 WICK_DEVICE_TEST(LinearAdd, BadShapesAreNamed) {
   Rand x = rand({2, 32}, Dtype::F32), w = rand({8, 32}, Dtype::F32);
   expect_error([&] { linear_add(x.t, w.t, rand({7}, Dtype::F32).t, std::nullopt); }, {"linear_add", "bias", "[8]"});

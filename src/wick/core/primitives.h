@@ -231,7 +231,7 @@ class Fused : public Primitive {
   X(ScatterAdd) X(SliceUpdate) X(PlaceBlocks) X(Concat) X(Softmax) X(LayerNorm) X(RMSNorm) X(RoPE) X(SwiGLU)    \
   X(Attention) X(CrossEntropy) X(CrossEntropyBackward) X(LinearCrossEntropy) X(Fused) X(LoraDelta) X(Dequantize) \
   X(QuantizedMatmul) X(NormBackward) X(SoftmaxBackward) X(PagedKVWrite) X(PagedAttention) X(LoraGatherShrink)   \
-  X(LoraGatherExpand) X(SampleTokens) X(LinearAdd)
+  X(LoraGatherExpand) X(LoraGatherDelta) X(SampleTokens) X(LinearAdd)
 // The primitives of several outputs (eval_outputs_cpu / eval_outputs_cuda).
 #define WICK_PRIMITIVES_OF_SEVERAL_OUTPUTS(X) \
   X(AttentionBackward) X(SwiGLUBackward) X(AdamWUpdate) X(AstypeAll) X(RMSNormLoraShrink) X(SwiGLULoraShrink)

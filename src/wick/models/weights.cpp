@@ -188,9 +188,9 @@ Tensor linear(const Tensor& x, const LinearWeight& w, const std::optional<Tensor
 }
 
 Tensor linear_add(const Tensor& x, const LinearWeight& w, const std::optional<Tensor>& bias,
-                  const std::optional<Tensor>& residual) {
-  return w.is_quantized() ? wick::linear_add(x, w.blocks(), bias, residual)
-                          : wick::linear_add(x, w.dense(), bias, residual);
+                  std::optional<Tensor> residual) {
+  return w.is_quantized() ? wick::linear_add(x, w.blocks(), bias, std::move(residual))
+                          : wick::linear_add(x, w.dense(), bias, std::move(residual));
 }
 
 }  // namespace wick::models

@@ -108,8 +108,9 @@ std::optional<LinearWeight> stacked_view(const std::vector<const LinearWeight*>&
 
 // x @ W^T + bias, whichever form W is kept in.
 Tensor linear(const Tensor& x, const LinearWeight& w, const std::optional<Tensor>& bias = std::nullopt);
-// x @ W^T + bias + residual (core/ops/linear.h: one kernel for a decode step's rows on CUDA).
+// x @ W^T + bias + residual (core/ops/linear.h: one kernel for a decode step's rows on CUDA; a
+// residual passed with std::move is summed in place there).
 Tensor linear_add(const Tensor& x, const LinearWeight& w, const std::optional<Tensor>& bias,
-                  const std::optional<Tensor>& residual);
+                  std::optional<Tensor> residual);
 
 }  // namespace wick::models

@@ -108,14 +108,14 @@ int64_t bucket_of(int64_t n) {
 
 // ---------------------------------------------------------------- adapter slots
 AdapterSlots::AdapterSlots(const models::DecoderConfig& c, int slots, int64_t max_rank, Dtype dtype, Device device)
-    : config_(c), rank_(max_rank), compact_(!device.is_cuda()), dtype_(dtype), names_(static_cast<size_t>(slots)) {
+    : config_(c), rank_(max_rank), dtype_(dtype), names_(static_cast<size_t>(slots)) {
   WICK_CHECK(slots >= 0 && max_rank >= 1, "adapter slots: need slots >= 0 and a positive max rank, got ", slots, " and ",
              max_rank);
   if (slots == 0) return;
   int64_t h = c.hidden_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim,
           inter = c.intermediate_size, r = max_rank, s = slots;
   auto stack = [&](int64_t ranks, int64_t in, int64_t out) {
-    return Stack{zeros({s, ranks, in}, dtype, device).eval(), zeros({s, out, compact_ ? r : ranks}, dtype, device).eval()};
+    return Stack{zeros({s, ranks, in}, dtype, device).eval(), zeros({s, out, r}, dtype, device).eval()};
   };
   for (int64_t l = 0; l < c.num_layers; ++l)
     layers.push_back({stack(3 * r, h, qd + 2 * kvd), stack(r, qd, h), stack(2 * r, h, 2 * inter), stack(r, inter, h)});
@@ -124,7 +124,6 @@ AdapterSlots::AdapterSlots(const models::DecoderConfig& c, int slots, int64_t ma
 
 std::vector<int64_t> AdapterSlots::parts(int group) const {
   std::vector<int64_t> widths;
-  if (!compact_) return widths;
   for (const Place& p : places_of(config_))
     if (p.group == group) widths.push_back(p.out);
   if (widths.size() == 1) widths.clear();
@@ -190,13 +189,11 @@ int AdapterSlots::load(const std::string& name, const models::LoraDeltas& deltas
                  " (raise the maximum LoRA rank)");
       std::vector<float> a = d.a.to_vector<float>(), b = d.b.to_vector<float>();
       double fold = shared ? 1.0 : d.scale;
-      // B's row pitch and the projection's first column in it.
-      int64_t b_cols = layers[l][p.group].b.shape(2), b_first = compact_ ? 0 : p.rank_block * r;
       for (int64_t i = 0; i < rm; ++i)
         std::copy_n(a.begin() + i * p.in, p.in, a_slab[p.group].begin() + (p.rank_block * r + i) * p.in);
       for (int64_t o = 0; o < p.out; ++o)
         for (int64_t i = 0; i < rm; ++i)
-          b_slab[p.group][(p.out_offset + o) * b_cols + b_first + i] = float(b[o * rm + i] * fold);
+          b_slab[p.group][(p.out_offset + o) * r + i] = float(b[o * rm + i] * fold);
     }
     for (int g = 0; g < 4; ++g) {
       Stack& st = layers[l][g];
@@ -299,8 +296,13 @@ Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
   const models::DecoderConfig& c = m.config();
   int64_t n = in.tokens.shape(0), qd = c.num_heads * c.head_dim, d = c.head_dim;
   // An adapter update in two halves (core/ops/lora_gather.h): the shrink t of a projection's
-  // input, then the expand of t added into the projection's output y (after its epilogue, so a row
-  // without adapter gets the same values in a step with adapters as in one without).
+  // input, then the expand of t. The expand runs before the product, right behind the kernel that
+  // made t (on CUDA a programmatic dependent of it, where after the product it would wait for the
+  // product's last block), into the buffer the product then adds in its epilogue: the update alone
+  // (lora_gather_delta) for q/k/v and gate/up, the residual stream plus the update for o and down.
+  // A row without adapter adds zeros: its values are those of a step without adapters. On the CPU,
+  // with no launches to overlap, the update is added after the product (one pass less).
+  const bool update_first = m.device().is_cuda();
   auto shrink = [&](const Tensor& x, int64_t l, int group) {
     return lora_gather_shrink(x, in.slots, slots_.layers[l][group].a);
   };
@@ -316,10 +318,16 @@ Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
     *t = ht[1];
     return ht[0];
   };
-  // The parts' outputs of a packed projection: one product per group; with adapters the groups'
-  // outputs are joined first, as the stacked LoRA update covers all parts at once.
+  // The parts' outputs of a packed projection: one product per group; with adapters the update
+  // joins the product's epilogue when the projection is one group, else the groups' outputs are
+  // joined and the update added after them, as the stacked LoRA update covers all parts at once.
   auto project = [&](const PackedProjection& pp, const Tensor& h, const Tensor& t, int64_t l, int group) {
     std::vector<Tensor> outs;
+    if (with_lora && update_first && pp.groups.size() == 1) {
+      Tensor d = lora_gather_delta(t, in.slots, slots_.layers[l][group].b, slots_.scales, slots_.parts(group));
+      outs.push_back(models::linear_add(h, pp.groups[0], pp.biases[0], std::move(d)));
+      return cut_parts(pp, outs);
+    }
     for (size_t g = 0; g < pp.groups.size(); ++g)
       outs.push_back(models::linear_add(h, pp.groups[g], pp.biases[g], std::nullopt));
     if (!with_lora) return cut_parts(pp, outs);
@@ -345,9 +353,11 @@ Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
     Tensor a = paged_attention(q, pool_.layers[l], in.tables, in.rows, in.positions, table_width_ * options_.block_size,
                                std::nullopt, m.inv_freq);
     a = reshape(a, {n, qd});
-    // The residual joins the product's epilogue, the adapter's update comes after it.
-    x = models::linear_add(a, p.o, p.o_bias, x);
-    if (with_lora) x = expand(std::move(x), shrink(a, l, 1), l, 1);
+    // The residual (with the adapter's update added first on CUDA) joins the product's epilogue.
+    Tensor t_o = with_lora ? shrink(a, l, 1) : Tensor();
+    if (with_lora && update_first) x = expand(std::move(x), t_o, l, 1);
+    x = models::linear_add(a, p.o, p.o_bias, std::move(x));
+    if (with_lora && !update_first) x = expand(std::move(x), t_o, l, 1);
     h = norm(x, p.post_norm, l, 2, &t);
     std::vector<Tensor> gu = project(p.gate_up, h, t, l, 2);
     Tensor act;
@@ -358,8 +368,9 @@ Tensor DecoderRunner::forward(const StepInputs& in, bool with_lora) {
     } else {
       act = swiglu(gu[0], gu[1]);
     }
-    x = models::linear_add(act, p.down, std::nullopt, x);
-    if (with_lora) x = expand(std::move(x), t, l, 3);
+    if (with_lora && update_first) x = expand(std::move(x), t, l, 3);
+    x = models::linear_add(act, p.down, std::nullopt, std::move(x));
+    if (with_lora && !update_first) x = expand(std::move(x), t, l, 3);
   }
   Tensor last = rms_norm(take(x, in.last, 0), m.final_norm, c.rms_norm_eps);
   return astype(m.lm_head_product(last), Dtype::F32);

@@ -60,8 +60,8 @@ struct PackedLayer {
 
 // Stacked LoRA matrices of the resident adapters, per layer and fused projection (see
 // core/ops/lora_gather.h): q/k/v share one stack, gate/up another. Their A matrices stack along the
-// rank; their B matrices along the outputs, each with its own rank columns (compact, the expand
-// told the parts' widths), or on CUDA, whose expand takes one part, block-diagonal over all ranks.
+// rank; their B matrices along the outputs, each with its own rank columns (the expand is told the
+// parts' widths).
 class AdapterSlots {
  public:
   AdapterSlots() = default;
@@ -77,7 +77,7 @@ class AdapterSlots {
   std::vector<std::string> names() const;
 
   struct Stack {
-    Tensor a, b;  // [S, P r, in], [S, out, r] (compact) or [S, out, P r] for a stack of P projections
+    Tensor a, b;  // [S, P r, in], [S, out, r] for a stack of P projections
   };
   // The widths of group g's output parts for lora_gather_expand (empty: one part).
   std::vector<int64_t> parts(int group) const;
@@ -88,7 +88,6 @@ class AdapterSlots {
  private:
   models::DecoderConfig config_;
   int64_t rank_ = 0;
-  bool compact_ = false;
   Dtype dtype_ = Dtype::F32;
   std::vector<std::string> names_;  // "" = free
 };

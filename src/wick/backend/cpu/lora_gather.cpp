@@ -201,20 +201,18 @@ void LoraGatherShrink::eval_cpu(const std::vector<Tensor>& in, const Tensor& out
   });
 }
 
-void LoraGatherExpand::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
-  const Tensor& base = in[0];
-  if (!take_over_input(in, out)) {
-    out.allocate();
-    Tensor whole = cpu::contiguous_copy(base);
-    std::memcpy(out.data_ptr(), whole.data_ptr(), size_t(out.numel()) * out.itemsize());
-  }
-  Tensor t = cpu::contiguous_copy(in[1]), slots = cpu::contiguous_copy(in[2]);
-  Tensor b = cpu::contiguous_copy(in[3]), scales = cpu::contiguous_copy(in[4]);
+namespace {
+
+// out[N, dout] (holding the base) += each token's update; inputs t, slots, b_stack, scales.
+void add_updates(const char* op, const Tensor& out, const Tensor& t_in, const Tensor& slots_in, const Tensor& b_in,
+                 const Tensor& scales_in, const std::vector<int64_t>& part_widths) {
+  Tensor t = cpu::contiguous_copy(t_in), slots = cpu::contiguous_copy(slots_in);
+  Tensor b = cpu::contiguous_copy(b_in), scales = cpu::contiguous_copy(scales_in);
   int64_t n = t.shape(0), t_cols = t.shape(1), dout = out.shape(1), s = b.shape(0), r = b.shape(2);
-  const std::vector<OutputPart> parts = output_parts(parts_, dout, r);
-  const int32_t* ps = checked_slots(name(), slots, s);
+  const std::vector<OutputPart> parts = output_parts(part_widths, dout, r);
+  const int32_t* ps = checked_slots(op, slots, s);
   const float* pscale = cdata<float>(scales);
-  dispatch_float(out.dtype(), name(), [&]<typename T>() {
+  dispatch_float(out.dtype(), op, [&]<typename T>() {
     using A = sum_t<T>;
     const T* pb = cdata<T>(b);
     T* po = mdata<T>(out);
@@ -259,6 +257,23 @@ void LoraGatherExpand::eval_cpu(const std::vector<Tensor>& in, const Tensor& out
       }
     });
   });
+}
+
+}  // namespace
+
+void LoraGatherExpand::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  if (!take_over_input(in, out)) {
+    out.allocate();
+    Tensor whole = cpu::contiguous_copy(in[0]);
+    std::memcpy(out.data_ptr(), whole.data_ptr(), size_t(out.numel()) * out.itemsize());
+  }
+  add_updates(name(), out, in[1], in[2], in[3], in[4], parts());
+}
+
+void LoraGatherDelta::eval_cpu(const std::vector<Tensor>& in, const Tensor& out) {
+  out.allocate();
+  std::memset(out.data_ptr(), 0, size_t(out.numel()) * out.itemsize());
+  add_updates(name(), out, in[0], in[1], in[2], in[3], parts());
 }
 
 void RMSNormLoraShrink::eval_outputs_cpu(const std::vector<Tensor>& in, const std::vector<Tensor>& outs) {

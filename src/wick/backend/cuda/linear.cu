@@ -26,26 +26,30 @@ void LinearAdd::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
   const Tensor& data = in[1];
   const Tensor* bias = bias_ ? &in[2] : nullptr;
   const Tensor* residual = residual_ ? &in[bias_ ? 3 : 2] : nullptr;
-  out.allocate();
   const int64_t m = x.shape(0);
+  const cuda::SkinnyWeight w{static_cast<const uint8_t*>(data.data_ptr()), type_, rows_, cols_};
+  const bool skinny = cuda::skinny_beats_gemm(type_, m, rows_, cols_) &&
+                      cuda::skinny_matmul_problem(w, x.data_ptr(), x.dtype(), m, out.dtype()).empty();
+  const bool dense = type_ == ggml::GgmlType::BF16 || type_ == ggml::GgmlType::F16 || type_ == ggml::GgmlType::F32;
+  // Where the residual's memory can be taken over, y is summed where it lies: the skinny epilogue
+  // reads each element before writing it, the dense general product takes it as its C operand.
+  const bool in_place = residual && (skinny || dense) && take_over_input(in, out);
+  if (!in_place) out.allocate();
   if (m == 0) return;
   const int device = out.device().index;
   cudaStream_t s = cuda::stream(device);
-  const cuda::SkinnyWeight w{static_cast<const uint8_t*>(data.data_ptr()), type_, rows_, cols_};
   const void* pb = bias ? bias->data_ptr() : nullptr;
   const Dtype bias_dtype = bias ? bias->dtype() : Dtype::F32;
-  if (cuda::skinny_beats_gemm(type_, m, rows_, cols_) &&
-      cuda::skinny_matmul_problem(w, x.data_ptr(), x.dtype(), m, out.dtype()).empty()) {
+  if (skinny) {
     cuda::skinny_matmul(w, x.data_ptr(), x.dtype(), m, out.data_ptr(), out.dtype(), pb, bias_dtype, s,
-                        residual ? residual->data_ptr() : nullptr);
+                        residual ? (in_place ? out.data_ptr() : residual->data_ptr()) : nullptr);
     return;
   }
   // The general product (a dense one takes the residual as its C operand), then the additions.
-  const bool dense = type_ == ggml::GgmlType::BF16 || type_ == ggml::GgmlType::F16 || type_ == ggml::GgmlType::F32;
   if (!dense) {
     QuantizedMatmul(type_, rows_, cols_, /*transposed=*/true).eval_cuda({x, data}, out);
   } else {
-    if (residual)
+    if (residual && !in_place)
       WICK_CUDA_CHECK(cudaMemcpyAsync(out.data_ptr(), residual->data_ptr(), size_t(m * rows_) * out.itemsize(),
                                       cudaMemcpyDeviceToDevice, s));
     cuda::gemm_nt(x.dtype(), m, rows_, cols_, x.data_ptr(), data.data_ptr(), out.data_ptr(), 1.0f,

@@ -4,7 +4,8 @@
 //   shrink: CTA (j, i): its 128 threads split `in` for t[i, j] = A[slot_i][j] . x[i] (f32), with
 //           16-byte loads when rows are whole vectors;
 //   expand: CTA (128 outputs, i): thread o adds scale * B[slot_i][o] . t[i] to y[i, o], reading its
-//           row of B (r contiguous values) with 16-byte loads when r allows.
+//           row of B (r contiguous values) with 16-byte loads when r allows; with output parts (a
+//           stacked projection's compact B) o's part picks its rank columns of t.
 // Tokens with slot -1 get zeros from the shrink and are skipped by the expand; a slot past the stack
 // raises a device error (and is skipped). Both kernels are launched as programmatic dependents (kernel_utils.cuh) and load their first
 // vectors of A or B (weights) before they wait: the shrink while the base product drains, the
@@ -84,10 +85,18 @@ __global__ void shrink_kernel(const D* __restrict__ x, const int32_t* __restrict
   if (threadIdx.x == 0) t[i * r + j] = acc;
 }
 
-template <typename D>
+// The ends of an expand's output parts (lora_gather_expand's `parts`; one part: {dout}).
+constexpr int kMaxParts = 8;
+struct PartEnds {
+  int end[kMaxParts];
+  int count;
+};
+
+// kDelta: y is written with the update alone (zeros for tokens without a slot), not added to.
+template <typename D, bool kDelta = false>
 __global__ void expand_kernel(D* __restrict__ y, const int32_t* __restrict__ slots, const D* __restrict__ b,
                               const acc_t<D>* __restrict__ t, const float* __restrict__ scales, int dout, int r,
-                              int num_slots, bool vec) {
+                              int t_cols, PartEnds parts, int num_slots, bool vec) {
   using A = acc_t<D>;
   constexpr int kV = 16 / int(sizeof(D));
   extern __shared__ __align__(16) unsigned char smem[];
@@ -95,6 +104,8 @@ __global__ void expand_kernel(D* __restrict__ y, const int32_t* __restrict__ slo
   const int64_t i = blockIdx.y;
   const int slot = slots[i];
   const int o = blockIdx.x * kExpandThreads + threadIdx.x;
+  int part = 0;
+  while (part + 1 < parts.count && o >= parts.end[part]) ++part;
   const bool active = slot >= 0 && slot < num_slots && o < dout;
   const D* row = b + (int64_t(active ? slot : 0) * dout + (active ? o : 0)) * r;
   const int vectors = vec ? r / kV : 0;
@@ -104,23 +115,31 @@ __global__ void expand_kernel(D* __restrict__ y, const int32_t* __restrict__ slo
     if (active && k < vectors) held[k] = reinterpret_cast<const uint4*>(row)[k];
   cuda::grid_dependency_wait();  // t (the shrink's) and y (the product's)
   cuda::launch_dependents();
-  if (slot < 0 || slot >= num_slots) return;
-  for (int j = threadIdx.x; j < r; j += blockDim.x) ts[j] = t[i * r + j];
+  if (slot < 0 || slot >= num_slots) {
+    if (kDelta && o < dout) y[i * dout + o] = cuda::from_c<D>(A(0));
+    return;
+  }
+  for (int j = threadIdx.x; j < t_cols; j += blockDim.x) ts[j] = t[i * t_cols + j];
   __syncthreads();
   if (o >= dout) return;
+  const A* tp = ts + part * r;  // the part's rank columns of t
   A acc = 0;
   if (vec) {
     for (int v = 0; v < vectors; ++v) {
       uint4 w = vector_at(held, reinterpret_cast<const uint4*>(row), v, v);
       const D* we = reinterpret_cast<const D*>(&w);
 #pragma unroll
-      for (int e = 0; e < kV; ++e) acc = fma(A(cuda::to_c(we[e])), ts[v * kV + e], acc);
+      for (int e = 0; e < kV; ++e) acc = fma(A(cuda::to_c(we[e])), tp[v * kV + e], acc);
     }
   } else {
-    for (int j = 0; j < r; ++j) acc = fma(A(cuda::to_c(row[j])), ts[j], acc);
+    for (int j = 0; j < r; ++j) acc = fma(A(cuda::to_c(row[j])), tp[j], acc);
   }
   D* yo = y + i * dout + o;
-  *yo = cuda::from_c<D>(cuda::to_c(*yo) + A(scales[slot]) * acc);
+  if constexpr (kDelta) {
+    *yo = cuda::from_c<D>(A(scales[slot]) * acc);
+  } else {
+    *yo = cuda::from_c<D>(cuda::to_c(*yo) + A(scales[slot]) * acc);
+  }
 }
 
 }  // namespace
@@ -146,30 +165,56 @@ void LoraGatherShrink::eval_cuda(const std::vector<Tensor>& in, const Tensor& ou
   });
 }
 
-void LoraGatherExpand::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
-  WICK_CHECK(parts_.empty(), name(), ": output parts (a compact stacked b_stack) are not supported on CUDA; stack B "
-             "block-diagonally as one part");
-  const Tensor& base = in[0];
-  if (!take_over_input(in, out)) AsType().eval_cuda({base}, out);
-  Tensor t = cuda::contiguous_on_device(in[1]), slots = cuda::contiguous_on_device(in[2]);
-  Tensor b = cuda::contiguous_on_device(in[3]), scales = cuda::contiguous_on_device(in[4]);
+namespace {
+
+// The expand over out[N, dout]: added into it, or (kDelta) written as the update alone.
+template <bool kDelta>
+void launch_expand(const char* op, const Tensor& out, const Tensor& t_in, const Tensor& slots_in, const Tensor& b_in,
+                   const Tensor& scales_in, const std::vector<int64_t>& parts) {
+  Tensor t = cuda::contiguous_on_device(t_in), slots = cuda::contiguous_on_device(slots_in);
+  Tensor b = cuda::contiguous_on_device(b_in), scales = cuda::contiguous_on_device(scales_in);
   int device = out.device().index;
-  int64_t n = t.shape(0), r = t.shape(1), dout = out.shape(1), s = b.shape(0);
-  if (n == 0 || s == 0) return;
-  WICK_CHECK(n <= 65535, name(), ": at most 65535 tokens per call on CUDA, got ", n);
-  WICK_CHECK(r <= LoraGatherShrink::kMaxRank, name(), ": rank ", r, " is above ", LoraGatherShrink::kMaxRank);
-  dispatch_float(out.dtype(), name(), [&]<typename T>() {
+  int64_t n = t.shape(0), t_cols = t.shape(1), dout = out.shape(1), s = b.shape(0), r = b.shape(2);
+  if (n == 0 || dout == 0) return;
+  WICK_CHECK(n <= 65535, op, ": at most 65535 tokens per call on CUDA, got ", n);
+  WICK_CHECK(t_cols <= LoraGatherShrink::kMaxRank, op, ": rank ", t_cols, " is above ", LoraGatherShrink::kMaxRank);
+  WICK_CHECK(int64_t(parts.size()) <= kMaxParts, op, ": at most ", kMaxParts, " output parts on CUDA, got ",
+             parts.size());
+  if (s == 0) {
+    if (kDelta) WICK_CUDA_CHECK(cudaMemsetAsync(out.data_ptr(), 0, size_t(out.numel()) * out.itemsize(), cuda::stream(device)));
+    return;
+  }
+  PartEnds ends{{}, 1};
+  ends.end[0] = int(dout);
+  if (!parts.empty()) {
+    ends.count = int(parts.size());
+    int64_t end = 0;
+    for (size_t p = 0; p < parts.size(); ++p) ends.end[p] = int(end += parts[p]);
+  }
+  dispatch_float(out.dtype(), op, [&]<typename T>() {
     using D = cuda::dev_t<T>;
     constexpr int64_t kV = 16 / int64_t(sizeof(D));
     const bool vec = r % kV == 0 && cuda::aligned16(b.data_ptr());
     dim3 grid(unsigned((dout + kExpandThreads - 1) / kExpandThreads), unsigned(n));
-    cuda::launch_dependent(expand_kernel<D>, grid, dim3(kExpandThreads), size_t(r) * sizeof(acc_t<D>),
+    cuda::launch_dependent(expand_kernel<D, kDelta>, grid, dim3(kExpandThreads), size_t(t_cols) * sizeof(acc_t<D>),
                            cuda::stream(device), static_cast<D*>(out.data_ptr()),
                            static_cast<const int32_t*>(slots.data_ptr()), static_cast<const D*>(b.data_ptr()),
                            static_cast<const acc_t<D>*>(t.data_ptr()), static_cast<const float*>(scales.data_ptr()),
-                           int(dout), int(r), int(s), vec);
-    WICK_CUDA_LAUNCH_CHECK("lora_gather_expand");
+                           int(dout), int(r), int(t_cols), ends, int(s), vec);
+    WICK_CUDA_LAUNCH_CHECK("lora_gather_expand (or _delta)");
   });
+}
+
+}  // namespace
+
+void LoraGatherExpand::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
+  if (!take_over_input(in, out)) AsType().eval_cuda({in[0]}, out);
+  launch_expand<false>(name(), out, in[1], in[2], in[3], in[4], parts());
+}
+
+void LoraGatherDelta::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
+  out.allocate();
+  launch_expand<true>(name(), out, in[0], in[1], in[2], in[3], parts());
 }
 
 }  // namespace wick

@@ -36,19 +36,25 @@ Tensor compose(Tensor y, const std::optional<Tensor>& bias, const std::optional<
 }
 
 Tensor fused(const Tensor& x, const Tensor& data, ggml::GgmlType type, int64_t rows, int64_t cols,
-             const std::optional<Tensor>& bias, const std::optional<Tensor>& residual) {
+             const std::optional<Tensor>& bias, std::optional<Tensor> residual) {
   std::vector<Tensor> inputs{contiguous(x), contiguous(data)};
   if (bias) inputs.push_back(contiguous(*bias));
-  if (residual) inputs.push_back(contiguous(*residual));
+  const bool has_residual = residual.has_value();
+  if (residual) {
+    // Moved into the node (not copied) so that the node can take its memory over.
+    Tensor r = std::move(*residual);
+    residual.reset();
+    inputs.push_back(r.is_contiguous() ? std::move(r) : contiguous(r));
+  }
   return Tensor::make({x.shape(0), rows}, x.dtype(), x.device(),
-                      std::make_shared<LinearAdd>(type, rows, cols, bias.has_value(), residual.has_value()),
+                      std::make_shared<LinearAdd>(type, rows, cols, bias.has_value(), has_residual),
                       std::move(inputs));
 }
 
 }  // namespace
 
 Tensor linear_add(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias,
-                  const std::optional<Tensor>& residual) {
+                  std::optional<Tensor> residual) {
   WICK_CHECK(weight.ndim() == 2 && x.ndim() >= 1 && x.shape(-1) == weight.shape(1), "linear_add: input ",
              shape_str(x.shape()), " does not match weight ", shape_str(weight.shape()));
   if (residual || x.ndim() == 2) check_adds(x, weight.shape(0), bias, residual);
@@ -56,18 +62,18 @@ Tensor linear_add(const Tensor& x, const Tensor& weight, const std::optional<Ten
     const ggml::GgmlType type = x.dtype() == Dtype::BF16  ? ggml::GgmlType::BF16
                               : x.dtype() == Dtype::F16 ? ggml::GgmlType::F16
                                                         : ggml::GgmlType::F32;
-    return fused(x, weight, type, weight.shape(0), weight.shape(1), bias, residual);
+    return fused(x, weight, type, weight.shape(0), weight.shape(1), bias, std::move(residual));
   }
   return compose(linear(x, weight), bias, residual);
 }
 
 Tensor linear_add(const Tensor& x, const QuantizedMatrix& weight, const std::optional<Tensor>& bias,
-                  const std::optional<Tensor>& residual) {
+                  std::optional<Tensor> residual) {
   WICK_CHECK(x.ndim() >= 1 && x.shape(-1) == weight.cols, "linear_add: input ", shape_str(x.shape()),
              " does not match the quantized weight ", shape_str(weight.shape()));
   if (residual || x.ndim() == 2) check_adds(x, weight.rows, bias, residual);
   if (fusable(x, weight.cols, ggml::ggml_type_info(weight.type).block_size, bias) && weight.device() == x.device())
-    return fused(x, weight.blocks, weight.type, weight.rows, weight.cols, bias, residual);
+    return fused(x, weight.blocks, weight.type, weight.rows, weight.cols, bias, std::move(residual));
   return compose(linear(x, weight), bias, residual);
 }
 

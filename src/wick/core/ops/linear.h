@@ -14,10 +14,12 @@
 namespace wick {
 
 // x[N, in], weight [out, in] dense (x's dtype) or GGML blocks, bias [out], residual [N, out] (x's dtype).
+// A residual passed with std::move and held nowhere else is summed in place on CUDA (its memory
+// becomes y's: no copy before a product that takes it as its C operand).
 Tensor linear_add(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias,
-                  const std::optional<Tensor>& residual);
+                  std::optional<Tensor> residual);
 Tensor linear_add(const Tensor& x, const QuantizedMatrix& weight, const std::optional<Tensor>& bias,
-                  const std::optional<Tensor>& residual);
+                  std::optional<Tensor> residual);
 
 // Inputs: x, weight (dense [out, in], or the blocks of a QuantizedMatrix), then bias and residual
 // when present. Built only for CUDA tensors (linear_add composes the ops elsewhere).
@@ -29,6 +31,9 @@ class LinearAdd : public Primitive {
   ggml::GgmlType type() const { return type_; }
   bool has_bias() const { return bias_; }
   bool has_residual() const { return residual_; }
+  // y takes over the residual's memory when nothing else holds it (the sum written where the
+  // residual was: a decode step's residual stream, or an adapter's update computed first).
+  int in_place_input() const override { return residual_ ? (bias_ ? 3 : 2) : -1; }
   WICK_DECLARE_EVAL
 
  private:

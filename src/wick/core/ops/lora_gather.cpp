@@ -38,6 +38,25 @@ void check_shrink(const char* op, const Tensor& x, const Tensor& slots, const Te
 
 Dtype shrink_dtype(Dtype x) { return x == Dtype::F64 ? Dtype::F64 : Dtype::F32; }
 
+// The checks of an expand's output parts (widths summing to `out`, each taking r = t's columns / P
+// rank columns) against t[N, P r] and b_stack[S, out, r]; one part is the same as none.
+void check_parts(const char* op, std::vector<int64_t>& parts, int64_t out, const Tensor& t, const Tensor& b_stack) {
+  int64_t covered = 0;
+  for (int64_t w : parts) {
+    WICK_CHECK(w >= 1, op, ": part widths must be positive, got ", shape_str(parts));
+    covered += w;
+  }
+  WICK_CHECK(parts.empty() || covered == out, op, ": part widths ", shape_str(parts), " sum to ", covered,
+             ", not base's ", out, " columns");
+  const int64_t num_parts = std::max<int64_t>(1, int64_t(parts.size()));
+  WICK_CHECK(t.shape(1) % num_parts == 0, op, ": t's ", t.shape(1), " rank columns do not split into ", num_parts,
+             " parts");
+  int64_t r = t.shape(1) / num_parts;
+  WICK_CHECK(b_stack.ndim() == 3 && b_stack.shape(1) == out && b_stack.shape(2) == r, op, ": expected b_stack[S, ",
+             out, ", ", r, "], got ", shape_str(b_stack.shape()));
+  if (parts.size() == 1) parts.clear();
+}
+
 }  // namespace
 
 Tensor lora_gather_shrink(const Tensor& x, const Tensor& slots, const Tensor& a_stack) {
@@ -64,20 +83,7 @@ Tensor lora_gather_expand(Tensor base, const Tensor& t, const Tensor& slots, con
   WICK_CHECK(t.ndim() == 2 && base.ndim() == 2 && base.shape(0) == t.shape(0), op,
              ": expected base[N, out] and t[N, r], got ", shape_str(base.shape()), " and ", shape_str(t.shape()));
   int64_t n = t.shape(0), out = base.shape(1);
-  int64_t covered = 0;
-  for (int64_t w : parts) {
-    WICK_CHECK(w >= 1, op, ": part widths must be positive, got ", shape_str(parts));
-    covered += w;
-  }
-  WICK_CHECK(parts.empty() || covered == out, op, ": part widths ", shape_str(parts), " sum to ", covered,
-             ", not base's ", out, " columns");
-  const int64_t num_parts = std::max<int64_t>(1, int64_t(parts.size()));
-  WICK_CHECK(t.shape(1) % num_parts == 0, op, ": t's ", t.shape(1), " rank columns do not split into ", num_parts,
-             " parts");
-  int64_t r = t.shape(1) / num_parts;
-  WICK_CHECK(b_stack.ndim() == 3 && b_stack.shape(1) == out && b_stack.shape(2) == r, op, ": expected b_stack[S, ",
-             out, ", ", r, "], got ", shape_str(b_stack.shape()));
-  if (parts.size() == 1) parts.clear();
+  check_parts(op, parts, out, t, b_stack);
   int64_t s = b_stack.shape(0);
   check_slots(op, slots, n);
   WICK_CHECK(scales.dtype() == Dtype::F32 && scales.ndim() == 1 && scales.shape(0) == s, op,
@@ -96,6 +102,25 @@ Tensor lora_gather_expand(Tensor base, const Tensor& t, const Tensor& slots, con
   // and the node could not take over base's buffer.
   std::vector<Tensor> inputs{std::move(base), t, slots, b_stack, scales};
   return Tensor::make(shape, dtype, device, std::make_shared<LoraGatherExpand>(std::move(parts)), std::move(inputs));
+}
+
+Tensor lora_gather_delta(const Tensor& t, const Tensor& slots, const Tensor& b_stack, const Tensor& scales,
+                         std::vector<int64_t> parts) {
+  const char* op = "lora_gather_delta";
+  WICK_CHECK(t.ndim() == 2 && b_stack.ndim() == 3, op, ": expected t[N, r] and b_stack[S, out, r], got ",
+             shape_str(t.shape()), " and ", shape_str(b_stack.shape()));
+  int64_t n = t.shape(0), out = b_stack.shape(1), s = b_stack.shape(0);
+  check_parts(op, parts, out, t, b_stack);
+  check_slots(op, slots, n);
+  WICK_CHECK(scales.dtype() == Dtype::F32 && scales.ndim() == 1 && scales.shape(0) == s, op,
+             ": scales must be f32 [", s, "], got ", dtype_name(scales.dtype()), " ", shape_str(scales.shape()));
+  WICK_CHECK(is_floating(b_stack.dtype()), op, ": b_stack must be floating, got ", dtype_name(b_stack.dtype()));
+  Dtype acc = b_stack.dtype() == Dtype::F64 ? Dtype::F64 : Dtype::F32;
+  WICK_CHECK(t.dtype() == acc, op, ": t must be ", dtype_name(acc), " for a ", dtype_name(b_stack.dtype()),
+             " b_stack (as lora_gather_shrink gives it), got ", dtype_name(t.dtype()));
+  check_devices(op, t, {&slots, &b_stack, &scales});
+  return Tensor::make({n, out}, b_stack.dtype(), t.device(), std::make_shared<LoraGatherDelta>(std::move(parts)),
+                      {t, slots, b_stack, scales});
 }
 
 Tensor lora_gather_add(Tensor base, const Tensor& x, const Tensor& slots, const Tensor& a_stack,

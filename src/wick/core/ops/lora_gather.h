@@ -31,9 +31,17 @@ Tensor lora_gather_shrink(const Tensor& x, const Tensor& slots, const Tensor& a_
 // `parts` (the widths of P consecutive column ranges of base, summing to out) serves a stacked
 // projection such as q/k/v, whose shrink stacks the parts' A matrices (t[N, P r]): b_stack is then
 // [S, out, r] and part p's columns take t's rank columns p r .. (p + 1) r - 1, where one part would
-// need a block-diagonal b_stack [S, out, P r] of mostly zeros. The CPU only, for now.
+// need a block-diagonal b_stack [S, out, P r] of mostly zeros.
 Tensor lora_gather_expand(Tensor base, const Tensor& t, const Tensor& slots, const Tensor& b_stack,
                           const Tensor& scales, std::vector<int64_t> parts = {});
+
+// The update alone: scales[s] * t[n] @ b_stack[s]^T for each token n with slot s = slots[n] >= 0,
+// zeros for the others ([N, out], b_stack's dtype). A product that takes it as its residual
+// (linear_add) then adds it in its epilogue: on CUDA the update's kernel runs before the product
+// instead of after it, right behind the kernel that made t.
+// `parts` as lora_gather_expand's.
+Tensor lora_gather_delta(const Tensor& t, const Tensor& slots, const Tensor& b_stack, const Tensor& scales,
+                         std::vector<int64_t> parts = {});
 
 // {rms_norm(x, weight, eps), lora_gather_shrink(that, slots, a_stack)} for x[N, H]: one launch on
 // CUDA where rms_norm's rows are whole 16-byte vectors (up to 2048 bf16 values), and the normalised
@@ -70,6 +78,19 @@ class LoraGatherExpand : public Primitive {
   explicit LoraGatherExpand(std::vector<int64_t> parts) : parts_(std::move(parts)) {}
   const char* name() const override { return "lora_gather_expand"; }
   int in_place_input() const override { return 0; }
+  const std::vector<int64_t>& parts() const { return parts_; }
+  WICK_DECLARE_EVAL
+
+ private:
+  std::vector<int64_t> parts_;
+};
+
+// Inputs: t, slots, b_stack, scales. Output: the update of lora_gather_delta.
+class LoraGatherDelta : public Primitive {
+ public:
+  LoraGatherDelta() = default;
+  explicit LoraGatherDelta(std::vector<int64_t> parts) : parts_(std::move(parts)) {}
+  const char* name() const override { return "lora_gather_delta"; }
   const std::vector<int64_t>& parts() const { return parts_; }
   WICK_DECLARE_EVAL
 
