@@ -70,7 +70,8 @@ WICK_DEVICE_TEST(LoraGather, OutputPartsMatchFloat64) {
   };
   for (const Case& c : {Case{Dtype::F32, 13, 40, 3, 16, {40, 8, 8}}, Case{Dtype::F32, 30, 64, 2, 32, {35, 70}, 11},
                         Case{Dtype::F32, 9, 24, 3, 5, {7, 3, 3}}, Case{Dtype::BF16, 10, 32, 2, 16, {48, 16, 16}, 3},
-                        Case{Dtype::F64, 6, 12, 2, 3, {4, 5}}}) {
+                        Case{Dtype::F64, 6, 12, 2, 3, {4, 5}}, Case{Dtype::BF16, 100, 32, 3, 16, {48, 16, 16}, 7},
+                        Case{Dtype::F32, 90, 24, 2, 8, {20, 9, 9}, 1}}) {
     const int64_t p = int64_t(c.parts.size()), rp = p * c.rank;
     int64_t out = 0;
     for (int64_t w : c.parts) out += w;
@@ -237,24 +238,27 @@ WICK_DEVICE_TEST(LoraGather, SwigluShrinkMatchesTheTwoOps) {
 }
 
 // lora_gather_delta: the update alone, equal bit for bit to the expand of a zero base (zeros for
-// tokens without a slot), for the vectorised ranks and others, in one part and in three.
+// tokens without a slot), for the vectorised ranks and others, in one part and in three, for a
+// decode step's few tokens and a prompt chunk's many (which CUDA serves in tiles of tokens).
 WICK_DEVICE_TEST(LoraGather, TheUpdateAloneIsTheExpandOfZeros) {
   for (Dtype dtype : {Dtype::F32, Dtype::BF16})
     for (int64_t rank : {16, 12})
-      for (const std::vector<int64_t>& parts : {std::vector<int64_t>{}, std::vector<int64_t>{100, 25, 25}}) {
-        const int64_t n = 19, out = 150, slots = 3, t_cols = rank * std::max<int64_t>(1, int64_t(parts.size()));
-        Tensor t = rand({n, t_cols}, Dtype::F32).t, b = rand({slots, out, rank}, dtype, -0.5, 0.5).t;
-        std::vector<int32_t> slot_ids(static_cast<size_t>(n));
-        for (int64_t i = 0; i < n; ++i) slot_ids[i] = int32_t((i / 3) % (slots + 1)) - 1;
-        Tensor ts = here(Tensor::from_vector(slot_ids, {n}, Device::cpu()));
-        Tensor scales = here(Tensor::from_vector(std::vector<float>{0.5f, -1.f, 2.f}, {slots}, Device::cpu()));
-        Values delta = values(lora_gather_delta(t, ts, b, scales, parts));
-        Values want = values(lora_gather_expand(zeros({n, out}, dtype, device()), t, ts, b, scales, parts));
-        std::string what = str_cat(dtype_name(dtype), " rank ", rank, " parts ", shape_str(parts));
-        EXPECT_EQ(delta, want) << what;
-        for (int64_t i = 0; i < n; ++i)
-          for (int64_t o = 0; o < out && slot_ids[size_t(i)] < 0; ++o) EXPECT_EQ(delta[size_t(i * out + o)], 0.0) << what;
-      }
+      for (const std::vector<int64_t>& parts : {std::vector<int64_t>{}, std::vector<int64_t>{100, 25, 25}})
+        for (int64_t n : {19, 150}) {
+          const int64_t out = 150, slots = 3, t_cols = rank * std::max<int64_t>(1, int64_t(parts.size()));
+          Tensor t = rand({n, t_cols}, Dtype::F32).t, b = rand({slots, out, rank}, dtype, -0.5, 0.5).t;
+          std::vector<int32_t> slot_ids(static_cast<size_t>(n));
+          for (int64_t i = 0; i < n; ++i) slot_ids[i] = int32_t((i / 3) % (slots + 1)) - 1;
+          Tensor ts = here(Tensor::from_vector(slot_ids, {n}, Device::cpu()));
+          Tensor scales = here(Tensor::from_vector(std::vector<float>{0.5f, -1.f, 2.f}, {slots}, Device::cpu()));
+          Values delta = values(lora_gather_delta(t, ts, b, scales, parts));
+          Values want = values(lora_gather_expand(zeros({n, out}, dtype, device()), t, ts, b, scales, parts));
+          std::string what = str_cat(dtype_name(dtype), " n ", n, " rank ", rank, " parts ", shape_str(parts));
+          EXPECT_EQ(delta, want) << what;
+          for (int64_t i = 0; i < n; ++i)
+            for (int64_t o = 0; o < out && slot_ids[size_t(i)] < 0; ++o)
+              EXPECT_EQ(delta[size_t(i * out + o)], 0.0) << what;
+        }
 }
 
 WICK_DEVICE_TEST(LoraGather, AFreeBaseIsAddedInPlaceAndAHeldOneIsKept) {

@@ -5,7 +5,11 @@
 //           16-byte loads when rows are whole vectors;
 //   expand: CTA (128 outputs, i): thread o adds scale * B[slot_i][o] . t[i] to y[i, o], reading its
 //           row of B (r contiguous values) with 16-byte loads when r allows; with output parts (a
-//           stacked projection's compact B) o's part picks its rank columns of t.
+//           stacked projection's compact B) o's part picks its rank columns of t. Calls of more
+//           tokens than a decode step has (a prompt's chunk) take CTA (128 outputs, 8 consecutive
+//           tokens) instead, thread o keeping its row of B in registers while the tokens' slot stays
+//           the same (a prompt's tokens share theirs): B is read once per run of a slot in the tile,
+//           not once per token; each token's sum is the same sequence of operations either way.
 // Tokens with slot -1 get zeros from the shrink and are skipped by the expand; a slot past the stack
 // raises a device error (and is skipped). Both kernels are launched as programmatic dependents (kernel_utils.cuh) and load their first
 // vectors of A or B (weights) before they wait: the shrink while the base product drains, the
@@ -142,6 +146,76 @@ __global__ void expand_kernel(D* __restrict__ y, const int32_t* __restrict__ slo
   }
 }
 
+// The expand over tiles of kTile consecutive tokens: thread o holds its row of B (vectors <= kRowVectors
+// 16-byte vectors) in registers while consecutive tokens share a slot. Each token's sum is
+// expand_kernel's, operation for operation (the same fma order over the rank), so its bits are too.
+constexpr int kTile = 8;
+constexpr int kRowVectors = 8;
+// Tokens per call from which the expand takes tiles (above the largest decode batch).
+constexpr int64_t kTileFromTokens = 65;
+
+template <typename D, bool kDelta>
+__global__ void expand_tile_kernel(D* __restrict__ y, const int32_t* __restrict__ slots, const D* __restrict__ b,
+                                   const acc_t<D>* __restrict__ t, const float* __restrict__ scales, int64_t n,
+                                   int dout, int r, int t_cols, PartEnds parts, int num_slots) {
+  using A = acc_t<D>;
+  constexpr int kV = 16 / int(sizeof(D));
+  extern __shared__ __align__(16) unsigned char smem[];
+  A* ts = reinterpret_cast<A*>(smem);  // t[i0 .. i0 + kTile, :]
+  const int64_t i0 = int64_t(blockIdx.y) * kTile;
+  const int tokens = int(min(int64_t(kTile), n - i0));
+  const int o = blockIdx.x * kExpandThreads + threadIdx.x;
+  int part = 0;
+  while (part + 1 < parts.count && o >= parts.end[part]) ++part;
+  const int vectors = r / kV;
+  uint4 row[kRowVectors];
+  auto load_row = [&](int slot) {
+    const uint4* p = reinterpret_cast<const uint4*>(b + (int64_t(slot) * dout + o) * r);
+#pragma unroll
+    for (int v = 0; v < kRowVectors; ++v)
+      if (v < vectors) row[v] = p[v];
+  };
+  int held = -1;  // the slot whose row is in registers
+  const int first = slots[i0];
+  if (o < dout && first >= 0 && first < num_slots) {
+    load_row(first);  // weights: before the wait
+    held = first;
+  }
+  cuda::grid_dependency_wait();  // t (the shrink's) and y (the product's)
+  cuda::launch_dependents();
+  for (int k = threadIdx.x; k < tokens * t_cols; k += blockDim.x) ts[k] = t[i0 * t_cols + k];
+  __syncthreads();
+  if (o >= dout) return;
+  for (int k = 0; k < tokens; ++k) {
+    const int64_t i = i0 + k;
+    const int slot = slots[i];
+    D* yo = y + i * dout + o;
+    if (slot < 0 || slot >= num_slots) {
+      if (kDelta) *yo = cuda::from_c<D>(A(0));
+      continue;
+    }
+    if (slot != held) {
+      load_row(slot);
+      held = slot;
+    }
+    const A* tp = ts + k * t_cols + part * r;
+    A acc = 0;
+#pragma unroll
+    for (int v = 0; v < kRowVectors; ++v) {
+      if (v < vectors) {
+        const D* we = reinterpret_cast<const D*>(&row[v]);
+#pragma unroll
+        for (int e = 0; e < kV; ++e) acc = fma(A(cuda::to_c(we[e])), tp[v * kV + e], acc);
+      }
+    }
+    if constexpr (kDelta) {
+      *yo = cuda::from_c<D>(A(scales[slot]) * acc);
+    } else {
+      *yo = cuda::from_c<D>(cuda::to_c(*yo) + A(scales[slot]) * acc);
+    }
+  }
+}
+
 }  // namespace
 
 void LoraGatherShrink::eval_cuda(const std::vector<Tensor>& in, const Tensor& out) {
@@ -195,7 +269,19 @@ void launch_expand(const char* op, const Tensor& out, const Tensor& t_in, const 
     using D = cuda::dev_t<T>;
     constexpr int64_t kV = 16 / int64_t(sizeof(D));
     const bool vec = r % kV == 0 && cuda::aligned16(b.data_ptr());
-    dim3 grid(unsigned((dout + kExpandThreads - 1) / kExpandThreads), unsigned(n));
+    const unsigned out_blocks = unsigned((dout + kExpandThreads - 1) / kExpandThreads);
+    if (n >= kTileFromTokens && vec && r / kV <= kRowVectors) {
+      dim3 grid(out_blocks, unsigned((n + kTile - 1) / kTile));
+      cuda::launch_dependent(expand_tile_kernel<D, kDelta>, grid, dim3(kExpandThreads),
+                             size_t(kTile * t_cols) * sizeof(acc_t<D>), cuda::stream(device),
+                             static_cast<D*>(out.data_ptr()), static_cast<const int32_t*>(slots.data_ptr()),
+                             static_cast<const D*>(b.data_ptr()), static_cast<const acc_t<D>*>(t.data_ptr()),
+                             static_cast<const float*>(scales.data_ptr()), n, int(dout), int(r), int(t_cols), ends,
+                             int(s));
+      WICK_CUDA_LAUNCH_CHECK("lora_gather_expand (or _delta), tiles");
+      return;
+    }
+    dim3 grid(out_blocks, unsigned(n));
     cuda::launch_dependent(expand_kernel<D, kDelta>, grid, dim3(kExpandThreads), size_t(t_cols) * sizeof(acc_t<D>),
                            cuda::stream(device), static_cast<D*>(out.data_ptr()),
                            static_cast<const int32_t*>(slots.data_ptr()), static_cast<const D*>(b.data_ptr()),
