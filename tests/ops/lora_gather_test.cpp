@@ -180,7 +180,7 @@ WICK_DEVICE_TEST(LoraGather, RmsNormShrinkMatchesTheTwoOps) {
   };
   for (const Case& c : {Case{Dtype::BF16, 37, 896, 3, 48}, Case{Dtype::BF16, 5, 64, 2, 5}, Case{Dtype::F16, 9, 2048, 2, 16},
                         Case{Dtype::F32, 7, 100, 2, 9}, Case{Dtype::BF16, 3, 4864, 1, 16}, Case{Dtype::F64, 4, 24, 2, 3},
-                        Case{Dtype::F32, 33, 512, 4, 32}}) {
+                        Case{Dtype::F32, 33, 512, 4, 32}, Case{Dtype::BF16, 150, 896, 3, 48}}) {
     Tensor x = rand({c.n, c.h}, c.dtype).t, w = rand({c.h}, c.dtype, 0.5, 1.5).t;
     Tensor a = rand({c.slots, c.rank, c.h}, c.dtype, -0.5, 0.5).t;
     std::vector<int32_t> slot_ids(static_cast<size_t>(c.n));
@@ -213,7 +213,7 @@ WICK_DEVICE_TEST(LoraGather, SwigluShrinkMatchesTheTwoOps) {
   };
   for (const Case& c : {Case{Dtype::BF16, 37, 4864, 3, 16, true}, Case{Dtype::BF16, 5, 64, 2, 5, false},
                         Case{Dtype::F32, 9, 100, 2, 12, true}, Case{Dtype::F16, 4, 30, 1, 3, true},
-                        Case{Dtype::F64, 3, 16, 2, 4, false}}) {
+                        Case{Dtype::F64, 3, 16, 2, 4, false}, Case{Dtype::BF16, 90, 4864, 3, 16, true}}) {
     Tensor gate, up;
     if (c.halves) {
       Tensor both = rand({c.n, 2 * c.f}, c.dtype).t;
@@ -235,6 +235,44 @@ WICK_DEVICE_TEST(LoraGather, SwigluShrinkMatchesTheTwoOps) {
     Tol tol = c.dtype == Dtype::F64 ? tol_for(Dtype::F64) : sum_tol(Dtype::F32, double(c.f) * 2.0);
     expect_close(at[1], values(want_t), {c.n, c.rank}, tol, what + " t");
   }
+}
+
+// The three shrinks (lora_gather_shrink, rms_norm_lora_shrink, swiglu_lora_shrink) give a token
+// the t bits it gets alone, in a prompt-sized call with neighbours in other slots and with runs of
+// one slot (a prompt's tokens, which the CPU's kernels serve together), and the rows (h, act) those
+// of the token alone too.
+WICK_DEVICE_TEST(LoraGather, ShrinksGiveEachTokenTheBitsItGetsAlone) {
+  for (Dtype dtype : {Dtype::BF16, Dtype::F32})
+    for (int64_t run : {1, 11}) {
+      const int64_t n = 83, in = 896, f = 4864, slots = 3, rank = 16;
+      Tensor x = rand({n, in}, dtype).t, w = rand({in}, dtype, 0.5, 1.5).t;
+      Tensor a_in = rand({slots, rank, in}, dtype, -0.5, 0.5).t, a_f = rand({slots, rank, f}, dtype, -0.5, 0.5).t;
+      Tensor both = rand({n, 2 * f}, dtype).t;
+      Tensor gate = narrow(both, 1, 0, f), up = narrow(both, 1, f, f);
+      std::vector<int32_t> slot_ids(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) slot_ids[i] = int32_t((i / run * 5) % (slots + 1)) - 1;
+      Tensor ts = here(Tensor::from_vector(slot_ids, {n}, Device::cpu()));
+      Values t_plain = values(lora_gather_shrink(x, ts, a_in));
+      std::vector<Tensor> ht = rms_norm_lora_shrink(x, w, 1e-6, ts, a_in);
+      std::vector<Tensor> at = swiglu_lora_shrink(gate, up, ts, a_f);
+      Values h = values(ht[0]), t_norm = values(ht[1]), act = values(at[0]), t_swiglu = values(at[1]);
+      auto row = [](const Values& v, int64_t i, int64_t width) {
+        return Values(v.begin() + i * width, v.begin() + (i + 1) * width);
+      };
+      for (int64_t i = 0; i < n; ++i) {
+        std::string what = str_cat(dtype_name(dtype), " runs of ", run, ", token ", i);
+        Tensor one = here(Tensor::from_vector(std::vector<int32_t>{slot_ids[size_t(i)]}, {1}, Device::cpu()));
+        Tensor xi = contiguous(narrow(x, 0, i, 1));
+        ASSERT_EQ(values(lora_gather_shrink(xi, one, a_in)), row(t_plain, i, rank)) << what << ": lora_gather_shrink";
+        std::vector<Tensor> ht1 = rms_norm_lora_shrink(xi, w, 1e-6, one, a_in);
+        ASSERT_EQ(values(ht1[0]), row(h, i, in)) << what << ": rms_norm_lora_shrink's row";
+        ASSERT_EQ(values(ht1[1]), row(t_norm, i, rank)) << what << ": rms_norm_lora_shrink's t";
+        Tensor both_i = contiguous(narrow(both, 0, i, 1));
+        std::vector<Tensor> at1 = swiglu_lora_shrink(narrow(both_i, 1, 0, f), narrow(both_i, 1, f, f), one, a_f);
+        ASSERT_EQ(values(at1[0]), row(act, i, f)) << what << ": swiglu_lora_shrink's row";
+        ASSERT_EQ(values(at1[1]), row(t_swiglu, i, rank)) << what << ": swiglu_lora_shrink's t";
+      }
+    }
 }
 
 // lora_gather_delta: the update alone, equal bit for bit to the expand of a zero base (zeros for
