@@ -71,6 +71,7 @@ template <bool kFive, bool kVnni>
 struct LanesQk45 {
   static constexpr size_t kBytes = kFive ? 176 : 144;
   static constexpr size_t kQs = kFive ? 48 : 16;
+  static constexpr int kPassRows = kVnni ? 8 : 4;  // activation rows per pass (lanes_rows)
 
   // Super-blocks [0, nb) of w against R rows of activations (x + i * stride), added to `sums`.
   template <int R>
@@ -127,6 +128,7 @@ struct LanesQk45 {
 template <bool kVnni>
 struct LanesQ6K {
   static constexpr size_t kBytes = 210;
+  static constexpr int kPassRows = kVnni ? 8 : 4;
 
   // As LanesQk45::rows (no mins: acc_min stays zero).
   template <int R>
@@ -201,8 +203,9 @@ void lanes_pass(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, cons
 }
 
 // Kernel::rows for `rows` weight rows against m activation rows (x + i * n / 256; out[i * out_stride
-// + r]): 4 activation rows per pass over a tile of kLaneTile weight rows, then the rows left; in
-// spans when m is at least kLaneSpanRows.
+// + r]): Kernel::kPassRows activation rows per pass over a tile of kLaneTile weight rows (8 with
+// AVX-512VL's 32 registers: each weight vector unpacked once for 8 rows; 4 with AVX2's 16), then the
+// rows left; in spans when m is at least kLaneSpanRows.
 template <class Kernel>
 void lanes_rows(const uint8_t* w, size_t row_bytes, int64_t rows, const Q8KLanesBlock* x, int64_t m, int64_t n,
                 float* out, int64_t out_stride) {
@@ -214,8 +217,13 @@ void lanes_rows(const uint8_t* w, size_t row_bytes, int64_t rows, const Q8KLanes
     const auto pass = [&]<int R>() {
       lanes_pass<Kernel, R>(w, row_bytes, r0, r1, x + i * nb, nb, spans, out + i * out_stride, out_stride);
     };
-    for (; i + 4 <= m; i += 4) pass.template operator()<4>();
+    constexpr int kRows = Kernel::kPassRows;
+    for (; i + kRows <= m; i += kRows) pass.template operator()<kRows>();
     switch (m - i) {
+      case 7: pass.template operator()<7>(); break;
+      case 6: pass.template operator()<6>(); break;
+      case 5: pass.template operator()<5>(); break;
+      case 4: pass.template operator()<4>(); break;
       case 3: pass.template operator()<3>(); break;
       case 2: pass.template operator()<2>(); break;
       case 1: pass.template operator()<1>(); break;
