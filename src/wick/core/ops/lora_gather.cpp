@@ -57,6 +57,21 @@ void check_parts(const char* op, std::vector<int64_t>& parts, int64_t out, const
   if (parts.size() == 1) parts.clear();
 }
 
+// The checks shared by the expand and the update alone: the parts, N slots, f32 scales per slot, a
+// floating b_stack and t in the shrink's dtype for it (f32, f64 for f64).
+void check_update(const char* op, std::vector<int64_t>& parts, int64_t n, int64_t out, const Tensor& t,
+                  const Tensor& slots, const Tensor& b_stack, const Tensor& scales) {
+  check_parts(op, parts, out, t, b_stack);
+  check_slots(op, slots, n);
+  const int64_t s = b_stack.shape(0);
+  WICK_CHECK(scales.dtype() == Dtype::F32 && scales.ndim() == 1 && scales.shape(0) == s, op,
+             ": scales must be f32 [", s, "], got ", dtype_name(scales.dtype()), " ", shape_str(scales.shape()));
+  WICK_CHECK(is_floating(b_stack.dtype()), op, ": b_stack must be floating, got ", dtype_name(b_stack.dtype()));
+  const Dtype acc = shrink_dtype(b_stack.dtype());
+  WICK_CHECK(t.dtype() == acc, op, ": t must be ", dtype_name(acc), " for a ", dtype_name(b_stack.dtype()),
+             " b_stack (as lora_gather_shrink gives it), got ", dtype_name(t.dtype()));
+}
+
 }  // namespace
 
 Tensor lora_gather_shrink(const Tensor& x, const Tensor& slots, const Tensor& a_stack) {
@@ -82,18 +97,10 @@ Tensor lora_gather_expand(Tensor base, const Tensor& t, const Tensor& slots, con
   const char* op = "lora_gather_expand";
   WICK_CHECK(t.ndim() == 2 && base.ndim() == 2 && base.shape(0) == t.shape(0), op,
              ": expected base[N, out] and t[N, r], got ", shape_str(base.shape()), " and ", shape_str(t.shape()));
-  int64_t n = t.shape(0), out = base.shape(1);
-  check_parts(op, parts, out, t, b_stack);
-  int64_t s = b_stack.shape(0);
-  check_slots(op, slots, n);
-  WICK_CHECK(scales.dtype() == Dtype::F32 && scales.ndim() == 1 && scales.shape(0) == s, op,
-             ": scales must be f32 [", s, "], got ", dtype_name(scales.dtype()), " ", shape_str(scales.shape()));
   WICK_CHECK(is_floating(base.dtype()) && b_stack.dtype() == base.dtype(), op,
              ": base and b_stack must share a floating dtype, got ", dtype_name(base.dtype()), " and ",
              dtype_name(b_stack.dtype()));
-  Dtype acc = base.dtype() == Dtype::F64 ? Dtype::F64 : Dtype::F32;
-  WICK_CHECK(t.dtype() == acc, op, ": t must be ", dtype_name(acc), " for a ", dtype_name(base.dtype()),
-             " base (as lora_gather_shrink gives it), got ", dtype_name(t.dtype()));
+  check_update(op, parts, t.shape(0), base.shape(1), t, slots, b_stack, scales);
   check_devices(op, base, {&t, &slots, &b_stack, &scales});
   Shape shape = base.shape();
   Dtype dtype = base.dtype();
@@ -109,15 +116,8 @@ Tensor lora_gather_delta(const Tensor& t, const Tensor& slots, const Tensor& b_s
   const char* op = "lora_gather_delta";
   WICK_CHECK(t.ndim() == 2 && b_stack.ndim() == 3, op, ": expected t[N, r] and b_stack[S, out, r], got ",
              shape_str(t.shape()), " and ", shape_str(b_stack.shape()));
-  int64_t n = t.shape(0), out = b_stack.shape(1), s = b_stack.shape(0);
-  check_parts(op, parts, out, t, b_stack);
-  check_slots(op, slots, n);
-  WICK_CHECK(scales.dtype() == Dtype::F32 && scales.ndim() == 1 && scales.shape(0) == s, op,
-             ": scales must be f32 [", s, "], got ", dtype_name(scales.dtype()), " ", shape_str(scales.shape()));
-  WICK_CHECK(is_floating(b_stack.dtype()), op, ": b_stack must be floating, got ", dtype_name(b_stack.dtype()));
-  Dtype acc = b_stack.dtype() == Dtype::F64 ? Dtype::F64 : Dtype::F32;
-  WICK_CHECK(t.dtype() == acc, op, ": t must be ", dtype_name(acc), " for a ", dtype_name(b_stack.dtype()),
-             " b_stack (as lora_gather_shrink gives it), got ", dtype_name(t.dtype()));
+  const int64_t n = t.shape(0), out = b_stack.shape(1);
+  check_update(op, parts, n, out, t, slots, b_stack, scales);
   check_devices(op, t, {&slots, &b_stack, &scales});
   return Tensor::make({n, out}, b_stack.dtype(), t.device(), std::make_shared<LoraGatherDelta>(std::move(parts)),
                       {t, slots, b_stack, scales});
