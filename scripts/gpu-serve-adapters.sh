@@ -50,6 +50,7 @@ if [ -n "${AB_DIR:-}" ]; then
   cp build-gpu/bin/wick "$OUT/wick-a"
   IFS=: read -r -a ab_dirs <<<"$AB_DIR"
   names=(b c d e)
+  [ ${#ab_dirs[@]} -le ${#names[@]} ] || { say "FATAL: AB_DIR names ${#ab_dirs[@]} folders, at most ${#names[@]}"; exit 2; }
   for k in "${!ab_dirs[@]}"; do
     v=${names[$k]} dir=${ab_dirs[$k]}
     mapfile -t ab_files < <(cd "$dir" && find . -type f | sed 's|^\./||')
